@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install every build and run dependency of rlhf.cpp from Debian 12 packages.
+#
+#   scripts/setup.sh          # idempotent: installs only what is missing
+#
+# Selects OpenBLAS (OpenMP flavour) as the system BLAS/LAPACK: Debian's LibTorch otherwise
+# runs matmuls on the reference BLAS, about 30x slower.
+set -euo pipefail
+
+packages=(
+    build-essential cmake ninja-build pkg-config git
+    libtorch-dev            # LibTorch 1.13 (CPU), with c10d/Gloo
+    libgloo-dev             # Gloo headers for ProcessGroupGloo
+    libsentencepiece-dev    # tokenizer (loaded through a dlmopen shim, see src/tokenizer/)
+    libblas-dev             # CBLAS header for the fused CPU attention kernel
+    libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+    catch2                  # v2 on Debian 12
+    libopenblas0-openmp     # fast BLAS for LibTorch on CPU
+    python3-torch python3-numpy  # /usr/bin/python3 reference computations in tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    echo "setup: all packages present"
+fi
+
+# Point the BLAS and LAPACK alternatives at OpenBLAS-openmp (idempotent).
+arch_dir=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+for lib in libblas.so.3 liblapack.so.3; do
+    target="$arch_dir/openblas-openmp/$lib"
+    name="$lib-$(basename "$arch_dir")"
+    if [ -e "$target" ] && [ "$(readlink -f "/etc/alternatives/$name" 2>/dev/null)" != "$target" ]; then
+        as_root update-alternatives --set "$name" "$target"
+    fi
+done
