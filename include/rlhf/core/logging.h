@@ -1,0 +1,30 @@
+// Logging: spdlog to the console (stderr) and, once a run directory exists, to <run_dir>/train.log.
+//
+// The console sink also owns a "status line" (the progress bar): log messages clear it, print,
+// and redraw it, so bars and log lines never garble each other. On a non-terminal stderr the
+// status line is not drawn at all.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <string>
+
+namespace rlhf {
+
+// Console logging at `level` ("debug", "info", "warn", "error"). Safe to call more than once.
+void init_logging(const std::string& level = "info");
+
+// Add a file sink writing every message to `path` (appends; creates parent directories).
+void add_log_file(const std::filesystem::path& path);
+
+// Show `line` as the live status line (nothing happens when stderr is not a terminal).
+void set_status_line(const std::string& line);
+
+// Remove the status line, leaving the terminal at the start of an empty line.
+void clear_status_line();
+
+// True when stderr is an interactive terminal.
+bool stderr_is_tty();
+
+}  // namespace rlhf

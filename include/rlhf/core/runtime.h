@@ -1,0 +1,32 @@
+// Threads, device and seeds are chosen once, here, before any tensor work.
+//
+// Debian's LibTorch starts with ONE intra-op thread; without init_runtime() a 2-core machine
+// trains at half speed.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace rlhf {
+
+struct Runtime {
+    torch::Device device{torch::kCPU};
+    int threads = 1;  // intra-op threads actually in use
+};
+
+// threads <= 0 means "all cores". device: "cpu", "cuda", "cuda:N" or "auto".
+// Seeds LibTorch's global CPU (and CUDA) generators with `seed`.
+Runtime init_runtime(int threads, uint64_t seed, const std::string& device);
+
+// Number of cores this process may run on (sched_getaffinity, falling back to hardware_concurrency).
+int available_cores();
+
+// Peak resident memory of this process so far, in MiB (getrusage).
+double peak_rss_mib();
+
+// Parse a device string; throws rlhf::Error (with `where`) for unknown names or absent CUDA.
+torch::Device parse_device(const std::string& name, const std::string& where);
+
+}  // namespace rlhf

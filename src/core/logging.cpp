@@ -1,0 +1,88 @@
+#include "rlhf/core/logging.h"
+
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <mutex>
+
+namespace rlhf {
+
+namespace {
+
+// Console sink that keeps one status line at the bottom of the terminal.
+class StatusAwareSink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit StatusAwareSink(bool tty) : tty_(tty) {}
+
+    void set_status(const std::string& line) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!tty_) return;
+        status_ = line;
+        std::fprintf(stderr, "\r\033[K%s", status_.c_str());
+        std::fflush(stderr);
+    }
+
+    void clear_status() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!tty_ || status_.empty()) return;
+        std::fprintf(stderr, "\r\033[K");
+        std::fflush(stderr);
+        status_.clear();
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t formatted;
+        formatter_->format(msg, formatted);
+        if (tty_ && !status_.empty()) std::fputs("\r\033[K", stderr);
+        std::fwrite(formatted.data(), 1, formatted.size(), stderr);
+        if (tty_ && !status_.empty()) std::fputs(status_.c_str(), stderr);
+        std::fflush(stderr);
+    }
+    void flush_() override { std::fflush(stderr); }
+
+private:
+    bool tty_;
+    std::string status_;
+};
+
+std::shared_ptr<StatusAwareSink>& console_sink() {
+    static std::shared_ptr<StatusAwareSink> sink;
+    return sink;
+}
+
+}  // namespace
+
+bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
+
+void init_logging(const std::string& level) {
+    auto& sink = console_sink();
+    if (!sink) {
+        sink = std::make_shared<StatusAwareSink>(stderr_is_tty());
+        sink->set_pattern("[%H:%M:%S] %^%l%$ %v");
+        auto logger = std::make_shared<spdlog::logger>("rlhf", sink);
+        spdlog::set_default_logger(logger);
+    }
+    spdlog::set_level(spdlog::level::from_str(level));
+    spdlog::flush_on(spdlog::level::info);
+}
+
+void add_log_file(const std::filesystem::path& path) {
+    init_logging();
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
+    file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
+    spdlog::default_logger()->sinks().push_back(file);
+}
+
+void set_status_line(const std::string& line) {
+    if (auto& sink = console_sink()) sink->set_status(line);
+}
+
+void clear_status_line() {
+    if (auto& sink = console_sink()) sink->clear_status();
+}
+
+}  // namespace rlhf

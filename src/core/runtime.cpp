@@ -1,0 +1,59 @@
+#include "rlhf/core/runtime.h"
+
+#include <ATen/Parallel.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <torch/cuda.h>
+#include <torch/utils.h>
+
+#include <thread>
+
+#include "rlhf/core/error.h"
+
+namespace rlhf {
+
+int available_cores() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    unsigned hw = std::thread::hardware_concurrency();
+    return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+double peak_rss_mib() {
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+torch::Device parse_device(const std::string& name, const std::string& where) {
+    if (name == "cpu") return torch::kCPU;
+    if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+    if (name.rfind("cuda", 0) == 0) {
+        if (!torch::cuda::is_available()) {
+            throw Error("device '" + name + "' requested but CUDA is not available in this LibTorch build",
+                        where, "use runtime.device=cpu, or build against a CUDA LibTorch");
+        }
+        try {
+            return torch::Device(name);
+        } catch (const c10::Error&) {
+            throw Error("cannot parse device '" + name + "'", where, "use cuda or cuda:N");
+        }
+    }
+    throw Error("unknown device '" + name + "'", where, "use cpu, cuda, cuda:N or auto");
+}
+
+Runtime init_runtime(int threads, uint64_t seed, const std::string& device) {
+    Runtime rt;
+    rt.threads = threads > 0 ? threads : available_cores();
+    // Intra-op parallelism: LibTorch's OpenMP pool and (through it) OpenBLAS-openmp.
+    at::set_num_threads(rt.threads);
+    rt.device = parse_device(device, "runtime.device");
+    torch::manual_seed(seed);  // CPU generator and, when present, every CUDA generator
+    return rt;
+}
+
+}  // namespace rlhf
