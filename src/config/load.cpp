@@ -1,0 +1,434 @@
+#include "rlhf/config/load.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+#include <variant>
+
+#include "rlhf/config/presets.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+
+namespace rlhf {
+
+namespace {
+
+using FieldRef = std::variant<int*, int64_t*, uint64_t*, double*, bool*, std::string*, std::vector<std::string>*>;
+
+// One YAML key: where it lives in RunConfig, what it means, and its allowed values.
+struct Field {
+    std::string key;
+    FieldRef ref;
+    std::string doc;
+    double min = -std::numeric_limits<double>::infinity();
+    double max = std::numeric_limits<double>::infinity();
+    std::vector<std::string> choices;  // for strings; empty = any
+};
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// The single table of every key. Adding a field to config.h means adding a row here (the
+// round-trip test in tests/config fails otherwise).
+std::vector<Field> fields_of(RunConfig& c) {
+    return {
+        {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo"}},
+        {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
+
+        {"runtime.threads", &c.runtime.threads, "intra-op CPU threads; 0 = all cores", 0, 4096},
+        {"runtime.seed", &c.runtime.seed, "seeds weights, dropout and the data sampler"},
+        {"runtime.device", &c.runtime.device, "cpu | cuda | cuda:N | auto"},
+        {"runtime.dtype", &c.runtime.dtype, "compute precision of matmuls (weights and optimizer stay fp32)",
+         -kInf, kInf, {"float32", "bfloat16"}},
+        {"runtime.log_level", &c.runtime.log_level, "console and file log level", -kInf, kInf,
+         {"debug", "info", "warn", "error"}},
+
+        {"model.preset", &c.model.preset, "named size; explicit n_layer/n_head/n_embd/block_size win",
+         -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},
+        {"model.arch", &c.model.arch, "gpt2 = pre-LN + final LayerNorm; gpt1 = post-LN", -kInf, kInf, {"gpt2", "gpt1"}},
+        {"model.n_layer", &c.model.n_layer, "transformer blocks", 1, 1024},
+        {"model.n_head", &c.model.n_head, "attention heads per block", 1, 1024},
+        {"model.n_embd", &c.model.n_embd, "residual stream width (divisible by n_head)", 1, 65536},
+        {"model.block_size", &c.model.block_size, "context window in tokens", 1, 1 << 20},
+        {"model.vocab_size", &c.model.vocab_size, "0 = the tokenizer's size; larger pads the embedding", 0, 1 << 24},
+        {"model.bias", &c.model.bias, "biases in Linear and LayerNorm layers"},
+        {"model.dropout", &c.model.dropout, "dropout on embeddings, attention and residual branches", 0, 0.999},
+
+        {"tokenizer.path", &c.tokenizer.path, "tokenizer directory; empty = train one into <out_dir>/tokenizer"},
+        {"tokenizer.model_type", &c.tokenizer.model_type, "when training: bpe | unigram | char", -kInf, kInf,
+         {"bpe", "unigram", "char"}},
+        {"tokenizer.vocab_size", &c.tokenizer.vocab_size, "when training: target size (0 = all characters, char only)",
+         0, 1 << 20},
+
+        {"data.text", &c.data.text, "raw text files, tokenized into <out_dir>/data on the first run"},
+        {"data.shards", &c.data.shards, "or: a token-shard directory made by `rlhf data prepare`"},
+        {"data.val_fraction", &c.data.val_fraction, "tail of the token stream held out for validation", 0, 0.5},
+        {"data.sampler", &c.data.sampler, "epoch: shuffled non-overlapping windows, every token once per epoch; "
+         "random: windows drawn with replacement (nanoGPT)", -kInf, kInf, {"epoch", "random"}},
+
+        {"optim.lr", &c.optim.lr, "peak learning rate (end of warmup)", 0, 10},
+        {"optim.min_lr", &c.optim.min_lr, "learning rate at the end of the cosine decay", 0, 10},
+        {"optim.lr_warmup_steps", &c.optim.lr_warmup_steps, "linear warmup steps", 0, kInf},
+        {"optim.lr_decay_steps", &c.optim.lr_decay_steps, "step where the cosine reaches min_lr; 0 = train.max_steps",
+         0, kInf},
+        {"optim.weight_decay", &c.optim.weight_decay, "AdamW decoupled weight decay on >=2-D tensors", 0, 10},
+        {"optim.beta1", &c.optim.beta1, "AdamW beta1", 0, 0.999999},
+        {"optim.beta2", &c.optim.beta2, "AdamW beta2", 0, 0.999999999},
+        {"optim.eps", &c.optim.eps, "AdamW epsilon", 0, 1},
+        {"optim.grad_clip", &c.optim.grad_clip, "max global gradient norm; 0 = no clipping", 0, kInf},
+
+        {"train.max_steps", &c.train.max_steps, "optimizer steps", 1, kInf},
+        {"train.batch_size", &c.train.batch_size, "sequences per micro-batch", 1, 1 << 20},
+        {"train.grad_accum_steps", &c.train.grad_accum_steps, "micro-batches per optimizer step", 1, 1 << 20},
+        {"train.eval_every", &c.train.eval_every, "steps between evaluations; 0 = only at the end", 0, kInf},
+        {"train.eval_batches", &c.train.eval_batches, "batches per split and evaluation", 1, 1 << 20},
+        {"train.log_every", &c.train.log_every, "steps between console log lines", 1, kInf},
+
+        {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
+        {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},
+    };
+}
+
+std::string describe_mark(const std::string& source, const YAML::Mark& mark) {
+    if (mark.is_null()) return source;
+    return source + ":" + std::to_string(mark.line + 1);
+}
+
+// Levenshtein distance, for "did you mean".
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t prev = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t cur = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            prev = cur;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string suggest(const std::string& key, const std::vector<Field>& fields) {
+    std::string best;
+    size_t best_d = 4;  // only close matches are worth suggesting
+    for (const auto& f : fields) {
+        // Compare with the full key and with its last component (a misplaced key).
+        std::string last = f.key.substr(f.key.rfind('.') + 1);
+        std::string key_last = key.substr(key.rfind('.') + 1);
+        size_t d = std::min(edit_distance(key, f.key), edit_distance(key_last, last) + (key == key_last ? 0 : 1));
+        if (d < best_d) {
+            best_d = d;
+            best = f.key;
+        }
+    }
+    return best.empty() ? "see docs/config.md for the list of keys" : "did you mean '" + best + "'?";
+}
+
+std::string scalar_text(const YAML::Node& node) {
+    if (node.IsScalar()) return node.Scalar();
+    if (node.IsSequence()) return "a list";
+    if (node.IsMap()) return "a mapping";
+    return "nothing";
+}
+
+// Assigns a YAML node to a field; returns "" or a message describing the type problem.
+std::string assign(const Field& field, const YAML::Node& node) {
+    if (node.IsNull()) return "has no value";
+    try {
+        return std::visit(
+            [&](auto* target) -> std::string {
+                using T = std::remove_pointer_t<decltype(target)>;
+                if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+                    if (node.IsScalar()) {
+                        *target = {node.Scalar()};
+                    } else if (node.IsSequence()) {
+                        target->clear();
+                        for (const auto& item : node) {
+                            if (!item.IsScalar()) return "expected a list of strings";
+                            target->push_back(item.Scalar());
+                        }
+                    } else {
+                        return "expected a string or a list of strings, got " + scalar_text(node);
+                    }
+                    return "";
+                } else {
+                    if (!node.IsScalar()) return "expected a single value, got " + scalar_text(node);
+                    if constexpr (std::is_same_v<T, bool>) {
+                        *target = node.as<bool>();
+                    } else if constexpr (std::is_same_v<T, std::string>) {
+                        *target = node.Scalar();
+                    } else if constexpr (std::is_same_v<T, double>) {
+                        double v = node.as<double>();
+                        if (!std::isfinite(v)) return "must be a finite number, got '" + node.Scalar() + "'";
+                        *target = v;
+                    } else {
+                        *target = node.as<T>();
+                    }
+                    return "";
+                }
+            },
+            field.ref);
+    } catch (const YAML::BadConversion&) {
+        const char* kind = std::visit(
+            [](auto* t) -> const char* {
+                using T = std::remove_pointer_t<decltype(t)>;
+                if constexpr (std::is_same_v<T, bool>) return "true or false";
+                else if constexpr (std::is_same_v<T, double>) return "a number";
+                else if constexpr (std::is_same_v<T, std::string>) return "a string";
+                else return "an integer";
+            },
+            field.ref);
+        return std::string("expected ") + kind + ", got '" + scalar_text(node) + "'";
+    }
+}
+
+std::string value_text(const FieldRef& ref) {
+    return std::visit(
+        [](auto* v) -> std::string {
+            using T = std::remove_pointer_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::vector<std::string>>) return fmt::format("[{}]", fmt::join(*v, ", "));
+            else if constexpr (std::is_same_v<T, bool>) return *v ? "true" : "false";
+            else if constexpr (std::is_same_v<T, std::string>) return *v;
+            else return fmt::format("{}", *v);
+        },
+        ref);
+}
+
+double numeric_value(const FieldRef& ref) {
+    return std::visit(
+        [](auto* v) -> double {
+            using T = std::remove_pointer_t<decltype(v)>;
+            if constexpr (std::is_arithmetic_v<T>) return static_cast<double>(*v);
+            else return 0.0;
+        },
+        ref);
+}
+
+bool is_numeric(const FieldRef& ref) {
+    return std::visit([](auto* v) { return std::is_arithmetic_v<std::remove_pointer_t<decltype(v)>>; }, ref) &&
+           !std::holds_alternative<bool*>(ref);
+}
+
+class Loader {
+public:
+    Loader(RunConfig& cfg, std::string source) : cfg_(cfg), source_(std::move(source)), fields_(fields_of(cfg)) {}
+
+    void load_yaml(const std::string& text) {
+        YAML::Node root;
+        try {
+            root = YAML::Load(text);
+        } catch (const YAML::ParserException& e) {
+            throw Error("invalid YAML: " + e.msg, describe_mark(source_, e.mark), "fix the syntax at that line");
+        }
+        if (root.IsNull()) return;
+        if (!root.IsMap()) {
+            throw Error("a config must be a mapping of keys (stage:, model:, …)", describe_mark(source_, root.Mark()), "");
+        }
+        walk(root, "");
+    }
+
+    void apply_override(const std::string& assignment) {
+        auto eq = assignment.find('=');
+        std::string where = "--set " + assignment;
+        if (eq == std::string::npos || eq == 0) {
+            errors_.push_back(where + ": expected key=value, e.g. --set train.max_steps=100");
+            return;
+        }
+        std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+        const Field* field = find(key);
+        if (!field) {
+            errors_.push_back(where + ": unknown key '" + key + "' (" + suggest(key, fields_) + ")");
+            return;
+        }
+        YAML::Node node;
+        try {
+            node = value.empty() ? YAML::Node(std::string()) : YAML::Load(value);
+        } catch (const YAML::ParserException& e) {
+            errors_.push_back(where + ": cannot parse value: " + e.msg);
+            return;
+        }
+        if (node.IsNull() && std::holds_alternative<std::string*>(field->ref)) node = YAML::Node(std::string());
+        set(*field, node, "--set " + key);
+    }
+
+    void finish() {
+        std::set<std::string> explicit_keys;
+        for (const auto& [k, _] : locations_) explicit_keys.insert(k);
+        if (!apply_model_preset(cfg_.model, explicit_keys)) {
+            // Reported by the choices check below.
+        }
+        validate();
+        if (!errors_.empty()) {
+            std::string all;
+            for (size_t i = 0; i < errors_.size(); ++i) all += (i ? "\n" : "") + errors_[i];
+            throw Error(all);
+        }
+    }
+
+private:
+    const Field* find(const std::string& key) const {
+        for (const auto& f : fields_) if (f.key == key) return &f;
+        return nullptr;
+    }
+
+    bool is_section(const std::string& prefix) const {
+        for (const auto& f : fields_) if (f.key.rfind(prefix + ".", 0) == 0) return true;
+        return false;
+    }
+
+    void walk(const YAML::Node& map, const std::string& prefix) {
+        for (const auto& kv : map) {
+            std::string name = kv.first.as<std::string>();
+            std::string key = prefix.empty() ? name : prefix + "." + name;
+            std::string where = describe_mark(source_, kv.first.Mark());
+            if (const Field* field = find(key)) {
+                set(*field, kv.second, where);
+            } else if (is_section(key)) {
+                if (kv.second.IsMap()) walk(kv.second, key);
+                else if (!kv.second.IsNull())
+                    errors_.push_back(where + ": " + key + ": expected a mapping of " + key + ".* keys");
+            } else {
+                errors_.push_back(where + ": unknown key '" + key + "' (" + suggest(key, fields_) + ")");
+            }
+        }
+    }
+
+    void set(const Field& field, const YAML::Node& node, const std::string& where) {
+        std::string problem = assign(field, node);
+        if (!problem.empty()) {
+            errors_.push_back(where + ": " + field.key + ": " + problem);
+            return;
+        }
+        locations_[field.key] = where;
+    }
+
+    std::string location(const std::string& key) const {
+        auto it = locations_.find(key);
+        return it != locations_.end() ? it->second : source_;
+    }
+
+    void fail(const std::string& key, const std::string& message) {
+        errors_.push_back(location(key) + ": " + key + ": " + message);
+    }
+
+    void validate() {
+        for (const auto& f : fields_) {
+            if (is_numeric(f.ref)) {
+                double v = numeric_value(f.ref);
+                if (v < f.min || v > f.max) {
+                    fail(f.key, fmt::format("{} is out of range [{}, {}]", value_text(f.ref), f.min, f.max));
+                }
+            }
+            if (!f.choices.empty()) {
+                const std::string& v = *std::get<std::string*>(f.ref);
+                if (std::find(f.choices.begin(), f.choices.end(), v) == f.choices.end()) {
+                    fail(f.key, fmt::format("'{}' is not one of: {}", v, fmt::join(f.choices, ", ")));
+                }
+            }
+        }
+        const ModelConfig& m = cfg_.model;
+        if (m.n_head > 0 && m.n_embd % m.n_head != 0) {
+            fail("model.n_embd", fmt::format("{} is not divisible by model.n_head = {}", m.n_embd, m.n_head));
+        }
+        if (cfg_.optim.min_lr > cfg_.optim.lr) {
+            fail("optim.min_lr", fmt::format("{} exceeds optim.lr = {}", cfg_.optim.min_lr, cfg_.optim.lr));
+        }
+        if (cfg_.out_dir.empty()) fail("out_dir", "must not be empty");
+        if (cfg_.stage == "pretrain") {
+            if (cfg_.data.text.empty() && cfg_.data.shards.empty()) {
+                fail("data.text", "pretraining needs data: set data.text (raw text files) or data.shards");
+            }
+            if (!cfg_.data.text.empty() && !cfg_.data.shards.empty()) {
+                fail("data.shards", "set either data.text or data.shards, not both");
+            }
+            if (cfg_.tokenizer.path.empty() && cfg_.data.text.empty()) {
+                fail("tokenizer.path", "needed with data.shards: the tokenizer the shards were made with");
+            }
+            if (cfg_.tokenizer.path.empty() && cfg_.tokenizer.model_type != "char" && cfg_.tokenizer.vocab_size == 0) {
+                fail("tokenizer.vocab_size", "training a " + cfg_.tokenizer.model_type + " tokenizer needs a size");
+            }
+        }
+        if (cfg_.runtime.device != "cpu" && cfg_.runtime.device != "auto" &&
+            cfg_.runtime.device.rfind("cuda", 0) != 0) {
+            fail("runtime.device", "'" + cfg_.runtime.device + "' is not one of: cpu, cuda, cuda:N, auto");
+        }
+    }
+
+    RunConfig& cfg_;
+    std::string source_;
+    std::vector<Field> fields_;
+    std::map<std::string, std::string> locations_;  // key -> where it was set
+    std::vector<std::string> errors_;
+};
+
+}  // namespace
+
+RunConfig load_config_text(const std::string& yaml, const std::string& source,
+                           const std::vector<std::string>& overrides) {
+    RunConfig cfg;
+    cfg.source = source;
+    Loader loader(cfg, source);
+    loader.load_yaml(yaml);
+    for (const auto& o : overrides) loader.apply_override(o);
+    loader.finish();
+    return cfg;
+}
+
+RunConfig load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides) {
+    if (!std::filesystem::exists(path)) {
+        throw Error("config file not found", path.string(), "check the path (configs/ holds the shipped ones)");
+    }
+    return load_config_text(read_file(path), path.string(), overrides);
+}
+
+std::string dump_config(const RunConfig& cfg) {
+    RunConfig copy = cfg;
+    YAML::Emitter out;
+    out << YAML::BeginMap;
+    std::string section;
+    for (const auto& f : fields_of(copy)) {
+        auto dot = f.key.find('.');
+        std::string sec = dot == std::string::npos ? "" : f.key.substr(0, dot);
+        std::string name = dot == std::string::npos ? f.key : f.key.substr(dot + 1);
+        if (sec != section) {
+            if (!section.empty()) out << YAML::EndMap;
+            if (!sec.empty()) out << YAML::Key << sec << YAML::Value << YAML::BeginMap;
+            section = sec;
+        }
+        out << YAML::Key << name << YAML::Value;
+        std::visit(
+            [&](auto* v) {
+                using T = std::remove_pointer_t<decltype(v)>;
+                if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+                    out << YAML::Flow << YAML::BeginSeq;
+                    for (const auto& s : *v) out << YAML::DoubleQuoted << s;
+                    out << YAML::EndSeq;
+                } else if constexpr (std::is_same_v<T, std::string>) {
+                    out << YAML::DoubleQuoted << *v;
+                } else if constexpr (std::is_same_v<T, bool>) {
+                    out << (*v ? "true" : "false");
+                } else {
+                    out << fmt::format("{}", *v);  // shortest text that reads back exactly
+                }
+            },
+            f.ref);
+    }
+    if (!section.empty()) out << YAML::EndMap;
+    out << YAML::EndMap;
+    return std::string(out.c_str()) + "\n";
+}
+
+std::vector<ConfigKeyDoc> config_key_docs() {
+    RunConfig defaults;
+    std::vector<ConfigKeyDoc> docs;
+    for (const auto& f : fields_of(defaults)) docs.push_back({f.key, value_text(f.ref), f.doc});
+    return docs;
+}
+
+}  // namespace rlhf
