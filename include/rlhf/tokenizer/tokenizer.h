@@ -1,0 +1,59 @@
+// Tokenizer: a SentencePiece model (BPE, unigram or char) with distinct special ids.
+//
+// Id layout of every tokenizer we train:  0 <unk>, 1 <s> (BOS), 2 </s> (EOS), 3 <pad>, 4 "\n",
+// 5 "\t", then user symbols, byte pieces (with byte fallback) and learned pieces. PAD is never EOS: the
+// reward model reads its score at the last real token, which must not be confused with padding.
+// encode() adds no BOS/EOS; callers add them explicitly where a format calls for them.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct RlhfSpm;
+
+namespace rlhf {
+
+class Tokenizer {
+public:
+    // `path` is a tokenizer directory (holding tokenizer.model) or a .model file.
+    static Tokenizer load(const std::filesystem::path& path);
+    // From the serialized model proto; `source` names where it came from, for error messages.
+    static Tokenizer from_model_bytes(std::string model_bytes, const std::string& source);
+
+    std::vector<int32_t> encode(std::string_view text) const;
+    // Special ids (BOS, EOS, PAD) are dropped; ids outside the vocabulary are an error.
+    std::string decode(const std::vector<int32_t>& ids) const;
+    std::string piece(int32_t id) const;
+    // Id of an exact piece, or -1 if the vocabulary lacks it.
+    int32_t piece_to_id(std::string_view piece) const;
+
+    int32_t vocab_size() const { return vocab_size_; }
+    int32_t unk_id() const { return unk_id_; }
+    int32_t bos_id() const { return bos_id_; }
+    int32_t eos_id() const { return eos_id_; }
+    int32_t pad_id() const { return pad_id_; }
+
+    // The serialized model (copied into checkpoints) and its fingerprint (checked against shards).
+    const std::string& model_bytes() const { return *model_bytes_; }
+    uint64_t fingerprint() const { return fingerprint_; }
+    const std::string& source() const { return source_; }
+
+    // Write <dir>/tokenizer.model and a human-readable <dir>/tokenizer.vocab.
+    void save(const std::filesystem::path& dir) const;
+
+private:
+    std::shared_ptr<RlhfSpm> spm_;
+    std::shared_ptr<const std::string> model_bytes_;
+    std::string source_;
+    uint64_t fingerprint_ = 0;
+    int32_t vocab_size_ = 0, unk_id_ = -1, bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+};
+
+// File name of the model inside a tokenizer directory.
+inline constexpr const char* kTokenizerModelFile = "tokenizer.model";
+
+}  // namespace rlhf

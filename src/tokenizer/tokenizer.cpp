@@ -1,0 +1,118 @@
+#include "rlhf/tokenizer/tokenizer.h"
+
+#include <sstream>
+
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/tokenizer/spm_loader.h"
+
+namespace rlhf {
+
+namespace {
+constexpr size_t kErrCap = 512;
+}
+
+Tokenizer Tokenizer::load(const std::filesystem::path& path) {
+    std::filesystem::path model = std::filesystem::is_directory(path) ? path / kTokenizerModelFile : path;
+    if (!std::filesystem::exists(model)) {
+        throw Error("tokenizer model not found", model.string(),
+                    "train one with `rlhf tokenizer train` or point at a directory holding tokenizer.model");
+    }
+    return from_model_bytes(read_file(model), model.string());
+}
+
+Tokenizer Tokenizer::from_model_bytes(std::string model_bytes, const std::string& source) {
+    const SpmApi& api = spm_api();
+    char err[kErrCap] = {0};
+    RlhfSpm* raw = api.load(model_bytes.data(), model_bytes.size(), err, kErrCap);
+    if (!raw) throw Error(std::string("not a valid SentencePiece model: ") + err, source,
+                          "the file is corrupted or is not a tokenizer.model");
+    Tokenizer tok;
+    tok.spm_ = std::shared_ptr<RlhfSpm>(raw, [destroy = api.destroy](RlhfSpm* p) { destroy(p); });
+    tok.fingerprint_ = fnv1a64(model_bytes.data(), model_bytes.size());
+    tok.model_bytes_ = std::make_shared<const std::string>(std::move(model_bytes));
+    tok.source_ = source;
+    tok.vocab_size_ = api.info(raw, RLHF_SPM_PIECES);
+    tok.unk_id_ = api.info(raw, RLHF_SPM_UNK);
+    tok.bos_id_ = api.info(raw, RLHF_SPM_BOS);
+    tok.eos_id_ = api.info(raw, RLHF_SPM_EOS);
+    tok.pad_id_ = api.info(raw, RLHF_SPM_PAD);
+    if (tok.bos_id_ < 0 || tok.eos_id_ < 0 || tok.pad_id_ < 0 || tok.pad_id_ == tok.eos_id_) {
+        throw Error("tokenizer needs distinct BOS, EOS and PAD ids (found bos " + std::to_string(tok.bos_id_) +
+                        ", eos " + std::to_string(tok.eos_id_) + ", pad " + std::to_string(tok.pad_id_) + ")",
+                    source, "train it with `rlhf tokenizer train`, which reserves all three");
+    }
+    return tok;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+    const SpmApi& api = spm_api();
+    char err[kErrCap] = {0};
+    // Every piece covers at least one input byte, so len + 1 ids always suffice; the retry is a
+    // safety net, not the common path.
+    std::vector<int> ids(text.size() + 1);
+    long n = api.encode(spm_.get(), text.data(), text.size(), ids.data(), ids.size(), err, kErrCap);
+    if (n > static_cast<long>(ids.size())) {
+        ids.resize(static_cast<size_t>(n));
+        n = api.encode(spm_.get(), text.data(), text.size(), ids.data(), ids.size(), err, kErrCap);
+    }
+    if (n < 0) throw Error(std::string("encoding failed: ") + err, source_, "");
+    return std::vector<int32_t>(ids.begin(), ids.begin() + n);
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+    std::vector<int> kept;
+    kept.reserve(ids.size());
+    for (int32_t id : ids) {
+        if (id < 0 || id >= vocab_size_) {
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                            std::to_string(vocab_size_) + ")",
+                        source_, "the model and tokenizer do not belong together");
+        }
+        if (id == bos_id_ || id == eos_id_ || id == pad_id_) continue;
+        kept.push_back(id);
+    }
+    const SpmApi& api = spm_api();
+    char err[kErrCap] = {0};
+    std::string out(kept.size() * 4 + 16, '\0');
+    long n = api.decode(spm_.get(), kept.data(), kept.size(), out.data(), out.size(), err, kErrCap);
+    if (n > static_cast<long>(out.size())) {
+        out.resize(static_cast<size_t>(n));
+        n = api.decode(spm_.get(), kept.data(), kept.size(), out.data(), out.size(), err, kErrCap);
+    }
+    if (n < 0) throw Error(std::string("decoding failed: ") + err, source_, "");
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+std::string Tokenizer::piece(int32_t id) const {
+    const SpmApi& api = spm_api();
+    std::string out(64, '\0');
+    long n = api.piece(spm_.get(), id, out.data(), out.size());
+    if (n > static_cast<long>(out.size())) {
+        out.resize(static_cast<size_t>(n));
+        n = api.piece(spm_.get(), id, out.data(), out.size());
+    }
+    if (n < 0) throw Error("token id " + std::to_string(id) + " is outside the vocabulary", source_, "");
+    out.resize(static_cast<size_t>(n));
+    return out;
+}
+
+int32_t Tokenizer::piece_to_id(std::string_view piece_text) const {
+    return spm_api().piece_to_id(spm_.get(), piece_text.data(), piece_text.size());
+}
+
+void Tokenizer::save(const std::filesystem::path& dir) const {
+    ensure_dir(dir);
+    atomic_write(dir / kTokenizerModelFile, model_bytes());
+    std::ostringstream vocab;
+    for (int32_t id = 0; id < vocab_size_; ++id) {
+        std::string p = piece(id);
+        if (p == "\n") p = "\\n";
+        if (p == "\t") p = "\\t";
+        vocab << id << '\t' << p << '\n';
+    }
+    atomic_write(dir / "tokenizer.vocab", vocab.str());
+}
+
+}  // namespace rlhf
