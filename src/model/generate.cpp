@@ -1,0 +1,197 @@
+#include "rlhf/model/generate.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+#include "rlhf/core/error.h"
+#include "rlhf/train/precision.h"
+
+namespace rlhf {
+
+using torch::indexing::None;
+using torch::indexing::Slice;
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Samples one token per row from logits (B, V) fp32. Returns (token (B), logprob (B)).
+std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, const SamplingOptions& opts,
+                                               torch::Generator& gen) {
+    const bool greedy = opts.temperature == 0.0;
+    auto scaled = greedy ? logits : logits / opts.temperature;
+    // log p under the temperature-scaled distribution over the full vocabulary: what a training
+    // forward computes, so PPO's first ratio is exactly 1. top-k / top-p only choose the token.
+    auto logp = torch::log_softmax(scaled, -1);  // (B, V)
+    auto filtered = scaled.clone();
+    if (opts.vocab_limit > 0 && opts.vocab_limit < filtered.size(-1)) {
+        filtered.index_put_({Slice(), Slice(opts.vocab_limit, None)}, kNegInf);
+    }
+    torch::Tensor token;
+    if (greedy) {
+        token = filtered.argmax(-1);
+    } else {
+        if (opts.top_k > 0 && opts.top_k < filtered.size(-1)) {
+            auto kth = std::get<0>(filtered.topk(opts.top_k, -1)).index({Slice(), Slice(-1, None)});  // (B, 1)
+            filtered.masked_fill_(filtered < kth, kNegInf);
+        }
+        if (opts.top_p < 1.0) {
+            auto [sorted, order] = filtered.sort(-1, /*descending=*/true);
+            auto cum = torch::softmax(sorted, -1).cumsum(-1);
+            // Drop a token when the tokens before it already reach top_p (the first always stays).
+            auto drop = (cum - torch::softmax(sorted, -1)) >= opts.top_p;
+            sorted.masked_fill_(drop, kNegInf);
+            filtered = torch::full_like(filtered, kNegInf).scatter(-1, order, sorted);
+        }
+        token = torch::multinomial(torch::softmax(filtered, -1), 1, /*replacement=*/false, gen).squeeze(-1);
+    }
+    return {token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)};
+}
+
+}  // namespace
+
+void validate_sampling(const SamplingOptions& o, int64_t block_size) {
+    if (o.max_new_tokens < 1) throw Error("must be at least 1", "max_new_tokens", "");
+    if (o.max_new_tokens >= block_size) {
+        throw Error(std::to_string(o.max_new_tokens) + " new tokens leave no room for a prompt in the " +
+                        std::to_string(block_size) + "-token context window",
+                    "max_new_tokens", "use at most block_size - 1 = " + std::to_string(block_size - 1));
+    }
+    if (!(o.temperature >= 0.0) || !std::isfinite(o.temperature)) {
+        throw Error("must be >= 0 (got " + fmt::format("{}", o.temperature) + ")", "temperature",
+                    "0 = greedy, 1 = the model's distribution");
+    }
+    if (!(o.top_p > 0.0 && o.top_p <= 1.0)) {
+        throw Error("must be in (0, 1] (got " + fmt::format("{}", o.top_p) + ")", "top_p", "1 disables it");
+    }
+    if (o.top_k < 0) throw Error("must be >= 0 (got " + std::to_string(o.top_k) + ")", "top_k", "0 disables it");
+}
+
+torch::Generator make_generator(uint64_t seed, const torch::Device& device) {
+    auto gen = at::globalContext().defaultGenerator(device).clone();
+    gen.set_current_seed(seed);
+    return gen;
+}
+
+std::pair<torch::Tensor, torch::Tensor> left_pad(const std::vector<std::vector<int32_t>>& prompts, int64_t pad_id,
+                                                  const torch::Device& device) {
+    size_t max_len = 0;
+    for (const auto& p : prompts) max_len = std::max(max_len, p.size());
+    const auto B = static_cast<int64_t>(prompts.size()), P = static_cast<int64_t>(max_len);
+    auto ids = torch::full({B, P}, pad_id, torch::kLong);
+    auto mask = torch::zeros({B, P}, torch::kBool);
+    auto ids_a = ids.accessor<int64_t, 2>();
+    auto mask_a = mask.accessor<bool, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+        const auto& p = prompts[static_cast<size_t>(b)];
+        const int64_t off = P - static_cast<int64_t>(p.size());
+        for (size_t i = 0; i < p.size(); ++i) {
+            ids_a[b][off + static_cast<int64_t>(i)] = p[i];
+            mask_a[b][off + static_cast<int64_t>(i)] = true;
+        }
+    }
+    return {ids.to(device), mask.to(device)};
+}
+
+torch::Tensor position_ids_from_mask(const torch::Tensor& mask) {
+    return (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
+}
+
+Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts_in, const SamplingOptions& opts,
+                    int64_t pad_id, torch::Generator& gen) {
+    const int64_t block = model.config().block_size;
+    validate_sampling(opts, block);
+    if (prompts_in.empty()) throw Error("no prompts to generate from", "generate", "");
+    const int64_t room = block - opts.max_new_tokens;  // prompt tokens that fit beside the response
+    std::vector<std::vector<int32_t>> prompts = prompts_in;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        auto& p = prompts[i];
+        if (p.empty()) throw Error("prompt " + std::to_string(i) + " is empty", "generate", "start it with EOS or BOS");
+        if (static_cast<int64_t>(p.size()) > room) {
+            if (!opts.truncate_left) {
+                throw Error("prompt " + std::to_string(i) + " has " + std::to_string(p.size()) + " tokens; with " +
+                                std::to_string(opts.max_new_tokens) + " new tokens it exceeds the context window of " +
+                                std::to_string(block),
+                            "generate", "shorten it, lower max_new_tokens, or truncate from the left");
+            }
+            p.erase(p.begin(), p.end() - room);  // keep the most recent tokens
+        }
+    }
+
+    torch::NoGradGuard no_grad;
+    const bool was_training = model.is_training();
+    model.eval();
+    const torch::Device device = model.transformer->wte->weight.device();
+    auto [prompt_ids, prompt_mask] = left_pad(prompts, pad_id, device);  // (B, P)
+    const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1), N = opts.max_new_tokens;
+
+    auto tokens = torch::cat({prompt_ids, torch::full({B, N}, pad_id, prompt_ids.options())}, 1);  // (B, P+N)
+    auto key_mask = torch::cat({prompt_mask, torch::zeros({B, N}, prompt_mask.options())}, 1);     // (B, P+N)
+    auto logprobs = torch::zeros({B, N}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    auto response_mask = torch::zeros({B, N}, torch::TensorOptions().dtype(torch::kBool).device(device));
+    auto finished = torch::zeros({B}, response_mask.options());
+    auto stop_ids = torch::tensor(opts.stop_ids.empty() ? std::vector<int64_t>{-1} : opts.stop_ids,
+                                  torch::TensorOptions().dtype(torch::kLong)).to(device);
+    auto next_pos = prompt_mask.to(torch::kLong).sum(1, /*keepdim=*/true);  // (B, 1): real tokens so far
+
+    AutocastGuard autocast(opts.bf16, device.type());
+    std::unique_ptr<KvCache> cache;
+    torch::Tensor logits;  // (B, V) for the position being sampled
+    if (opts.use_cache) {
+        cache = std::make_unique<KvCache>(model.make_cache(B, P + N, torch::TensorOptions().device(device)));
+        AttentionContext ctx{position_ids_from_mask(prompt_mask), prompt_mask, cache.get()};
+        logits = model.logits(model.forward(prompt_ids, ctx).index({Slice(), -1}));  // prefill
+    }
+    int64_t produced = 0;
+    for (int64_t t = 0; t < N; ++t) {
+        const int64_t L = P + t;  // sequence length before this token
+        if (!opts.use_cache) {
+            auto seq = tokens.index({Slice(), Slice(0, L)});
+            auto mask = key_mask.index({Slice(), Slice(0, L)});
+            AttentionContext ctx{position_ids_from_mask(mask), mask, nullptr};
+            logits = model.logits(model.forward(seq, ctx).index({Slice(), -1}));
+        }
+        auto [token, logprob] = sample(logits.to(torch::kFloat32), opts, gen);
+        token = token.masked_fill(finished, pad_id);
+        logprobs.index_put_({Slice(), t}, logprob.masked_fill(finished, 0.0f));
+        response_mask.index_put_({Slice(), t}, finished.logical_not());
+        key_mask.index_put_({Slice(), L}, finished.logical_not());
+        tokens.index_put_({Slice(), L}, token);
+        finished = finished.logical_or(torch::isin(token, stop_ids));
+        produced = t + 1;
+        if (t + 1 == N || finished.all().item<bool>()) break;  // one host sync per token
+        if (opts.use_cache) {
+            // A stopped row keeps decoding padding (its outputs are masked); the batch stays aligned.
+            AttentionContext ctx{next_pos, key_mask.index({Slice(), Slice(0, L + 1)}), cache.get()};
+            logits = model.logits(model.forward(token.view({B, 1}), ctx).index({Slice(), -1}));
+        }
+        next_pos = next_pos + 1;
+    }
+    model.train(was_training);
+
+    Generation out;
+    out.prompt_len = P;
+    out.tokens = tokens.index({Slice(), Slice(0, P + produced)});
+    out.attention_mask = key_mask.index({Slice(), Slice(0, P + produced)});
+    out.response = out.tokens.index({Slice(), Slice(P, None)});
+    out.response_mask = response_mask.index({Slice(), Slice(0, produced)});
+    out.logprobs = logprobs.index({Slice(), Slice(0, produced)});
+    return out;
+}
+
+torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, const torch::Tensor& attention_mask,
+                                int64_t start, double temperature, bool bf16) {
+    const torch::Device device = tokens.device();
+    AutocastGuard autocast(bf16, device.type());
+    AttentionContext ctx{position_ids_from_mask(attention_mask), attention_mask, nullptr};
+    auto hidden = model.forward(tokens, ctx);                                          // (B, L, C)
+    // Position t-1 predicts token t.
+    auto logits = model.logits(hidden.index({Slice(), Slice(start - 1, -1)})).to(torch::kFloat32);  // (B, L-start, V)
+    if (temperature > 0.0) logits = logits / temperature;
+    auto targets = tokens.index({Slice(), Slice(start, None)}).unsqueeze(-1);          // (B, L-start, 1)
+    return torch::log_softmax(logits, -1).gather(-1, targets).squeeze(-1);
+}
+
+}  // namespace rlhf
