@@ -1,0 +1,20 @@
+// JSON Lines: one JSON value per line. Errors name file:line, so a broken record in a
+// 100k-line file is found at once.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace rlhf {
+
+// Calls fn(record, where) for each non-blank line, where = "file:line". A line that is not valid
+// JSON throws rlhf::Error naming file:line; fn may throw rlhf::Error(…, where) for bad content.
+void read_jsonl(const std::filesystem::path& path,
+                const std::function<void(const nlohmann::json& record, const std::string& where)>& fn);
+
+// record[key] as a string; an rlhf::Error naming `where` and the key if missing or not a string.
+std::string json_string_field(const nlohmann::json& record, const std::string& key, const std::string& where);
+
+}  // namespace rlhf
