@@ -1,0 +1,79 @@
+// A run's whole state in one directory, written so that a crash at any moment leaves a loadable
+// `latest`:
+//
+//   <out_dir>/checkpoints/
+//     step-000250/            complete checkpoints only (built as .tmp-step-000250-<pid>, then renamed)
+//       model.safetensors     weights, HF GPT-2 names, the tied embedding stored once
+//       optimizer.pt          AdamW moments (LibTorch archive, parameter order of the model)
+//       rng.safetensors       every generator state (CPU, and CUDA when present)
+//       state.json            step, tokens seen, data-sampler cursor, format version — written last
+//       config.yaml           the resolved config of the run
+//       tokenizer.model       the tokenizer the run used
+//     latest -> step-000250   a symlink replaced atomically (rename of a fresh link)
+//
+// See docs/checkpoint-format.md.
+#pragma once
+
+#include <torch/optim/optimizer.h>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "rlhf/config/config.h"
+#include "rlhf/model/gpt.h"
+#include "rlhf/tokenizer/tokenizer.h"
+
+namespace rlhf {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+struct TrainState {
+    int64_t  step             = 0;    // optimizer steps completed
+    int64_t  tokens_seen      = 0;    // training tokens consumed (all ranks)
+    uint64_t next_batch_index = 0;    // data-sampler cursor: the next batch to draw
+    double   last_val_loss    = NAN;  // most recent validation loss (NaN before the first eval)
+};
+
+// Saves step-NNNNNN under `checkpoints_dir`, repoints `latest`, and deletes all but the newest
+// `keep_last` checkpoints (0 = keep all). Returns the new directory. A checkpoint for a step
+// that already exists is not written twice.
+std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
+                                      const TrainState& state, GptImpl& model, torch::optim::Optimizer& optimizer,
+                                      const Tokenizer& tokenizer, int keep_last);
+
+// Accepts a step directory, a checkpoints/ directory or a run directory, and returns the step
+// directory (following `latest`). Throws rlhf::Error if nothing complete is there.
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
+
+// The newest complete checkpoint of a run directory, or an empty path if it has none.
+std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir);
+
+struct CheckpointInfo {
+    std::filesystem::path dir;
+    RunConfig config;  // the resolved config stored with it (model.vocab_size is set)
+    TrainState state;
+};
+CheckpointInfo read_checkpoint_info(const std::filesystem::path& step_dir);
+
+Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir);
+
+// Copies the stored weights into `model`; a missing, extra or differently-shaped tensor is an
+// rlhf::Error naming the tensor and both shapes.
+void load_model_weights(const std::filesystem::path& step_dir, GptImpl& model);
+void load_optimizer_state(const std::filesystem::path& step_dir, torch::optim::Optimizer& optimizer);
+void restore_rng_states(const std::filesystem::path& step_dir);
+
+// Errors (one line per differing key) if the two model configs describe different shapes.
+void check_same_model_shape(const ModelConfig& checkpoint, const ModelConfig& current, const std::string& where);
+
+// For `rlhf generate` / `rlhf chat`: the model (in eval mode, on `device`) and its tokenizer.
+struct LoadedModel {
+    Gpt model{nullptr};
+    Tokenizer tokenizer;
+    CheckpointInfo info;
+};
+LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device);
+
+}  // namespace rlhf

@@ -1,0 +1,275 @@
+#include "rlhf/checkpoint/checkpoint.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/config/load.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+
+namespace rlhf {
+
+namespace {
+
+constexpr const char* kStatePrefix = "step-";
+const std::string kDamagedHint = "the checkpoint is damaged; use an earlier one (checkpoints/step-*)";
+
+std::string step_dir_name(int64_t step) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "step-%06lld", static_cast<long long>(step));
+    return buf;
+}
+
+bool is_step_dir_name(const std::string& name) {
+    return name.rfind(kStatePrefix, 0) == 0 && name.size() > 5 &&
+           std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::vector<std::pair<int64_t, std::filesystem::path>> list_step_dirs(const std::filesystem::path& dir) {
+    std::vector<std::pair<int64_t, std::filesystem::path>> out;
+    if (!std::filesystem::is_directory(dir)) return out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string();
+        if (e.is_directory() && !e.is_symlink() && is_step_dir_name(name)) {
+            out.emplace_back(std::stoll(name.substr(5)), e.path());
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string state_to_json(const TrainState& s) {
+    nlohmann::json j = {
+        {"format_version", kCheckpointFormatVersion},
+        {"step", s.step},
+        {"tokens_seen", s.tokens_seen},
+        {"next_batch_index", s.next_batch_index},
+        {"last_val_loss", std::isfinite(s.last_val_loss) ? nlohmann::json(s.last_val_loss) : nlohmann::json()},
+        {"torch_version", TORCH_VERSION},
+    };
+    return j.dump(2) + "\n";
+}
+
+NamedTensors rng_states() {
+    NamedTensors out;
+    auto cpu = at::detail::getDefaultCPUGenerator();  // a handle sharing the global generator
+    {
+        std::lock_guard<std::mutex> lock(cpu.mutex());
+        out.emplace_back("cpu", cpu.get_state());
+    }
+    if (torch::cuda::is_available()) {
+        for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
+            auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+            std::lock_guard<std::mutex> lock(gen.mutex());
+            out.emplace_back("cuda:" + std::to_string(i), gen.get_state());
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
+                                      const TrainState& state, GptImpl& model, torch::optim::Optimizer& optimizer,
+                                      const Tokenizer& tokenizer, int keep_last) {
+    ensure_dir(checkpoints_dir);
+    const auto final_dir = checkpoints_dir / step_dir_name(state.step);
+    if (std::filesystem::exists(final_dir)) return final_dir;
+
+    // Leftovers of a writer that was killed mid-save are never loaded; clear them.
+    for (const auto& e : std::filesystem::directory_iterator(checkpoints_dir)) {
+        if (e.path().filename().string().rfind(".tmp-", 0) == 0) std::filesystem::remove_all(e.path());
+    }
+    const auto tmp = checkpoints_dir / (".tmp-" + step_dir_name(state.step) + "-" + std::to_string(::getpid()));
+    ensure_dir(tmp);
+
+    NamedTensors weights;
+    for (const auto& item : model.named_parameters()) weights.emplace_back(item.key(), item.value());
+    save_safetensors(tmp / "model.safetensors", weights, {{"format", "pt"}, {"rlhf_format_version", "1"}});
+    try {
+        torch::serialize::OutputArchive archive;
+        optimizer.save(archive);
+        archive.save_to((tmp / "optimizer.pt").string());
+    } catch (const c10::Error& e) {
+        throw Error(std::string("cannot write optimizer state: ") + e.what_without_backtrace(),
+                    (tmp / "optimizer.pt").string(), "is the disk full?");
+    }
+    fsync_path(tmp / "optimizer.pt");
+    save_safetensors(tmp / "rng.safetensors", rng_states());
+    atomic_write(tmp / "config.yaml", dump_config(cfg));
+    atomic_write(tmp / kTokenizerModelFile, tokenizer.model_bytes());
+    atomic_write(tmp / "state.json", state_to_json(state));
+    fsync_path(tmp);
+
+    std::error_code ec;
+    std::filesystem::rename(tmp, final_dir, ec);
+    if (ec) throw Error("cannot move checkpoint into place: " + ec.message(), final_dir.string(), "");
+    fsync_path(checkpoints_dir);
+    atomic_symlink(final_dir.filename(), checkpoints_dir / "latest");
+
+    if (keep_last > 0) {
+        auto dirs = list_step_dirs(checkpoints_dir);
+        for (size_t i = 0; i + static_cast<size_t>(keep_last) < dirs.size(); ++i) {
+            if (dirs[i].second != final_dir) std::filesystem::remove_all(dirs[i].second);
+        }
+    }
+    return final_dir;
+}
+
+std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir) {
+    const auto dir = out_dir / "checkpoints";
+    const auto latest = dir / "latest";
+    if (std::filesystem::exists(latest / "state.json")) return std::filesystem::canonical(latest);
+    // `latest` missing or dangling (e.g. its target was removed by hand): take the newest complete one.
+    auto dirs = list_step_dirs(dir);
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+        if (std::filesystem::exists(it->second / "state.json")) return it->second;
+    }
+    return {};
+}
+
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
+    if (!std::filesystem::exists(path)) {
+        throw Error("checkpoint not found", path.string(),
+                    "pass a run directory, its checkpoints/ directory, or a checkpoints/step-NNNNNN directory");
+    }
+    if (std::filesystem::exists(path / "state.json")) return std::filesystem::canonical(path);
+    if (auto found = latest_checkpoint(path); !found.empty()) return found;
+    if (std::filesystem::exists(path / "latest" / "state.json")) return std::filesystem::canonical(path / "latest");
+    if (auto found = latest_checkpoint(path.parent_path()); path.filename() == "checkpoints" && !found.empty()) {
+        return found;
+    }
+    throw Error("no complete checkpoint here (no state.json)", path.string(),
+                "a half-written checkpoint is never used; pass a run directory or a complete step-NNNNNN");
+}
+
+CheckpointInfo read_checkpoint_info(const std::filesystem::path& step_dir) {
+    CheckpointInfo info;
+    info.dir = step_dir;
+    const auto state_path = step_dir / "state.json";
+    try {
+        auto j = nlohmann::json::parse(read_file(state_path));
+        const int version = j.at("format_version").get<int>();
+        if (version != kCheckpointFormatVersion) {
+            throw Error("checkpoint format version " + std::to_string(version) + " is not supported (this build reads " +
+                            std::to_string(kCheckpointFormatVersion) + ")",
+                        state_path.string(), "use the rlhf version that wrote it");
+        }
+        info.state.step = j.at("step").get<int64_t>();
+        info.state.tokens_seen = j.at("tokens_seen").get<int64_t>();
+        info.state.next_batch_index = j.at("next_batch_index").get<uint64_t>();
+        info.state.last_val_loss = j.at("last_val_loss").is_null() ? NAN : j.at("last_val_loss").get<double>();
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("corrupted state.json: ") + e.what(), state_path.string(), kDamagedHint);
+    }
+    info.config = load_config_text(read_file(step_dir / "config.yaml"), (step_dir / "config.yaml").string());
+    return info;
+}
+
+Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir) {
+    return Tokenizer::load(step_dir / kTokenizerModelFile);
+}
+
+void check_same_model_shape(const ModelConfig& ckpt, const ModelConfig& cur, const std::string& where) {
+    std::vector<std::string> diffs;
+    auto cmp = [&](const char* key, auto a, auto b) {
+        if (a != b) diffs.push_back(fmt::format("model.{} is {} in the checkpoint but {} in the config", key, a, b));
+    };
+    cmp("arch", ckpt.arch, cur.arch);
+    cmp("n_layer", ckpt.n_layer, cur.n_layer);
+    cmp("n_head", ckpt.n_head, cur.n_head);
+    cmp("n_embd", ckpt.n_embd, cur.n_embd);
+    cmp("block_size", ckpt.block_size, cur.block_size);
+    cmp("vocab_size", ckpt.vocab_size, cur.vocab_size);
+    cmp("bias", ckpt.bias, cur.bias);
+    if (!diffs.empty()) {
+        std::string all;
+        for (size_t i = 0; i < diffs.size(); ++i) all += (i ? "; " : "") + diffs[i];
+        throw Error("checkpoint is from a different model shape: " + all, where,
+                    "use the model settings the checkpoint was trained with, or start a new out_dir");
+    }
+}
+
+void load_model_weights(const std::filesystem::path& step_dir, GptImpl& model) {
+    const auto path = step_dir / "model.safetensors";
+    auto file = load_safetensors(path);
+    torch::NoGradGuard no_grad;
+    std::set<std::string> used;
+    for (auto& item : model.named_parameters()) {
+        auto it = file.tensors.find(item.key());
+        if (it == file.tensors.end()) {
+            throw Error("tensor '" + item.key() + "' is missing", path.string(),
+                        "the checkpoint is from a different model architecture");
+        }
+        auto& p = item.value();
+        if (it->second.sizes() != p.sizes()) {
+            throw Error("tensor '" + item.key() + "' has shape " + c10::str(it->second.sizes()) +
+                            " in the checkpoint but " + c10::str(p.sizes()) + " in the model",
+                        path.string(), "the checkpoint is from a different model shape");
+        }
+        p.copy_(it->second);
+        used.insert(item.key());
+    }
+    for (const auto& [name, _] : file.tensors) {
+        if (!used.count(name)) {
+            throw Error("unexpected tensor '" + name + "'", path.string(),
+                        "the checkpoint is from a different model architecture");
+        }
+    }
+}
+
+void load_optimizer_state(const std::filesystem::path& step_dir, torch::optim::Optimizer& optimizer) {
+    const auto path = step_dir / "optimizer.pt";
+    if (!std::filesystem::exists(path)) throw Error("optimizer state missing", path.string(), kDamagedHint);
+    try {
+        torch::serialize::InputArchive archive;
+        archive.load_from(path.string());
+        optimizer.load(archive);
+    } catch (const c10::Error& e) {
+        throw Error(std::string("corrupted optimizer state: ") + e.what_without_backtrace(), path.string(),
+                    kDamagedHint);
+    }
+}
+
+void restore_rng_states(const std::filesystem::path& step_dir) {
+    auto file = load_safetensors(step_dir / "rng.safetensors");
+    for (const auto& [name, state] : file.tensors) {
+        at::Generator gen;
+        if (name == "cpu") {
+            gen = at::detail::getDefaultCPUGenerator();
+        } else if (name.rfind("cuda:", 0) == 0 && torch::cuda::is_available()) {
+            auto index = static_cast<c10::DeviceIndex>(std::stoi(name.substr(5)));
+            if (index >= static_cast<c10::DeviceIndex>(torch::cuda::device_count())) continue;
+            gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, index));
+        } else {
+            continue;  // a CUDA state restored on a CPU-only machine: nothing to restore into
+        }
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        try {
+            gen.set_state(state);
+        } catch (const c10::Error& e) {
+            throw Error(std::string("corrupted RNG state: ") + e.what_without_backtrace(),
+                        (step_dir / "rng.safetensors").string(), kDamagedHint);
+        }
+    }
+}
+
+LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device) {
+    LoadedModel out;
+    const auto dir = resolve_checkpoint(path);
+    out.info = read_checkpoint_info(dir);
+    out.tokenizer = load_checkpoint_tokenizer(dir);
+    out.model = Gpt(out.info.config.model);
+    load_model_weights(dir, *out.model);
+    out.model->to(device);
+    out.model->eval();
+    return out;
+}
+
+}  // namespace rlhf
