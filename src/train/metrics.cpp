@@ -1,0 +1,48 @@
+#include "rlhf/train/metrics.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+
+namespace rlhf {
+
+MetricsWriter::MetricsWriter(const std::filesystem::path& path, int64_t resume_step) {
+    if (resume_step >= 0 && std::filesystem::exists(path)) {
+        std::string kept;
+        std::istringstream in(read_file(path));
+        for (std::string line; std::getline(in, line);) {
+            try {
+                auto rec = nlohmann::json::parse(line);
+                if (rec.value("step", int64_t{0}) <= resume_step) kept += line + "\n";
+            } catch (const nlohmann::json::exception&) {
+                // A line cut short by the crash: drop it.
+            }
+        }
+        atomic_write(path, kept);
+    }
+    file_ = std::fopen(path.c_str(), "a");
+    if (!file_) throw Error("cannot open metrics file for writing", path.string(), "check permissions");
+}
+
+MetricsWriter::~MetricsWriter() {
+    if (file_) std::fclose(file_);
+}
+
+void MetricsWriter::write(const nlohmann::json& record) {
+    const std::string line = record.dump() + "\n";
+    std::fwrite(line.data(), 1, line.size(), file_);
+    std::fflush(file_);
+}
+
+std::vector<nlohmann::json> read_metrics(const std::filesystem::path& path) {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(read_file(path));
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+    }
+    return out;
+}
+
+}  // namespace rlhf
