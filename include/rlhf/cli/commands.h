@@ -1,0 +1,30 @@
+// The `rlhf` command line: each verb registers its CLI11 subcommand and the function it runs.
+//
+//   rlhf train CONFIG [--set k=v]... [--resume]
+//   rlhf tokenizer train --input FILE... --vocab-size N --model-type bpe|unigram|char --out DIR
+//   rlhf data prepare --tokenizer DIR --input FILE... --out DIR [--val-fraction F]
+//   rlhf generate --checkpoint DIR (--prompt TEXT | --prompts FILE.jsonl) [sampling options]
+//   rlhf chat --checkpoint DIR
+//   rlhf config show CONFIG [--set k=v]... | rlhf config keys
+//   rlhf bench generate [--preset gpt2 | --checkpoint DIR] [--batch-size N] [--no-cache]
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace rlhf::cli {
+
+// A subcommand's action; returns the process exit code.
+using Action = std::function<int()>;
+
+// Each adds its subcommand to `app` and sets `action` when that subcommand is chosen.
+void add_train_command(CLI::App& app, Action& action);
+void add_tokenizer_command(CLI::App& app, Action& action);
+void add_data_command(CLI::App& app, Action& action);
+void add_generate_command(CLI::App& app, Action& action);
+void add_chat_command(CLI::App& app, Action& action);
+void add_config_command(CLI::App& app, Action& action);
+void add_bench_command(CLI::App& app, Action& action);
+
+}  // namespace rlhf::cli

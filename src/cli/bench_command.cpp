@@ -1,0 +1,92 @@
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/cli/commands.h"
+#include "rlhf/config/presets.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/runtime.h"
+#include "rlhf/model/generate.h"
+#include "rlhf/train/precision.h"
+
+namespace rlhf::cli {
+
+void add_bench_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::string preset = "gpt2";
+        std::string checkpoint;
+        int batch_size = 1;
+        int new_tokens = 256;
+        int prompt_tokens = 16;
+        bool no_cache = false;
+        std::string dtype = "float32";
+        int threads = 0;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("bench", "Measure speed");
+    cmd->require_subcommand(1);
+    auto* gen = cmd->add_subcommand(
+        "generate", "Generation tokens/s: random prompts, fixed length (no early stop), one line of results");
+    gen->add_option("--preset", args->preset, "Random-weight model of this size (gpt2, gpt2-medium, ...)")
+        ->capture_default_str();
+    gen->add_option("--checkpoint", args->checkpoint, "Use a trained checkpoint instead of --preset");
+    gen->add_option("--batch-size", args->batch_size, "Sequences decoded together")->capture_default_str()->check(CLI::Range(1, 4096));
+    gen->add_option("--new-tokens", args->new_tokens, "Tokens generated per sequence")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    gen->add_option("--prompt-tokens", args->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    gen->add_flag("--no-cache", args->no_cache, "Recompute the whole prefix per token");
+    gen->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
+    gen->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    gen->callback([args, &action] {
+        action = [args] {
+            Runtime rt = init_runtime(args->threads, 1337, "cpu");
+            Gpt model{nullptr};
+            std::string what;
+            if (!args->checkpoint.empty()) {
+                model = load_model_from_checkpoint(args->checkpoint, rt.device).model;
+                what = args->checkpoint;
+            } else {
+                ModelConfig cfg;
+                cfg.preset = args->preset;
+                cfg.vocab_size = 50257;
+                cfg.bias = true;
+                if (!apply_model_preset(cfg, {}) || cfg.preset == "custom") {
+                    throw Error("unknown preset '" + args->preset + "'", "--preset", "gpt2, gpt2-medium, gpt2-large or gpt2-xl");
+                }
+                model = Gpt(cfg);
+                what = args->preset + " (random weights)";
+            }
+            model->eval();
+            const auto& mc = model->config();
+            if (args->prompt_tokens + args->new_tokens > mc.block_size) {
+                throw Error("prompt + new tokens = " + std::to_string(args->prompt_tokens + args->new_tokens) +
+                                " exceeds the context window " + std::to_string(mc.block_size),
+                            "--new-tokens", "lower --new-tokens or --prompt-tokens");
+            }
+            auto gen_rng = make_generator(1, rt.device);
+            auto ids = torch::randint(0, mc.vocab_size, {args->batch_size, args->prompt_tokens}, gen_rng, torch::kLong);
+            std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(args->batch_size));
+            for (int b = 0; b < args->batch_size; ++b) {
+                for (int t = 0; t < args->prompt_tokens; ++t) prompts[static_cast<size_t>(b)].push_back(static_cast<int32_t>(ids[b][t].item<int64_t>()));
+            }
+            SamplingOptions o;
+            o.max_new_tokens = args->new_tokens;
+            o.temperature = 1.0;
+            o.use_cache = !args->no_cache;
+            o.bf16 = wants_bf16(args->dtype);
+            const auto t0 = std::chrono::steady_clock::now();
+            Generation g = generate(*model, prompts, o, /*pad_id=*/0, gen_rng);
+            const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double tokens = static_cast<double>(g.response.numel());
+            std::printf("generate: %s | batch %d | prompt %d + %d new tokens | %s | %s | %.1f tok/s | %.2f s | %.1f ms/step\n",
+                        what.c_str(), args->batch_size, args->prompt_tokens, args->new_tokens,
+                        o.use_cache ? "KV cache" : "no cache", args->dtype.c_str(), tokens / dt, dt,
+                        dt * 1000 / args->new_tokens);
+            return 0;
+        };
+    });
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,45 @@
+#include "rlhf/cli/sampling_flags.h"
+
+#include <spdlog/spdlog.h>
+
+#include "rlhf/core/runtime.h"
+#include "rlhf/train/precision.h"
+
+namespace rlhf::cli {
+
+void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
+    cmd.add_option("--checkpoint", f.checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
+    cmd.add_option("--max-new-tokens", f.max_new_tokens, "Tokens to generate per sample (< block_size)")->capture_default_str();
+    cmd.add_option("--temperature", f.temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
+    cmd.add_option("--top-k", f.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+    cmd.add_option("--top-p", f.top_p, "Nucleus sampling mass in (0, 1] (1 = off)")->capture_default_str();
+    cmd.add_option("--seed", f.seed, "Sampling seed: the same seed gives the same text")->capture_default_str();
+    cmd.add_flag("--no-cache", f.no_cache, "Recompute the whole prefix per token (slow; for comparison)");
+    cmd.add_flag("--truncate-left", f.truncate_left,
+                 "Drop a too-long prompt's oldest tokens instead of failing");
+    cmd.add_option("--device", f.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
+    cmd.add_option("--dtype", f.dtype, "float32 | bfloat16")
+        ->check(CLI::IsMember({"float32", "bfloat16"}))
+        ->capture_default_str();
+    cmd.add_option("--threads", f.threads, "CPU threads (0 = all cores)")->capture_default_str();
+}
+
+SamplingSession open_sampling_session(const SamplingFlags& f) {
+    Runtime rt = init_runtime(f.threads, f.seed, f.device);
+    SamplingSession s{load_model_from_checkpoint(f.checkpoint, rt.device), {}, make_generator(f.seed, rt.device)};
+    auto& o = s.options;
+    o.max_new_tokens = f.max_new_tokens;
+    o.temperature = f.temperature;
+    o.top_k = f.top_k;
+    o.top_p = f.top_p;
+    o.use_cache = !f.no_cache;
+    o.truncate_left = f.truncate_left;
+    o.stop_ids = {s.loaded.tokenizer.eos_id()};
+    o.vocab_limit = s.loaded.tokenizer.vocab_size();
+    o.bf16 = wants_bf16(f.dtype);
+    validate_sampling(o, s.loaded.model->config().block_size);
+    spdlog::debug("loaded {} (step {})", s.loaded.info.dir.string(), s.loaded.info.state.step);
+    return s;
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,109 @@
+#include <spdlog/spdlog.h>
+
+#include "rlhf/cli/commands.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/data/demo_corpus.h"
+#include "rlhf/data/token_shards.h"
+#include "rlhf/tokenizer/train.h"
+
+namespace rlhf::cli {
+
+void add_tokenizer_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::vector<std::string> inputs;
+        int vocab_size = 0;
+        std::string model_type = "bpe";
+        std::string out;
+        std::string byte_fallback = "auto";
+        std::vector<std::string> user_symbols;
+        int threads = 0;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("tokenizer", "Tokenizer tools");
+    cmd->require_subcommand(1);
+    auto* train = cmd->add_subcommand("train", "Train a SentencePiece tokenizer (ids: 0 unk, 1 BOS, 2 EOS, 3 PAD)");
+    train->add_option("--input", args->inputs, "UTF-8 text files (BOM and CRLF are normalised)")->required();
+    train->add_option("--vocab-size", args->vocab_size, "Vocabulary size (char: 0 = every character of the input)");
+    train->add_option("--model-type", args->model_type, "bpe | unigram | char")
+        ->check(CLI::IsMember({"bpe", "unigram", "char"}))
+        ->capture_default_str();
+    train->add_option("--out", args->out, "Output directory (tokenizer.model, tokenizer.vocab)")->required();
+    train->add_option("--byte-fallback", args->byte_fallback,
+                      "on | off | auto (auto: on for bpe/unigram, off for char)")
+        ->check(CLI::IsMember({"on", "off", "auto"}))
+        ->capture_default_str();
+    train->add_option("--user-symbols", args->user_symbols, "Pieces never split (e.g. chat markers)")->delimiter(',');
+    train->add_option("--threads", args->threads, "Training threads (0 = all cores)")->capture_default_str();
+    train->callback([args, &action] {
+        action = [args] {
+            TokenizerTrainOptions opts;
+            for (const auto& f : args->inputs) opts.inputs.emplace_back(f);
+            opts.vocab_size = args->vocab_size;
+            opts.model_type = args->model_type;
+            opts.byte_fallback = args->byte_fallback == "auto" ? -1 : args->byte_fallback == "on" ? 1 : 0;
+            opts.user_symbols = args->user_symbols;
+            opts.threads = args->threads;
+            Tokenizer tok = train_tokenizer(opts);
+            tok.save(args->out);
+            spdlog::info("wrote {}/tokenizer.model ({} pieces; unk {}, bos {}, eos {}, pad {})", args->out,
+                         tok.vocab_size(), tok.unk_id(), tok.bos_id(), tok.eos_id(), tok.pad_id());
+            return 0;
+        };
+    });
+}
+
+void add_data_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::string tokenizer;
+        std::vector<std::string> inputs;
+        std::string out;
+        double val_fraction = 0.1;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("data", "Data tools");
+    cmd->require_subcommand(1);
+    auto* prepare = cmd->add_subcommand("prepare", "Tokenize text into train/val token shards for pre-training");
+    prepare->add_option("--tokenizer", args->tokenizer, "Tokenizer directory or .model file")->required();
+    prepare->add_option("--input", args->inputs, "UTF-8 text files; each becomes one document ending in EOS")
+        ->required();
+    prepare->add_option("--out", args->out, "Output directory (train_*.bin, val_*.bin, meta.json)")->required();
+    prepare->add_option("--val-fraction", args->val_fraction, "Tail of each file kept for validation, in [0, 1)")
+        ->capture_default_str();
+    prepare->callback([args, &action] {
+        action = [args] {
+            Tokenizer tok = Tokenizer::load(args->tokenizer);
+            std::vector<std::filesystem::path> inputs(args->inputs.begin(), args->inputs.end());
+            for (const auto& p : inputs) {
+                if (!std::filesystem::exists(p)) throw Error("input file not found", p.string(), "check the path");
+            }
+            auto stats = prepare_token_shards(tok, inputs, args->out, args->val_fraction);
+            spdlog::info("wrote {}: {} train tokens in {} shard(s), {} val tokens in {} shard(s)", args->out,
+                         stats.train_tokens, stats.train_shards, stats.val_tokens, stats.val_shards);
+            return 0;
+        };
+    });
+
+    struct DemoArgs {
+        std::string out;
+        size_t bytes = 400000;
+        uint64_t seed = 1337;
+    };
+    auto demo = std::make_shared<DemoArgs>();
+    auto* corpus = cmd->add_subcommand("demo-corpus", "Write the built-in demo's generated English-like corpus");
+    corpus->add_option("--out", demo->out, "Output text file")->required();
+    corpus->add_option("--bytes", demo->bytes, "Approximate size")->capture_default_str()->check(CLI::Range(1, 1 << 30));
+    corpus->add_option("--seed", demo->seed, "Generator seed")->capture_default_str();
+    corpus->callback([demo, &action] {
+        action = [demo] {
+            const std::filesystem::path out = demo->out;
+            if (out.has_parent_path()) ensure_dir(out.parent_path());
+            const std::string text = demo_corpus(demo->bytes, demo->seed);
+            atomic_write(out, text);
+            spdlog::info("wrote {} ({} bytes)", demo->out, text.size());
+            return 0;
+        };
+    });
+}
+
+}  // namespace rlhf::cli

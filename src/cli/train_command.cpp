@@ -1,0 +1,65 @@
+#include "rlhf/cli/commands.h"
+#include "rlhf/config/load.h"
+#include "rlhf/core/error.h"
+#include "rlhf/stages/pretrain.h"
+
+namespace rlhf::cli {
+
+void add_train_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::string config;
+        std::vector<std::string> overrides;
+        bool resume = false;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain)");
+    cmd->add_option("config", args->config, "YAML config file (see configs/ and docs/config.md)")->required();
+    cmd->add_option("--set", args->overrides,
+                    "Override config keys: --set train.max_steps=100 [more key=value ...] (repeatable)")
+        ->take_all();
+    cmd->add_flag("--resume", args->resume,
+                  "Continue from <out_dir>/checkpoints/latest (starts fresh when there is none)");
+    cmd->footer(
+        "Writes <out_dir>/config.yaml, train.log, metrics.jsonl and checkpoints/step-NNNNNN/.\n"
+        "SIGINT/SIGTERM save a checkpoint and exit with 128+signal; --resume continues exactly.");
+    cmd->callback([args, &action] {
+        action = [args] {
+            RunConfig cfg = load_config(args->config, args->overrides);
+            StageOptions opts;
+            opts.resume = args->resume;
+            if (cfg.stage == "pretrain") return run_pretrain(cfg, opts);
+            throw Error("stage '" + cfg.stage + "' is not available in this build yet", args->config + ": stage",
+                        "this release implements stage: pretrain");
+        };
+    });
+}
+
+void add_config_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::string config;
+        std::vector<std::string> overrides;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("config", "Inspect configurations");
+    cmd->require_subcommand(1);
+    auto* show = cmd->add_subcommand("show", "Print the resolved config (defaults, presets and --set applied)");
+    show->add_option("config", args->config, "YAML config file")->required();
+    show->add_option("--set", args->overrides, "Override a config key (repeatable)")->take_all();
+    show->callback([args, &action] {
+        action = [args] {
+            std::fputs(dump_config(load_config(args->config, args->overrides)).c_str(), stdout);
+            return 0;
+        };
+    });
+    auto* keys = cmd->add_subcommand("keys", "List every config key with its default and meaning");
+    keys->callback([&action] {
+        action = [] {
+            for (const auto& k : config_key_docs()) {
+                std::printf("%-26s %-14s %s\n", k.key.c_str(), k.default_value.c_str(), k.doc.c_str());
+            }
+            return 0;
+        };
+    });
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,196 @@
+// Stage 1, pre-training. The whole loop is here, top to bottom:
+//   1. runtime, run directory, tokenizer, token shards, model, optimizer
+//   2. resume: weights, optimizer moments, RNG streams, data cursor from checkpoints/latest
+//   3. loop: draw micro-batches -> forward/backward -> clip -> AdamW step -> log -> eval -> checkpoint
+//
+//   rlhf train configs/pretrain/shakespeare_char.yaml      (nanoGPT's baby GPT, ~2 min on 2 cores)
+#include "rlhf/stages/pretrain.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/config/load.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/core/logging.h"
+#include "rlhf/core/progress.h"
+#include "rlhf/core/runtime.h"
+#include "rlhf/core/signals.h"
+#include "rlhf/data/token_shards.h"
+#include "rlhf/model/gpt.h"
+#include "rlhf/stages/run_setup.h"
+#include "rlhf/train/lm_step.h"
+#include "rlhf/train/lr_schedule.h"
+#include "rlhf/train/metrics.h"
+#include "rlhf/train/optimizer.h"
+#include "rlhf/train/precision.h"
+
+namespace rlhf {
+
+namespace {
+
+// Independent random streams derived from runtime.seed: the training sampler and the fixed
+// evaluation batches never share draws with each other or with weight init / dropout.
+constexpr uint64_t kTrainDataStream = 0x7472616e2d646174ULL;
+constexpr uint64_t kEvalDataStream = 0x6576616c2d646174ULL;
+
+LmBatch to_lm_batch(const torch::Tensor& windows, const torch::Device& device) {
+    using torch::indexing::Slice;
+    auto w = windows.to(device);                                  // (B, T+1)
+    return {w.index({Slice(), Slice(0, -1)}).contiguous(), w.index({Slice(), Slice(1, torch::indexing::None)}).contiguous()};
+}
+
+std::vector<LmBatch> fixed_batches(const TokenShards& shards, const RunConfig& cfg, const torch::Device& device) {
+    std::vector<LmBatch> out;
+    for (int i = 0; i < cfg.train.eval_batches; ++i) {
+        out.push_back(to_lm_batch(shards.batch(cfg.train.batch_size, cfg.model.block_size,
+                                               cfg.runtime.seed ^ kEvalDataStream, static_cast<uint64_t>(i)),
+                                  device));
+    }
+    return out;
+}
+
+std::string human_rate(double per_s) {
+    return per_s >= 1000 ? fmt::format("{:.1f}k", per_s / 1000) : fmt::format("{:.0f}", per_s);
+}
+
+}  // namespace
+
+int run_pretrain(RunConfig cfg, const StageOptions& opts) {
+    // 1. Runtime and inputs -------------------------------------------------------------------
+    init_logging(cfg.runtime.log_level);
+    Runtime rt = init_runtime(cfg.runtime.threads, cfg.runtime.seed, cfg.runtime.device);
+    const bool bf16 = wants_bf16(cfg.runtime.dtype);
+    const auto resume_dir = open_run_dir(cfg, opts.resume);
+    const std::filesystem::path out_dir = cfg.out_dir;
+
+    Tokenizer tokenizer = resume_dir.empty() ? resolve_tokenizer(cfg) : load_checkpoint_tokenizer(resume_dir);
+    const auto shard_dir = resolve_token_shards(cfg, tokenizer);
+    TokenShards train_data(shard_dir, "train", tokenizer.fingerprint());
+    std::unique_ptr<TokenShards> val_data;
+    if (std::filesystem::exists(shard_dir / "val_000000.bin")) {
+        val_data = std::make_unique<TokenShards>(shard_dir, "val", tokenizer.fingerprint());
+    }
+    resolve_vocab_size(cfg, tokenizer);
+    if (train_data.vocab_size() > static_cast<uint32_t>(cfg.model.vocab_size)) {
+        throw Error("shards hold token ids up to " + std::to_string(train_data.vocab_size()) +
+                        " but the model's vocabulary is " + std::to_string(cfg.model.vocab_size),
+                    shard_dir.string(), "prepare the data with the tokenizer the model uses");
+    }
+    for (const TokenShards* split : {&train_data, val_data.get()}) {  // fail now, not at step 250
+        if (split && split->num_windows(cfg.model.block_size + 1) <= 0) {
+            throw Error((split == &train_data ? std::string("train") : std::string("val")) + " split has only " +
+                            std::to_string(split->total_tokens()) + " tokens, fewer than block_size + 1 = " +
+                            std::to_string(cfg.model.block_size + 1),
+                        shard_dir.string(), "use more text, a smaller data.val_fraction, or a smaller model.block_size");
+        }
+    }
+
+    // 2. Model and optimizer (seeded above, so initial weights depend on runtime.seed only) -----
+    Gpt model(cfg.model);
+    model->to(rt.device);
+    model->train();
+    auto optimizer = make_adamw(*model, cfg.optim);
+    TrainState state;
+    if (!resume_dir.empty()) {
+        CheckpointInfo info = read_checkpoint_info(resume_dir);
+        check_same_model_shape(info.config.model, cfg.model, cfg.source);
+        load_model_weights(resume_dir, *model);
+        load_optimizer_state(resume_dir, *optimizer);
+        restore_rng_states(resume_dir);
+        state = info.state;
+        spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
+    }
+    atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
+    const int64_t tokens_per_step =
+        int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps * cfg.model.block_size;
+    spdlog::info("model: {} parameters ({} layers, {} heads, {} embd, context {}, vocab {}) on {} with {} threads, {}",
+                 model->num_parameters(), cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd, cfg.model.block_size,
+                 cfg.model.vocab_size, rt.device.str(), rt.threads, cfg.runtime.dtype);
+    spdlog::info("data: {} train tokens{}, {} tokens per step", train_data.total_tokens(),
+                 val_data ? fmt::format(", {} val tokens", val_data->total_tokens()) : std::string(), tokens_per_step);
+
+    const auto eval_train = fixed_batches(train_data, cfg, rt.device);
+    const auto eval_val = val_data ? fixed_batches(*val_data, cfg, rt.device) : std::vector<LmBatch>();
+    auto evaluate = [&]() {
+        nlohmann::json rec = {{"type", "eval"}, {"step", state.step}};
+        rec["train_loss"] = lm_eval_loss(*model, eval_train, bf16);
+        std::string line = fmt::format("eval step {}: train loss {:.4f}", state.step, rec["train_loss"].get<double>());
+        if (val_data) {
+            state.last_val_loss = lm_eval_loss(*model, eval_val, bf16);
+            rec["val_loss"] = state.last_val_loss;
+            line += fmt::format(", val loss {:.4f}", state.last_val_loss);
+        }
+        metrics.write(rec);
+        spdlog::info(line);
+    };
+    auto checkpoint = [&]() {
+        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model, *optimizer, tokenizer,
+                                   cfg.checkpoint.keep_last);
+        spdlog::info("checkpoint saved: {}", dir.string());
+    };
+    auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
+
+    // 3. The loop ------------------------------------------------------------------------------
+    install_stop_handlers();
+    if (state.step == 0 && cfg.train.eval_every > 0) evaluate();
+    Progress progress("pretrain", cfg.train.max_steps, state.step);
+    const auto t_start = std::chrono::steady_clock::now();
+    const int64_t start_step = state.step;
+    while (state.step < cfg.train.max_steps) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double lr = lr_at(state.step, cfg.optim, cfg.train.max_steps);
+        std::vector<LmBatch> micro_batches;
+        for (int m = 0; m < cfg.train.grad_accum_steps; ++m) {
+            const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream, index = state.next_batch_index++;
+            micro_batches.push_back(to_lm_batch(
+                cfg.data.sampler == "epoch"
+                    ? train_data.epoch_batch(cfg.train.batch_size, cfg.model.block_size, seed, index)
+                    : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index),
+                rt.device));
+        }
+        StepStats stats = lm_train_step(*model, *optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
+        state.step += 1;
+        state.tokens_seen += tokens_per_step;
+
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double tok_s = static_cast<double>(tokens_per_step) / dt;
+        metrics.write({{"type", "train"}, {"step", state.step}, {"loss", stats.loss}, {"lr", lr},
+                       {"grad_norm", stats.grad_norm}, {"tokens_seen", state.tokens_seen},
+                       {"tokens_per_s", tok_s}, {"ms_per_step", dt * 1000}});
+        progress.update(state.step, fmt::format("loss {:.4f} | {} tok/s", stats.loss, human_rate(tok_s)));
+        if (due(cfg.train.log_every) || state.step == cfg.train.max_steps) {
+            spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {} tok/s | {:.1f} ms/step", state.step,
+                         cfg.train.max_steps, stats.loss, lr, stats.grad_norm, human_rate(tok_s), dt * 1000);
+        }
+        const bool last = state.step == cfg.train.max_steps;
+        if (due(cfg.train.eval_every) || (last && cfg.train.eval_every >= 0)) evaluate();
+        if (due(cfg.checkpoint.every) || last) checkpoint();
+        if (int signo = stop_requested()) {
+            progress.finish();
+            checkpoint();
+            spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
+                         cfg.source);
+            return 128 + signo;
+        }
+    }
+    progress.finish();
+
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const int64_t steps_run = state.step - start_step;
+    if (steps_run > 0) {
+        spdlog::info("done: {} steps in {} ({} tok/s, {:.1f} ms/step, peak RSS {:.0f} MiB){}", steps_run,
+                     format_duration(elapsed), human_rate(static_cast<double>(steps_run * tokens_per_step) / elapsed),
+                     elapsed * 1000 / static_cast<double>(steps_run), peak_rss_mib(),
+                     std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
+                                                        : std::string());
+    }
+    return 0;
+}
+
+}  // namespace rlhf

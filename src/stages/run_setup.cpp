@@ -1,0 +1,104 @@
+#include "rlhf/stages/run_setup.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/core/logging.h"
+#include "rlhf/data/token_shards.h"
+#include "rlhf/tokenizer/train.h"
+
+namespace rlhf {
+
+namespace {
+
+std::vector<std::filesystem::path> to_paths(const std::vector<std::string>& files) {
+    std::vector<std::filesystem::path> out;
+    for (const auto& f : files) {
+        if (!std::filesystem::exists(f)) {
+            throw Error("data file not found", f, "fix data.text (or override it: --set data.text=PATH)");
+        }
+        out.emplace_back(f);
+    }
+    return out;
+}
+
+// What a cached artefact was made from; when it differs, the artefact is made again.
+nlohmann::json read_json_or_null(const std::filesystem::path& path) {
+    try {
+        return std::filesystem::exists(path) ? nlohmann::json::parse(read_file(path)) : nlohmann::json();
+    } catch (const nlohmann::json::exception&) {
+        return nullptr;
+    }
+}
+
+}  // namespace
+
+std::filesystem::path open_run_dir(const RunConfig& cfg, bool resume) {
+    const std::filesystem::path out_dir = cfg.out_dir;
+    ensure_dir(out_dir);
+    add_log_file(out_dir / "train.log");
+    auto latest = latest_checkpoint(out_dir);
+    if (!resume && !latest.empty()) {
+        throw Error("run directory already holds checkpoints (" + latest.filename().string() + ")", cfg.out_dir,
+                    "continue it with --resume, or choose another out_dir (--set out_dir=...)");
+    }
+    if (resume && latest.empty()) spdlog::info("--resume: no checkpoint in {} yet, starting from scratch", cfg.out_dir);
+    return resume ? latest : std::filesystem::path();
+}
+
+Tokenizer resolve_tokenizer(const RunConfig& cfg) {
+    if (!cfg.tokenizer.path.empty()) return Tokenizer::load(cfg.tokenizer.path);
+    if (!cfg.data.shards.empty()) {
+        const auto path = std::filesystem::path(cfg.data.shards) / kTokenizerModelFile;
+        if (!std::filesystem::exists(path)) {
+            throw Error("shard directory has no tokenizer.model", cfg.data.shards,
+                        "set tokenizer.path to the tokenizer the shards were prepared with");
+        }
+        return Tokenizer::load(path);
+    }
+    const auto dir = std::filesystem::path(cfg.out_dir) / "tokenizer";
+    nlohmann::json recipe = {{"inputs", cfg.data.text},
+                             {"model_type", cfg.tokenizer.model_type},
+                             {"vocab_size", cfg.tokenizer.vocab_size}};
+    if (read_json_or_null(dir / "recipe.json") == recipe && std::filesystem::exists(dir / kTokenizerModelFile)) {
+        return Tokenizer::load(dir);
+    }
+    TokenizerTrainOptions opts;
+    opts.inputs = to_paths(cfg.data.text);
+    opts.model_type = cfg.tokenizer.model_type;
+    opts.vocab_size = cfg.tokenizer.vocab_size;
+    opts.threads = cfg.runtime.threads;
+    Tokenizer tok = train_tokenizer(opts);
+    tok.save(dir);
+    atomic_write(dir / "recipe.json", recipe.dump(2) + "\n");
+    return tok;
+}
+
+std::filesystem::path resolve_token_shards(const RunConfig& cfg, const Tokenizer& tokenizer) {
+    if (!cfg.data.shards.empty()) return cfg.data.shards;
+    const auto dir = std::filesystem::path(cfg.out_dir) / "data";
+    nlohmann::json recipe = {{"inputs", cfg.data.text},
+                             {"val_fraction", cfg.data.val_fraction},
+                             {"tokenizer_fingerprint", hex64(tokenizer.fingerprint())}};
+    if (read_json_or_null(dir / "recipe.json") == recipe) return dir;
+    auto stats = prepare_token_shards(tokenizer, to_paths(cfg.data.text), dir, cfg.data.val_fraction);
+    atomic_write(dir / "recipe.json", recipe.dump(2) + "\n");
+    spdlog::info("data: {} train tokens, {} val tokens in {}", stats.train_tokens, stats.val_tokens, dir.string());
+    return dir;
+}
+
+void resolve_vocab_size(RunConfig& cfg, const Tokenizer& tokenizer) {
+    if (cfg.model.vocab_size == 0) {
+        cfg.model.vocab_size = tokenizer.vocab_size();
+    } else if (cfg.model.vocab_size < tokenizer.vocab_size()) {
+        throw Error("model.vocab_size = " + std::to_string(cfg.model.vocab_size) + " is smaller than the tokenizer's " +
+                        std::to_string(tokenizer.vocab_size()) + " pieces",
+                    cfg.source + ": model.vocab_size", "set model.vocab_size to 0 (use the tokenizer's size) or larger");
+    }
+}
+
+}  // namespace rlhf
