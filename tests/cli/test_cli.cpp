@@ -1,0 +1,189 @@
+// The promise to users: a mistake gets ONE clear line naming the file (and line) or the key,
+// and a non-zero exit — never an abort, a segfault or a LibTorch backtrace.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "rlhf/core/fs.h"
+#include "rlhf/data/demo_corpus.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+using Catch::Contains;
+
+namespace {
+
+// Asserts a clean failure: exit code 1, exactly one "error:" line carrying every `needles`.
+void require_one_line_error(const test::CommandResult& r, const std::vector<std::string>& needles) {
+    INFO(r.output);
+    REQUIRE(r.exit_code == 1);
+    int error_lines = 0;
+    std::string line, error_line;
+    std::istringstream in(r.output);
+    while (std::getline(in, line)) {
+        if (line.rfind("error: ", 0) == 0) {
+            ++error_lines;
+            error_line = line;
+        }
+    }
+    REQUIRE(error_lines == 1);
+    for (const auto& n : needles) REQUIRE_THAT(error_line, Contains(n));
+    REQUIRE_THAT(r.output, !Contains("Exception raised from") && !Contains("frame #") && !Contains("terminate called"));
+}
+
+// A prepared tiny run (tokenizer, shards, checkpoint) shared by the tests below.
+struct TrainedRun {
+    test::TempDir dir;
+    TrainedRun() {
+        test::write_text(dir / "corpus.txt", demo_corpus(20000));
+        auto r = test::run_cli("train " + cfg() + " --set out_dir=run data.text=corpus.txt train.max_steps=5", dir.path());
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+    }
+    static std::string cfg() { return test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/pretrain.yaml"); }
+};
+
+}  // namespace
+
+TEST_CASE("help lists every command", "[cli]") {
+    auto r = test::run_cli("--help");
+    REQUIRE(r.exit_code == 0);
+    for (const char* cmd : {"train", "tokenizer", "data", "generate", "chat", "config"}) REQUIRE_THAT(r.output, Contains(cmd));
+    auto g = test::run_cli("generate --help");
+    for (const char* flag : {"--checkpoint", "--prompt", "--prompts", "--max-new-tokens", "--temperature", "--top-k",
+                             "--top-p", "--seed", "--batch-size"}) {
+        REQUIRE_THAT(g.output, Contains(flag));
+    }
+}
+
+TEST_CASE("config errors: unknown key, wrong type, out of range, missing file", "[cli]") {
+    test::TempDir dir;
+    test::write_text(dir / "c.yaml", "stage: pretrain\ndata:\n  text: [x.txt]\nmodel:\n  n_layers: 2\n");
+    require_one_line_error(test::run_cli("train c.yaml", dir.path()), {"c.yaml:5", "unknown key 'model.n_layers'", "model.n_layer"});
+    test::write_text(dir / "t.yaml", "stage: pretrain\ndata:\n  text: [x.txt]\ntrain:\n  batch_size: big\n");
+    require_one_line_error(test::run_cli("train t.yaml", dir.path()), {"t.yaml:5", "train.batch_size", "expected an integer"});
+    test::write_text(dir / "r.yaml", "stage: pretrain\ndata:\n  text: [x.txt]\n");
+    require_one_line_error(test::run_cli("train r.yaml --set train.batch_size=0", dir.path()),
+                           {"--set train.batch_size", "0 is out of range"});
+    require_one_line_error(test::run_cli("train nope.yaml", dir.path()), {"nope.yaml", "not found"});
+    test::write_text(dir / "ok.yaml", "stage: pretrain\ndata:\n  text: [missing.txt]\n");
+    require_one_line_error(test::run_cli("train ok.yaml --set out_dir=r", dir.path()), {"missing.txt", "not found", "data.text"});
+}
+
+TEST_CASE("data errors: empty corpus, too-short corpus, vocabulary mismatch", "[cli]") {
+    test::TempDir dir;
+    test::write_text(dir / "empty.txt", "");
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=r1 data.text=empty.txt", dir.path()),
+                           {"empty.txt", "no text"});
+    test::write_text(dir / "short.txt", "To be or not to be.\n");
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=r2 data.text=short.txt", dir.path()),
+                           {"tokens", "block_size"});
+    test::write_text(dir / "corpus.txt", demo_corpus(20000));
+    require_one_line_error(
+        test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=r3 data.text=corpus.txt model.vocab_size=5", dir.path()),
+        {"model.vocab_size", "smaller than the tokenizer"});
+    // shards made with one tokenizer, trained against another
+    auto t1 = test::run_cli("tokenizer train --input corpus.txt --model-type char --out tokA", dir.path());
+    REQUIRE(t1.exit_code == 0);
+    auto t2 = test::run_cli("tokenizer train --input corpus.txt --model-type bpe --vocab-size 400 --out tokB", dir.path());
+    REQUIRE(t2.exit_code == 0);
+    REQUIRE(test::run_cli("data prepare --tokenizer tokA --input corpus.txt --out shards", dir.path()).exit_code == 0);
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() +
+                                             " --set out_dir=r4 data.text=[] data.shards=shards tokenizer.path=tokB",
+                                         dir.path()),
+                           {"different tokenizer"});
+}
+
+TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[cli]") {
+    TrainedRun run;
+    const auto shard = run.dir / "run" / "data" / "train_000000.bin";
+    const std::string bytes = read_file(shard);
+    atomic_write(shard, bytes.substr(0, bytes.size() - 100));
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=run data.text=corpus.txt"
+                                         " train.max_steps=10 --resume",
+                                         run.dir.path()),
+                           {"train_000000.bin", "truncated"});
+    atomic_write(shard, bytes);
+
+    const auto weights = run.dir / "run" / "checkpoints" / "latest" / "model.safetensors";
+    const std::string w = read_file(weights);
+    atomic_write(weights, w.substr(0, w.size() / 3));
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompt Hi --max-new-tokens 5", run.dir.path()),
+                           {"model.safetensors", "truncated"});
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=run data.text=corpus.txt"
+                                         " train.max_steps=10 --resume",
+                                         run.dir.path()),
+                           {"model.safetensors"});
+}
+
+TEST_CASE("resuming with a different model shape is refused", "[cli]") {
+    TrainedRun run;
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=run data.text=corpus.txt"
+                                         " train.max_steps=10 model.n_embd=32 --resume",
+                                         run.dir.path()),
+                           {"different model shape", "model.n_embd is 64 in the checkpoint but 32"});
+}
+
+TEST_CASE("generate: samples, and rejects bad options and inputs", "[cli]") {
+    TrainedRun run;
+    auto ok = test::run_cli("generate --checkpoint run --prompt 'The cat' --max-new-tokens 20 --seed 3", run.dir.path());
+    INFO(ok.output);
+    REQUIRE(ok.exit_code == 0);
+    REQUIRE_THAT(ok.output, Contains("The cat"));
+    auto again = test::run_cli("generate --checkpoint run --prompt 'The cat' --max-new-tokens 20 --seed 3", run.dir.path());
+    auto sample = [](const std::string& out) {  // the line holding the sample (log lines carry timestamps)
+        auto start = out.find("The cat");
+        return out.substr(start, out.find('\n', start) - start);
+    };
+    REQUIRE(sample(again.output) == sample(ok.output));
+
+    test::write_text(run.dir / "prompts.jsonl", "{\"prompt\": \"A dog\"}\n{\"prompt\": \"The sea\"}\n");
+    auto batch = test::run_cli("generate --checkpoint run --prompts prompts.jsonl --max-new-tokens 8 --out out.jsonl",
+                               run.dir.path());
+    REQUIRE(batch.exit_code == 0);
+    REQUIRE_THAT(read_file(run.dir / "out.jsonl"), Contains("\"prompt\":\"The sea\""));
+
+    require_one_line_error(test::run_cli("generate --checkpoint nowhere --prompt x", run.dir.path()),
+                           {"nowhere", "checkpoint not found"});
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompt x --top-p 1.5", run.dir.path()),
+                           {"top_p", "(0, 1]"});
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompt x --top-p 0", run.dir.path()), {"top_p"});
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompt x --temperature -1", run.dir.path()),
+                           {"temperature", ">= 0"});
+    test::write_text(run.dir / "bad.jsonl", "{\"prompt\": \"ok\"}\n{\"prompt\": \"unterminated}\n");
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompts bad.jsonl", run.dir.path()),
+                           {"bad.jsonl:2", "invalid JSON"});
+    test::write_text(run.dir / "nokey.jsonl", "{\"text\": \"ok\"}\n");
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompts nokey.jsonl", run.dir.path()),
+                           {"nokey.jsonl:1", "missing field \"prompt\""});
+    require_one_line_error(test::run_cli("generate --checkpoint run --prompt x --max-new-tokens 64", run.dir.path()),
+                           {"max_new_tokens", "context window"});
+}
+
+TEST_CASE("chat answers each line from the transcript", "[cli]") {
+    TrainedRun run;
+    auto r = test::run_cli("chat --checkpoint run --max-new-tokens 10 < /dev/null", run.dir.path());
+    REQUIRE(r.exit_code == 0);
+    test::write_text(run.dir / "in.txt", "The cat sees\n/reset\nA dog\n/quit\n");
+    auto c = test::run_cli("chat --checkpoint run --max-new-tokens 10 --seed 1 < in.txt", run.dir.path());
+    INFO(c.output);
+    REQUIRE(c.exit_code == 0);
+    REQUIRE_THAT(c.output, Contains("(conversation cleared)"));
+}
+
+TEST_CASE("tokenizer and data commands report bad arguments", "[cli]") {
+    test::TempDir dir;
+    require_one_line_error(test::run_cli("tokenizer train --input none.txt --model-type char --out t", dir.path()),
+                           {"none.txt", "not found"});
+    test::write_text(dir / "c.txt", "abc\n");
+    require_one_line_error(test::run_cli("tokenizer train --input c.txt --model-type bpe --out t", dir.path()),
+                           {"--vocab-size"});
+    REQUIRE(test::run_cli("tokenizer train --input c.txt --model-type char --out t", dir.path()).exit_code == 0);
+    require_one_line_error(test::run_cli("data prepare --tokenizer t --input c.txt --out s --val-fraction 2", dir.path()),
+                           {"--val-fraction"});
+    require_one_line_error(test::run_cli("data prepare --tokenizer nope --input c.txt --out s", dir.path()),
+                           {"nope", "tokenizer model not found"});
+    auto usage = test::run_cli("tokenizer train --model-type char", dir.path());
+    REQUIRE(usage.exit_code != 0);
+    REQUIRE_THAT(usage.output, Contains("--input"));
+}

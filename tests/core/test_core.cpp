@@ -1,0 +1,46 @@
+#include <catch2/catch.hpp>
+
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+
+TEST_CASE("Error prints where, what and hint on one line", "[core]") {
+    Error e("must be > 0 (got -1)", "configs/x.yaml:7: model.n_layer", "use a positive number");
+    REQUIRE(e.one_line() == "configs/x.yaml:7: model.n_layer: must be > 0 (got -1) (hint: use a positive number)");
+    REQUIRE(Error("boom").one_line() == "boom");
+}
+
+TEST_CASE("atomic_write replaces a file's content and leaves no temporary behind", "[core]") {
+    test::TempDir dir;
+    atomic_write(dir / "f.txt", "first");
+    atomic_write(dir / "f.txt", "second");
+    REQUIRE(read_file(dir / "f.txt") == "second");
+    int entries = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+        (void)e;
+        ++entries;
+    }
+    REQUIRE(entries == 1);
+}
+
+TEST_CASE("read_text_file strips a BOM and normalises CRLF and CR to LF", "[core]") {
+    test::TempDir dir;
+    test::write_text(dir / "t.txt", "\xEF\xBB\xBFline one\r\nline two\rline three\n");
+    REQUIRE(read_text_file(dir / "t.txt") == "line one\nline two\nline three\n");
+}
+
+TEST_CASE("read_file names a missing path", "[core]") {
+    REQUIRE_THROWS_WITH(read_file("/nonexistent/file.txt"), Catch::Contains("/nonexistent/file.txt") &&
+                                                                 Catch::Contains("not found"));
+}
+
+TEST_CASE("fnv1a64 matches the published test vectors and chains", "[core]") {
+    // FNV-1a 64: "" -> cbf29ce484222325, "a" -> af63dc4c8601ec8c, "foobar" -> 85944171f73967e8
+    REQUIRE(fnv1a64("", 0) == 0xcbf29ce484222325ULL);
+    REQUIRE(fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL);
+    REQUIRE(fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
+    REQUIRE(fnv1a64("bar", 3, fnv1a64("foo", 3)) == 0x85944171f73967e8ULL);
+    REQUIRE(hex64(0xabcULL) == "0000000000000abc");
+}

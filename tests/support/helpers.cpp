@@ -1,0 +1,123 @@
+#include "support/helpers.h"
+
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+namespace rlhf::test {
+
+TempDir::TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "rlhf-test-XXXXXX").string();
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+void skip(const std::string& reason) {
+    std::printf("SKIPPED: %s\n", reason.c_str());
+    std::fflush(stdout);
+    std::_Exit(4);
+}
+
+fs::path shared_data_or_skip(const std::string& relative) {
+    fs::path p = fs::path(RLHF_SOURCE_DIR) / ".." / "shared" / "data" / relative;
+    if (!fs::exists(p)) skip("needs ../shared/data/" + relative);
+    return p;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+}
+
+ModelConfig tiny_model(int vocab_size) {
+    ModelConfig m;
+    m.n_layer = 2;
+    m.n_head = 2;
+    m.n_embd = 32;
+    m.block_size = 32;
+    m.vocab_size = vocab_size;
+    m.bias = true;
+    m.dropout = 0.0;
+    return m;
+}
+
+RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir) {
+    RunConfig cfg;
+    cfg.stage = "pretrain";
+    cfg.out_dir = out_dir.string();
+    cfg.runtime.threads = 2;
+    cfg.runtime.log_level = "warn";
+    cfg.model = tiny_model(0);
+    cfg.tokenizer.model_type = "char";
+    cfg.data.text = {corpus.string()};
+    cfg.data.val_fraction = 0.1;
+    cfg.optim.lr = 3e-3;
+    cfg.optim.min_lr = 3e-4;
+    cfg.optim.lr_warmup_steps = 5;
+    cfg.train.max_steps = 30;
+    cfg.train.batch_size = 8;
+    cfg.train.eval_every = 10;
+    cfg.train.eval_batches = 2;
+    cfg.train.log_every = 10;
+    cfg.checkpoint.every = 10;
+    cfg.checkpoint.keep_last = 0;
+    cfg.source = "<test>";
+    return cfg;
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'') out += "'\\''";
+        else out += c;
+    }
+    return out + "'";
+}
+
+static CommandResult run_shell(const std::string& command) {
+    CommandResult r;
+    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+    if (!pipe) throw std::runtime_error("popen failed");
+    std::array<char, 4096> buf{};
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+    int status = pclose(pipe);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+CommandResult run_cli(const std::string& args, const fs::path& cwd) {
+    return run_shell("cd " + shell_quote(cwd.string()) + " && " + shell_quote(RLHF_CLI_PATH) + " " + args);
+}
+
+std::string run_python_reference(const std::string& script, const std::string& args) {
+    const std::string python = "/usr/bin/python3";
+    if (!fs::exists(python)) skip("needs /usr/bin/python3 with python3-torch");
+    static int has_torch = -1;
+    if (has_torch < 0) has_torch = run_shell(python + " -c 'import torch'").exit_code == 0;
+    if (!has_torch) skip("needs python3-torch for /usr/bin/python3 (scripts/setup.sh installs it)");
+    const fs::path path = fs::path(RLHF_TESTS_DIR) / "reference" / script;
+    CommandResult r = run_shell(python + " " + shell_quote(path.string()) + " " + args);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return r.output;
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace rlhf::test

@@ -1,0 +1,59 @@
+// Shared test helpers: temporary directories, tiny configs, a generated corpus, running the CLI,
+// and calling the independent PyTorch reference (/usr/bin/python3 with Debian's python3-torch).
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "rlhf/config/config.h"
+
+namespace rlhf::test {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const fs::path& path() const { return path_; }
+    fs::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+    fs::path path_;
+};
+
+// Ends the current test as skipped (ctest shows "Skipped"; exit code 4).
+[[noreturn]] void skip(const std::string& reason);
+
+// ../shared/data relative to the source tree, or skip() when it is absent.
+fs::path shared_data_or_skip(const std::string& relative);
+
+void write_text(const fs::path& path, const std::string& text);
+
+// A tiny model config (2 layers, 32 wide, context 32) for fast tests.
+ModelConfig tiny_model(int vocab_size = 64);
+
+// A pretrain config for a tiny model on `corpus` (char tokenizer), writing into `out_dir`.
+RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir);
+
+struct CommandResult {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr together
+};
+// Runs the built `rlhf` binary with `args` (a shell-quoted string) from `cwd`.
+CommandResult run_cli(const std::string& args, const fs::path& cwd = fs::current_path());
+
+// Runs tests/reference/<script> with /usr/bin/python3 and `args`; skip()s when python3 or its
+// torch is missing. Returns stdout; a non-zero exit fails the test with the script's output.
+std::string run_python_reference(const std::string& script, const std::string& args);
+
+// Max |a - b| (for messages) and a REQUIRE-friendly closeness check.
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
+
+std::string shell_quote(const std::string& s);
+
+}  // namespace rlhf::test

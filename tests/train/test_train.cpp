@@ -1,0 +1,159 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/model/gpt.h"
+#include "rlhf/train/lm_step.h"
+#include "rlhf/train/lr_schedule.h"
+#include "rlhf/train/optimizer.h"
+#include "rlhf/train/precision.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+
+TEST_CASE("learning rate: warmup end, cosine midpoint and end, computed by hand", "[train]") {
+    OptimConfig o;
+    o.lr = 1e-3;
+    o.min_lr = 1e-4;
+    o.lr_warmup_steps = 100;
+    o.lr_decay_steps = 0;  // = max_steps
+    const int64_t max_steps = 2100;
+    REQUIRE(lr_at(0, o, max_steps) == Approx(1e-3 * 1 / 101));       // first warmup step
+    REQUIRE(lr_at(99, o, max_steps) == Approx(1e-3 * 100 / 101));    // last warmup step
+    REQUIRE(lr_at(100, o, max_steps) == Approx(1e-3));               // warmup end: the peak
+    // midpoint of the decay (step 1100 of 100..2100): cos(pi/2) = 0 -> (lr + min_lr) / 2
+    REQUIRE(lr_at(1100, o, max_steps) == Approx(5.5e-4));
+    // a quarter in: min + (lr - min) * (1 + cos(pi/4)) / 2
+    REQUIRE(lr_at(600, o, max_steps) == Approx(1e-4 + 9e-4 * (1 + std::sqrt(0.5)) / 2));
+    REQUIRE(lr_at(2100, o, max_steps) == Approx(1e-4));               // end
+    REQUIRE(lr_at(5000, o, max_steps) == Approx(1e-4));               // past the end: floor
+    o.lr_decay_steps = 1100;
+    REQUIRE(lr_at(600, o, max_steps) == Approx(5.5e-4));             // explicit decay horizon
+}
+
+TEST_CASE("AdamW decays >=2-D tensors only and set_lr reaches every group", "[train]") {
+    Gpt model(test::tiny_model(40));
+    OptimConfig o;
+    o.weight_decay = 0.1;
+    auto opt = make_adamw(*model, o);
+    REQUIRE(opt->param_groups().size() == 2);
+    for (const auto& p : opt->param_groups()[0].params()) REQUIRE(p.dim() >= 2);
+    for (const auto& p : opt->param_groups()[1].params()) REQUIRE(p.dim() < 2);
+    auto& decay = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[0].options());
+    auto& no_decay = static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options());
+    REQUIRE(decay.weight_decay() == 0.1);
+    REQUIRE(no_decay.weight_decay() == 0.0);
+    set_lr(*opt, 0.123);
+    REQUIRE(decay.lr() == 0.123);
+    REQUIRE(no_decay.lr() == 0.123);
+}
+
+TEST_CASE("1 x 8 and 8 x 1 gradient accumulation give the same gradients", "[train]") {
+    torch::manual_seed(0);
+    Gpt model(test::tiny_model(40));
+    auto x = torch::randint(0, 40, {8, 32}, torch::kLong);
+    auto y = torch::randint(0, 40, {8, 32}, torch::kLong);
+    y.index_put_({3, torch::indexing::Slice(0, 20)}, kIgnoreIndex);  // uneven targets per row
+
+    auto grads = [&](const std::vector<LmBatch>& mbs) {
+        for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+        double loss = lm_accumulate_gradients(*model, mbs, false);
+        std::vector<torch::Tensor> g;
+        for (const auto& p : model->parameters()) g.push_back(p.grad().clone());
+        return std::make_pair(loss, g);
+    };
+    auto [loss_one, g_one] = grads({{x, y}});
+    std::vector<LmBatch> eight;
+    for (int64_t i = 0; i < 8; ++i) eight.push_back({x.index({torch::indexing::Slice(i, i + 1)}), y.index({torch::indexing::Slice(i, i + 1)})});
+    auto [loss_eight, g_eight] = grads(eight);
+    REQUIRE(loss_one == Approx(loss_eight).epsilon(1e-6));
+    for (size_t i = 0; i < g_one.size(); ++i) {
+        INFO("parameter " << i << " max diff " << test::max_abs_diff(g_one[i], g_eight[i]));
+        REQUIRE(test::max_abs_diff(g_one[i], g_eight[i]) < 1e-6);
+    }
+}
+
+TEST_CASE("a tiny model overfits one batch", "[train]") {
+    torch::manual_seed(0);
+    Gpt model(test::tiny_model(40));
+    OptimConfig o;
+    o.lr = 3e-3;
+    auto opt = make_adamw(*model, o);
+    auto batch = torch::randint(0, 40, {4, 33}, torch::kLong);
+    LmBatch b{batch.index({torch::indexing::Slice(), torch::indexing::Slice(0, 32)}).contiguous(),
+              batch.index({torch::indexing::Slice(), torch::indexing::Slice(1, 33)}).contiguous()};
+    double first = 0, last = 0;
+    for (int step = 0; step < 150; ++step) {
+        auto stats = lm_train_step(*model, *opt, {b}, 3e-3, 1.0, false);
+        if (step == 0) first = stats.loss;
+        last = stats.loss;
+    }
+    INFO("loss " << first << " -> " << last);
+    REQUIRE(first == Approx(std::log(40.0)).margin(0.2));
+    REQUIRE(last < 0.1);
+}
+
+TEST_CASE("bf16 autocast tracks fp32 and leaves weights fp32", "[train]") {
+    torch::manual_seed(0);
+    Gpt model(test::tiny_model(40));
+    auto x = torch::randint(0, 40, {4, 32}, torch::kLong), y = torch::randint(0, 40, {4, 32}, torch::kLong);
+    double fp32 = lm_eval_loss(*model, {{x, y}}, false);
+    double bf16 = lm_eval_loss(*model, {{x, y}}, true);
+    REQUIRE(bf16 == Approx(fp32).margin(0.02));
+    {
+        AutocastGuard guard(true, torch::kCPU);
+        auto h = model->forward(x);
+        REQUIRE(h.scalar_type() == torch::kFloat32);  // LayerNorm output stays fp32
+        REQUIRE(model->transformer->wte->weight.scalar_type() == torch::kFloat32);
+    }
+    // the guard restored the previous state: plain matmuls are fp32 again
+    REQUIRE(torch::matmul(torch::randn({2, 2}), torch::randn({2, 2})).scalar_type() == torch::kFloat32);
+}
+
+TEST_CASE("training steps match an independent PyTorch reference (AdamW, clipping, schedule)", "[train][reference]") {
+    torch::manual_seed(4);
+    ModelConfig cfg = test::tiny_model(37);
+    cfg.bias = false;
+    Gpt model(cfg);
+    OptimConfig o;
+    o.lr = 1e-2;  // large enough that clipping and decay matter
+    o.min_lr = 1e-3;
+    o.lr_warmup_steps = 3;
+    o.lr_decay_steps = 10;
+    o.beta2 = 0.99;
+    o.weight_decay = 0.1;
+    o.grad_clip = 0.5;
+    const int steps = 12;
+    auto opt = make_adamw(*model, o);
+
+    test::TempDir dir;
+    NamedTensors w0;
+    for (const auto& p : model->named_parameters()) w0.emplace_back(p.key(), p.value().clone());
+    save_safetensors(dir / "w0.safetensors", w0);
+    auto xs = torch::randint(0, 37, {steps, 4, 16}, torch::kLong), ys = torch::randint(0, 37, {steps, 4, 16}, torch::kLong);
+    save_safetensors(dir / "batches.safetensors", {{"x", xs}, {"y", ys}});
+    nlohmann::json c = {{"n_layer", cfg.n_layer}, {"n_head", cfg.n_head}, {"n_embd", cfg.n_embd}, {"arch", "gpt2"},
+                        {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup", o.lr_warmup_steps}, {"decay", o.lr_decay_steps},
+                        {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
+                        {"grad_clip", o.grad_clip}, {"steps", steps}};
+    atomic_write(dir / "cfg.json", c.dump());
+    test::run_python_reference("train_reference.py", test::shell_quote((dir / "w0.safetensors").string()) + " " +
+                                                         test::shell_quote((dir / "cfg.json").string()) + " " +
+                                                         test::shell_quote((dir / "batches.safetensors").string()) + " " +
+                                                         test::shell_quote((dir / "out.safetensors").string()));
+    auto ref = load_safetensors(dir / "out.safetensors").tensors;
+    for (int s = 0; s < steps; ++s) {
+        auto stats = lm_train_step(*model, *opt, {{xs[s], ys[s]}}, lr_at(s, o, steps), o.grad_clip, false);
+        INFO("step " << s);
+        REQUIRE(stats.loss == Approx(ref.at("losses")[s].item<double>()).epsilon(1e-5));
+    }
+    for (const auto& p : model->named_parameters()) {
+        INFO(p.key() << " max diff " << test::max_abs_diff(p.value(), ref.at(p.key())));
+        REQUIRE(test::max_abs_diff(p.value(), ref.at(p.key())) < 1e-5);
+    }
+}
