@@ -9,7 +9,8 @@ namespace rlhf::cli {
 
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
     cmd.add_option("--checkpoint", f.checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
-    cmd.add_option("--max-new-tokens", f.max_new_tokens, "Tokens to generate per sample (< block_size)")->capture_default_str();
+    cmd.add_option("--max-new-tokens", f.max_new_tokens,
+                   "Tokens to generate per sample, < block_size (default: min(256, block_size / 2))");
     cmd.add_option("--temperature", f.temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
     cmd.add_option("--top-k", f.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
     cmd.add_option("--top-p", f.top_p, "Nucleus sampling mass in (0, 1] (1 = off)")->capture_default_str();
@@ -28,7 +29,8 @@ SamplingSession open_sampling_session(const SamplingFlags& f) {
     Runtime rt = init_runtime(f.threads, f.seed, f.device);
     SamplingSession s{load_model_from_checkpoint(f.checkpoint, rt.device), {}, make_generator(f.seed, rt.device)};
     auto& o = s.options;
-    o.max_new_tokens = f.max_new_tokens;
+    const int64_t block = s.loaded.model->config().block_size;
+    o.max_new_tokens = f.max_new_tokens > 0 ? f.max_new_tokens : std::min<int64_t>(256, block / 2);
     o.temperature = f.temperature;
     o.top_k = f.top_k;
     o.top_p = f.top_p;
@@ -37,7 +39,7 @@ SamplingSession open_sampling_session(const SamplingFlags& f) {
     o.stop_ids = {s.loaded.tokenizer.eos_id()};
     o.vocab_limit = s.loaded.tokenizer.vocab_size();
     o.bf16 = wants_bf16(f.dtype);
-    validate_sampling(o, s.loaded.model->config().block_size);
+    validate_sampling(o, block);
     spdlog::debug("loaded {} (step {})", s.loaded.info.dir.string(), s.loaded.info.state.step);
     return s;
 }

@@ -347,9 +347,6 @@ private:
             if (!cfg_.data.text.empty() && !cfg_.data.shards.empty()) {
                 fail("data.shards", "set either data.text or data.shards, not both");
             }
-            if (cfg_.tokenizer.path.empty() && cfg_.data.text.empty()) {
-                fail("tokenizer.path", "needed with data.shards: the tokenizer the shards were made with");
-            }
             if (cfg_.tokenizer.path.empty() && cfg_.tokenizer.model_type != "char" && cfg_.tokenizer.vocab_size == 0) {
                 fail("tokenizer.vocab_size", "training a " + cfg_.tokenizer.model_type + " tokenizer needs a size");
             }

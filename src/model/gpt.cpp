@@ -35,28 +35,31 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& cfg, int64_t
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& allowed,
                                                KvCache* cache) {
     const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hs = C / n_head;
-    auto qkv = c_attn(x).split(n_embd, /*dim=*/2);                     // 3 x (B, T, C)
-    auto q = qkv[0].view({B, T, n_head, hs}).transpose(1, 2);          // (B, nh, T, hs)
-    auto k = qkv[1].view({B, T, n_head, hs}).transpose(1, 2);          // (B, nh, T, hs)
-    auto v = qkv[2].view({B, T, n_head, hs}).transpose(1, 2);          // (B, nh, T, hs)
+    const double p = is_training() ? dropout : 0.0;
+    auto qkv = c_attn(x);                                              // (B, T, 3C)
+#if TORCH_VERSION_MAJOR < 2
+    // Plain causal training forward on CPU: the fused kernel reads qkv and writes (B, T, C).
+    if (!allowed.defined() && !cache && p == 0.0 && x.device().is_cpu() && fused_causal_attention_available()) {
+        return resid_dropout(c_proj(fused_causal_attention(qkv, n_head)));
+    }
+#endif
+    auto parts = qkv.split(n_embd, /*dim=*/2);                         // 3 x (B, T, C)
+    auto q = parts[0].view({B, T, n_head, hs}).transpose(1, 2);        // (B, nh, T, hs)
+    auto k = parts[1].view({B, T, n_head, hs}).transpose(1, 2);        // (B, nh, T, hs)
+    auto v = parts[2].view({B, T, n_head, hs}).transpose(1, 2);        // (B, nh, T, hs)
     if (cache) std::tie(k, v) = cache->append(layer_index, k, v);     // (B, nh, S, hs)
 
     torch::Tensor y;                                                   // (B, nh, T, hs)
-    const double p = is_training() ? dropout : 0.0;
 #if TORCH_VERSION_MAJOR >= 2
     // Fused kernels (flash / memory-efficient on GPU, flash on CPU since 2.1).
     if (allowed.defined()) y = at::scaled_dot_product_attention(q, k, v, allowed, p, /*is_causal=*/false);
     else y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
 #else
-    if (!allowed.defined() && p == 0.0 && x.device().is_cpu() && fused_causal_attention_available()) {
-        y = fused_causal_attention(q, k, v);  // plain causal training forward: our fused CPU kernel
-    } else {
-        auto mask = allowed.defined() ? allowed : torch::ones({T, T}, x.options().dtype(torch::kBool)).tril();
-        auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hs)));  // (B, nh, T, S)
-        att = att.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
-        att = attn_dropout(torch::softmax(att, -1));
-        y = torch::matmul(att, v);
-    }
+    auto mask = allowed.defined() ? allowed : torch::ones({T, T}, x.options().dtype(torch::kBool)).tril();
+    auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hs)));  // (B, nh, T, S)
+    att = att.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+    att = attn_dropout(torch::softmax(att, -1));
+    y = torch::matmul(att, v);
 #endif
     y = y.transpose(1, 2).contiguous().view({B, T, C});                // re-assemble heads
     return resid_dropout(c_proj(y));

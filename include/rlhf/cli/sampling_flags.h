@@ -13,7 +13,7 @@ namespace rlhf::cli {
 
 struct SamplingFlags {
     std::string checkpoint;
-    int64_t max_new_tokens = 256;
+    int64_t max_new_tokens = 0;  // 0 = min(256, block_size / 2)
     double temperature = 0.8;
     int64_t top_k = 200;
     double top_p = 1.0;
