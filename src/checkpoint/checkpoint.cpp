@@ -76,7 +76,7 @@ NamedTensors rng_states() {
 }  // namespace
 
 std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
-                                      const TrainState& state, GptImpl& model, torch::optim::Optimizer& optimizer,
+                                      const TrainState& state, GptImpl& model, const OptimizerState& optimizer,
                                       const Tokenizer& tokenizer, int keep_last) {
     ensure_dir(checkpoints_dir);
     const auto final_dir = checkpoints_dir / step_dir_name(state.step);
@@ -92,15 +92,7 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     NamedTensors weights;
     for (const auto& item : model.named_parameters()) weights.emplace_back(item.key(), item.value());
     save_safetensors(tmp / "model.safetensors", weights, {{"format", "pt"}, {"rlhf_format_version", "1"}});
-    try {
-        torch::serialize::OutputArchive archive;
-        optimizer.save(archive);
-        archive.save_to((tmp / "optimizer.pt").string());
-    } catch (const c10::Error& e) {
-        throw Error(std::string("cannot write optimizer state: ") + e.what_without_backtrace(),
-                    (tmp / "optimizer.pt").string(), "is the disk full?");
-    }
-    fsync_path(tmp / "optimizer.pt");
+    save_safetensors(tmp / "optimizer.safetensors", optimizer.tensors, {{"step", std::to_string(optimizer.step)}});
     save_safetensors(tmp / "rng.safetensors", rng_states());
     atomic_write(tmp / "config.yaml", dump_config(cfg));
     atomic_write(tmp / kTokenizerModelFile, tokenizer.model_bytes());
@@ -224,17 +216,19 @@ void load_model_weights(const std::filesystem::path& step_dir, GptImpl& model) {
     }
 }
 
-void load_optimizer_state(const std::filesystem::path& step_dir, torch::optim::Optimizer& optimizer) {
-    const auto path = step_dir / "optimizer.pt";
-    if (!std::filesystem::exists(path)) throw Error("optimizer state missing", path.string(), kDamagedHint);
+OptimizerState load_optimizer_state(const std::filesystem::path& step_dir) {
+    const auto path = step_dir / "optimizer.safetensors";
+    auto file = load_safetensors(path);
+    OptimizerState out;
+    auto it = file.metadata.find("step");
     try {
-        torch::serialize::InputArchive archive;
-        archive.load_from(path.string());
-        optimizer.load(archive);
-    } catch (const c10::Error& e) {
-        throw Error(std::string("corrupted optimizer state: ") + e.what_without_backtrace(), path.string(),
-                    kDamagedHint);
+        if (it == file.metadata.end()) throw std::invalid_argument("no step");
+        out.step = std::stoll(it->second);
+    } catch (const std::exception&) {
+        throw Error("corrupted optimizer state (no step count)", path.string(), kDamagedHint);
     }
+    for (auto& [name, t] : file.tensors) out.tensors.emplace_back(name, t);
+    return out;
 }
 
 void restore_rng_states(const std::filesystem::path& step_dir) {

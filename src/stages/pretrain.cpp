@@ -94,13 +94,14 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     Gpt model(cfg.model);
     model->to(rt.device);
     model->train();
-    auto optimizer = make_adamw(*model, cfg.optim);
+    AdamW optimizer(*model, cfg.optim);
     TrainState state;
     if (!resume_dir.empty()) {
         CheckpointInfo info = read_checkpoint_info(resume_dir);
         check_same_model_shape(info.config.model, cfg.model, cfg.source);
         load_model_weights(resume_dir, *model);
-        load_optimizer_state(resume_dir, *optimizer);
+        OptimizerState saved = load_optimizer_state(resume_dir);
+        optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
         restore_rng_states(resume_dir);
         state = info.state;
         spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
@@ -130,7 +131,8 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         spdlog::info(line);
     };
     auto checkpoint = [&]() {
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model, *optimizer, tokenizer,
+        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model,
+                                   {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
                                    cfg.checkpoint.keep_last);
         spdlog::info("checkpoint saved: {}", dir.string());
     };
@@ -154,7 +156,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
                     : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index),
                 rt.device));
         }
-        StepStats stats = lm_train_step(*model, *optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
+        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
         state.step += 1;
         state.tokens_seen += tokens_per_step;
 

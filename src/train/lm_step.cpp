@@ -5,7 +5,6 @@
 #include <cmath>
 
 #include "rlhf/core/error.h"
-#include "rlhf/train/optimizer.h"
 #include "rlhf/train/precision.h"
 
 namespace rlhf {
@@ -38,20 +37,15 @@ double lm_accumulate_gradients(GptImpl& model, const std::vector<LmBatch>& micro
     return loss_sum.item<double>();  // one host sync per step, not per micro-batch
 }
 
-StepStats lm_train_step(GptImpl& model, torch::optim::Optimizer& optimizer, const std::vector<LmBatch>& micro_batches,
-                        double lr, double grad_clip, bool bf16) {
+StepStats lm_train_step(GptImpl& model, AdamW& optimizer, const std::vector<LmBatch>& micro_batches, double lr,
+                        double grad_clip, bool bf16) {
     StepStats stats;
     stats.loss = lm_accumulate_gradients(model, micro_batches, bf16, &stats.targets);
     if (!std::isfinite(stats.loss)) {
         throw Error("loss became " + std::to_string(stats.loss), "training",
                     "lower optim.lr, raise optim.lr_warmup_steps, or keep optim.grad_clip > 0");
     }
-    // clip_grad_norm_ returns the norm before clipping; with max_norm = inf it only measures.
-    const double max_norm = grad_clip > 0 ? grad_clip : std::numeric_limits<double>::infinity();
-    stats.grad_norm = torch::nn::utils::clip_grad_norm_(model.parameters(), max_norm);
-    set_lr(optimizer, lr);
-    optimizer.step();
-    optimizer.zero_grad();
+    stats.grad_norm = optimizer.step(lr, grad_clip);
     return stats;
 }
 

@@ -1,31 +1,178 @@
 #include "rlhf/train/optimizer.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
+
+#include <cmath>
+#include <map>
+
+#include "rlhf/core/error.h"
 
 namespace rlhf {
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimConfig& cfg) {
-    std::vector<torch::Tensor> decay, no_decay;
-    for (const auto& p : model.parameters()) {
-        if (!p.requires_grad()) continue;
-        (p.dim() >= 2 ? decay : no_decay).push_back(p);
-    }
-    auto options = [&](double wd) {
-        return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(cfg.lr)
-                                                                .betas({cfg.beta1, cfg.beta2})
-                                                                .eps(cfg.eps)
-                                                                .weight_decay(wd));
-    };
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, options(cfg.weight_decay));
-    groups.emplace_back(no_decay, options(0.0));
-    return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
+namespace {
+
+constexpr int64_t kGrain = 16384;  // elements per parallel chunk: small tensors stay on one thread
+
+bool fused_ok(const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
 }
 
-void set_lr(torch::optim::Optimizer& optimizer, double lr) {
-    for (auto& group : optimizer.param_groups()) {
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+// The inner loops are compiled for AVX-512, AVX2 and baseline x86-64; the loader picks the best
+// the CPU has (GCC function multiversioning), so the binary still runs everywhere.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RLHF_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RLHF_MULTIVERSION
+#endif
+
+// Sixteen independent accumulators: a single running sum cannot be vectorised without
+// reassociating floating-point adds, which we do not allow the compiler to do globally.
+RLHF_MULTIVERSION double sum_squares_span(const float* __restrict x, int64_t n) {
+    constexpr int kLanes = 16;
+    double lanes[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        for (int k = 0; k < kLanes; ++k) lanes[k] += static_cast<double>(x[i + k]) * x[i + k];
     }
+    double acc = 0.0;
+    for (; i < n; ++i) acc += static_cast<double>(x[i]) * x[i];
+    for (double lane : lanes) acc += lane;
+    return acc;
+}
+
+// Sum of squares of a CPU fp32 tensor, accumulated in double.
+double sum_squares(const torch::Tensor& g) {
+    const float* x = g.data_ptr<float>();
+    return at::parallel_reduce(
+        int64_t{0}, g.numel(), kGrain, 0.0,
+        [&](int64_t begin, int64_t end, double acc) { return acc + sum_squares_span(x + begin, end - begin); },
+        std::plus<double>());
+}
+
+struct AdamWScalars {
+    float scale, b1, b2, one_minus_b1, one_minus_b2, sqrt_bias2, eps, decay, step_size;
+};
+
+// One pass of AdamW over n elements, in torch.optim.AdamW's order of operations; zeroes g.
+RLHF_MULTIVERSION void adamw_span(float* __restrict p, float* __restrict g, float* __restrict m,
+                                  float* __restrict v, int64_t n, AdamWScalars s) {
+    for (int64_t j = 0; j < n; ++j) {
+        const float gj = g[j] * s.scale;
+        m[j] = m[j] * s.b1 + gj * s.one_minus_b1;
+        v[j] = v[j] * s.b2 + gj * gj * s.one_minus_b2;
+        const float denom = std::sqrt(v[j]) / s.sqrt_bias2 + s.eps;
+        p[j] = p[j] * s.decay - s.step_size * (m[j] / denom);
+        g[j] = 0.0f;
+    }
+}
+
+}  // namespace
+
+AdamW::AdamW(torch::nn::Module& model, const OptimConfig& cfg) : cfg_(cfg) {
+    for (const auto& item : model.named_parameters()) {
+        const auto& p = item.value();
+        if (!p.requires_grad()) continue;
+        params_.push_back({item.key(), p, p.dim() >= 2});
+        exp_avg_.push_back(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        exp_avg_sq_.push_back(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+    }
+}
+
+double AdamW::grad_norm() const {
+    double total = 0.0;
+    for (const auto& p : params_) {
+        const auto& g = p.tensor.grad();
+        if (!g.defined()) continue;
+        total += fused_ok(g) ? sum_squares(g) : g.to(torch::kFloat64).square().sum().item<double>();
+    }
+    return std::sqrt(total);
+}
+
+void AdamW::zero_grad() {
+    for (auto& p : params_) {
+        if (p.tensor.grad().defined()) p.tensor.mutable_grad().zero_();
+    }
+}
+
+double AdamW::step(double lr, double max_grad_norm) {
+    torch::NoGradGuard no_grad;
+    const double norm = grad_norm();
+    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
+    const double clip = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;
+    const float scale = clip < 1.0 ? static_cast<float>(clip) : 1.0f;
+
+    ++step_;
+    const double b1 = cfg_.beta1, b2 = cfg_.beta2;
+    const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step_));
+    const double bias2 = 1.0 - std::pow(b2, static_cast<double>(step_));
+    const float step_size = static_cast<float>(lr / bias1);
+    const float sqrt_bias2 = static_cast<float>(std::sqrt(bias2));
+    const float eps = static_cast<float>(cfg_.eps);
+    const float b1f = static_cast<float>(b1), b2f = static_cast<float>(b2);
+    const float one_minus_b1 = static_cast<float>(1.0 - b1), one_minus_b2 = static_cast<float>(1.0 - b2);
+
+    for (size_t i = 0; i < params_.size(); ++i) {
+        auto& p = params_[i].tensor;
+        auto g = p.mutable_grad();
+        if (!g.defined()) continue;
+        const float decay = params_[i].decay ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
+        auto& m = exp_avg_[i];
+        auto& v = exp_avg_sq_[i];
+        if (fused_ok(p) && fused_ok(g)) {
+            float *pp = p.data_ptr<float>(), *gp = g.data_ptr<float>();
+            float *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
+            const AdamWScalars s{scale, b1f, b2f, one_minus_b1, one_minus_b2, sqrt_bias2, eps, decay, step_size};
+            at::parallel_for(0, p.numel(), kGrain, [&](int64_t begin, int64_t end) {
+                adamw_span(pp + begin, gp + begin, mp + begin, vp + begin, end - begin, s);
+            });
+        } else {  // the same arithmetic as tensor ops (GPU, non-contiguous, other dtypes)
+            if (scale != 1.0f) g.mul_(scale);
+            if (decay != 1.0f) p.mul_(decay);
+            m.mul_(b1).add_(g, 1.0 - b1);
+            v.mul_(b2).addcmul_(g, g, 1.0 - b2);
+            p.addcdiv_(m, v.sqrt().div_(sqrt_bias2).add_(eps), -step_size);
+            g.zero_();
+        }
+    }
+    return norm;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> AdamW::state_tensors() const {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (size_t i = 0; i < params_.size(); ++i) {
+        out.emplace_back("exp_avg." + params_[i].name, exp_avg_[i]);
+        out.emplace_back("exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
+    }
+    return out;
+}
+
+void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, int64_t step,
+                       const std::string& where) {
+    std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
+    torch::NoGradGuard no_grad;
+    auto restore = [&](const std::string& name, torch::Tensor& dst) {
+        auto it = by_name.find(name);
+        if (it == by_name.end()) {
+            throw Error("optimizer state '" + name + "' is missing", where, "the checkpoint is from a different model");
+        }
+        if (it->second.sizes() != dst.sizes()) {
+            throw Error("optimizer state '" + name + "' has shape " + c10::str(it->second.sizes()) + ", the model needs " +
+                            c10::str(dst.sizes()),
+                        where, "the checkpoint is from a different model shape");
+        }
+        dst.copy_(it->second);
+    };
+    for (size_t i = 0; i < params_.size(); ++i) {
+        restore("exp_avg." + params_[i].name, exp_avg_[i]);
+        restore("exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
+    }
+    if (by_name.size() != 2 * params_.size()) {
+        throw Error("optimizer state holds " + std::to_string(by_name.size()) + " tensors, the model needs " +
+                        std::to_string(2 * params_.size()),
+                    where, "the checkpoint is from a different model");
+    }
+    step_ = step;
 }
 
 }  // namespace rlhf

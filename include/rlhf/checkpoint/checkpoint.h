@@ -4,7 +4,7 @@
 //   <out_dir>/checkpoints/
 //     step-000250/            complete checkpoints only (built as .tmp-step-000250-<pid>, then renamed)
 //       model.safetensors     weights, HF GPT-2 names, the tied embedding stored once
-//       optimizer.pt          AdamW moments (LibTorch archive, parameter order of the model)
+//       optimizer.safetensors AdamW moments by parameter name (exp_avg.<name>, exp_avg_sq.<name>) + step
 //       rng.safetensors       every generator state (CPU, and CUDA when present)
 //       state.json            step, tokens seen, data-sampler cursor, format version — written last
 //       config.yaml           the resolved config of the run
@@ -13,8 +13,6 @@
 //
 // See docs/checkpoint-format.md.
 #pragma once
-
-#include <torch/optim/optimizer.h>
 
 #include <cmath>
 #include <cstdint>
@@ -36,11 +34,17 @@ struct TrainState {
     double   last_val_loss    = NAN;  // most recent validation loss (NaN before the first eval)
 };
 
+// Optimizer state as the checkpoint stores it (this layer does not know the optimizer type).
+struct OptimizerState {
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;  // e.g. exp_avg.<param name>
+    int64_t step = 0;                                            // updates taken
+};
+
 // Saves step-NNNNNN under `checkpoints_dir`, repoints `latest`, and deletes all but the newest
 // `keep_last` checkpoints (0 = keep all). Returns the new directory. A checkpoint for a step
 // that already exists is not written twice.
 std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
-                                      const TrainState& state, GptImpl& model, torch::optim::Optimizer& optimizer,
+                                      const TrainState& state, GptImpl& model, const OptimizerState& optimizer,
                                       const Tokenizer& tokenizer, int keep_last);
 
 // Accepts a step directory, a checkpoints/ directory or a run directory, and returns the step
@@ -62,7 +66,7 @@ Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir);
 // Copies the stored weights into `model`; a missing, extra or differently-shaped tensor is an
 // rlhf::Error naming the tensor and both shapes.
 void load_model_weights(const std::filesystem::path& step_dir, GptImpl& model);
-void load_optimizer_state(const std::filesystem::path& step_dir, torch::optim::Optimizer& optimizer);
+OptimizerState load_optimizer_state(const std::filesystem::path& step_dir);
 void restore_rng_states(const std::filesystem::path& step_dir);
 
 // Errors (one line per differing key) if the two model configs describe different shapes.

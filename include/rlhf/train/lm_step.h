@@ -6,12 +6,12 @@
 // micro-batch with few targets (SFT with masked prompts) weighs what its tokens weigh.
 #pragma once
 
-#include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
 #include <vector>
 
 #include "rlhf/model/gpt.h"
+#include "rlhf/train/optimizer.h"
 
 namespace rlhf {
 
@@ -31,10 +31,11 @@ struct StepStats {
     int64_t targets = 0;     // target tokens in the step
 };
 
-// Forward + backward over every micro-batch (gradients accumulate in .grad), then clip to
-// grad_clip (0 = off), set lr, optimizer step, zero grads. `bf16` runs forward under autocast.
-StepStats lm_train_step(GptImpl& model, torch::optim::Optimizer& optimizer, const std::vector<LmBatch>& micro_batches,
-                        double lr, double grad_clip, bool bf16);
+// Forward + backward over every micro-batch (gradients accumulate in .grad), then one AdamW
+// step at `lr` with global-norm clipping to grad_clip (0 = off); gradients end zeroed.
+// `bf16` runs the forward under autocast.
+StepStats lm_train_step(GptImpl& model, AdamW& optimizer, const std::vector<LmBatch>& micro_batches, double lr,
+                        double grad_clip, bool bf16);
 
 // Backward only (no optimizer step): leaves the accumulated gradient in .grad and returns the
 // mean loss. lm_train_step is this plus clip + step; tests use it to compare gradients.
