@@ -17,8 +17,13 @@ struct Runtime {
 };
 
 // threads <= 0 means "all cores". device: "cpu", "cuda", "cuda:N" or "auto".
-// Seeds LibTorch's global CPU (and CUDA) generators with `seed`.
+// Seeds LibTorch's global CPU (and CUDA) generators with `seed`, and tunes glibc malloc to keep
+// freed tensor memory for reuse (keep_freed_memory_for_reuse).
 Runtime init_runtime(int threads, uint64_t seed, const std::string& device);
+
+// Serve allocations up to 32 MiB from the heap and never trim it, so a training step reuses the
+// previous step's activation memory instead of page-faulting fresh mmap'ed pages.
+void keep_freed_memory_for_reuse();
 
 // Number of cores this process may run on (sched_getaffinity, falling back to hardware_concurrency).
 int available_cores();
