@@ -10,7 +10,7 @@
 #include "rlhf/core/error.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/model/generate.h"
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 
 namespace rlhf::cli {
 

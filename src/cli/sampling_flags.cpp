@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rlhf/core/runtime.h"
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 
 namespace rlhf::cli {
 

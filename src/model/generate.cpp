@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "rlhf/core/error.h"
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 
 namespace rlhf {
 

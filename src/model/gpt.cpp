@@ -7,11 +7,31 @@
 #include <limits>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/precision.h"
 #include "rlhf/model/causal_attention.h"
 
 namespace rlhf {
 
 namespace F = torch::nn::functional;
+
+// x W^T + b. A single fp32 row on CPU (batch-1 decoding) takes the matrix-vector path: OpenBLAS
+// 0.3.21's sgemm with M = 1 packs the whole weight matrix first, so gemv streams the weights
+// 2-3x faster (25-35 vs 11-14 GB/s here; docs/benchmarks.md). Under bf16 autocast oneDNN's
+// linear is faster still, so it keeps that path.
+static torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+    if (x.numel() == x.size(-1) && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+        weight.scalar_type() == torch::kFloat32 && !autocast_active(torch::kCPU)) {
+        auto y = bias.defined() ? torch::addmv(bias, weight, x.reshape({-1})) : torch::mv(weight, x.reshape({-1}));
+        auto shape = x.sizes().vec();
+        shape.back() = weight.size(0);
+        return y.view(shape);
+    }
+    return F::linear(x, weight, bias);
+}
+
+static torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer) {
+    return linear(x, layer->weight, layer->bias);
+}
 
 // ---------------------------------------------------------------------------------------------
 LayerNormImpl::LayerNormImpl(int64_t n_embd, bool with_bias) {
@@ -36,11 +56,11 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const tor
                                                KvCache* cache) {
     const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hs = C / n_head;
     const double p = is_training() ? dropout : 0.0;
-    auto qkv = c_attn(x);                                              // (B, T, 3C)
+    auto qkv = linear(x, c_attn);                                      // (B, T, 3C)
 #if TORCH_VERSION_MAJOR < 2
     // Plain causal training forward on CPU: the fused kernel reads qkv and writes (B, T, C).
     if (!allowed.defined() && !cache && p == 0.0 && x.device().is_cpu() && fused_causal_attention_available()) {
-        return resid_dropout(c_proj(fused_causal_attention(qkv, n_head)));
+        return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj));
     }
 #endif
     auto parts = qkv.split(n_embd, /*dim=*/2);                         // 3 x (B, T, C)
@@ -62,7 +82,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const tor
     y = torch::matmul(att, v);
 #endif
     y = y.transpose(1, 2).contiguous().view({B, T, C});                // re-assemble heads
-    return resid_dropout(c_proj(y));
+    return resid_dropout(linear(y, c_proj));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,7 +95,7 @@ MlpImpl::MlpImpl(const ModelConfig& cfg) {
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
     // Exact (erf) GELU, as nanoGPT. GPT-2 used the tanh approximation (|difference| < 1e-3), but
     // LibTorch 1.13's CPU tanh-GELU is 4-7x slower than erf-GELU (docs/benchmarks.md).
-    return dropout(c_proj(torch::gelu(c_fc(x))));
+    return dropout(linear(torch::gelu(linear(x, c_fc)), c_proj));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +190,7 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx, const AttentionContext&
 }
 
 torch::Tensor GptImpl::logits(const torch::Tensor& hidden) {
-    return F::linear(hidden, transformer->wte->weight);  // tied head: (..., C) x (V, C)^T -> (..., V)
+    return linear(hidden, transformer->wte->weight, torch::Tensor());  // tied head: (..., C) x (V, C)^T -> (..., V)
 }
 
 KvCache GptImpl::make_cache(int64_t batch, int64_t capacity, torch::TensorOptions options) const {

@@ -27,7 +27,7 @@
 #include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 
 namespace rlhf {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "rlhf/core/error.h"
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 
 namespace rlhf {
 

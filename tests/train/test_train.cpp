@@ -11,7 +11,7 @@
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/optimizer.h"
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 #include "support/helpers.h"
 
 using namespace rlhf;

@@ -5,6 +5,8 @@
 
 #include <torch/types.h>
 
+#include <string>
+
 namespace rlhf {
 
 class AutocastGuard {
@@ -21,6 +23,9 @@ private:
     bool prev_enabled_ = false;
     torch::ScalarType prev_dtype_ = torch::kFloat;
 };
+
+// True inside an enabled AutocastGuard (or any autocast region) for `device`.
+bool autocast_active(torch::DeviceType device);
 
 // "float32" -> false, "bfloat16" -> true.
 inline bool wants_bf16(const std::string& dtype) { return dtype == "bfloat16"; }

@@ -1,4 +1,4 @@
-#include "rlhf/train/precision.h"
+#include "rlhf/core/precision.h"
 
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
@@ -9,6 +9,14 @@ namespace rlhf {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define RLHF_AUTOCAST_BY_DEVICE_TYPE 1
 #endif
+
+bool autocast_active(torch::DeviceType device) {
+#ifdef RLHF_AUTOCAST_BY_DEVICE_TYPE
+    return at::autocast::is_autocast_enabled(device);
+#else
+    return device == torch::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
 
 AutocastGuard::AutocastGuard(bool enabled, torch::DeviceType device) : enabled_(enabled), device_(device) {
     if (!enabled_) return;
