@@ -4,7 +4,7 @@
 #   2. generate a small story corpus          -> data/demo/corpus.txt
 #   3. train a 512-piece BPE tokenizer         -> data/demo/tokenizer/
 #   4. tokenize it into train/val shards       -> data/demo/shards/
-#   5. pre-train a 4-layer GPT (~1.5 min, 2 cores) -> runs/demo/pretrain/
+#   5. pre-train a 4-layer GPT (~40 s on 2 cores)  -> runs/demo/pretrain/
 #   6. print samples
 # Running it again reuses what exists (the training run resumes from its last checkpoint).
 set -euo pipefail

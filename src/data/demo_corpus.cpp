@@ -16,6 +16,7 @@ const Words kPlaces = {"the forest", "the river", "the old mill", "the market", 
 const Words kThings = {"a red ball", "an old map", "a small key", "a loaf of bread", "a blue kite", "a lantern"};
 const Words kAdjectives = {"happy", "tired", "curious", "brave", "quiet", "hungry", "cold"};
 const Words kWeather = {"sunny", "rainy", "windy", "grey", "warm", "foggy"};
+const Words kFood = {"bread", "apples", "warm soup", "honey cake", "cheese", "plums"};
 
 // A sentence template filled from the word lists; each story keeps one hero and one animal.
 std::string story(std::mt19937_64& rng) {
@@ -30,7 +31,7 @@ std::string story(std::mt19937_64& rng) {
         friend_ + " came and asked, \"Where did you find " + thing + "?\"",
         "\"Near " + place + ",\" said " + hero + ".",
         "The " + animal + " was " + pick(kAdjectives) + ", so they went home.",
-        "At home " + hero + " and " + friend_ + " ate " + pick(kThings).substr(2) + " and laughed.",
+        "At home " + hero + " and " + friend_ + " ate " + pick(kFood) + " and laughed.",
     };
     std::string out;
     const size_t n = 4 + rng() % 5;  // 4..8 sentences
