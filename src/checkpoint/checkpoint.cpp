@@ -27,7 +27,7 @@ std::string step_dir_name(int64_t step) {
 }
 
 bool is_step_dir_name(const std::string& name) {
-    return name.rfind(kStatePrefix, 0) == 0 && name.size() > 5 &&
+    return name.rfind(kStatePrefix, 0) == 0 && name.size() > 5 && name.size() <= 5 + 18 &&  // fits int64
            std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
@@ -42,6 +42,16 @@ std::vector<std::pair<int64_t, std::filesystem::path>> list_step_dirs(const std:
     }
     std::sort(out.begin(), out.end());
     return out;
+}
+
+// Points `latest` at `step_dir` and deletes all but the newest keep_last checkpoints.
+void publish(const std::filesystem::path& checkpoints_dir, const std::filesystem::path& step_dir, int keep_last) {
+    atomic_symlink(step_dir.filename(), checkpoints_dir / "latest");
+    if (keep_last <= 0) return;
+    auto dirs = list_step_dirs(checkpoints_dir);
+    for (size_t i = 0; i + static_cast<size_t>(keep_last) < dirs.size(); ++i) {
+        if (dirs[i].second != step_dir) std::filesystem::remove_all(dirs[i].second);
+    }
 }
 
 std::string state_to_json(const TrainState& s) {
@@ -80,7 +90,13 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
                                       const Tokenizer& tokenizer, int keep_last) {
     ensure_dir(checkpoints_dir);
     const auto final_dir = checkpoints_dir / step_dir_name(state.step);
-    if (std::filesystem::exists(final_dir)) return final_dir;
+    if (std::filesystem::exists(final_dir / "state.json")) {
+        // Written by a run that died before repointing `latest`; resume is exact, so it holds
+        // this very state. Finish that run's job instead of writing it twice.
+        publish(checkpoints_dir, final_dir, keep_last);
+        return final_dir;
+    }
+    if (std::filesystem::exists(final_dir)) std::filesystem::remove_all(final_dir);  // incomplete: not ours to keep
 
     // Leftovers of a writer that was killed mid-save are never loaded; clear them.
     for (const auto& e : std::filesystem::directory_iterator(checkpoints_dir)) {
@@ -103,23 +119,15 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     std::filesystem::rename(tmp, final_dir, ec);
     if (ec) throw Error("cannot move checkpoint into place: " + ec.message(), final_dir.string(), "");
     fsync_path(checkpoints_dir);
-    atomic_symlink(final_dir.filename(), checkpoints_dir / "latest");
-
-    if (keep_last > 0) {
-        auto dirs = list_step_dirs(checkpoints_dir);
-        for (size_t i = 0; i + static_cast<size_t>(keep_last) < dirs.size(); ++i) {
-            if (dirs[i].second != final_dir) std::filesystem::remove_all(dirs[i].second);
-        }
-    }
+    publish(checkpoints_dir, final_dir, keep_last);
     return final_dir;
 }
 
 std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir) {
-    const auto dir = out_dir / "checkpoints";
-    const auto latest = dir / "latest";
-    if (std::filesystem::exists(latest / "state.json")) return std::filesystem::canonical(latest);
-    // `latest` missing or dangling (e.g. its target was removed by hand): take the newest complete one.
-    auto dirs = list_step_dirs(dir);
+    // The newest complete step directory. `latest` is a convenience for people and tools; a
+    // crash between renaming a new checkpoint into place and repointing `latest` leaves it one
+    // behind, so the directories themselves decide.
+    auto dirs = list_step_dirs(out_dir / "checkpoints");
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
         if (std::filesystem::exists(it->second / "state.json")) return it->second;
     }
@@ -132,10 +140,9 @@ std::filesystem::path resolve_checkpoint(const std::filesystem::path& path) {
                     "pass a run directory, its checkpoints/ directory, or a checkpoints/step-NNNNNN directory");
     }
     if (std::filesystem::exists(path / "state.json")) return std::filesystem::canonical(path);
-    if (auto found = latest_checkpoint(path); !found.empty()) return found;
-    if (std::filesystem::exists(path / "latest" / "state.json")) return std::filesystem::canonical(path / "latest");
+    if (auto found = latest_checkpoint(path); !found.empty()) return found;  // a run directory
     if (auto found = latest_checkpoint(path.parent_path()); path.filename() == "checkpoints" && !found.empty()) {
-        return found;
+        return found;  // its checkpoints/ directory
     }
     throw Error("no complete checkpoint here (no state.json)", path.string(),
                 "a half-written checkpoint is never used; pass a run directory or a complete step-NNNNNN");
@@ -238,7 +245,13 @@ void restore_rng_states(const std::filesystem::path& step_dir) {
         if (name == "cpu") {
             gen = at::detail::getDefaultCPUGenerator();
         } else if (name.rfind("cuda:", 0) == 0 && torch::cuda::is_available()) {
-            auto index = static_cast<c10::DeviceIndex>(std::stoi(name.substr(5)));
+            c10::DeviceIndex index = 0;
+            try {
+                index = static_cast<c10::DeviceIndex>(std::stoi(name.substr(5)));
+            } catch (const std::exception&) {
+                throw Error("corrupted RNG state name '" + name + "'", (step_dir / "rng.safetensors").string(),
+                            kDamagedHint);
+            }
             if (index >= static_cast<c10::DeviceIndex>(torch::cuda::device_count())) continue;
             gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, index));
         } else {

@@ -313,7 +313,7 @@ uint64_t shards_tokenizer_fingerprint(const std::filesystem::path& dir) {
     try {
         auto meta = nlohmann::json::parse(read_file(path));
         return std::stoull(meta.at("tokenizer_fingerprint").get<std::string>(), nullptr, 16);
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const std::exception& e) {  // JSON errors, and a fingerprint that is not hex
         throw Error(std::string("unreadable meta.json: ") + e.what(), path.string(),
                     "re-create the directory with `rlhf data prepare`");
     }

@@ -91,19 +91,22 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     }
 
     // 2. Model and optimizer (seeded above, so initial weights depend on runtime.seed only) -----
+    CheckpointInfo resume_info;
+    if (!resume_dir.empty()) {  // a shape mismatch is reported before a wrong-sized model is allocated
+        resume_info = read_checkpoint_info(resume_dir);
+        check_same_model_shape(resume_info.config.model, cfg.model, cfg.source);
+    }
     Gpt model(cfg.model);
     model->to(rt.device);
     model->train();
     AdamW optimizer(*model, cfg.optim);
     TrainState state;
     if (!resume_dir.empty()) {
-        CheckpointInfo info = read_checkpoint_info(resume_dir);
-        check_same_model_shape(info.config.model, cfg.model, cfg.source);
         load_model_weights(resume_dir, *model);
         OptimizerState saved = load_optimizer_state(resume_dir);
         optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
         restore_rng_states(resume_dir);
-        state = info.state;
+        state = resume_info.state;
         spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
     }
     atomic_write(out_dir / "config.yaml", dump_config(cfg));

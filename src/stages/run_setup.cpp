@@ -26,6 +26,19 @@ std::vector<std::filesystem::path> to_paths(const std::vector<std::string>& file
     return out;
 }
 
+// Each input as {path, size, modification time}: a file edited in place changes the recipe, so
+// the cached tokenizer or shards are made again (make's rule, without hashing gigabytes).
+nlohmann::json describe_inputs(const std::vector<std::string>& files) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& f : files) {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(f, ec);
+        const auto mtime = std::filesystem::last_write_time(f, ec).time_since_epoch().count();
+        out.push_back({{"path", f}, {"size", ec ? 0 : size}, {"mtime", ec ? 0 : mtime}});
+    }
+    return out;
+}
+
 // What a cached artefact was made from; when it differs, the artefact is made again.
 nlohmann::json read_json_or_null(const std::filesystem::path& path) {
     try {
@@ -61,12 +74,13 @@ Tokenizer resolve_tokenizer(const RunConfig& cfg) {
         return Tokenizer::load(path);
     }
     const auto dir = std::filesystem::path(cfg.out_dir) / "tokenizer";
-    nlohmann::json recipe = {{"inputs", cfg.data.text},
+    nlohmann::json recipe = {{"inputs", describe_inputs(cfg.data.text)},
                              {"model_type", cfg.tokenizer.model_type},
                              {"vocab_size", cfg.tokenizer.vocab_size}};
     if (read_json_or_null(dir / "recipe.json") == recipe && std::filesystem::exists(dir / kTokenizerModelFile)) {
         return Tokenizer::load(dir);
     }
+    std::filesystem::remove(dir / "recipe.json");  // a crash while remaking must not leave a stale match
     TokenizerTrainOptions opts;
     opts.inputs = to_paths(cfg.data.text);
     opts.model_type = cfg.tokenizer.model_type;
@@ -81,10 +95,11 @@ Tokenizer resolve_tokenizer(const RunConfig& cfg) {
 std::filesystem::path resolve_token_shards(const RunConfig& cfg, const Tokenizer& tokenizer) {
     if (!cfg.data.shards.empty()) return cfg.data.shards;
     const auto dir = std::filesystem::path(cfg.out_dir) / "data";
-    nlohmann::json recipe = {{"inputs", cfg.data.text},
+    nlohmann::json recipe = {{"inputs", describe_inputs(cfg.data.text)},
                              {"val_fraction", cfg.data.val_fraction},
                              {"tokenizer_fingerprint", hex64(tokenizer.fingerprint())}};
     if (read_json_or_null(dir / "recipe.json") == recipe) return dir;
+    std::filesystem::remove(dir / "recipe.json");  // a crash while remaking must not leave a stale match
     auto stats = prepare_token_shards(tokenizer, to_paths(cfg.data.text), dir, cfg.data.val_fraction);
     atomic_write(dir / "recipe.json", recipe.dump(2) + "\n");
     spdlog::info("data: {} train tokens, {} val tokens in {}", stats.train_tokens, stats.val_tokens, dir.string());

@@ -8,14 +8,14 @@
 
 namespace rlhf {
 
-MetricsWriter::MetricsWriter(const std::filesystem::path& path, int64_t resume_step) {
-    if (resume_step >= 0 && std::filesystem::exists(path)) {
+MetricsWriter::MetricsWriter(const std::filesystem::path& path, int64_t keep_through_step) {
+    if (std::filesystem::exists(path)) {
         std::string kept;
         std::istringstream in(read_file(path));
         for (std::string line; std::getline(in, line);) {
             try {
                 auto rec = nlohmann::json::parse(line);
-                if (rec.value("step", int64_t{0}) <= resume_step) kept += line + "\n";
+                if (rec.value("step", int64_t{0}) <= keep_through_step) kept += line + "\n";
             } catch (const nlohmann::json::exception&) {
                 // A line cut short by the crash: drop it.
             }

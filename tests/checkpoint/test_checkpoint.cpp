@@ -154,6 +154,18 @@ TEST_CASE("a half-written checkpoint is never loaded", "[checkpoint]") {
     REQUIRE(resolve_checkpoint(f.dir / "run").filename() == "step-000040");
 }
 
+TEST_CASE("a crash between renaming a checkpoint and repointing latest loses nothing", "[checkpoint]") {
+    Fixture f;
+    f.save(10);
+    f.save(20);
+    const auto ckpts = f.dir / "run" / "checkpoints";
+    atomic_symlink("step-000010", ckpts / "latest");  // the symlink update never happened
+    REQUIRE(latest_checkpoint(f.dir / "run").filename() == "step-000020");
+    REQUIRE(resolve_checkpoint(f.dir / "run").filename() == "step-000020");
+    f.save(20);  // the resumed run reaches step 20 again: publish, don't rewrite
+    REQUIRE(std::filesystem::read_symlink(ckpts / "latest") == "step-000020");
+}
+
 TEST_CASE("keep_last prunes old checkpoints", "[checkpoint]") {
     Fixture f;
     for (int64_t s : {1, 2, 3, 4}) f.save(s, 2);

@@ -11,6 +11,8 @@
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/data/token_shards.h"
+#include "rlhf/tokenizer/tokenizer.h"
 #include "rlhf/stages/pretrain.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/data/demo_corpus.h"
@@ -102,6 +104,35 @@ TEST_CASE("a crash after the last checkpoint is resumed without duplicate metric
     REQUIRE(run_pretrain(cfg, resume) == 0);
     auto losses = train_losses(dir / "run");
     REQUIRE(losses.size() == 12);  // steps 11 and 12 were rewritten, not appended twice
+}
+
+TEST_CASE("a fresh start drops metrics a run killed before its first checkpoint left", "[integration][pretrain]") {
+    test::TempDir dir;
+    test::write_text(dir / "corpus.txt", demo_corpus(20000));
+    RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "run");
+    cfg.train.max_steps = 4;
+    ensure_dir(dir / "run");
+    test::write_text(dir / "run" / "metrics.jsonl", "{\"type\":\"train\",\"step\":1,\"loss\":9}\n");
+    REQUIRE(run_pretrain(cfg, {}) == 0);
+    REQUIRE(train_losses(dir / "run").size() == 4);
+    REQUIRE(train_losses(dir / "run")[0] != 9.0);
+}
+
+TEST_CASE("editing a corpus in place remakes the cached tokenizer and shards", "[integration][pretrain]") {
+    test::TempDir dir;
+    test::write_text(dir / "corpus.txt", demo_corpus(20000));
+    RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "run");
+    cfg.train.max_steps = 2;
+    REQUIRE(run_pretrain(cfg, {}) == 0);
+    const auto before = Tokenizer::load(dir / "run" / "tokenizer").fingerprint();
+    test::write_text(dir / "corpus.txt", demo_corpus(20000) + "Zebras quickly jump over 7 foxes!\n");
+    cfg.out_dir = (dir / "run").string();
+    std::filesystem::remove_all(dir / "run" / "checkpoints");  // start over in the same out_dir
+    REQUIRE(run_pretrain(cfg, {}) == 0);
+    const Tokenizer after = Tokenizer::load(dir / "run" / "tokenizer");
+    REQUIRE(after.fingerprint() != before);
+    REQUIRE(after.piece_to_id("Z") >= 0);  // the new characters are in the new vocabulary
+    REQUIRE(shards_tokenizer_fingerprint(dir / "run" / "data") == after.fingerprint());
 }
 
 TEST_CASE("starting over a run that has checkpoints needs --resume", "[integration][pretrain]") {

@@ -9,7 +9,8 @@
 //       state.json            step, tokens seen, data-sampler cursor, format version — written last
 //       config.yaml           the resolved config of the run
 //       tokenizer.model       the tokenizer the run used
-//     latest -> step-000250   a symlink replaced atomically (rename of a fresh link)
+//     latest -> step-000250   a symlink replaced atomically (rename of a fresh link); readers go by
+//                             the newest complete step-* (a crash can leave `latest` one behind)
 //
 // See docs/checkpoint-format.md.
 #pragma once
@@ -41,8 +42,9 @@ struct OptimizerState {
 };
 
 // Saves step-NNNNNN under `checkpoints_dir`, repoints `latest`, and deletes all but the newest
-// `keep_last` checkpoints (0 = keep all). Returns the new directory. A checkpoint for a step
-// that already exists is not written twice.
+// `keep_last` checkpoints (0 = keep all). Returns the new directory. A complete checkpoint for
+// the step that already exists (left by a run that died before repointing `latest`) is kept and
+// published instead of written twice.
 std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
                                       const TrainState& state, GptImpl& model, const OptimizerState& optimizer,
                                       const Tokenizer& tokenizer, int keep_last);
@@ -51,7 +53,7 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
 // directory (following `latest`). Throws rlhf::Error if nothing complete is there.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
 
-// The newest complete checkpoint of a run directory, or an empty path if it has none.
+// The newest complete checkpoint (a step-* with state.json) of a run directory, or an empty path.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir);
 
 struct CheckpointInfo {

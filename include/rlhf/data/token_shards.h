@@ -82,7 +82,8 @@ public:
     int64_t windows_per_epoch(int64_t block_size) const;
 
 private:
-    // The current epoch's visiting order, rebuilt when an epoch boundary is crossed.
+    // The current epoch's visiting order, rebuilt when an epoch boundary is crossed. A cache
+    // behind a const interface: one TokenShards must not be sampled from two threads at once.
     struct EpochOrder {
         uint64_t seed = 0, epoch = UINT64_MAX;
         int64_t block_size = 0;

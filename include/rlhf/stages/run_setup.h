@@ -14,11 +14,13 @@ namespace rlhf {
 std::filesystem::path open_run_dir(const RunConfig& cfg, bool resume);
 
 // tokenizer.path if set; else the tokenizer stored with data.shards; else one trained from
-// data.text into <out_dir>/tokenizer (reused while its inputs and settings are unchanged).
+// data.text into <out_dir>/tokenizer (reused while the settings and each input's path, size
+// and modification time are unchanged).
 Tokenizer resolve_tokenizer(const RunConfig& cfg);
 
-// data.shards if set; else data.text tokenized into <out_dir>/data (reused while inputs,
-// val_fraction and tokenizer are unchanged). Returns the shard directory.
+// data.shards if set; else data.text tokenized into <out_dir>/data (reused while the inputs
+// (path, size, modification time), val_fraction and tokenizer are unchanged). Returns the
+// shard directory.
 std::filesystem::path resolve_token_shards(const RunConfig& cfg, const Tokenizer& tokenizer);
 
 // model.vocab_size = 0 becomes the tokenizer's size; a smaller explicit size is an error.

@@ -11,10 +11,10 @@ namespace rlhf {
 
 class MetricsWriter {
 public:
-    // Opens for appending. With resume_step >= 0, records of steps after it (written by the run
-    // that crashed after its last checkpoint) are dropped first, so the file reads like one
-    // uninterrupted run.
-    MetricsWriter(const std::filesystem::path& path, int64_t resume_step = -1);
+    // Opens for appending after dropping the records of steps after `keep_through_step`: on a
+    // resume those a crashed run wrote after its last checkpoint, so the file reads like one
+    // uninterrupted run; on a fresh start (-1) all of them.
+    MetricsWriter(const std::filesystem::path& path, int64_t keep_through_step);
     ~MetricsWriter();
     MetricsWriter(const MetricsWriter&) = delete;
     MetricsWriter& operator=(const MetricsWriter&) = delete;
