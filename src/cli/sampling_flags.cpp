@@ -10,7 +10,8 @@ namespace rlhf::cli {
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
     cmd.add_option("--checkpoint", f.checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
     cmd.add_option("--max-new-tokens", f.max_new_tokens,
-                   "Tokens to generate per sample, < block_size (default: min(256, block_size / 2))");
+                   "Tokens to generate per sample, < block_size (default: min(256, block_size / 2))")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
     cmd.add_option("--temperature", f.temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
     cmd.add_option("--top-k", f.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
     cmd.add_option("--top-p", f.top_p, "Nucleus sampling mass in (0, 1] (1 = off)")->capture_default_str();

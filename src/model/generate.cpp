@@ -45,7 +45,12 @@ std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, cons
             sorted.masked_fill_(drop, kNegInf);
             filtered = torch::full_like(filtered, kNegInf).scatter(-1, order, sorted);
         }
-        token = torch::multinomial(torch::softmax(filtered, -1), 1, /*replacement=*/false, gen).squeeze(-1);
+        try {
+            token = torch::multinomial(torch::softmax(filtered, -1), 1, /*replacement=*/false, gen).squeeze(-1);
+        } catch (const c10::Error&) {  // multinomial rejects NaN/inf probabilities
+            throw Error("the model produced non-finite logits, so there is nothing to sample from", "generate",
+                        "the checkpoint has diverged (NaN weights?); use an earlier one");
+        }
     }
     return {token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)};
 }
@@ -140,7 +145,7 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
     std::unique_ptr<KvCache> cache;
     torch::Tensor logits;  // (B, V) for the position being sampled
     if (opts.use_cache) {
-        cache = std::make_unique<KvCache>(model.make_cache(B, P + N, torch::TensorOptions().device(device)));
+        cache = std::make_unique<KvCache>(model.make_cache(B, P + N));
         AttentionContext ctx{position_ids_from_mask(prompt_mask), prompt_mask, cache.get()};
         logits = model.logits(model.forward(prompt_ids, ctx).index({Slice(), -1}));  // prefill
     }

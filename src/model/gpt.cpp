@@ -193,9 +193,9 @@ torch::Tensor GptImpl::logits(const torch::Tensor& hidden) {
     return linear(hidden, transformer->wte->weight, torch::Tensor());  // tied head: (..., C) x (V, C)^T -> (..., V)
 }
 
-KvCache GptImpl::make_cache(int64_t batch, int64_t capacity, torch::TensorOptions options) const {
+KvCache GptImpl::make_cache(int64_t batch, int64_t capacity) const {
     return KvCache(cfg_.n_layer, batch, cfg_.n_head, std::min<int64_t>(capacity, cfg_.block_size),
-                   cfg_.n_embd / cfg_.n_head, options);
+                   cfg_.n_embd / cfg_.n_head);
 }
 
 int64_t GptImpl::num_parameters() const {

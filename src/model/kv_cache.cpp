@@ -8,13 +8,9 @@ namespace rlhf {
 
 using torch::indexing::Slice;
 
-KvCache::KvCache(int64_t n_layer, int64_t batch, int64_t n_head, int64_t capacity_, int64_t head_dim,
-                 torch::TensorOptions options)
-    : capacity(capacity_) {
-    for (int64_t l = 0; l < n_layer; ++l) {
-        k.push_back(torch::empty({batch, n_head, capacity, head_dim}, options));
-        v.push_back(torch::empty({batch, n_head, capacity, head_dim}, options));
-    }
+KvCache::KvCache(int64_t n_layer, int64_t batch, int64_t n_head, int64_t capacity_, int64_t head_dim)
+    : k(static_cast<size_t>(n_layer)), v(static_cast<size_t>(n_layer)), capacity(capacity_) {
+    (void)batch, (void)n_head, (void)head_dim;  // taken from the first keys appended
 }
 
 std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const torch::Tensor& k_new,
@@ -27,6 +23,10 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const tor
     }
     auto& kl = k[static_cast<size_t>(layer)];
     auto& vl = v[static_cast<size_t>(layer)];
+    if (!kl.defined()) {
+        kl = torch::empty({k_new.size(0), k_new.size(1), capacity, k_new.size(3)}, k_new.options());
+        vl = torch::empty({v_new.size(0), v_new.size(1), capacity, v_new.size(3)}, v_new.options());
+    }
     kl.index({Slice(), Slice(), Slice(length, length + t)}).copy_(k_new);
     vl.index({Slice(), Slice(), Slice(length, length + t)}).copy_(v_new);
     return {kl.index({Slice(), Slice(), Slice(0, length + t)}), vl.index({Slice(), Slice(), Slice(0, length + t)})};

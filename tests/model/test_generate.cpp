@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/precision.h"
 #include "rlhf/model/generate.h"
 #include "rlhf/model/gpt.h"
 #include "support/helpers.h"
@@ -36,7 +37,7 @@ TEST_CASE("cached and cache-less decoding give the same logits", "[model][genera
     torch::NoGradGuard ng;
     auto tokens = torch::randint(0, 50, {2, 30}, torch::kLong);
     auto full = model->logits(model->forward(tokens));  // (2, 30, V): one pass, no cache
-    KvCache cache = model->make_cache(2, 30, torch::TensorOptions());
+    KvCache cache = model->make_cache(2, 30);
     // prefill 12 tokens, then one token at a time
     auto step = model->logits(model->forward(tokens.index({Slice(), Slice(0, 12)}), {{}, {}, &cache}));
     REQUIRE(test::max_abs_diff(step, full.index({Slice(), Slice(0, 12)})) < 1e-5);
@@ -99,6 +100,24 @@ TEST_CASE("returned log-probs equal a fresh training-style forward over prompt +
         REQUIRE(test::max_abs_diff(masked, g.logprobs) < 1e-5);
         REQUIRE((g.logprobs.masked_select(g.response_mask) < 0).all().item<bool>());
     }
+}
+
+TEST_CASE("under bf16 the KV cache holds bf16 keys and generation stays finite", "[model][generate]") {
+    Gpt model = tiny_eval_model(50, 12);
+    SamplingOptions o;
+    o.max_new_tokens = 10;
+    o.bf16 = true;
+    auto g = make_generator(3, torch::kCPU);
+    Generation out = generate(*model, {random_prompt(5, 50, 1), random_prompt(9, 50, 2)}, o, 3, g);
+    REQUIRE(torch::isfinite(out.logprobs).all().item<bool>());
+    torch::NoGradGuard ng;
+    KvCache cache = model->make_cache(1, 8);
+    {
+        AutocastGuard autocast(true, torch::kCPU);
+        model->forward(torch::tensor({{1, 2, 3}}, torch::kLong), {{}, {}, &cache});
+    }
+    REQUIRE(cache.k[0].scalar_type() == torch::kBFloat16);  // the dtype of the keys, not fp32
+    REQUIRE(cache.length == 3);
 }
 
 TEST_CASE("cached and cache-less generation sample the same tokens", "[model][generate]") {

@@ -33,6 +33,8 @@ struct SamplingOptions {
 // Throws rlhf::Error naming the option (e.g. "top_p") for values outside their range.
 void validate_sampling(const SamplingOptions& opts, int64_t block_size);
 
+// N below is the number of tokens actually produced: max_new_tokens, or fewer when every
+// sequence stopped early.
 struct Generation {
     torch::Tensor tokens;         // (B, P + N) int64: left-padded prompts followed by the responses
     torch::Tensor attention_mask; // (B, P + N) bool: real prompt tokens and response tokens up to the stop

@@ -91,7 +91,7 @@ struct GptImpl : torch::nn::Module {
     torch::Tensor logits(const torch::Tensor& hidden);
 
     // A KV cache sized for this model: `batch` sequences, at most `capacity` <= block_size positions.
-    KvCache make_cache(int64_t batch, int64_t capacity, torch::TensorOptions options) const;
+    KvCache make_cache(int64_t batch, int64_t capacity) const;
 
     // Re-draw every weight: N(0, 0.02), residual projections N(0, 0.02/sqrt(2*n_layer)), biases
     // 0, LayerNorm gains 1 (GPT-2 paper; nanoGPT). Uses the global LibTorch generator.

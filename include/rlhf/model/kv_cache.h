@@ -9,11 +9,12 @@
 namespace rlhf {
 
 struct KvCache {
-    // Buffers of shape (B, nh, capacity, hs) per layer, filled in [0, length).
-    KvCache(int64_t n_layer, int64_t batch, int64_t n_head, int64_t capacity, int64_t head_dim,
-            torch::TensorOptions options);
+    // Buffers of shape (B, nh, capacity, hs) per layer, filled in [0, length). They are allocated
+    // at the first append, on the device and in the dtype of those keys (bf16 under autocast), so
+    // the cached keys always match the queries they meet.
+    KvCache(int64_t n_layer, int64_t batch, int64_t n_head, int64_t capacity, int64_t head_dim);
 
-    std::vector<torch::Tensor> k, v;
+    std::vector<torch::Tensor> k, v;  // per layer; undefined until the first append
     int64_t length = 0;    // positions filled so far (shared by the batch: prompts are left-padded)
     int64_t capacity = 0;  // = the model's block_size at most
 
