@@ -1,5 +1,7 @@
 #include "rlhf/model/causal_attention.h"
 
+#include "rlhf/model/attention_rows.h"
+
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -47,21 +49,6 @@ inline void scatter(const float* src, int T, int hs, scalar_t* dst, int64_t stri
     }
 }
 
-// Softmax over row i's first i+1 entries (the causal prefix); the rest become 0. Returns lse.
-inline float causal_softmax_row(float* row, int i, int T) {
-    float max = row[0];
-    for (int j = 1; j <= i; ++j) max = std::max(max, row[j]);
-    float sum = 0.f;
-    for (int j = 0; j <= i; ++j) {
-        row[j] = std::exp(row[j] - max);
-        sum += row[j];
-    }
-    const float inv = 1.f / sum;
-    for (int j = 0; j <= i; ++j) row[j] *= inv;
-    for (int j = i + 1; j < T; ++j) row[j] = 0.f;
-    return max + std::log(sum);
-}
-
 struct Shape {
     int64_t B, T, C, nh, hs;
     int Ti() const { return static_cast<int>(T); }
@@ -82,7 +69,7 @@ void attention_forward(const Shape& s, const scalar_t* qkv, scalar_t* y, float* 
             gather(base + 2 * s.C, 3 * s.C, T, hs, v.data());
             float* P = probs ? probs + bh * T * T : scratch.data();
             sgemm(false, true, T, T, hs, scale, q.data(), hs, k.data(), hs, 0.f, P, T);  // S = q k^T / sqrt(hs)
-            for (int i = 0; i < T; ++i) lse[bh * T + i] = causal_softmax_row(P + i * T, i, T);
+            for (int i = 0; i < T; ++i) lse[bh * T + i] = attention_rows::causal_softmax(P + i * T, i, T);
             sgemm(false, false, T, hs, T, 1.f, P, T, v.data(), hs, 0.f, o.data(), hs);  // o = P v
             scatter(o.data(), T, hs, y + b * s.T * s.C + h * s.hs, s.C);
         }
@@ -108,23 +95,12 @@ void attention_backward(const Shape& s, const scalar_t* qkv, const scalar_t* dy,
             if (!probs) {  // recompute P = exp(S - lse) on the causal prefix
                 float* R = scratch.data();
                 sgemm(false, true, T, T, hs, scale, q.data(), hs, k.data(), hs, 0.f, R, T);
-                for (int i = 0; i < T; ++i) {
-                    const float l = lse[bh * T + i];
-                    for (int j = 0; j <= i; ++j) R[i * T + j] = std::exp(R[i * T + j] - l);
-                    for (int j = i + 1; j < T; ++j) R[i * T + j] = 0.f;
-                }
+                for (int i = 0; i < T; ++i) attention_rows::causal_exp(R + i * T, i, T, lse[bh * T + i]);
             }
             sgemm(true, false, T, hs, T, 1.f, P, T, dO.data(), hs, 0.f, dv.data(), hs);  // dv = P^T dO
             sgemm(false, true, T, T, hs, 1.f, dO.data(), hs, v.data(), hs, 0.f, dP.data(), T);  // dP = dO v^T
-            for (int i = 0; i < T; ++i) {
-                // softmax backward: dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij'), times the score scale
-                const float* p = P + i * T;
-                float* ds = dP.data() + i * T;
-                float d = 0.f;
-                for (int j = 0; j <= i; ++j) d += p[j] * ds[j];
-                for (int j = 0; j <= i; ++j) ds[j] = p[j] * (ds[j] - d) * scale;
-                for (int j = i + 1; j < T; ++j) ds[j] = 0.f;
-            }
+            // softmax backward: dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij'), times the score scale
+            for (int i = 0; i < T; ++i) attention_rows::causal_softmax_backward(P + i * T, dP.data() + i * T, i, T, scale);
             sgemm(false, false, T, hs, T, 1.f, dP.data(), T, k.data(), hs, 0.f, dq.data(), hs);  // dq = dS k
             sgemm(true, false, T, hs, T, 1.f, dP.data(), T, q.data(), hs, 0.f, dk.data(), hs);   // dk = dS^T q
             scatter(dq.data(), T, hs, dqkv + qkv_off, 3 * s.C);

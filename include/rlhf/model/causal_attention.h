@@ -1,4 +1,5 @@
-// Fused causal self-attention for CPU training, straight from the c_attn output:
+// Fused causal self-attention for CPU training, straight from the c_attn output (the row loops
+// live in attention_rows.h):
 //   qkv (B, T, 3C) -> y (B, T, C),  y_h = softmax(q_h k_h^T / sqrt(hs) + causal mask) v_h per head h
 //
 // Why: LibTorch 1.13 runs fp32 bmm over (B * nh) small matrices as a serial loop of select + mm
