@@ -1,9 +1,10 @@
-// rlhf — one binary for every stage. Errors a user can fix are printed as one line
+// rlhf — one binary for every stage. Errors a user can fix are printed as one line per problem
 // ("error: where: what (hint: how to fix)") with exit code 1; never a LibTorch backtrace.
 #include <c10/util/Exception.h>
 #include <yaml-cpp/exceptions.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -21,7 +22,9 @@ void print_error_lines(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"rlhf.cpp: train GPT models through the InstructGPT pipeline (pretrain, sft, reward, ppo)", "rlhf"};
+    CLI::App app{"rlhf.cpp: GPT training in C++ on LibTorch. Stages in this build: pretrain "
+                 "(sft, reward and ppo are coming). Errors print one line and exit 1.",
+                 "rlhf"};
     app.set_version_flag("--version", std::string("rlhf ") + RLHF_VERSION);
     app.require_subcommand(1);
     rlhf::cli::Action action;
@@ -35,8 +38,25 @@ int main(int argc, char** argv) {
 
     try {
         app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
+    } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // A mistake in the flags: one line, like every other error, and exit 1.
+        std::string sub;
+        for (const auto* cmd : app.get_subcommands()) sub += " " + cmd->get_name();
+        if (sub.empty() && argc > 1 && argv[1][0] != '-') {
+            // CLI11 would only say "A subcommand is required"; name the word it did not know.
+            std::string known;
+            for (const auto* cmd : app.get_subcommands({})) known += (known.empty() ? "" : ", ") + cmd->get_name();
+            std::cerr << "error: unknown command '" << argv[1] << "' (commands: " << known << ")\n";
+            return 1;
+        }
+        std::cerr << "error: " << e.what() << " (hint: rlhf" << sub << " --help)\n";
+        return 1;
     }
     try {
         rlhf::init_logging();
@@ -49,6 +69,10 @@ int main(int argc, char** argv) {
         // A LibTorch check we did not anticipate: show its message, not its C++ backtrace.
         std::string msg = e.what_without_backtrace();
         print_error_lines("LibTorch: " + msg.substr(0, msg.find('\n')));
+    } catch (const std::filesystem::filesystem_error& e) {
+        rlhf::clear_status_line();
+        std::string where = e.path1().empty() ? "" : e.path1().string() + ": ";
+        print_error_lines(where + e.code().message() + " (hint: check the path, its permissions and free space)");
     } catch (const YAML::Exception& e) {
         rlhf::clear_status_line();
         print_error_lines(std::string("YAML: ") + e.what());

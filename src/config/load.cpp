@@ -284,7 +284,11 @@ private:
 
     void walk(const YAML::Node& map, const std::string& prefix) {
         for (const auto& kv : map) {
-            std::string name = kv.first.as<std::string>();
+            if (!kv.first.IsScalar()) {
+                errors_.push_back(describe_mark(source_, kv.first.Mark()) + ": a key must be a plain name");
+                continue;
+            }
+            std::string name = kv.first.Scalar();
             std::string key = prefix.empty() ? name : prefix + "." + name;
             std::string where = describe_mark(source_, kv.first.Mark());
             if (const Field* field = find(key)) {

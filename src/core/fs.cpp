@@ -15,6 +15,7 @@
 namespace rlhf {
 
 std::string read_file(const fs::path& path) {
+    if (fs::is_directory(path)) throw Error("is a directory, not a file", path.string(), "pass a file");
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw Error(fs::exists(path) ? "cannot read file" : "file not found", path.string(),

@@ -1,9 +1,12 @@
 #include "rlhf/core/logging.h"
 
+#include "rlhf/core/error.h"
+
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 
@@ -53,6 +56,11 @@ std::shared_ptr<StatusAwareSink>& console_sink() {
     return sink;
 }
 
+spdlog::sink_ptr& file_sink() {
+    static spdlog::sink_ptr sink;
+    return sink;
+}
+
 }  // namespace
 
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
@@ -71,10 +79,20 @@ void init_logging(const std::string& level) {
 
 void add_log_file(const std::filesystem::path& path) {
     init_logging();
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
-    file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
-    spdlog::default_logger()->sinks().push_back(file);
+    auto& sinks = spdlog::default_logger()->sinks();
+    if (auto& old = file_sink()) {  // one run, one log file: a second run in this process moves on
+        sinks.erase(std::remove(sinks.begin(), sinks.end(), old), sinks.end());
+        old.reset();
+    }
+    try {
+        auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
+        file->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
+        sinks.push_back(file);
+        file_sink() = file;
+    } catch (const spdlog::spdlog_ex& e) {
+        throw Error(std::string("cannot open the log file: ") + e.what(), path.string(),
+                    "check that the run directory is writable");
+    }
 }
 
 void set_status_line(const std::string& line) {

@@ -38,11 +38,18 @@ torch::Device parse_device(const std::string& name, const std::string& where) {
             throw Error("device '" + name + "' requested but CUDA is not available in this LibTorch build",
                         where, "use runtime.device=cpu, or build against a CUDA LibTorch");
         }
+        torch::Device device(torch::kCPU);
         try {
-            return torch::Device(name);
+            device = torch::Device(name);
         } catch (const c10::Error&) {
             throw Error("cannot parse device '" + name + "'", where, "use cuda or cuda:N");
         }
+        const auto count = static_cast<int64_t>(torch::cuda::device_count());
+        if (device.has_index() && device.index() >= count) {
+            throw Error("device '" + name + "' does not exist: this machine has " + std::to_string(count) + " GPU(s)",
+                        where, "use cuda:0 .. cuda:" + std::to_string(count - 1));
+        }
+        return device;
     }
     throw Error("unknown device '" + name + "'", where, "use cpu, cuda, cuda:N or auto");
 }

@@ -171,6 +171,16 @@ TEST_CASE("chat answers each line from the transcript", "[cli]") {
     REQUIRE_THAT(c.output, Contains("(conversation cleared)"));
 }
 
+TEST_CASE("flag mistakes are one error line and exit 1 too", "[cli]") {
+    test::TempDir dir;
+    require_one_line_error(test::run_cli("train", dir.path()), {"config is required", "rlhf train --help"});
+    require_one_line_error(test::run_cli("generate --checkpoint x --max-new-tokens 0", dir.path()),
+                           {"--max-new-tokens", "rlhf generate --help"});
+    require_one_line_error(test::run_cli("frobnicate", dir.path()), {"frobnicate"});
+    require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --bogus", dir.path()), {"--bogus"});
+    REQUIRE(test::run_cli("--version").exit_code == 0);
+}
+
 TEST_CASE("tokenizer and data commands report bad arguments", "[cli]") {
     test::TempDir dir;
     require_one_line_error(test::run_cli("tokenizer train --input none.txt --model-type char --out t", dir.path()),
@@ -183,7 +193,5 @@ TEST_CASE("tokenizer and data commands report bad arguments", "[cli]") {
                            {"--val-fraction"});
     require_one_line_error(test::run_cli("data prepare --tokenizer nope --input c.txt --out s", dir.path()),
                            {"nope", "tokenizer model not found"});
-    auto usage = test::run_cli("tokenizer train --model-type char", dir.path());
-    REQUIRE(usage.exit_code != 0);
-    REQUIRE_THAT(usage.output, Contains("--input"));
+    require_one_line_error(test::run_cli("tokenizer train --model-type char", dir.path()), {"--input"});
 }

@@ -64,6 +64,11 @@ TEST_CASE("out-of-range values and cross-field rules are reported, all at once",
     }
 }
 
+TEST_CASE("a key that is not a plain name is an error with its line", "[config]") {
+    REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\n? [a, b]\n: 1\n", "k.yaml"),
+                        Contains("k.yaml:2") && Contains("plain name"));
+}
+
 TEST_CASE("invalid YAML syntax names the line", "[config]") {
     REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\nmodel: [unclosed\n", "bad.yaml"),
                         Contains("bad.yaml:") && Contains("invalid YAML"));

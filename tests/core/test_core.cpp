@@ -31,9 +31,11 @@ TEST_CASE("read_text_file strips a BOM and normalises CRLF and CR to LF", "[core
     REQUIRE(read_text_file(dir / "t.txt") == "line one\nline two\nline three\n");
 }
 
-TEST_CASE("read_file names a missing path", "[core]") {
+TEST_CASE("read_file names a missing path and refuses a directory", "[core]") {
     REQUIRE_THROWS_WITH(read_file("/nonexistent/file.txt"), Catch::Contains("/nonexistent/file.txt") &&
                                                                  Catch::Contains("not found"));
+    test::TempDir dir;
+    REQUIRE_THROWS_WITH(read_file(dir.path()), Catch::Contains("is a directory"));
 }
 
 TEST_CASE("fnv1a64 matches the published test vectors and chains", "[core]") {

@@ -1,5 +1,6 @@
 // rlhf::Error — a user-facing error with context. Thrown anywhere below the CLI; the CLI prints
-// it as ONE line:  "error: <where>: <what>\n  hint: <hint>"  and exits non-zero.
+// it as one line, "error: <where>: <what> (hint: <hint>)", and exits 1. (A config with several
+// problems throws one Error whose message holds one such line per problem.)
 //
 //   RLHF_CHECK(n_embd % n_head == 0, "model.n_embd", "n_embd (" + ... + ") must divide n_head",
 //              "pick n_embd as a multiple of n_head");

@@ -15,7 +15,8 @@ namespace rlhf {
 // Console logging at `level` ("debug", "info", "warn", "error"). Safe to call more than once.
 void init_logging(const std::string& level = "info");
 
-// Add a file sink writing every message to `path` (appends; creates parent directories).
+// Log every message to `path` as well (appends), replacing the file of an earlier call; throws
+// rlhf::Error when the file cannot be opened.
 void add_log_file(const std::filesystem::path& path);
 
 // Show `line` as the live status line (nothing happens when stderr is not a terminal).
