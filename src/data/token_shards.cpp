@@ -256,13 +256,14 @@ PrepareStats prepare_token_shards(const Tokenizer& tokenizer, const std::vector<
 
     for (const auto& path : inputs) {
         std::string text = read_text_file(path);
-        // Encode in ~1 MB pieces cut after a newline: "\n" is a piece of its own, so no token
-        // spans a cut and the result equals encoding the whole text at once.
+        // Encode in ~64 KiB pieces cut after a newline: "\n" is a piece of its own, so no token
+        // spans a cut and the result equals encoding the whole text at once. Small pieces keep
+        // SentencePiece's working memory (tens of bytes per input byte) from setting peak RSS.
         std::vector<int32_t> tokens;
         Progress progress("tokenize " + path.filename().string(), static_cast<int64_t>(text.size()));
         size_t pos = 0;
         while (pos < text.size()) {
-            size_t end = std::min(text.size(), pos + (size_t{1} << 20));
+            size_t end = std::min(text.size(), pos + (size_t{1} << 16));
             if (end < text.size()) {
                 size_t nl = text.find('\n', end);
                 end = nl == std::string::npos ? text.size() : nl + 1;
