@@ -111,7 +111,7 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     save_safetensors(tmp / "optimizer.safetensors", optimizer.tensors, {{"step", std::to_string(optimizer.step)}});
     save_safetensors(tmp / "rng.safetensors", rng_states());
     atomic_write(tmp / "config.yaml", dump_config(cfg));
-    atomic_write(tmp / kTokenizerModelFile, tokenizer.model_bytes());
+    tokenizer.save(tmp);  // tokenizer.model (+ added_tokens.json): ids mean nothing without it
     atomic_write(tmp / "state.json", state_to_json(state));
     fsync_path(tmp);
 
@@ -172,7 +172,7 @@ CheckpointInfo read_checkpoint_info(const std::filesystem::path& step_dir) {
 }
 
 Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir) {
-    return Tokenizer::load(step_dir / kTokenizerModelFile);
+    return Tokenizer::load(step_dir);
 }
 
 void check_same_model_shape(const ModelConfig& ckpt, const ModelConfig& cur, const std::string& where) {

@@ -1,5 +1,8 @@
 #include "rlhf/tokenizer/tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <sstream>
 
 #include "rlhf/core/error.h"
@@ -18,7 +21,19 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
         throw Error("tokenizer model not found", model.string(),
                     "train one with `rlhf tokenizer train` or point at a directory holding tokenizer.model");
     }
-    return from_model_bytes(read_file(model), model.string());
+    Tokenizer tok = from_model_bytes(read_file(model), model.string());
+    const auto added_path = model.parent_path() / kAddedTokensFile;
+    if (std::filesystem::exists(added_path)) {
+        std::vector<std::string> added;
+        try {
+            added = nlohmann::json::parse(read_file(added_path)).at("added_tokens").get<std::vector<std::string>>();
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(std::string("unreadable added tokens: ") + e.what(), added_path.string(),
+                        "restore the file from the checkpoint it came from");
+        }
+        tok = tok.with_added_tokens(added);
+    }
+    return tok;
 }
 
 Tokenizer Tokenizer::from_model_bytes(std::string model_bytes, const std::string& source) {
@@ -32,7 +47,7 @@ Tokenizer Tokenizer::from_model_bytes(std::string model_bytes, const std::string
     tok.fingerprint_ = fnv1a64(model_bytes.data(), model_bytes.size());
     tok.model_bytes_ = std::make_shared<const std::string>(std::move(model_bytes));
     tok.source_ = source;
-    tok.vocab_size_ = api.info(raw, RLHF_SPM_PIECES);
+    tok.spm_size_ = api.info(raw, RLHF_SPM_PIECES);
     tok.unk_id_ = api.info(raw, RLHF_SPM_UNK);
     tok.bos_id_ = api.info(raw, RLHF_SPM_BOS);
     tok.eos_id_ = api.info(raw, RLHF_SPM_EOS);
@@ -43,6 +58,20 @@ Tokenizer Tokenizer::from_model_bytes(std::string model_bytes, const std::string
                     source, "train it with `rlhf tokenizer train`, which reserves all three");
     }
     return tok;
+}
+
+Tokenizer Tokenizer::with_added_tokens(const std::vector<std::string>& tokens) const {
+    Tokenizer out = *this;
+    for (const auto& t : tokens) {
+        if (t.empty()) throw Error("an added token must not be empty", source_, "");
+        if (out.added_token_id(t) < 0) out.added_.push_back(t);
+    }
+    return out;
+}
+
+int32_t Tokenizer::added_token_id(std::string_view token) const {
+    auto it = std::find(added_.begin(), added_.end(), token);
+    return it == added_.end() ? -1 : spm_size_ + static_cast<int32_t>(it - added_.begin());
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
@@ -64,12 +93,12 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     std::vector<int> kept;
     kept.reserve(ids.size());
     for (int32_t id : ids) {
-        if (id < 0 || id >= vocab_size_) {
+        if (id < 0 || id >= vocab_size()) {
             throw Error("token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                            std::to_string(vocab_size_) + ")",
+                            std::to_string(vocab_size()) + ")",
                         source_, "the model and tokenizer do not belong together");
         }
-        if (id == bos_id_ || id == eos_id_ || id == pad_id_) continue;
+        if (id == bos_id_ || id == eos_id_ || id == pad_id_ || id >= spm_size_) continue;
         kept.push_back(id);
     }
     const SpmApi& api = spm_api();
@@ -86,6 +115,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 std::string Tokenizer::piece(int32_t id) const {
+    if (id >= spm_size_ && id < vocab_size()) return added_[static_cast<size_t>(id - spm_size_)];
     const SpmApi& api = spm_api();
     std::string out(64, '\0');
     long n = api.piece(spm_.get(), id, out.data(), out.size());
@@ -99,6 +129,7 @@ std::string Tokenizer::piece(int32_t id) const {
 }
 
 int32_t Tokenizer::piece_to_id(std::string_view piece_text) const {
+    if (int32_t id = added_token_id(piece_text); id >= 0) return id;
     return spm_api().piece_to_id(spm_.get(), piece_text.data(), piece_text.size());
 }
 
@@ -106,13 +137,19 @@ void Tokenizer::save(const std::filesystem::path& dir) const {
     ensure_dir(dir);
     atomic_write(dir / kTokenizerModelFile, model_bytes());
     std::ostringstream vocab;
-    for (int32_t id = 0; id < vocab_size_; ++id) {
+    for (int32_t id = 0; id < vocab_size(); ++id) {
         std::string p = piece(id);
         if (p == "\n") p = "\\n";
         if (p == "\t") p = "\\t";
         vocab << id << '\t' << p << '\n';
     }
     atomic_write(dir / "tokenizer.vocab", vocab.str());
+    const auto added_path = dir / kAddedTokensFile;
+    if (!added_.empty()) {
+        atomic_write(added_path, nlohmann::json({{"added_tokens", added_}}).dump(2) + "\n");
+    } else if (std::filesystem::exists(added_path)) {
+        std::filesystem::remove(added_path);  // a stale file would silently grow the vocabulary
+    }
 }
 
 }  // namespace rlhf

@@ -8,7 +8,8 @@
 //       rng.safetensors       every generator state (CPU, and CUDA when present)
 //       state.json            step, tokens seen, data-sampler cursor, format version — written last
 //       config.yaml           the resolved config of the run
-//       tokenizer.model       the tokenizer the run used
+//       tokenizer.model       the tokenizer the run used (+ tokenizer.vocab, and added_tokens.json
+//                             when the chat format added role tokens)
 //     latest -> step-000250   a symlink replaced atomically (rename of a fresh link); readers go by
 //                             the newest complete step-* (a crash can leave `latest` one behind)
 //

@@ -4,6 +4,10 @@
 // 5 "\t", then user symbols, byte pieces (with byte fallback) and learned pieces. PAD is never EOS: the
 // reward model reads its score at the last real token, which must not be confused with padding.
 // encode() adds no BOS/EOS; callers add them explicitly where a format calls for them.
+//
+// Added tokens (the chat format's role markers) live after the SentencePiece vocabulary, at ids
+// spm_size, spm_size + 1, …: no text encodes to them, so a user cannot type a role marker. They
+// are stored beside the model as added_tokens.json and travel with every checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -25,24 +29,37 @@ public:
     static Tokenizer from_model_bytes(std::string model_bytes, const std::string& source);
 
     std::vector<int32_t> encode(std::string_view text) const;
-    // Special ids (BOS, EOS, PAD) are dropped; ids outside the vocabulary are an error.
+    // Special ids (BOS, EOS, PAD) and added tokens are dropped; ids outside the vocabulary are an error.
     std::string decode(const std::vector<int32_t>& ids) const;
     std::string piece(int32_t id) const;
     // Id of an exact piece, or -1 if the vocabulary lacks it.
     int32_t piece_to_id(std::string_view piece) const;
 
-    int32_t vocab_size() const { return vocab_size_; }
+    // This tokenizer plus `tokens` appended as added tokens (those already present are kept once).
+    Tokenizer with_added_tokens(const std::vector<std::string>& tokens) const;
+    const std::vector<std::string>& added_tokens() const { return added_; }
+    // Id of an added token, or -1.
+    int32_t added_token_id(std::string_view token) const;
+    // Same SentencePiece model and same added tokens: ids mean the same thing in both.
+    bool same_vocabulary(const Tokenizer& other) const {
+        return fingerprint_ == other.fingerprint_ && added_ == other.added_;
+    }
+
+    int32_t vocab_size() const { return spm_size_ + static_cast<int32_t>(added_.size()); }
+    int32_t spm_vocab_size() const { return spm_size_; }
     int32_t unk_id() const { return unk_id_; }
     int32_t bos_id() const { return bos_id_; }
     int32_t eos_id() const { return eos_id_; }
     int32_t pad_id() const { return pad_id_; }
 
-    // The serialized model (copied into checkpoints) and its fingerprint (checked against shards).
+    // The serialized SentencePiece model and its fingerprint (checked against shards, which hold
+    // SentencePiece ids only, so added tokens do not enter it).
     const std::string& model_bytes() const { return *model_bytes_; }
     uint64_t fingerprint() const { return fingerprint_; }
     const std::string& source() const { return source_; }
 
-    // Write <dir>/tokenizer.model and a human-readable <dir>/tokenizer.vocab.
+    // Write <dir>/tokenizer.model, a human-readable <dir>/tokenizer.vocab, and
+    // <dir>/added_tokens.json when there are added tokens.
     void save(const std::filesystem::path& dir) const;
 
 private:
@@ -50,10 +67,12 @@ private:
     std::shared_ptr<const std::string> model_bytes_;
     std::string source_;
     uint64_t fingerprint_ = 0;
-    int32_t vocab_size_ = 0, unk_id_ = -1, bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+    std::vector<std::string> added_;
+    int32_t spm_size_ = 0, unk_id_ = -1, bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
 };
 
 // File name of the model inside a tokenizer directory.
 inline constexpr const char* kTokenizerModelFile = "tokenizer.model";
+inline constexpr const char* kAddedTokensFile = "added_tokens.json";
 
 }  // namespace rlhf
