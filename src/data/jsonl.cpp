@@ -7,7 +7,8 @@
 namespace rlhf {
 
 void read_jsonl(const std::filesystem::path& path,
-                const std::function<void(const nlohmann::json&, const std::string&)>& fn) {
+                const std::function<void(const nlohmann::json&, const std::string&)>& fn,
+                const std::function<void(const Error&)>& skip) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(std::filesystem::exists(path) ? "cannot read file" : "file not found", path.string(), "check the path");
     std::string line;
@@ -15,16 +16,21 @@ void read_jsonl(const std::filesystem::path& path,
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.find_first_not_of(" \t") == std::string::npos) continue;
         const std::string where = path.string() + ":" + std::to_string(line_no);
-        nlohmann::json record;
         try {
-            record = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::parse_error& e) {
-            std::string msg = e.what();
-            auto colon = msg.find("parse error");
-            throw Error("invalid JSON: " + (colon == std::string::npos ? msg : msg.substr(colon)), where,
-                        "each line must be one complete JSON object");
+            nlohmann::json record;
+            try {
+                record = nlohmann::json::parse(line);
+            } catch (const nlohmann::json::parse_error& e) {
+                std::string msg = e.what();
+                auto colon = msg.find("parse error");
+                throw Error("invalid JSON: " + (colon == std::string::npos ? msg : msg.substr(colon)), where,
+                            "each line must be one complete JSON object");
+            }
+            fn(record, where);
+        } catch (const Error& e) {
+            if (!skip) throw;
+            skip(e);
         }
-        fn(record, where);
     }
 }
 

@@ -1,0 +1,173 @@
+#include "rlhf/data/sft_examples.h"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/data/jsonl.h"
+
+namespace rlhf {
+
+namespace {
+
+bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+// The line on which each top-level element of a JSON array starts, so a record of a 50 MB
+// Alpaca file is reported as file:line like a JSONL one. Assumes `text` parsed as an array.
+std::vector<size_t> array_element_lines(const std::string& text) {
+    std::vector<size_t> lines;
+    size_t line = 1;
+    int depth = 0;
+    bool in_string = false, escaped = false, expect_element = false;
+    for (char c : text) {
+        if (c == '\n') ++line;
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+        if (depth == 1 && expect_element && c != ']') {
+            lines.push_back(line);
+            expect_element = false;
+        }
+        if (c == '"') in_string = true;
+        else if (c == '[' || c == '{') {
+            if (++depth == 1) expect_element = true;
+        } else if (c == ']' || c == '}') --depth;
+        else if (c == ',' && depth == 1) expect_element = true;
+    }
+    return lines;
+}
+
+// Calls fn(record, "file:line") for each record of a JSONL file or a JSON-array file.
+void for_each_record(const std::filesystem::path& path,
+                     const std::function<void(const nlohmann::json&, const std::string&)>& fn,
+                     const std::function<void(const Error&)>& skip) {
+    if (!std::filesystem::exists(path)) throw Error("file not found", path.string(), "check data.files");
+    std::string text = read_file(path);
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || text[first] != '[') {
+        read_jsonl(path, fn, skip);
+        return;
+    }
+    nlohmann::json array;
+    try {
+        array = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        throw Error(std::string("invalid JSON: ") + e.what(), path.string(),
+                    "a .json file must be one JSON array of records (or use JSON Lines)");
+    }
+    const auto lines = array_element_lines(text);
+    for (size_t i = 0; i < array.size(); ++i) {
+        const std::string where = path.string() + ":" + std::to_string(i < lines.size() ? lines[i] : 1);
+        try {
+            fn(array[i], where);
+        } catch (const Error& e) {
+            if (!skip) throw;
+            skip(e);
+        }
+    }
+}
+
+std::string field(const nlohmann::json& r, const std::string& key, const std::string& where) {
+    return json_string_field(r, key, where);
+}
+
+std::string pick(const std::string& configured, const char* fallback) {
+    return configured.empty() ? fallback : configured;
+}
+
+std::string detect_format(const nlohmann::json& r, const SftReadOptions& o, const std::string& where) {
+    if (!r.is_object()) throw Error("expected a JSON object, got " + r.dump().substr(0, 40), where, "");
+    if (r.contains(pick(o.messages_field, "messages"))) return "messages";
+    if (r.contains("instruction") && r.contains("output")) return "alpaca";
+    if (r.contains(pick(o.prompt_field, "prompt"))) return "prompt_response";
+    if (r.contains("question") && r.contains("answer")) return "gsm8k";
+    throw Error("cannot tell the data format from the keys of the first record", where,
+                "set data.format (prompt_response | gsm8k | alpaca | messages) and data.fields");
+}
+
+Conversation parse_record(const nlohmann::json& r, const std::string& format, const SftReadOptions& o,
+                          const std::string& where) {
+    if (!r.is_object()) throw Error("expected a JSON object", where, "");
+    Conversation conv;
+    conv.where = where;
+    if (format == "messages") {
+        const std::string key = pick(o.messages_field, "messages");
+        auto it = r.find(key);
+        if (it == r.end()) throw Error("missing field \"" + key + "\"", where, "set data.fields.messages");
+        if (!it->is_array()) throw Error("field \"" + key + "\" must be a list of {role, content}", where, "");
+        for (const auto& m : *it) {
+            ChatTurn turn{field(m, "role", where), field(m, "content", where)};
+            if (turn.role == "human") turn.role = "user";
+            if (turn.role != "system" && turn.role != "user" && turn.role != "assistant") {
+                throw Error("unknown role \"" + turn.role + "\"", where, "roles are system, user and assistant");
+            }
+            if (turn.role == "system" && !conv.turns.empty()) {
+                throw Error("a system turn may only come first", where, "");
+            }
+            conv.turns.push_back(std::move(turn));
+        }
+    } else {
+        std::string prompt, response;
+        if (format == "alpaca") {
+            prompt = field(r, "instruction", where);
+            if (r.contains("input")) {
+                const std::string input = field(r, "input", where);
+                if (!blank(input)) prompt += "\n\n" + input;
+            }
+            response = field(r, "output", where);
+        } else if (format == "gsm8k") {
+            prompt = field(r, pick(o.prompt_field, "question"), where);
+            response = field(r, pick(o.response_field, "answer"), where);
+        } else {  // prompt_response; TRL names the response "completion"
+            prompt = field(r, pick(o.prompt_field, "prompt"), where);
+            std::string key = pick(o.response_field, "response");
+            if (o.response_field.empty() && !r.contains(key) && r.contains("completion")) key = "completion";
+            response = field(r, key, where);
+        }
+        if (blank(prompt)) throw Error("empty prompt", where, "");
+        conv.turns = {{"user", prompt}, {"assistant", response}};
+    }
+    if (conv.turns.empty() || conv.turns.back().role != "assistant") {
+        throw Error("the conversation does not end with an assistant turn", where,
+                    "only assistant turns are trained on; end each example with one");
+    }
+    if (blank(conv.turns.back().content)) throw Error("empty response", where, "");
+    return conv;
+}
+
+}  // namespace
+
+std::vector<Conversation> read_sft_examples(const std::vector<std::string>& files, const SftReadOptions& opts,
+                                            SftReadStats* stats_out) {
+    SftReadStats stats;
+    std::vector<Conversation> out;
+    if (files.empty()) throw Error("no example files given", "data.files", "list the SFT data files");
+    for (const auto& file : files) {
+        std::string format = opts.format == "auto" ? "" : opts.format;
+        for_each_record(
+            file,
+            [&](const nlohmann::json& r, const std::string& where) {
+                if (format.empty()) format = detect_format(r, opts, where);
+                out.push_back(parse_record(r, format, opts, where));
+                ++stats.read;
+            },
+            opts.skip_bad ? std::function<void(const Error&)>([&](const Error& e) {
+                if (stats.skipped++ == 0) stats.first_skip = e.one_line();
+            })
+                          : nullptr);
+    }
+    if (out.empty()) {
+        throw Error("no usable examples" + (stats.skipped ? " (" + std::to_string(stats.skipped) + " skipped as bad)" : std::string()),
+                    files.front(), "check the files and data.format / data.fields");
+    }
+    if (stats_out) *stats_out = stats;
+    return out;
+}
+
+}  // namespace rlhf
