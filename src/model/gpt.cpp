@@ -154,14 +154,20 @@ void GptImpl::init_weights() {
 
 // Which keys each query may attend to: (B or 1, 1, T, S) bool, or undefined for a plain causal
 // forward without cache or padding (which then takes a fused causal path).
-static torch::Tensor attention_mask(int64_t T, int64_t offset, const torch::Tensor& key_mask,
+static torch::Tensor attention_mask(int64_t T, int64_t offset, const AttentionContext& ctx,
                                     const torch::Device& device) {
     const int64_t S = offset + T;
-    if (!key_mask.defined() && offset == 0) return {};
+    const auto& key_mask = ctx.key_mask;
+    if (!key_mask.defined() && !ctx.segment_ids.defined() && offset == 0) return {};
     auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
     auto q_pos = torch::arange(offset, S, opts).view({T, 1});  // absolute index of each query
     auto k_pos = torch::arange(0, S, opts).view({1, S});
     auto allowed = k_pos.le(q_pos);                           // (T, S) causal
+    if (ctx.segment_ids.defined()) {  // packing: block-diagonal causal, no attention across examples
+        RLHF_CHECK(offset == 0 && !key_mask.defined(), "model", "segment ids cannot be combined with a cache or padding mask", "");
+        auto same = ctx.segment_ids.unsqueeze(2).eq(ctx.segment_ids.unsqueeze(1));  // (B, T, T)
+        return allowed.view({1, T, S}).logical_and(same).unsqueeze(1);              // (B, 1, T, T)
+    }
     if (!key_mask.defined()) return allowed.view({1, 1, T, S});
     // Padding keys are hidden from every query. A padding *query* would then see nothing and its
     // softmax would be NaN, which later layers could spread; letting it see itself keeps it finite.
@@ -182,7 +188,7 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx, const AttentionContext&
                    ? ctx.position_ids
                    : torch::arange(offset, offset + T, idx.options().dtype(torch::kLong)).unsqueeze(0);  // (1, T)
     auto x = transformer->drop(transformer->wte(idx) + transformer->wpe(pos));  // (B, T, C)
-    auto allowed = attention_mask(T, offset, ctx.key_mask, idx.device());
+    auto allowed = attention_mask(T, offset, ctx, idx.device());
     for (const auto& block : *transformer->h) x = block->as<Block>()->forward(x, allowed, ctx.cache);
     if (ctx.cache) ctx.cache->advance(T);
     if (transformer->ln_f) x = transformer->ln_f(x);
@@ -212,6 +218,32 @@ int64_t gpt_parameter_count(const ModelConfig& cfg) {
     const int64_t per_block = 12 * C * C + 2 * C + (cfg.bias ? 11 * C : 0);
     const int64_t final_ln = cfg.arch == "gpt1" ? 0 : (cfg.bias ? 2 * C : C);
     return embeddings + L * per_block + final_ln;
+}
+
+Gpt grow_vocabulary(GptImpl& model, int64_t new_vocab, int64_t mean_rows) {
+    ModelConfig cfg = model.config();
+    RLHF_CHECK(new_vocab >= cfg.vocab_size && mean_rows > 0 && mean_rows <= cfg.vocab_size, "model.vocab_size",
+               "cannot shrink the vocabulary", "");
+    cfg.vocab_size = static_cast<int>(new_vocab);
+    Gpt grown(cfg);
+    torch::NoGradGuard no_grad;
+    const auto device = model.transformer->wte->weight.device();
+    grown->to(device);
+    auto old_params = model.named_parameters();
+    for (auto& item : grown->named_parameters()) {
+        const auto& src = old_params[item.key()];
+        if (item.key() == "transformer.wte.weight") {
+            const int64_t old_vocab = src.size(0);
+            item.value().narrow(0, 0, old_vocab).copy_(src);
+            if (new_vocab > old_vocab) {
+                item.value().narrow(0, old_vocab, new_vocab - old_vocab).copy_(src.narrow(0, 0, mean_rows).mean(0, true).expand({new_vocab - old_vocab, -1}));
+            }
+        } else {
+            item.value().copy_(src);
+        }
+    }
+    grown->train(model.is_training());
+    return grown;
 }
 
 }  // namespace rlhf

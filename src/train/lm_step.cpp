@@ -9,6 +9,15 @@
 
 namespace rlhf {
 
+namespace {
+torch::Tensor batch_logits(GptImpl& model, const LmBatch& b) {
+    AttentionContext ctx;
+    ctx.position_ids = b.position_ids;
+    ctx.segment_ids = b.segment_ids;
+    return model.logits(model.forward(b.inputs, ctx));  // (B, T, V)
+}
+}  // namespace
+
 torch::Tensor lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
     // Cross-entropy in fp32 even under autocast: the softmax over V is where bf16 loses most.
     return torch::nn::functional::cross_entropy(
@@ -28,7 +37,7 @@ double lm_accumulate_gradients(GptImpl& model, const std::vector<LmBatch>& micro
         torch::Tensor loss;
         {
             AutocastGuard autocast(bf16, device.type());
-            auto logits = model.logits(model.forward(mb.inputs));                 // (B, T, V)
+            auto logits = batch_logits(model, mb);
             loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), mb.targets.reshape({-1})) / static_cast<double>(total);
         }
         loss.backward();
@@ -58,7 +67,7 @@ double lm_eval_loss(GptImpl& model, const std::vector<LmBatch>& batches, bool bf
     int64_t count = 0;
     for (const auto& b : batches) {
         AutocastGuard autocast(bf16, device.type());
-        auto logits = model.logits(model.forward(b.inputs));
+        auto logits = batch_logits(model, b);
         loss_sum += lm_loss_sum(logits.view({-1, logits.size(-1)}), b.targets.reshape({-1})).item<double>();
         count += b.targets.ne(kIgnoreIndex).sum().item<int64_t>();
     }

@@ -28,6 +28,7 @@ struct AttentionContext {
     torch::Tensor position_ids;  // (B, T) int64; undefined = cache->length + 0..T-1
     torch::Tensor key_mask;      // (B, S) bool, true = a real token; undefined = no padding
     KvCache* cache = nullptr;    // incremental decoding: read and extend this cache
+    torch::Tensor segment_ids;   // (B, T) int64: packed examples; a token sees only its own segment
 };
 
 // LayerNorm with an optional bias (torch::nn::LayerNorm has both or neither).
@@ -106,6 +107,11 @@ private:
     ModelConfig cfg_;
 };
 TORCH_MODULE(Gpt);
+
+// A copy of `model` whose vocabulary is `new_vocab` (>= its own) rows: existing weights are
+// copied; each new embedding row is the mean of rows [0, mean_rows) (the real tokens), so a new
+// token starts as an average token and the tied head's predictions for old tokens barely move.
+Gpt grow_vocabulary(GptImpl& model, int64_t new_vocab, int64_t mean_rows);
 
 // Parameters of a GPT with this config, by formula (tied embedding counted once).
 int64_t gpt_parameter_count(const ModelConfig& cfg);

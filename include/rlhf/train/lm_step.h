@@ -20,6 +20,8 @@ inline constexpr int64_t kIgnoreIndex = -1;  // a target that contributes no los
 struct LmBatch {
     torch::Tensor inputs;   // (B, T) int64
     torch::Tensor targets;  // (B, T) int64, kIgnoreIndex where no loss is wanted
+    torch::Tensor position_ids;  // (B, T) int64, packed SFT examples; undefined = 0..T-1
+    torch::Tensor segment_ids;   // (B, T) int64, packed SFT examples; undefined = one sequence per row
 };
 
 // Sum over tokens of -log p(target); logits (N, V), targets (N).
