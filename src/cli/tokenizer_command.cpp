@@ -104,6 +104,25 @@ void add_data_command(CLI::App& app, Action& action) {
             return 0;
         };
     });
+    struct DemoSftArgs {
+        std::string out;
+        size_t count = 4000;
+        uint64_t seed = 1337;
+    };
+    auto sft = std::make_shared<DemoSftArgs>();
+    auto* sft_cmd = cmd->add_subcommand("demo-sft", "Write the built-in demo's SFT demonstrations (JSONL prompt/response)");
+    sft_cmd->add_option("--out", sft->out, "Output JSONL file")->required();
+    sft_cmd->add_option("--count", sft->count, "Number of examples")->capture_default_str()->check(CLI::Range(1, 1 << 24));
+    sft_cmd->add_option("--seed", sft->seed, "Generator seed")->capture_default_str();
+    sft_cmd->callback([sft, &action] {
+        action = [sft] {
+            const std::filesystem::path out = sft->out;
+            if (out.has_parent_path()) ensure_dir(out.parent_path());
+            atomic_write(out, demo_sft_jsonl(sft->count, sft->seed));
+            spdlog::info("wrote {} ({} examples)", sft->out, sft->count);
+            return 0;
+        };
+    });
 }
 
 }  // namespace rlhf::cli

@@ -2,6 +2,7 @@
 #include "rlhf/config/load.h"
 #include "rlhf/core/error.h"
 #include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/sft.h"
 
 namespace rlhf::cli {
 
@@ -12,7 +13,7 @@ void add_train_command(CLI::App& app, Action& action) {
         bool resume = false;
     };
     auto args = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain)");
+    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain | sft)");
     cmd->add_option("config", args->config, "YAML config file (see configs/ and docs/config.md)")->required();
     cmd->add_option("--set", args->overrides,
                     "Override config keys: --set train.max_steps=100 [more key=value ...] (repeatable)")
@@ -28,8 +29,9 @@ void add_train_command(CLI::App& app, Action& action) {
             StageOptions opts;
             opts.resume = args->resume;
             if (cfg.stage == "pretrain") return run_pretrain(cfg, opts);
+            if (cfg.stage == "sft") return run_sft(cfg, opts);
             throw Error("stage '" + cfg.stage + "' is not available in this build yet", args->config + ": stage",
-                        "this release implements stage: pretrain");
+                        "this release implements stage: pretrain and stage: sft");
         };
     });
 }

@@ -38,6 +38,7 @@ std::vector<Field> fields_of(RunConfig& c) {
     return {
         {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo"}},
         {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
+        {"init_from", &c.init_from, "sft: checkpoint or run directory to start from (its model, weights and tokenizer)"},
 
         {"runtime.threads", &c.runtime.threads, "intra-op CPU threads; 0 = all cores", 0, 4096},
         {"runtime.seed", &c.runtime.seed, "seeds weights, dropout and the data sampler"},
@@ -66,9 +67,23 @@ std::vector<Field> fields_of(RunConfig& c) {
 
         {"data.text", &c.data.text, "raw text files, tokenized into <out_dir>/data on the first run"},
         {"data.shards", &c.data.shards, "or: a token-shard directory made by `rlhf data prepare`"},
-        {"data.val_fraction", &c.data.val_fraction, "tail of the token stream held out for validation", 0, 0.5},
+        {"data.val_fraction", &c.data.val_fraction, "held out for validation: pretrain, the tail of the token stream; sft, examples drawn by runtime.seed", 0, 0.5},
         {"data.sampler", &c.data.sampler, "epoch: shuffled non-overlapping windows, every token once per epoch; "
          "random: windows drawn with replacement (nanoGPT)", -kInf, kInf, {"epoch", "random"}},
+        {"data.files", &c.data.files, "sft: example files (JSONL, or a JSON array as Alpaca ships)"},
+        {"data.val_files", &c.data.val_files, "sft: held-out example files; empty = data.val_fraction of data.files"},
+        {"data.format", &c.data.format, "sft: record layout; auto = from each file's first record", -kInf, kInf,
+         {"auto", "prompt_response", "gsm8k", "alpaca", "messages"}},
+        {"data.fields.prompt", &c.data.fields.prompt, "sft: source key of the prompt (\"\" = the format's own)"},
+        {"data.fields.response", &c.data.fields.response, "sft: source key of the response"},
+        {"data.fields.messages", &c.data.fields.messages, "sft: source key of the message list"},
+        {"data.on_error", &c.data.on_error, "a bad record: error (stop, naming file:line) | skip (count it)", -kInf, kInf,
+         {"error", "skip"}},
+        {"data.packing", &c.data.packing, "sft: pack several examples per window (block-diagonal attention)"},
+        {"data.too_long", &c.data.too_long, "sft: an example longer than the window: truncate | skip", -kInf, kInf,
+         {"truncate", "skip"}},
+        {"data.min_prompt_fraction", &c.data.min_prompt_fraction,
+         "sft: a truncated prompt keeps at least this share of the window", 0, 1},
 
         {"optim.lr", &c.optim.lr, "peak learning rate (end of warmup)", 0, 10},
         {"optim.min_lr", &c.optim.min_lr, "learning rate at the end of the cosine decay", 0, 10},
@@ -87,6 +102,9 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"train.eval_every", &c.train.eval_every, "steps between evaluations; 0 = only at the end", 0, kInf},
         {"train.eval_batches", &c.train.eval_batches, "batches per split and evaluation", 1, 1 << 20},
         {"train.log_every", &c.train.log_every, "steps between console log lines", 1, kInf},
+        {"train.eval_prompts", &c.train.eval_prompts, "sft: validation prompts answered greedily per eval (EOS rate)",
+         0, 1 << 20},
+        {"train.log_samples", &c.train.log_samples, "sft: answers printed in the log per eval", 0, 1 << 20},
 
         {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
         {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},
@@ -353,6 +371,13 @@ private:
             }
             if (cfg_.tokenizer.path.empty() && cfg_.tokenizer.model_type != "char" && cfg_.tokenizer.vocab_size == 0) {
                 fail("tokenizer.vocab_size", "training a " + cfg_.tokenizer.model_type + " tokenizer needs a size");
+            }
+        }
+        if (cfg_.stage == "sft") {
+            if (cfg_.init_from.empty()) fail("init_from", "sft starts from a checkpoint: set init_from (a pretrain run)");
+            if (cfg_.data.files.empty()) fail("data.files", "sft needs example files: set data.files");
+            if (!cfg_.data.text.empty() || !cfg_.data.shards.empty()) {
+                fail(cfg_.data.text.empty() ? "data.shards" : "data.text", "sft reads data.files, not raw text or shards");
             }
         }
         if (cfg_.runtime.device != "cpu" && cfg_.runtime.device != "auto" &&

@@ -1,5 +1,7 @@
 #include "rlhf/core/progress.h"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <cmath>
 #include <cstdio>
 
@@ -54,6 +56,10 @@ void Progress::finish() {
     if (finished_) return;
     finished_ = true;
     clear_status_line();
+}
+
+std::string format_rate(double per_s) {
+    return per_s >= 1000 ? fmt::format("{:.1f}k", per_s / 1000) : fmt::format("{:.0f}", per_s);
 }
 
 }  // namespace rlhf

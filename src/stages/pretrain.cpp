@@ -54,10 +54,6 @@ std::vector<LmBatch> fixed_batches(const TokenShards& shards, const RunConfig& c
     return out;
 }
 
-std::string human_rate(double per_s) {
-    return per_s >= 1000 ? fmt::format("{:.1f}k", per_s / 1000) : fmt::format("{:.0f}", per_s);
-}
-
 }  // namespace
 
 int run_pretrain(RunConfig cfg, const StageOptions& opts) {
@@ -168,10 +164,10 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         metrics.write({{"type", "train"}, {"step", state.step}, {"loss", stats.loss}, {"lr", lr},
                        {"grad_norm", stats.grad_norm}, {"tokens_seen", state.tokens_seen},
                        {"tokens_per_s", tok_s}, {"ms_per_step", dt * 1000}});
-        progress.update(state.step, fmt::format("loss {:.4f} | {} tok/s", stats.loss, human_rate(tok_s)));
+        progress.update(state.step, fmt::format("loss {:.4f} | {} tok/s", stats.loss, format_rate(tok_s)));
         if (due(cfg.train.log_every) || state.step == cfg.train.max_steps) {
             spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {} tok/s | {:.1f} ms/step", state.step,
-                         cfg.train.max_steps, stats.loss, lr, stats.grad_norm, human_rate(tok_s), dt * 1000);
+                         cfg.train.max_steps, stats.loss, lr, stats.grad_norm, format_rate(tok_s), dt * 1000);
         }
         const bool last = state.step == cfg.train.max_steps;
         if (due(cfg.train.eval_every) || (last && cfg.train.eval_every >= 0)) evaluate();
@@ -190,7 +186,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     const int64_t steps_run = state.step - start_step;
     if (steps_run > 0) {
         spdlog::info("done: {} steps in {} ({} tok/s, {:.1f} ms/step, peak RSS {:.0f} MiB){}", steps_run,
-                     format_duration(elapsed), human_rate(static_cast<double>(steps_run * tokens_per_step) / elapsed),
+                     format_duration(elapsed), format_rate(static_cast<double>(steps_run * tokens_per_step) / elapsed),
                      elapsed * 1000 / static_cast<double>(steps_run), peak_rss_mib(),
                      std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
                                                         : std::string());

@@ -40,6 +40,18 @@ struct DataConfig {
     std::string              shards = "";  // or: a directory made by `rlhf data prepare`
     double                   val_fraction = 0.1;  // tail of the token stream held out (text only)
     std::string              sampler = "epoch";   // epoch (every token once per epoch) | random (nanoGPT)
+
+    // Example files (sft): JSONL or JSON arrays, read as data/sft_examples.h describes.
+    std::vector<std::string> files;
+    std::vector<std::string> val_files;            // held-out examples; empty = val_fraction of files
+    std::string              format = "auto";      // auto | prompt_response | gsm8k | alpaca | messages
+    struct Fields {                                // source key names; "" = the format's own
+        std::string prompt, response, messages;
+    } fields;
+    std::string              on_error = "error";   // error: stop at a bad record | skip: count and leave it out
+    bool                     packing = false;      // several examples per window, no attention across them
+    std::string              too_long = "truncate";  // truncate (prompt from the left, reply from the right) | skip
+    double                   min_prompt_fraction = 0.5;  // a truncated prompt keeps at least this share of the window
 };
 
 struct OptimConfig {
@@ -61,6 +73,8 @@ struct TrainConfig {
     int64_t eval_every       = 250;   // steps between train/val loss evaluations; 0 = only at the end
     int     eval_batches     = 20;    // batches per split in each evaluation
     int64_t log_every        = 10;    // steps between console log lines (metrics.jsonl gets every step)
+    int     eval_prompts     = 16;    // sft: validation prompts answered (greedy) at each eval -> EOS rate
+    int     log_samples      = 2;     // sft: of those, how many are printed in the log
 };
 
 struct CheckpointConfig {
@@ -69,8 +83,9 @@ struct CheckpointConfig {
 };
 
 struct RunConfig {
-    std::string      stage   = "pretrain";  // pretrain (sft | reward | ppo come in later issues)
+    std::string      stage   = "pretrain";  // pretrain | sft (reward | ppo come in later issues)
     std::string      out_dir = "runs/default";  // run directory: logs, metrics, checkpoints
+    std::string      init_from = "";            // sft: the checkpoint (or run directory) to start from
     RuntimeConfig    runtime;
     ModelConfig      model;
     TokenizerConfig  tokenizer;

@@ -31,5 +31,7 @@ private:
 
 // "1:02:03" or "2:03".
 std::string format_duration(double seconds);
+// 23456.7 -> "23.5k", 512.3 -> "512" (tokens/s on progress lines).
+std::string format_rate(double per_second);
 
 }  // namespace rlhf

@@ -1,0 +1,129 @@
+// Whole SFT runs: a tiny pre-trained model fine-tuned on generated demonstrations (seconds each).
+#include <catch2/catch.hpp>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/data/chat_format.h"
+#include "rlhf/data/demo_corpus.h"
+#include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/sft.h"
+#include "rlhf/train/metrics.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+using Catch::Contains;
+
+namespace {
+
+// A short demo: "Greet NAME" -> "Hello NAME." (fits the tiny model's 32-token window).
+std::string greetings(int n) {
+    const char* names[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+        std::string name = names[i % 10];
+        out += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
+    }
+    return out;
+}
+
+struct PretrainedTiny {
+    test::TempDir dir;
+    PretrainedTiny() {
+        test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Greet Hello\n");
+        RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
+        cfg.train.max_steps = 20;
+        REQUIRE(run_pretrain(cfg, {}) == 0);
+        test::write_text(dir / "sft.jsonl", greetings(200));
+    }
+    RunConfig sft_config(const std::string& out) const {
+        RunConfig cfg;
+        cfg.stage = "sft";
+        cfg.source = "<test>";
+        cfg.out_dir = (dir / out).string();
+        cfg.init_from = (dir / "base").string();
+        cfg.runtime.threads = 2;
+        cfg.runtime.log_level = "warn";
+        cfg.data.files = {(dir / "sft.jsonl").string()};
+        cfg.data.val_fraction = 0.1;
+        cfg.optim.lr = 1e-2;
+        cfg.optim.min_lr = 1e-3;
+        cfg.optim.lr_warmup_steps = 5;
+        cfg.optim.lr_decay_steps = 120;  // the same schedule for runs cut short
+        cfg.optim.weight_decay = 0;
+        cfg.train.max_steps = 120;
+        cfg.train.batch_size = 8;
+        cfg.train.eval_every = 60;
+        cfg.train.eval_batches = 3;
+        cfg.train.eval_prompts = 8;
+        cfg.checkpoint.every = 10;
+        cfg.checkpoint.keep_last = 0;
+        return cfg;
+    }
+};
+
+std::vector<nlohmann::json> records(const std::filesystem::path& run, const std::string& type) {
+    std::vector<nlohmann::json> out;
+    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("sft lowers val loss, learns to stop, and grows the vocabulary by the chat tokens", "[integration][sft]") {
+    PretrainedTiny base;
+    RunConfig cfg = base.sft_config("sft");
+    REQUIRE(run_sft(cfg, {}) == 0);
+    auto evals = records(cfg.out_dir, "eval");
+    REQUIRE(evals.size() == 3);  // steps 0, 60, 120
+    INFO(evals.front().dump() << "\n" << evals.back().dump());
+    REQUIRE(evals.back()["val_loss"].get<double>() < 0.5 * evals.front()["val_loss"].get<double>());
+    REQUIRE(evals.back()["eos_rate"].get<double>() >= 0.9);
+
+    auto loaded = load_model_from_checkpoint(cfg.out_dir, torch::kCPU);
+    REQUIRE(has_chat_tokens(loaded.tokenizer));
+    auto base_ckpt = load_model_from_checkpoint(base.dir / "base", torch::kCPU);
+    REQUIRE(loaded.info.config.model.vocab_size == base_ckpt.info.config.model.vocab_size + 3);
+    REQUIRE(loaded.tokenizer.vocab_size() == loaded.info.config.model.vocab_size);
+}
+
+TEST_CASE("sft resumed from a checkpoint equals an uninterrupted run", "[integration][sft]") {
+    PretrainedTiny base;
+    RunConfig full = base.sft_config("full");
+    full.data.packing = true;
+    full.train.max_steps = 40;
+    REQUIRE(run_sft(full, {}) == 0);
+    RunConfig part = base.sft_config("part");
+    part.data.packing = true;
+    part.train.max_steps = 20;
+    REQUIRE(run_sft(part, {}) == 0);
+    part.train.max_steps = 40;
+    StageOptions resume;
+    resume.resume = true;
+    REQUIRE(run_sft(part, resume) == 0);
+    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    REQUIRE(a.size() == 40);
+    REQUIRE(b.size() == 40);
+    for (size_t i = 0; i < a.size(); ++i) {
+        INFO("step " << i + 1);
+        REQUIRE(a[i]["loss"].get<double>() == b[i]["loss"].get<double>());
+    }
+}
+
+TEST_CASE("sft input errors are one clear line", "[integration][sft]") {
+    PretrainedTiny base;
+    RunConfig cfg = base.sft_config("bad");
+    cfg.init_from = (base.dir / "nope").string();
+    REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("init_from") && Contains("does not exist"));
+
+    test::write_text(base.dir / "broken.jsonl", greetings(3) + "{\"prompt\": \"x\"\n");
+    cfg = base.sft_config("bad2");
+    cfg.data.files = {(base.dir / "broken.jsonl").string()};
+    REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("broken.jsonl:4") && Contains("invalid JSON"));
+    cfg.out_dir = (base.dir / "bad3").string();
+    cfg.data.on_error = "skip";
+    cfg.train.max_steps = 2;
+    REQUIRE(run_sft(cfg, {}) == 0);  // the bad line is counted and left out
+
+    cfg = base.sft_config("bad4");
+    cfg.model.n_layer = 7;
+    REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("model.n_layer") && Contains("init_from"));
+}
