@@ -9,6 +9,7 @@
 #include "rlhf/cli/commands.h"
 #include "rlhf/cli/sampling_flags.h"
 #include "rlhf/core/error.h"
+#include "rlhf/data/chat_format.h"
 #include "rlhf/data/jsonl.h"
 
 namespace rlhf::cli {
@@ -17,7 +18,10 @@ namespace {
 
 // Tokens of a prompt; an empty prompt starts from EOS, the document boundary the model saw in
 // pre-training (GPT-2's unconditional samples start from <|endoftext|> the same way).
-std::vector<int32_t> prompt_tokens(const Tokenizer& tok, const std::string& text) {
+// A checkpoint with chat tokens (made by sft) gets the prompt as a user turn in the chat format,
+// unless `raw`.
+std::vector<int32_t> prompt_tokens(const Tokenizer& tok, const std::string& text, bool raw) {
+    if (!raw && has_chat_tokens(tok)) return render_prompt({{"user", text}}, tok);
     auto ids = tok.encode(text);
     if (ids.empty()) ids.push_back(tok.eos_id());
     return ids;
@@ -47,6 +51,7 @@ void add_generate_command(CLI::App& app, Action& action) {
         std::string out;
         int num_samples = 1;
         int batch_size = 8;
+        bool raw = false;
     };
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("generate", "Sample text from a checkpoint");
@@ -56,6 +61,9 @@ void add_generate_command(CLI::App& app, Action& action) {
     prompt->excludes(prompts);
     cmd->add_option("--num-samples", args->num_samples, "Samples for --prompt")->capture_default_str()->check(CLI::Range(1, 100000));
     cmd->add_option("--batch-size", args->batch_size, "Sequences decoded together")->capture_default_str()->check(CLI::Range(1, 100000));
+    cmd->add_flag("--raw", args->raw,
+                  "Continue the prompt text as is; by default a checkpoint trained by sft gets it as a user turn "
+                  "in the chat format (docs/chat-format.md)");
     cmd->add_option("--out", args->out, "With --prompts: write {\"prompt\", \"response\"} JSONL here (default stdout)");
     cmd->callback([args, &action] {
         action = [args] {
@@ -82,7 +90,7 @@ void add_generate_command(CLI::App& app, Action& action) {
             for (size_t start = 0; start < texts.size(); start += static_cast<size_t>(args->batch_size)) {
                 const size_t end = std::min(texts.size(), start + static_cast<size_t>(args->batch_size));
                 std::vector<std::vector<int32_t>> batch;
-                for (size_t i = start; i < end; ++i) batch.push_back(prompt_tokens(tok, texts[i]));
+                for (size_t i = start; i < end; ++i) batch.push_back(prompt_tokens(tok, texts[i], args->raw));
                 Generation g = generate(*s.loaded.model, batch, s.options, tok.pad_id(), s.generator);
                 new_tokens += g.response_mask.sum().item<int64_t>();
                 auto responses = decode_responses(tok, g);
@@ -90,7 +98,8 @@ void add_generate_command(CLI::App& app, Action& action) {
                     if (!args->prompts_file.empty()) {
                         out << nlohmann::json{{"prompt", texts[i]}, {"response", responses[i - start]}}.dump() << "\n";
                     } else {
-                        out << texts[i] << responses[i - start] << "\n";
+                        const bool chat = !args->raw && has_chat_tokens(tok);
+                        out << texts[i] << (chat ? "\n=> " : "") << responses[i - start] << "\n";
                         if (texts.size() > 1) out << "---------------\n";
                     }
                 }
@@ -108,8 +117,9 @@ void add_chat_command(CLI::App& app, Action& action) {
     auto flags = std::make_shared<SamplingFlags>();
     auto* cmd = app.add_subcommand(
         "chat",
-        "Talk to a checkpoint: each line you type is appended to the transcript and the model continues it "
-        "(plain-text transcript until the SFT stage defines a chat format; /reset clears, /quit or EOF ends)");
+        "Talk to a checkpoint. One trained by sft gets the conversation in the chat format and replies until "
+        "EOS; a pre-trained one continues a plain-text transcript, one line per reply. /reset clears, "
+        "/quit or EOF ends");
     add_sampling_flags(*cmd, *flags);
     cmd->callback([flags, &action] {
         action = [flags] {
@@ -117,34 +127,53 @@ void add_chat_command(CLI::App& app, Action& action) {
             f.truncate_left = true;  // a long conversation keeps its most recent part in the window
             SamplingSession s = open_sampling_session(f);
             const Tokenizer& tok = s.loaded.tokenizer;
+            const bool chat = has_chat_tokens(tok);
             const int32_t newline = tok.piece_to_id("\n");
-            if (newline >= 0) s.options.stop_ids.push_back(newline);  // a reply is one line
-            std::vector<int32_t> history;
+            if (!chat && newline >= 0) s.options.stop_ids.push_back(newline);  // a transcript reply is one line
+            const auto window = static_cast<size_t>(s.loaded.model->config().block_size);
+            std::vector<ChatTurn> turns;    // chat format
+            std::vector<int32_t> history;   // plain transcript
             std::string line;
             std::cout << "> " << std::flush;
             while (std::getline(std::cin, line)) {
                 if (line == "/quit") break;
                 if (line == "/reset") {
                     history.clear();
+                    turns.clear();
                     std::cout << "(conversation cleared)\n> " << std::flush;
                     continue;
                 }
-                auto ids = tok.encode(line + "\n");
-                history.insert(history.end(), ids.begin(), ids.end());
-                Generation g = generate(*s.loaded.model, {history}, s.options, tok.pad_id(), s.generator);
+                std::vector<int32_t> prompt;
+                if (chat) {
+                    turns.push_back({"user", line});
+                    prompt = render_prompt(turns, tok);
+                    // Forget whole old turns while the prompt would take more than half the window.
+                    while (turns.size() > 1 && prompt.size() > window / 2) {
+                        turns.erase(turns.begin(), turns.begin() + std::min<long>(2, static_cast<long>(turns.size()) - 1));
+                        prompt = render_prompt(turns, tok);
+                    }
+                } else {
+                    auto ids = tok.encode(line + "\n");
+                    history.insert(history.end(), ids.begin(), ids.end());
+                    prompt = history;
+                }
+                Generation g = generate(*s.loaded.model, {prompt}, s.options, tok.pad_id(), s.generator);
                 std::vector<int32_t> reply;
                 auto resp = g.response.to(torch::kCPU);
                 auto mask = g.response_mask.to(torch::kCPU);
                 for (int64_t t = 0; t < resp.size(1) && mask[0][t].item<bool>(); ++t) {
                     reply.push_back(static_cast<int32_t>(resp[0][t].item<int64_t>()));
                 }
-                history.insert(history.end(), reply.begin(), reply.end());
                 std::string text = tok.decode(reply);
+                if (chat) {
+                    turns.push_back({"assistant", text});
+                } else {
+                    history.insert(history.end(), reply.begin(), reply.end());
+                    // Keep the transcript bounded; generate() truncates from the left to fit anyway.
+                    if (history.size() > 4 * window) history.erase(history.begin(), history.end() - static_cast<long>(window));
+                }
                 if (text.empty() || text.back() != '\n') text += "\n";
                 std::cout << text << "> " << std::flush;
-                // Keep the transcript bounded; generate() truncates from the left to fit anyway.
-                const auto window = static_cast<size_t>(s.loaded.model->config().block_size);
-                if (history.size() > 4 * window) history.erase(history.begin(), history.end() - static_cast<long>(window));
             }
             std::cout << "\n";
             return 0;

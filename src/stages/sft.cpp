@@ -272,11 +272,10 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
     atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
-    spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} reply tokens per epoch, "
-                 "{} ({} examples per micro-batch row)",
+    spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} reply tokens per epoch, {}",
                  model->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype,
-                 rt.device.str(), rt.threads, batcher.loss_tokens(), cfg.data.packing ? "packed" : "padded",
-                 cfg.data.packing ? "several" : "one");
+                 rt.device.str(), rt.threads, batcher.loss_tokens(),
+                 cfg.data.packing ? "packed (several examples per row)" : "padded (one example per row)");
 
     auto evaluate = [&]() {
         nlohmann::json rec = {{"type", "eval"}, {"step", state.step}};
