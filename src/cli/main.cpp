@@ -22,8 +22,8 @@ void print_error_lines(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"rlhf.cpp: GPT training in C++ on LibTorch. Stages in this build: pretrain "
-                 "(sft, reward and ppo are coming). Errors print one line and exit 1.",
+    CLI::App app{"rlhf.cpp: GPT training in C++ on LibTorch. Stages in this build: pretrain, sft "
+                 "(reward and ppo are coming). Errors print one line and exit 1.",
                  "rlhf"};
     app.set_version_flag("--version", std::string("rlhf ") + RLHF_VERSION);
     app.require_subcommand(1);
