@@ -1,7 +1,7 @@
 // Stage 1, pre-training. The whole loop is here, top to bottom:
 //   1. runtime, run directory, tokenizer, token shards, model, optimizer
 //   2. resume: weights, optimizer moments, RNG streams, data cursor from checkpoints/latest
-//   3. loop: draw micro-batches -> forward/backward -> clip -> AdamW step -> log -> eval -> checkpoint
+//   3. loop (train/training_loop): draw micro-batches -> forward/backward -> clip -> AdamW step -> log -> eval -> checkpoint
 //
 //   rlhf train configs/pretrain/shakespeare_char.yaml      (nanoGPT's baby GPT, ~2 min on 2 cores)
 #include "rlhf/stages/pretrain.h"
@@ -19,14 +19,13 @@
 #include "rlhf/core/logging.h"
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
-#include "rlhf/core/signals.h"
 #include "rlhf/data/token_shards.h"
 #include "rlhf/model/gpt.h"
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/train/lm_step.h"
-#include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
+#include "rlhf/train/training_loop.h"
 #include "rlhf/core/precision.h"
 
 namespace rlhf {
@@ -135,17 +134,12 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
                                    cfg.checkpoint.keep_last);
         spdlog::info("checkpoint saved: {}", dir.string());
     };
-    auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
-
     // 3. The loop ------------------------------------------------------------------------------
-    install_stop_handlers();
-    if (state.step == 0 && cfg.train.eval_every > 0) evaluate();
-    Progress progress("pretrain", cfg.train.max_steps, state.step);
-    const auto t_start = std::chrono::steady_clock::now();
-    const int64_t start_step = state.step;
-    while (state.step < cfg.train.max_steps) {
+    TrainingLoopHooks hooks;
+    hooks.evaluate = evaluate;
+    hooks.checkpoint = checkpoint;
+    hooks.step = [&](double lr) {
         const auto t0 = std::chrono::steady_clock::now();
-        const double lr = lr_at(state.step, cfg.optim, cfg.train.max_steps);
         std::vector<LmBatch> micro_batches;
         for (int m = 0; m < cfg.train.grad_accum_steps; ++m) {
             const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream, index = state.next_batch_index++;
@@ -156,38 +150,20 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
                 rt.device));
         }
         StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
-        state.step += 1;
         state.tokens_seen += tokens_per_step;
-
-        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double tok_s = static_cast<double>(tokens_per_step) / dt;
-        metrics.write({{"type", "train"}, {"step", state.step}, {"loss", stats.loss}, {"lr", lr},
-                       {"grad_norm", stats.grad_norm}, {"tokens_seen", state.tokens_seen},
-                       {"tokens_per_s", tok_s}, {"ms_per_step", dt * 1000}});
-        progress.update(state.step, fmt::format("loss {:.4f} | {} tok/s", stats.loss, format_rate(tok_s)));
-        if (due(cfg.train.log_every) || state.step == cfg.train.max_steps) {
-            spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {} tok/s | {:.1f} ms/step", state.step,
-                         cfg.train.max_steps, stats.loss, lr, stats.grad_norm, format_rate(tok_s), dt * 1000);
-        }
-        const bool last = state.step == cfg.train.max_steps;
-        if (due(cfg.train.eval_every) || (last && cfg.train.eval_every >= 0)) evaluate();
-        if (due(cfg.checkpoint.every) || last) checkpoint();
-        if (int signo = stop_requested()) {
-            progress.finish();
-            checkpoint();
-            spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
-                         cfg.source);
-            return 128 + signo;
-        }
-    }
-    progress.finish();
-
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const int64_t steps_run = state.step - start_step;
-    if (steps_run > 0) {
-        spdlog::info("done: {} steps in {} ({} tok/s, {:.1f} ms/step, peak RSS {:.0f} MiB){}", steps_run,
-                     format_duration(elapsed), format_rate(static_cast<double>(steps_run * tokens_per_step) / elapsed),
-                     elapsed * 1000 / static_cast<double>(steps_run), peak_rss_mib(),
+        const double tok_s = static_cast<double>(tokens_per_step) /
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        StepReport r{stats.loss, stats.grad_norm, {{"tokens_seen", state.tokens_seen}, {"tokens_per_s", tok_s}},
+                     fmt::format(" | {} tok/s", format_rate(tok_s)), fmt::format(" | {} tok/s", format_rate(tok_s))};
+        return r;
+    };
+    const LoopResult done = run_training_loop("pretrain", cfg, state, metrics, hooks);
+    if (done.exit_code != 0) return done.exit_code;
+    if (done.steps_run > 0) {
+        spdlog::info("done: {} steps in {} ({} tok/s, {:.1f} ms/step, peak RSS {:.0f} MiB){}", done.steps_run,
+                     format_duration(done.seconds),
+                     format_rate(static_cast<double>(done.steps_run * tokens_per_step) / done.seconds),
+                     done.seconds * 1000 / static_cast<double>(done.steps_run), peak_rss_mib(),
                      std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
                                                         : std::string());
     }

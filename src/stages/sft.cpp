@@ -2,8 +2,9 @@
 //   1. runtime, run directory; the starting point: init_from (or our own latest checkpoint)
 //   2. tokenizer + chat tokens (the embedding grows when they do not fit), model, optimizer
 //   3. demonstrations: read -> render in the chat format -> fit the window -> train/val split
-//   4. loop: batches (padded or packed) -> forward/backward on reply tokens -> AdamW -> log ->
-//      eval (val loss, greedy answers to fixed val prompts: EOS rate, samples) -> checkpoint
+//   4. loop (train/training_loop): batches (padded or packed) -> forward/backward on reply
+//      tokens -> AdamW -> log -> eval (val loss, greedy answers to fixed val prompts: EOS rate,
+//      samples) -> checkpoint
 //
 //   rlhf train configs/sft/gsm8k.yaml
 #include "rlhf/stages/sft.h"
@@ -23,7 +24,6 @@
 #include "rlhf/core/precision.h"
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
-#include "rlhf/core/signals.h"
 #include "rlhf/data/chat_format.h"
 #include "rlhf/data/sft_batches.h"
 #include "rlhf/data/sft_examples.h"
@@ -31,9 +31,9 @@
 #include "rlhf/model/gpt.h"
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/train/lm_step.h"
-#include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
+#include "rlhf/train/training_loop.h"
 
 namespace rlhf {
 
@@ -304,17 +304,11 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
                                    cfg.checkpoint.keep_last);
         spdlog::info("checkpoint saved: {}", dir.string());
     };
-    auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
-
     // 4. The loop --------------------------------------------------------------------------------
-    install_stop_handlers();
-    if (state.step == 0 && cfg.train.eval_every > 0) evaluate();
-    Progress progress("sft", cfg.train.max_steps, state.step);
-    const auto t_start = std::chrono::steady_clock::now();
-    const int64_t start_step = state.step;
-    while (state.step < cfg.train.max_steps) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const double lr = lr_at(state.step, cfg.optim, cfg.train.max_steps);
+    TrainingLoopHooks hooks;
+    hooks.evaluate = evaluate;
+    hooks.checkpoint = checkpoint;
+    hooks.step = [&](double lr) {
         std::vector<LmBatch> micro_batches;
         uint64_t epoch = 0;
         for (int m = 0; m < cfg.train.grad_accum_steps; ++m) {
@@ -323,33 +317,15 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
             epoch = batcher.epoch_of(seed, index);
         }
         StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
-        state.step += 1;
         state.tokens_seen += stats.targets;
-
-        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        metrics.write({{"type", "train"}, {"step", state.step}, {"loss", stats.loss}, {"lr", lr},
-                       {"grad_norm", stats.grad_norm}, {"loss_tokens", stats.targets}, {"epoch", epoch},
-                       {"ms_per_step", dt * 1000}});
-        progress.update(state.step, fmt::format("loss {:.4f} | epoch {}", stats.loss, epoch));
-        if (due(cfg.train.log_every) || state.step == cfg.train.max_steps) {
-            spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | epoch {} | {:.1f} ms/step",
-                         state.step, cfg.train.max_steps, stats.loss, lr, stats.grad_norm, epoch, dt * 1000);
-        }
-        const bool last = state.step == cfg.train.max_steps;
-        if (due(cfg.train.eval_every) || (last && cfg.train.eval_every >= 0)) evaluate();
-        if (due(cfg.checkpoint.every) || last) checkpoint();
-        if (int signo = stop_requested()) {
-            progress.finish();
-            checkpoint();
-            spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
-                         cfg.source);
-            return 128 + signo;
-        }
-    }
-    progress.finish();
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    if (state.step > start_step) {
-        spdlog::info("done: {} steps in {} (peak RSS {:.0f} MiB){}", state.step - start_step, format_duration(elapsed),
+        StepReport r{stats.loss, stats.grad_norm, {{"loss_tokens", stats.targets}, {"epoch", epoch}},
+                     fmt::format(" | epoch {}", epoch), fmt::format(" | epoch {}", epoch)};
+        return r;
+    };
+    const LoopResult done = run_training_loop("sft", cfg, state, metrics, hooks);
+    if (done.exit_code != 0) return done.exit_code;
+    if (done.steps_run > 0) {
+        spdlog::info("done: {} steps in {} (peak RSS {:.0f} MiB){}", done.steps_run, format_duration(done.seconds),
                      peak_rss_mib(),
                      std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
                                                         : std::string());

@@ -1,0 +1,58 @@
+#include "rlhf/train/training_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "rlhf/core/progress.h"
+#include "rlhf/core/signals.h"
+#include "rlhf/train/lr_schedule.h"
+
+namespace rlhf {
+
+LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, TrainState& state, MetricsWriter& metrics,
+                             const TrainingLoopHooks& hooks) {
+    using clock = std::chrono::steady_clock;
+    auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
+    install_stop_handlers();
+    if (state.step == 0 && cfg.train.eval_every > 0) hooks.evaluate();
+    Progress progress(name, cfg.train.max_steps, state.step);
+    const auto t_start = clock::now();
+    const int64_t start_step = state.step;
+    LoopResult result;
+    while (state.step < cfg.train.max_steps) {
+        const auto t0 = clock::now();
+        const double lr = lr_at(state.step, cfg.optim, cfg.train.max_steps);
+        StepReport r = hooks.step(lr);
+        state.step += 1;
+        const double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+
+        nlohmann::json record = {{"type", "train"}, {"step", state.step}, {"loss", r.loss}, {"lr", lr},
+                                 {"grad_norm", r.grad_norm}};
+        record.update(r.fields);
+        record["ms_per_step"] = ms;
+        metrics.write(record);
+        progress.update(state.step, fmt::format("loss {:.4f}{}", r.loss, r.progress));
+        if (due(cfg.train.log_every) || state.step == cfg.train.max_steps) {
+            spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f}{} | {:.1f} ms/step", state.step,
+                         cfg.train.max_steps, r.loss, lr, r.grad_norm, r.log, ms);
+        }
+        const bool last = state.step == cfg.train.max_steps;
+        if (due(cfg.train.eval_every) || (last && cfg.train.eval_every >= 0)) hooks.evaluate();
+        if (due(cfg.checkpoint.every) || last) hooks.checkpoint();
+        if (int signo = stop_requested()) {
+            progress.finish();
+            hooks.checkpoint();
+            spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
+                         cfg.source);
+            result.exit_code = 128 + signo;
+            break;
+        }
+    }
+    if (result.exit_code == 0) progress.finish();
+    result.steps_run = state.step - start_step;
+    result.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
+    return result;
+}
+
+}  // namespace rlhf
