@@ -6,23 +6,11 @@
 #include <numeric>
 
 #include "rlhf/core/error.h"
+#include "rlhf/data/epoch_sampler.h"
 
 namespace rlhf {
 
 namespace {
-
-uint64_t splitmix64(uint64_t& state) {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-template <typename T>
-void shuffle(std::vector<T>& v, uint64_t seed) {  // Fisher-Yates on our own stream: same on every platform
-    uint64_t state = seed;
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[splitmix64(state) % i]);
-}
 
 constexpr int64_t kSortChunkBatches = 32;  // batches per length-sorted chunk
 
@@ -68,8 +56,8 @@ int64_t SftBatcher::loss_tokens() const {
 SftBatcher::Plan SftBatcher::plan_epoch(uint64_t seed, uint64_t epoch) const {
     std::vector<int32_t> order(examples_.size());
     std::iota(order.begin(), order.end(), 0);
-    uint64_t mix = seed ^ (0xA0761D6478BD642FULL * (epoch + 1));
-    shuffle(order, splitmix64(mix));
+    uint64_t mix = epoch_seed(seed, epoch);
+    seeded_shuffle(order, mix);
     Plan plan;
     if (packing_) {
         std::vector<std::vector<int32_t>> rows;
@@ -103,7 +91,7 @@ SftBatcher::Plan SftBatcher::plan_epoch(uint64_t seed, uint64_t epoch) const {
             plan.push_back(std::move(rows));
         }
     }
-    shuffle(plan, splitmix64(mix));  // sorted chunks, but batches of every length throughout the epoch
+    seeded_shuffle(plan, splitmix64(mix));  // sorted chunks, but batches of every length throughout the epoch
     return plan;
 }
 

@@ -5,7 +5,6 @@
 #include <functional>
 
 #include "rlhf/core/error.h"
-#include "rlhf/core/fs.h"
 #include "rlhf/data/jsonl.h"
 
 namespace rlhf {
@@ -13,65 +12,6 @@ namespace rlhf {
 namespace {
 
 bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
-
-// The line on which each top-level element of a JSON array starts, so a record of a 50 MB
-// Alpaca file is reported as file:line like a JSONL one. Assumes `text` parsed as an array.
-std::vector<size_t> array_element_lines(const std::string& text) {
-    std::vector<size_t> lines;
-    size_t line = 1;
-    int depth = 0;
-    bool in_string = false, escaped = false, expect_element = false;
-    for (char c : text) {
-        if (c == '\n') ++line;
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-        if (depth == 1 && expect_element && c != ']') {
-            lines.push_back(line);
-            expect_element = false;
-        }
-        if (c == '"') in_string = true;
-        else if (c == '[' || c == '{') {
-            if (++depth == 1) expect_element = true;
-        } else if (c == ']' || c == '}') --depth;
-        else if (c == ',' && depth == 1) expect_element = true;
-    }
-    return lines;
-}
-
-// Calls fn(record, "file:line") for each record of a JSONL file or a JSON-array file.
-void for_each_record(const std::filesystem::path& path,
-                     const std::function<void(const nlohmann::json&, const std::string&)>& fn,
-                     const std::function<void(const Error&)>& skip) {
-    if (!std::filesystem::exists(path)) throw Error("file not found", path.string(), "check data.files");
-    std::string text = read_file(path);
-    const auto first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos || text[first] != '[') {
-        read_jsonl(path, fn, skip);
-        return;
-    }
-    nlohmann::json array;
-    try {
-        array = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw Error(std::string("invalid JSON: ") + e.what(), path.string(),
-                    "a .json file must be one JSON array of records (or use JSON Lines)");
-    }
-    const auto lines = array_element_lines(text);
-    for (size_t i = 0; i < array.size(); ++i) {
-        const std::string where = path.string() + ":" + std::to_string(i < lines.size() ? lines[i] : 1);
-        try {
-            fn(array[i], where);
-        } catch (const Error& e) {
-            if (!skip) throw;
-            skip(e);
-        }
-    }
-}
 
 std::string field(const nlohmann::json& r, const std::string& key, const std::string& where) {
     return json_string_field(r, key, where);
@@ -150,7 +90,7 @@ std::vector<Conversation> read_sft_examples(const std::vector<std::string>& file
     if (files.empty()) throw Error("no example files given", "data.files", "list the SFT data files");
     for (const auto& file : files) {
         std::string format = opts.format == "auto" ? "" : opts.format;
-        for_each_record(
+        read_records(
             file,
             [&](const nlohmann::json& r, const std::string& where) {
                 if (format.empty()) format = detect_format(r, opts, where);

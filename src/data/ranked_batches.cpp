@@ -1,0 +1,56 @@
+#include "rlhf/data/ranked_batches.h"
+
+#include <torch/torch.h>
+
+#include "rlhf/data/comparisons.h"  // ranked_pairs
+
+namespace rlhf {
+
+RankedBatch collate_groups(const std::vector<const RenderedGroup*>& groups, int64_t pad_id) {
+    int64_t rows = 0, T = 1;
+    for (const auto* g : groups) {
+        rows += static_cast<int64_t>(g->completions.size());
+        for (const auto& c : g->completions) T = std::max(T, static_cast<int64_t>(c.size()));
+    }
+    RankedBatch b;
+    b.ids = torch::full({rows, T}, pad_id, torch::kLong);
+    b.key_mask = torch::zeros({rows, T}, torch::kBool);
+    auto ids = b.ids.accessor<int64_t, 2>();
+    auto mask = b.key_mask.accessor<bool, 2>();
+    std::vector<int64_t> better, worse;
+    std::vector<float> weight;
+    int64_t row = 0;
+    for (const auto* g : groups) {
+        const auto pairs = ranked_pairs(g->ranks);
+        for (const auto& [a, z] : pairs) {
+            better.push_back(row + a);
+            worse.push_back(row + z);
+            weight.push_back(1.0f / static_cast<float>(pairs.size()));
+        }
+        for (const auto& c : g->completions) {
+            for (size_t t = 0; t < c.size(); ++t) {
+                ids[row][static_cast<int64_t>(t)] = c[t];
+                mask[row][static_cast<int64_t>(t)] = true;
+            }
+            ++row;
+        }
+    }
+    b.better = torch::tensor(better, torch::kLong);
+    b.worse = torch::tensor(worse, torch::kLong);
+    b.pair_weight = torch::tensor(weight, torch::kFloat32);
+    b.groups = static_cast<int64_t>(groups.size());
+    b.pairs = static_cast<int64_t>(better.size());
+    return b;
+}
+
+RankedBatch to_device(const RankedBatch& b, const torch::Device& device) {
+    RankedBatch out = b;
+    out.ids = b.ids.to(device);
+    out.key_mask = b.key_mask.to(device);
+    out.better = b.better.to(device);
+    out.worse = b.worse.to(device);
+    out.pair_weight = b.pair_weight.to(device);
+    return out;
+}
+
+}  // namespace rlhf
