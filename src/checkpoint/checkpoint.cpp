@@ -54,7 +54,7 @@ void publish(const std::filesystem::path& checkpoints_dir, const std::filesystem
     }
 }
 
-std::string state_to_json(const TrainState& s) {
+std::string state_to_json(const TrainState& s, const nlohmann::json& stage_state) {
     nlohmann::json j = {
         {"format_version", kCheckpointFormatVersion},
         {"step", s.step},
@@ -62,6 +62,7 @@ std::string state_to_json(const TrainState& s) {
         {"next_batch_index", s.next_batch_index},
         {"last_val_loss", std::isfinite(s.last_val_loss) ? nlohmann::json(s.last_val_loss) : nlohmann::json()},
         {"torch_version", TORCH_VERSION},
+        {"stage_state", stage_state},
     };
     return j.dump(2) + "\n";
 }
@@ -86,8 +87,8 @@ NamedTensors rng_states() {
 }  // namespace
 
 std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
-                                      const TrainState& state, GptImpl& model, const OptimizerState& optimizer,
-                                      const Tokenizer& tokenizer, int keep_last) {
+                                      const TrainState& state, torch::nn::Module& model, const OptimizerState& optimizer,
+                                      const Tokenizer& tokenizer, int keep_last, const CheckpointExtras& extras) {
     ensure_dir(checkpoints_dir);
     const auto final_dir = checkpoints_dir / step_dir_name(state.step);
     if (std::filesystem::exists(final_dir / "state.json")) {
@@ -107,12 +108,14 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
 
     NamedTensors weights;
     for (const auto& item : model.named_parameters()) weights.emplace_back(item.key(), item.value());
+    for (const auto& item : model.named_buffers()) weights.emplace_back(item.key(), item.value());
     save_safetensors(tmp / "model.safetensors", weights, {{"format", "pt"}, {"rlhf_format_version", "1"}});
     save_safetensors(tmp / "optimizer.safetensors", optimizer.tensors, {{"step", std::to_string(optimizer.step)}});
     save_safetensors(tmp / "rng.safetensors", rng_states());
+    for (const auto& [file, tensors] : extras.tensor_files) save_safetensors(tmp / file, tensors);
     atomic_write(tmp / "config.yaml", dump_config(cfg));
     tokenizer.save(tmp);  // tokenizer.model (+ added_tokens.json): ids mean nothing without it
-    atomic_write(tmp / "state.json", state_to_json(state));
+    atomic_write(tmp / "state.json", state_to_json(state, extras.stage_state));
     fsync_path(tmp);
 
     std::error_code ec;
@@ -164,6 +167,7 @@ CheckpointInfo read_checkpoint_info(const std::filesystem::path& step_dir) {
         info.state.tokens_seen = j.at("tokens_seen").get<int64_t>();
         info.state.next_batch_index = j.at("next_batch_index").get<uint64_t>();
         info.state.last_val_loss = j.at("last_val_loss").is_null() ? NAN : j.at("last_val_loss").get<double>();
+        if (j.contains("stage_state") && j.at("stage_state").is_object()) info.stage_state = j.at("stage_state");
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("corrupted state.json: ") + e.what(), state_path.string(), kDamagedHint);
     }
@@ -195,26 +199,31 @@ void check_same_model_shape(const ModelConfig& ckpt, const ModelConfig& cur, con
     }
 }
 
-void load_model_weights(const std::filesystem::path& step_dir, GptImpl& model) {
-    const auto path = step_dir / "model.safetensors";
+void load_model_weights(const std::filesystem::path& step_dir, torch::nn::Module& model, bool allow_unused) {
+    load_weights_file(step_dir / "model.safetensors", model, allow_unused);
+}
+
+void load_weights_file(const std::filesystem::path& path, torch::nn::Module& model, bool allow_unused) {
     auto file = load_safetensors(path);
     torch::NoGradGuard no_grad;
     std::set<std::string> used;
-    for (auto& item : model.named_parameters()) {
-        auto it = file.tensors.find(item.key());
+    auto load = [&](const std::string& name, torch::Tensor& p) {
+        auto it = file.tensors.find(name);
         if (it == file.tensors.end()) {
-            throw Error("tensor '" + item.key() + "' is missing", path.string(),
+            throw Error("tensor '" + name + "' is missing", path.string(),
                         "the checkpoint is from a different model architecture");
         }
-        auto& p = item.value();
         if (it->second.sizes() != p.sizes()) {
-            throw Error("tensor '" + item.key() + "' has shape " + c10::str(it->second.sizes()) +
+            throw Error("tensor '" + name + "' has shape " + c10::str(it->second.sizes()) +
                             " in the checkpoint but " + c10::str(p.sizes()) + " in the model",
                         path.string(), "the checkpoint is from a different model shape");
         }
         p.copy_(it->second);
-        used.insert(item.key());
-    }
+        used.insert(name);
+    };
+    for (auto& item : model.named_parameters()) load(item.key(), item.value());
+    for (auto& item : model.named_buffers()) load(item.key(), item.value());
+    if (allow_unused) return;
     for (const auto& [name, _] : file.tensors) {
         if (!used.count(name)) {
             throw Error("unexpected tensor '" + name + "'", path.string(),
@@ -271,8 +280,28 @@ LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const 
     LoadedModel out;
     const auto dir = resolve_checkpoint(path);
     out.info = read_checkpoint_info(dir);
+    if (out.info.config.stage == "reward") {
+        throw Error("this is a reward-model checkpoint: it scores text and does not generate", dir.string(),
+                    "use rlhf score --checkpoint " + path.string());
+    }
     out.tokenizer = load_checkpoint_tokenizer(dir);
     out.model = Gpt(out.info.config.model);
+    load_model_weights(dir, *out.model);
+    out.model->to(device);
+    out.model->eval();
+    return out;
+}
+
+LoadedRewardModel load_reward_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device) {
+    LoadedRewardModel out;
+    const auto dir = resolve_checkpoint(path);
+    out.info = read_checkpoint_info(dir);
+    if (out.info.config.stage != "reward") {
+        throw Error("not a reward-model checkpoint (it was written by stage " + out.info.config.stage + ")", dir.string(),
+                    "pass a checkpoint of a stage: reward run");
+    }
+    out.tokenizer = load_checkpoint_tokenizer(dir);
+    out.model = RewardModel(out.info.config.model);
     load_model_weights(dir, *out.model);
     out.model->to(device);
     out.model->eval();

@@ -104,25 +104,34 @@ void add_data_command(CLI::App& app, Action& action) {
             return 0;
         };
     });
-    struct DemoSftArgs {
+    // Demonstrations and ranked comparisons about the same generated stories.
+    struct DemoExamplesArgs {
         std::string out;
-        size_t count = 4000;
+        size_t count = 0;
         uint64_t seed = 1337;
     };
-    auto sft = std::make_shared<DemoSftArgs>();
-    auto* sft_cmd = cmd->add_subcommand("demo-sft", "Write the built-in demo's SFT demonstrations (JSONL prompt/response)");
-    sft_cmd->add_option("--out", sft->out, "Output JSONL file")->required();
-    sft_cmd->add_option("--count", sft->count, "Number of examples")->capture_default_str()->check(CLI::Range(1, 1 << 24));
-    sft_cmd->add_option("--seed", sft->seed, "Generator seed")->capture_default_str();
-    sft_cmd->callback([sft, &action] {
-        action = [sft] {
-            const std::filesystem::path out = sft->out;
-            if (out.has_parent_path()) ensure_dir(out.parent_path());
-            atomic_write(out, demo_sft_jsonl(sft->count, sft->seed));
-            spdlog::info("wrote {} ({} examples)", sft->out, sft->count);
-            return 0;
-        };
-    });
+    auto add_examples = [&](const char* name, const char* help, size_t default_count,
+                            std::string (*make)(size_t, uint64_t)) {
+        auto a = std::make_shared<DemoExamplesArgs>();
+        a->count = default_count;
+        auto* sub = cmd->add_subcommand(name, help);
+        sub->add_option("--out", a->out, "Output JSONL file")->required();
+        sub->add_option("--count", a->count, "Number of records")->capture_default_str()->check(CLI::Range(1, 1 << 24));
+        sub->add_option("--seed", a->seed, "Generator seed")->capture_default_str();
+        sub->callback([a, make, &action] {
+            action = [a, make] {
+                const std::filesystem::path out = a->out;
+                if (out.has_parent_path()) ensure_dir(out.parent_path());
+                atomic_write(out, make(a->count, a->seed));
+                spdlog::info("wrote {} ({} records)", a->out, a->count);
+                return 0;
+            };
+        });
+    };
+    add_examples("demo-sft", "Write the built-in demo's SFT demonstrations (JSONL prompt/response)", 4000, demo_sft_jsonl);
+    add_examples("demo-reward",
+                 "Write the built-in demo's ranked comparisons (JSONL prompt/responses/ranks, K = 4..5, with ties)",
+                 2000, demo_reward_jsonl);
 }
 
 }  // namespace rlhf::cli

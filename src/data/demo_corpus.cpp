@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rlhf/data/epoch_sampler.h"
+
 #include <cctype>
 #include <random>
 #include <vector>
@@ -56,20 +58,85 @@ std::string demo_corpus(size_t bytes, uint64_t seed) {
     return text;
 }
 
+namespace {
+
+// A question about a story, its one-sentence answer, and answers to the same question that are
+// wrong (another place, thing or animal from the word lists) — what the reward model must learn
+// to rank below the right one.
+struct StoryQuestion {
+    std::string text, question, answer;
+    std::vector<std::string> wrong;  // two different wrong answers
+};
+
+StoryQuestion story_question(std::mt19937_64& rng) {
+    Story s = story(rng);
+    StoryQuestion out;
+    // The first three sentences always exist, so every question has its answer in the text.
+    out.text = s.text.substr(0, s.text.find_last_not_of('\n') + 1);
+    auto other = [&](const Words& w, const std::string& not_this) {
+        std::string pick;
+        do pick = w[rng() % w.size()];
+        while (pick == not_this);
+        return pick;
+    };
+    switch (rng() % 3) {
+        case 0:
+            out.question = "Where did " + s.hero + " walk?";
+            out.answer = s.hero + " walked to " + s.place + ".";
+            for (int i = 0; i < 2; ++i) out.wrong.push_back(s.hero + " walked to " + other(kPlaces, s.place) + ".");
+            break;
+        case 1:
+            out.question = "What did " + s.hero + " find?";
+            out.answer = s.hero + " found " + s.thing + ".";
+            for (int i = 0; i < 2; ++i) out.wrong.push_back(s.hero + " found " + other(kThings, s.thing) + ".");
+            break;
+        default:
+            out.question = "Which animal went with " + s.hero + "?";
+            out.answer = "The " + s.animal + " went with " + s.hero + ".";
+            for (int i = 0; i < 2; ++i) out.wrong.push_back("The " + other(kAnimals, s.animal) + " went with " + s.hero + ".");
+            break;
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string demo_sft_jsonl(size_t count, uint64_t seed) {
     std::mt19937_64 rng(seed ^ 0x5f7);
     std::string out;
     for (size_t i = 0; i < count; ++i) {
-        Story s = story(rng);
-        // The first three sentences always exist, so every question has its answer in the text.
-        const std::string text = s.text.substr(0, s.text.find_last_not_of('\n') + 1);
-        std::string q, a;
-        switch (rng() % 3) {
-            case 0: q = "Where did " + s.hero + " walk?"; a = s.hero + " walked to " + s.place + "."; break;
-            case 1: q = "What did " + s.hero + " find?"; a = s.hero + " found " + s.thing + "."; break;
-            default: q = "Which animal went with " + s.hero + "?"; a = "The " + s.animal + " went with " + s.hero + "."; break;
+        const StoryQuestion q = story_question(rng);
+        out += nlohmann::json{{"prompt", q.text + "\n" + q.question}, {"response", q.answer}}.dump() + "\n";
+    }
+    return out;
+}
+
+std::string demo_reward_jsonl(size_t count, uint64_t seed) {
+    std::mt19937_64 rng(seed ^ 0x7e3a);
+    std::string out;
+    for (size_t i = 0; i < count; ++i) {
+        const StoryQuestion q = story_question(rng);
+        // Best to worst: right and concise; right but rambling; wrong (two wrong answers tie);
+        // no answer at all. K = 4 or 5.
+        std::vector<std::string> responses = {q.answer, q.answer + " It was a long day and I do not remember more.",
+                                              q.wrong[0]};
+        std::vector<int> ranks = {0, 1, 2};
+        if (rng() % 2 == 0) {
+            responses.push_back(q.wrong[1]);
+            ranks.push_back(2);
         }
-        nlohmann::json rec = {{"prompt", text + "\n" + q}, {"response", a}};
+        responses.push_back("I do not know.");
+        ranks.push_back(3);
+        // Shuffle so the list order says nothing; the ranks carry the judgement.
+        std::vector<size_t> order(responses.size());
+        for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+        seeded_shuffle(order, rng());
+        nlohmann::json rec = {{"prompt", q.text + "\n" + q.question}, {"responses", nlohmann::json::array()},
+                              {"ranks", nlohmann::json::array()}};
+        for (size_t k : order) {
+            rec["responses"].push_back(responses[k]);
+            rec["ranks"].push_back(ranks[k]);
+        }
         out += rec.dump() + "\n";
     }
     return out;

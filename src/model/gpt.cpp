@@ -59,7 +59,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const tor
     auto qkv = linear(x, c_attn);                                      // (B, T, 3C)
 #if TORCH_VERSION_MAJOR < 2
     // Plain causal training forward on CPU: the fused kernel reads qkv and writes (B, T, C).
-    if (!allowed.defined() && !cache && p == 0.0 && x.device().is_cpu() && fused_causal_attention_available()) {
+    if (!allowed.defined() && !cache && p == 0.0 && x.device().is_cpu() && qkv.scalar_type() != torch::kFloat64 &&
+        fused_causal_attention_available()) {
         return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj));
     }
 #endif

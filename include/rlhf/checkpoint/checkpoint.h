@@ -3,7 +3,8 @@
 //
 //   <out_dir>/checkpoints/
 //     step-000250/            complete checkpoints only (built as .tmp-step-000250-<pid>, then renamed)
-//       model.safetensors     weights, HF GPT-2 names, the tied embedding stored once
+//       model.safetensors     weights, HF GPT-2 names, the tied embedding stored once (a reward
+//                             model adds score.* and its normalisation, score.norm_gain/norm_bias)
 //       optimizer.safetensors AdamW moments by parameter name (exp_avg.<name>, exp_avg_sq.<name>) + step
 //       rng.safetensors       every generator state (CPU, and CUDA when present)
 //       state.json            step, tokens seen, data-sampler cursor, format version — written last
@@ -19,10 +20,13 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "rlhf/config/config.h"
 #include "rlhf/model/gpt.h"
+#include "rlhf/model/reward_model.h"
 #include "rlhf/tokenizer/tokenizer.h"
 
 namespace rlhf {
@@ -42,13 +46,20 @@ struct OptimizerState {
     int64_t step = 0;                                            // updates taken
 };
 
+// What a stage saves beyond one model and its optimizer (PPO: the critic, its optimizer, EMA
+// weights, β), written inside the same atomic step directory.
+struct CheckpointExtras {
+    std::vector<std::pair<std::string, std::vector<std::pair<std::string, torch::Tensor>>>> tensor_files;  // file -> tensors
+    nlohmann::json stage_state = nlohmann::json::object();  // state.json "stage_state": lineage, β, …
+};
+
 // Saves step-NNNNNN under `checkpoints_dir`, repoints `latest`, and deletes all but the newest
 // `keep_last` checkpoints (0 = keep all). Returns the new directory. A complete checkpoint for
 // the step that already exists (left by a run that died before repointing `latest`) is kept and
 // published instead of written twice.
 std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
-                                      const TrainState& state, GptImpl& model, const OptimizerState& optimizer,
-                                      const Tokenizer& tokenizer, int keep_last);
+                                      const TrainState& state, torch::nn::Module& model, const OptimizerState& optimizer,
+                                      const Tokenizer& tokenizer, int keep_last, const CheckpointExtras& extras = {});
 
 // Accepts a step directory, a checkpoints/ directory or a run directory, and returns the step
 // directory (following `latest`). Throws rlhf::Error if nothing complete is there.
@@ -61,14 +72,18 @@ struct CheckpointInfo {
     std::filesystem::path dir;
     RunConfig config;  // the resolved config stored with it (model.vocab_size is set)
     TrainState state;
+    nlohmann::json stage_state = nlohmann::json::object();  // what the stage saved (CheckpointExtras)
 };
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& step_dir);
 
 Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir);
 
-// Copies the stored weights into `model`; a missing, extra or differently-shaped tensor is an
-// rlhf::Error naming the tensor and both shapes.
-void load_model_weights(const std::filesystem::path& step_dir, GptImpl& model);
+// Copies the stored weights (parameters and buffers) into `model`; a missing or differently
+// shaped tensor is an rlhf::Error naming the tensor and both shapes, and so is a stored tensor
+// the model lacks unless `allow_unused` (a GPT trunk taken from a reward model, say).
+void load_model_weights(const std::filesystem::path& step_dir, torch::nn::Module& model, bool allow_unused = false);
+// The same from any safetensors file of a checkpoint (PPO's critic.safetensors, ema.safetensors).
+void load_weights_file(const std::filesystem::path& file, torch::nn::Module& model, bool allow_unused = false);
 OptimizerState load_optimizer_state(const std::filesystem::path& step_dir);
 void restore_rng_states(const std::filesystem::path& step_dir);
 
@@ -81,6 +96,15 @@ struct LoadedModel {
     Tokenizer tokenizer;
     CheckpointInfo info;
 };
+// A reward-model checkpoint is an error here (it scores text; it does not generate).
 LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device);
+
+// For `rlhf score` and PPO: a reward model (normalisation included), in eval mode.
+struct LoadedRewardModel {
+    RewardModel model{nullptr};
+    Tokenizer tokenizer;
+    CheckpointInfo info;
+};
+LoadedRewardModel load_reward_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device);
 
 }  // namespace rlhf

@@ -5,6 +5,7 @@
 //   rlhf data prepare --tokenizer DIR --input FILE... --out DIR [--val-fraction F]
 //   rlhf generate --checkpoint DIR (--prompt TEXT | --prompts FILE.jsonl) [sampling options]
 //   rlhf chat --checkpoint DIR
+//   rlhf score --checkpoint DIR (--prompt TEXT --response TEXT | --input FILE)
 //   rlhf config show CONFIG [--set k=v]... | rlhf config keys
 //   rlhf bench generate [--preset gpt2 | --checkpoint DIR] [--batch-size N] [--no-cache]
 #pragma once
@@ -26,5 +27,6 @@ void add_generate_command(CLI::App& app, Action& action);
 void add_chat_command(CLI::App& app, Action& action);
 void add_config_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
+void add_score_command(CLI::App& app, Action& action);
 
 }  // namespace rlhf::cli

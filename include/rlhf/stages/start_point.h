@@ -1,0 +1,31 @@
+// Where a fine-tuning stage (sft, reward; ppo's policy) starts: init_from's checkpoint for a
+// fresh run, or the run's own newest checkpoint when resuming. The tokenizer travels with the
+// checkpoint, the model shape is the checkpoint's, and the chat tokens are added here (once, for
+// every stage) with the embedding grown to match.
+#pragma once
+
+#include <filesystem>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/config/config.h"
+#include "rlhf/model/gpt.h"
+#include "rlhf/tokenizer/tokenizer.h"
+
+namespace rlhf {
+
+struct StartPoint {
+    std::filesystem::path dir;  // the step directory the weights come from
+    CheckpointInfo info;        // its config and state
+    Tokenizer tokenizer;        // the checkpoint's, with the chat tokens
+    Gpt trunk{nullptr};         // its GPT weights (a reward model's head is not part of it), on CPU
+    // The checkpoints this run descends from, newest first, for state.json's stage_state:
+    // {"checkpoint": dir, "stage": …, "step": …, "from": <that checkpoint's own lineage>}.
+    nlohmann::json lineage;
+};
+
+// Errors (one clear line each) when init_from is missing, tokenizer.path names another tokenizer,
+// or a model shape key in the config contradicts the checkpoint. Sets cfg.model to the
+// checkpoint's shape (keeping cfg.model.dropout) with the grown vocabulary.
+StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_dir);
+
+}  // namespace rlhf

@@ -1,0 +1,73 @@
+#include "rlhf/stages/start_point.h"
+
+#include <spdlog/spdlog.h>
+
+#include "rlhf/core/error.h"
+#include "rlhf/data/chat_format.h"
+
+namespace rlhf {
+
+namespace {
+
+// Shape keys come from the checkpoint; one set in the config to something else is a mistake.
+void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::string& stage, const std::string& where) {
+    const ModelConfig defaults;
+    std::vector<std::string> diffs;
+    auto check = [&](const char* key, auto ModelConfig::*field) {
+        if (cfg.*field != defaults.*field && cfg.*field != ckpt.*field) {
+            diffs.push_back(fmt::format("{}: model.{} is {} but init_from's model has {}; {} takes the model from "
+                                        "init_from (remove the key)",
+                                        where, key, cfg.*field, ckpt.*field, stage));
+        }
+    };
+    check("arch", &ModelConfig::arch);
+    check("n_layer", &ModelConfig::n_layer);
+    check("n_head", &ModelConfig::n_head);
+    check("n_embd", &ModelConfig::n_embd);
+    check("block_size", &ModelConfig::block_size);
+    check("bias", &ModelConfig::bias);
+    if (!diffs.empty()) throw Error(fmt::format("{}", fmt::join(diffs, "\n")));
+    const double dropout = cfg.dropout;
+    cfg = ckpt;
+    cfg.dropout = dropout;  // the one model key a fine-tuning run may change
+}
+
+}  // namespace
+
+StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_dir) {
+    if (resume_dir.empty() && !std::filesystem::exists(cfg.init_from)) {
+        throw Error("init_from '" + cfg.init_from + "' does not exist", cfg.source + ": init_from",
+                    "point it at a run directory or one of its checkpoints/step-NNNNNN");
+    }
+    StartPoint start;
+    start.dir = resume_dir.empty() ? resolve_checkpoint(cfg.init_from) : resume_dir;
+    start.info = read_checkpoint_info(start.dir);
+    start.tokenizer = load_checkpoint_tokenizer(start.dir);
+    if (!cfg.tokenizer.path.empty() && Tokenizer::load(cfg.tokenizer.path).fingerprint() != start.tokenizer.fingerprint()) {
+        throw Error("tokenizer.path is not the tokenizer of init_from (" + start.dir.string() + ")",
+                    cfg.source + ": tokenizer.path", "remove tokenizer.path: the tokenizer travels with the checkpoint");
+    }
+    take_shape_from(start.info.config.model, cfg.model, cfg.stage, cfg.source);
+    if (resume_dir.empty()) {
+        start.lineage = {{"checkpoint", std::filesystem::absolute(start.dir).string()},
+                         {"stage", start.info.config.stage},
+                         {"step", start.info.state.step},
+                         {"from", start.info.stage_state.value("lineage", nlohmann::json())}};
+    } else {
+        start.lineage = start.info.stage_state.value("lineage", nlohmann::json());
+    }
+    start.trunk = Gpt(cfg.model);
+    load_model_weights(start.dir, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
+
+    const int32_t spm_size = start.tokenizer.spm_vocab_size();
+    start.tokenizer = with_chat_tokens(start.tokenizer);  // a no-op when the checkpoint has them
+    if (start.tokenizer.vocab_size() > cfg.model.vocab_size) {
+        spdlog::info("vocabulary {} -> {}: added {} (new embedding rows start as the mean of the others)",
+                     cfg.model.vocab_size, start.tokenizer.vocab_size(), fmt::join(kChatRoleTokens, " "));
+        start.trunk = grow_vocabulary(*start.trunk, start.tokenizer.vocab_size(), std::min(spm_size, cfg.model.vocab_size));
+        cfg.model.vocab_size = start.tokenizer.vocab_size();
+    }
+    return start;
+}
+
+}  // namespace rlhf
