@@ -68,6 +68,29 @@ TEST_CASE("AdamW decays >=2-D tensors only, by hand on one element", "[train]") 
     REQUIRE(opt.steps_taken() == 1);
 }
 
+TEST_CASE("AdamW epsilon placement: PyTorch style vs TensorFlow style, by hand", "[train]") {
+    // First step, g = 0.001 on one weight, beta2 = 0.999, eps = 1e-3 (large, to see it):
+    //   v = 0.001 * g^2, bias2 = 0.001; m_hat = g, sqrt(v_hat) = |g| = 1e-3
+    //   torch: lr * g / (sqrt(v_hat) + eps)        = lr * 1e-3 / 2e-3              = 0.5 lr
+    //   tf:    lr * g / (sqrt(v_hat) + eps/sqrt(bias2)) = lr * 1e-3 / (1e-3 + 1e-3/sqrt(1e-3))
+    for (const std::string style : {"torch", "tf"}) {
+        torch::nn::Linear lin(torch::nn::LinearOptions(1, 1).bias(false));
+        OptimConfig o;
+        o.weight_decay = 0.0;
+        o.beta2 = 0.999;
+        o.eps = 1e-3;
+        o.eps_style = style;
+        AdamW opt(*lin, o);
+        torch::NoGradGuard ng;
+        const double w0 = lin->weight.item<double>();
+        lin->weight.mutable_grad() = torch::full({1, 1}, 1e-3);
+        opt.step(1.0, 0.0);
+        const double expected = style == "torch" ? 0.5 : 1e-3 / (1e-3 + 1e-3 / std::sqrt(1e-3));
+        INFO(style);
+        REQUIRE(w0 - lin->weight.item<double>() == Approx(expected).epsilon(1e-4));
+    }
+}
+
 TEST_CASE("gradient clipping scales to the max norm and reports the norm before", "[train]") {
     torch::nn::Linear lin(3, 2);
     OptimConfig o;
