@@ -22,8 +22,8 @@ void print_error_lines(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"rlhf.cpp: GPT training in C++ on LibTorch. Stages in this build: pretrain, sft "
-                 "(reward and ppo are coming). Errors print one line and exit 1.",
+    CLI::App app{"rlhf.cpp: GPT training in C++ on LibTorch through the InstructGPT pipeline: pretrain, sft, "
+                 "reward, ppo. Errors print one line and exit 1.",
                  "rlhf"};
     app.set_version_flag("--version", std::string("rlhf ") + RLHF_VERSION);
     app.require_subcommand(1);
@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     rlhf::cli::add_data_command(app, action);
     rlhf::cli::add_generate_command(app, action);
     rlhf::cli::add_chat_command(app, action);
+    rlhf::cli::add_score_command(app, action);
     rlhf::cli::add_config_command(app, action);
     rlhf::cli::add_bench_command(app, action);
 

@@ -1,7 +1,9 @@
 #include "rlhf/cli/commands.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/error.h"
+#include "rlhf/stages/ppo.h"
 #include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/reward.h"
 #include "rlhf/stages/sft.h"
 
 namespace rlhf::cli {
@@ -13,7 +15,7 @@ void add_train_command(CLI::App& app, Action& action) {
         bool resume = false;
     };
     auto args = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain | sft)");
+    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain | sft | reward | ppo)");
     cmd->add_option("config", args->config, "YAML config file (see configs/ and docs/config.md)")->required();
     cmd->add_option("--set", args->overrides,
                     "Override config keys: --set train.max_steps=100 [more key=value ...] (repeatable)")
@@ -30,8 +32,8 @@ void add_train_command(CLI::App& app, Action& action) {
             opts.resume = args->resume;
             if (cfg.stage == "pretrain") return run_pretrain(cfg, opts);
             if (cfg.stage == "sft") return run_sft(cfg, opts);
-            throw Error("stage '" + cfg.stage + "' is not available in this build yet", args->config + ": stage",
-                        "this release implements stage: pretrain and stage: sft");
+            if (cfg.stage == "reward") return run_reward(cfg, opts);
+            return run_ppo(cfg, opts);
         };
     });
 }

@@ -38,7 +38,7 @@ std::vector<Field> fields_of(RunConfig& c) {
     return {
         {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo"}},
         {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
-        {"init_from", &c.init_from, "sft: checkpoint or run directory to start from (its model, weights and tokenizer)"},
+        {"init_from", &c.init_from, "sft, reward, ppo: checkpoint or run directory to start from (its model, weights and tokenizer)"},
 
         {"runtime.threads", &c.runtime.threads, "intra-op CPU threads; 0 = all cores", 0, 4096},
         {"runtime.seed", &c.runtime.seed, "seeds weights, dropout and the data sampler"},
@@ -67,14 +67,16 @@ std::vector<Field> fields_of(RunConfig& c) {
 
         {"data.text", &c.data.text, "raw text files, tokenized into <out_dir>/data on the first run"},
         {"data.shards", &c.data.shards, "or: a token-shard directory made by `rlhf data prepare`"},
-        {"data.val_fraction", &c.data.val_fraction, "held out for validation: pretrain, the tail of the token stream; sft, examples drawn by runtime.seed", 0, 0.5},
+        {"data.val_fraction", &c.data.val_fraction, "held out for validation: pretrain, the tail of the token stream; sft, reward, ppo, examples "
+         "(prompts) drawn by runtime.seed", 0, 0.5},
         {"data.sampler", &c.data.sampler, "epoch: shuffled non-overlapping windows, every token once per epoch; "
          "random: windows drawn with replacement (nanoGPT)", -kInf, kInf, {"epoch", "random"}},
-        {"data.files", &c.data.files, "sft: example files (JSONL, or a JSON array as Alpaca ships)"},
-        {"data.val_files", &c.data.val_files, "sft: held-out example files; empty = data.val_fraction of data.files"},
-        {"data.format", &c.data.format, "sft: record layout; auto = from each file's first record", -kInf, kInf,
-         {"auto", "prompt_response", "gsm8k", "alpaca", "messages"}},
-        {"data.fields.prompt", &c.data.fields.prompt, "sft: source key of the prompt (\"\" = the format's own)"},
+        {"data.files", &c.data.files, "sft, reward: example files; ppo: prompt files (JSONL, JSONL.gz, or a JSON array as Alpaca ships)"},
+        {"data.val_files", &c.data.val_files, "sft, reward: held-out example files; empty = data.val_fraction of data.files"},
+        {"data.format", &c.data.format, "record layout; auto = from each file's first record. sft: prompt_response | gsm8k | "
+         "alpaca | messages; reward: ranked | pairwise | hh | pandalm", -kInf, kInf,
+         {"auto", "prompt_response", "gsm8k", "alpaca", "messages", "ranked", "pairwise", "hh", "pandalm"}},
+        {"data.fields.prompt", &c.data.fields.prompt, "sft, reward, ppo: source key of the prompt (\"\" = the format's own)"},
         {"data.fields.response", &c.data.fields.response, "sft: source key of the response"},
         {"data.fields.messages", &c.data.fields.messages, "sft: source key of the message list"},
         {"data.on_error", &c.data.on_error, "a bad record: error (stop, naming file:line) | skip (count it)", -kInf, kInf,
@@ -94,6 +96,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"optim.beta1", &c.optim.beta1, "AdamW beta1", 0, 0.999999},
         {"optim.beta2", &c.optim.beta2, "AdamW beta2", 0, 0.999999999},
         {"optim.eps", &c.optim.eps, "AdamW epsilon", 0, 1},
+        {"optim.eps_style", &c.optim.eps_style, "where epsilon goes: torch (added to sqrt(v_hat)) | tf (added to sqrt(v), "
+         "larger early in training; OpenAI's RLHF code)", -kInf, kInf, {"torch", "tf"}},
         {"optim.grad_clip", &c.optim.grad_clip, "max global gradient norm; 0 = no clipping", 0, kInf},
 
         {"train.max_steps", &c.train.max_steps, "optimizer steps", 1, kInf},
@@ -102,9 +106,48 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"train.eval_every", &c.train.eval_every, "steps between evaluations; 0 = only at the end", 0, kInf},
         {"train.eval_batches", &c.train.eval_batches, "batches per split and evaluation", 1, 1 << 20},
         {"train.log_every", &c.train.log_every, "steps between console log lines", 1, kInf},
-        {"train.eval_prompts", &c.train.eval_prompts, "sft: validation prompts answered greedily per eval (EOS rate)",
+        {"train.eval_prompts", &c.train.eval_prompts, "sft, ppo: held-out prompts answered per eval (sft: EOS rate, "
+         "greedy and sampled; ppo: greedy score and EOS rate)",
          0, 1 << 20},
-        {"train.log_samples", &c.train.log_samples, "sft: answers printed in the log per eval", 0, 1 << 20},
+        {"train.log_samples", &c.train.log_samples, "sft, ppo: answers printed in the log per eval", 0, 1 << 20},
+
+        {"reward.margin", &c.reward.margin, "reward: loss -log sigmoid(r_better - r_worse - margin); 0 = InstructGPT", -kInf, kInf},
+        {"reward.normalize", &c.reward.normalize, "reward: after training, shift (bias) or shift and scale (gain_bias) "
+         "rewards so the reference set has mean 0 (std 1); none", -kInf, kInf, {"bias", "gain_bias", "none"}},
+        {"reward.reference_files", &c.reward.reference_files, "reward: demonstrations to normalise on (sft formats); "
+         "empty = the best response of each training group"},
+        {"reward.reference_count", &c.reward.reference_count, "reward: at most this many reference responses", 1, 1 << 24},
+
+        {"ppo.reward_model", &c.ppo.reward_model, "ppo: reward-model checkpoint (stage: reward) that scores responses"},
+        {"ppo.toy_reward", &c.ppo.toy_reward, "ppo: instead of a reward model, count:TEXT scores how often TEXT's token "
+         "appears in the response"},
+        {"ppo.critic_from", &c.ppo.critic_from, "ppo: critic initialised from the reward model (InstructGPT) or the "
+         "policy trunk with a fresh head", -kInf, kInf, {"reward", "policy"}},
+        {"ppo.rollout_batch", &c.ppo.rollout_batch, "ppo: prompts (episodes) per iteration", 1, 1 << 20},
+        {"ppo.minibatch", &c.ppo.minibatch, "ppo: sequences per optimizer step", 1, 1 << 20},
+        {"ppo.epochs", &c.ppo.epochs, "ppo: passes over each rollout batch", 1, 1000},
+        {"ppo.max_new_tokens", &c.ppo.max_new_tokens, "ppo: response length cap", 1, 1 << 20},
+        {"ppo.temperature", &c.ppo.temperature, "ppo: rollout temperature (log-probs use logits / T)", 1e-3, 100},
+        {"ppo.kl_coef", &c.ppo.kl_coef, "ppo: beta of the per-token KL penalty (initial beta when adaptive)", 0, kInf},
+        {"ppo.kl_target", &c.ppo.kl_target, "ppo: > 0 adapts beta toward this KL per sequence (Ziegler et al.)", 0, kInf},
+        {"ppo.kl_horizon", &c.ppo.kl_horizon, "ppo: episodes over which beta adapts", 1, kInf},
+        {"ppo.kl_estimator", &c.ppo.kl_estimator, "ppo: per-token KL estimate k1 | k2 | k3", -kInf, kInf, {"k1", "k2", "k3"}},
+        {"ppo.clip", &c.ppo.clip, "ppo: policy ratio clip epsilon", 0, 10},
+        {"ppo.value_clip", &c.ppo.value_clip, "ppo: value clip epsilon", 0, kInf},
+        {"ppo.vf_coef", &c.ppo.vf_coef, "ppo: value-loss weight", 0, kInf},
+        {"ppo.gamma", &c.ppo.gamma, "ppo: GAE discount", 0, 1},
+        {"ppo.lambda", &c.ppo.lambda, "ppo: GAE lambda", 0, 1},
+        {"ppo.missing_eos_penalty", &c.ppo.missing_eos_penalty, "ppo: a response that never ends scores missing_eos_score"},
+        {"ppo.missing_eos_score", &c.ppo.missing_eos_score, "ppo: the score of a response without EOS", -kInf, kInf},
+        {"ppo.score_clip", &c.ppo.score_clip, "ppo: clip scores to +-this; 0 = off", 0, kInf},
+        {"ppo.whiten_rewards", &c.ppo.whiten_rewards, "ppo: scale per-token rewards per batch (mean kept)"},
+        {"ppo.ptx_coef", &c.ppo.ptx_coef, "ppo: PPO-ptx pre-training loss weight (InstructGPT 27.8); 0 = off", 0, kInf},
+        {"ppo.ptx_shards", &c.ppo.ptx_shards, "ppo: token shards for PPO-ptx (rlhf data prepare)"},
+        {"ppo.ptx_batch", &c.ppo.ptx_batch, "ppo: pre-training windows per optimizer step", 1, 1 << 20},
+        {"ppo.ema_decay", &c.ppo.ema_decay, "ppo: EMA of policy weights (InstructGPT 0.992); 0 = off", 0, 0.999999},
+        {"ppo.critic_lr", &c.ppo.critic_lr, "ppo: critic learning rate; 0 = optim.lr", 0, 10},
+        {"ppo.frozen_dtype", &c.ppo.frozen_dtype, "ppo: weights of the reference and reward models", -kInf, kInf,
+         {"float32", "bfloat16"}},
 
         {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
         {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},
@@ -373,11 +416,41 @@ private:
                 fail("tokenizer.vocab_size", "training a " + cfg_.tokenizer.model_type + " tokenizer needs a size");
             }
         }
-        if (cfg_.stage == "sft") {
-            if (cfg_.init_from.empty()) fail("init_from", "sft starts from a checkpoint: set init_from (a pretrain run)");
-            if (cfg_.data.files.empty()) fail("data.files", "sft needs example files: set data.files");
+        if (cfg_.stage == "sft" || cfg_.stage == "reward") {
+            const std::string& st = cfg_.stage;
+            if (cfg_.init_from.empty()) {
+                fail("init_from", st + " starts from a checkpoint: set init_from (" +
+                                      (st == "sft" ? "a pretrain run)" : "an sft or pretrain run)"));
+            }
+            if (cfg_.data.files.empty()) fail("data.files", st + " needs example files: set data.files");
             if (!cfg_.data.text.empty() || !cfg_.data.shards.empty()) {
-                fail(cfg_.data.text.empty() ? "data.shards" : "data.text", "sft reads data.files, not raw text or shards");
+                fail(cfg_.data.text.empty() ? "data.shards" : "data.text", st + " reads data.files, not raw text or shards");
+            }
+            const std::set<std::string> sft_formats = {"auto", "prompt_response", "gsm8k", "alpaca", "messages"};
+            const std::set<std::string> reward_formats = {"auto", "ranked", "pairwise", "hh", "pandalm"};
+            const auto& allowed = st == "sft" ? sft_formats : reward_formats;
+            if (!allowed.count(cfg_.data.format)) {
+                fail("data.format", "'" + cfg_.data.format + "' is not a " + st + " format (" +
+                                        fmt::format("{}", fmt::join(allowed, ", ")) + ")");
+            }
+        }
+        if (cfg_.stage == "ppo") {
+            if (cfg_.init_from.empty()) fail("init_from", "ppo starts from the SFT policy: set init_from (an sft run)");
+            if (cfg_.data.files.empty()) fail("data.files", "ppo needs prompts: set data.files (JSONL {\"prompt\"})");
+            if (cfg_.ppo.reward_model.empty() == cfg_.ppo.toy_reward.empty()) {
+                fail("ppo.reward_model", "set exactly one of ppo.reward_model (a reward checkpoint) and ppo.toy_reward");
+            }
+            if (!cfg_.ppo.toy_reward.empty() && cfg_.ppo.toy_reward.rfind("count:", 0) != 0) {
+                fail("ppo.toy_reward", "'" + cfg_.ppo.toy_reward + "' is not count:TEXT");
+            }
+            if (!cfg_.ppo.toy_reward.empty() && cfg_.ppo.critic_from == "reward") {
+                fail("ppo.critic_from", "with ppo.toy_reward there is no reward model to copy: use policy");
+            }
+            if (cfg_.ppo.ptx_coef > 0 && cfg_.ppo.ptx_shards.empty()) {
+                fail("ppo.ptx_shards", "ppo.ptx_coef > 0 needs pre-training token shards");
+            }
+            if (cfg_.ppo.minibatch > cfg_.ppo.rollout_batch) {
+                fail("ppo.minibatch", "is larger than ppo.rollout_batch");
             }
         }
         if (cfg_.runtime.device != "cpu" && cfg_.runtime.device != "auto" &&

@@ -187,7 +187,7 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
 }
 
 torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, const torch::Tensor& attention_mask,
-                                int64_t start, double temperature, bool bf16) {
+                                int64_t start, double temperature, bool bf16, torch::Tensor* entropy) {
     const torch::Device device = tokens.device();
     AutocastGuard autocast(bf16, device.type());
     AttentionContext ctx{position_ids_from_mask(attention_mask), attention_mask, nullptr};
@@ -196,7 +196,12 @@ torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, con
     auto logits = model.logits(hidden.index({Slice(), Slice(start - 1, -1)})).to(torch::kFloat32);  // (B, L-start, V)
     if (temperature > 0.0) logits = logits / temperature;
     auto targets = tokens.index({Slice(), Slice(start, None)}).unsqueeze(-1);          // (B, L-start, 1)
-    return torch::log_softmax(logits, -1).gather(-1, targets).squeeze(-1);
+    auto log_p = torch::log_softmax(logits, -1);
+    if (entropy) {
+        torch::NoGradGuard no_grad;
+        *entropy = -(log_p.exp() * log_p).sum(-1);
+    }
+    return log_p.gather(-1, targets).squeeze(-1);
 }
 
 }  // namespace rlhf

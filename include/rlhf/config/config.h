@@ -41,10 +41,12 @@ struct DataConfig {
     double                   val_fraction = 0.1;  // tail of the token stream held out (text only)
     std::string              sampler = "epoch";   // epoch (every token once per epoch) | random (nanoGPT)
 
-    // Example files (sft): JSONL or JSON arrays, read as data/sft_examples.h describes.
+    // Example files (sft, reward): JSONL, gzipped JSONL or JSON arrays, read as
+    // data/sft_examples.h (sft) and data/comparisons.h (reward) describe.
     std::vector<std::string> files;
     std::vector<std::string> val_files;            // held-out examples; empty = val_fraction of files
-    std::string              format = "auto";      // auto | prompt_response | gsm8k | alpaca | messages
+    std::string              format = "auto";      // sft: auto | prompt_response | gsm8k | alpaca | messages
+                                                   // reward: auto | ranked | pairwise | hh | pandalm
     struct Fields {                                // source key names; "" = the format's own
         std::string prompt, response, messages;
     } fields;
@@ -63,6 +65,7 @@ struct OptimConfig {
     double  beta1           = 0.9;
     double  beta2           = 0.95;
     double  eps             = 1e-8;
+    std::string eps_style   = "torch"; // torch: eps added to sqrt(v_hat); tf: to sqrt(v) (TF1 Adam, OpenAI's RLHF code)
     double  grad_clip       = 1.0;    // max global gradient norm; 0 disables clipping
 };
 
@@ -73,8 +76,49 @@ struct TrainConfig {
     int64_t eval_every       = 250;   // steps between train/val loss evaluations; 0 = only at the end
     int     eval_batches     = 20;    // batches per split in each evaluation
     int64_t log_every        = 10;    // steps between console log lines (metrics.jsonl gets every step)
-    int     eval_prompts     = 16;    // sft: validation prompts answered (greedy) at each eval -> EOS rate
-    int     log_samples      = 2;     // sft: of those, how many are printed in the log
+    int     eval_prompts     = 16;    // sft, ppo: held-out prompts answered at each eval -> EOS rate, score
+    int     log_samples      = 2;     // sft, ppo: of those, how many are printed in the log
+};
+
+struct RewardConfig {
+    double                   margin = 0.0;          // loss -log σ(r_better - r_worse - margin); 0 = InstructGPT
+    std::string              normalize = "bias";    // bias: reference mean 0 | gain_bias: mean 0, std 1 | none
+    std::vector<std::string> reference_files;       // demonstrations (sft formats) to normalise on; empty = the
+                                                    // best response of each training group
+    int                      reference_count = 512; // at most this many reference responses are scored
+};
+
+// PPO (stage: ppo). init_from is the SFT policy; train.max_steps counts PPO iterations (one
+// rollout batch each); train.batch_size is the micro-batch of the gradient accumulation.
+struct PpoConfig {
+    std::string reward_model = "";        // reward checkpoint (stage: reward), normalisation applied
+    std::string toy_reward = "";          // instead of a reward model: "count:TEXT" scores how often TEXT's
+                                          // token appears in the response (a known optimum, for tests)
+    std::string critic_from = "reward";   // reward: a copy of the reward model (InstructGPT) | policy: the SFT trunk
+    int         rollout_batch = 16;       // prompts per iteration (episodes)
+    int         minibatch = 8;            // sequences per optimizer step
+    int         epochs = 1;               // PPO passes over each rollout batch (InstructGPT 1, OpenAI 2019 4)
+    int         max_new_tokens = 64;      // response length cap
+    double      temperature = 1.0;        // rollout sampling temperature (log-probs use logits / T too)
+    double      kl_coef = 0.02;           // β of the per-token KL penalty (InstructGPT 0.02)
+    double      kl_target = 0.0;          // > 0: adapt β toward this KL per sequence (Ziegler: 6)
+    double      kl_horizon = 10000;       // episodes over which β adapts
+    std::string kl_estimator = "k1";      // k1 | k2 | k3
+    double      clip = 0.2;               // policy ratio clip ε
+    double      value_clip = 0.2;         // value clip ε_v
+    double      vf_coef = 0.1;            // value-loss weight
+    double      gamma = 1.0;              // GAE discount
+    double      lambda = 0.95;            // GAE λ
+    bool        missing_eos_penalty = true;   // a response that never ends scores missing_eos_score
+    double      missing_eos_score = -1.0;
+    double      score_clip = 0.0;         // clip scores to ±this; 0 = off
+    bool        whiten_rewards = false;   // scale per-token rewards per batch (mean kept)
+    double      ptx_coef = 0.0;           // PPO-ptx γ: pre-training loss weight (InstructGPT 27.8); 0 = off
+    std::string ptx_shards = "";          // token shards for PPO-ptx (rlhf data prepare)
+    int         ptx_batch = 4;            // pre-training windows per optimizer step
+    double      ema_decay = 0.0;          // EMA of policy weights (InstructGPT 0.992); 0 = off
+    double      critic_lr = 0.0;          // 0 = optim.lr
+    std::string frozen_dtype = "float32"; // reference and reward models: float32 | bfloat16 (half the memory)
 };
 
 struct CheckpointConfig {
@@ -83,15 +127,17 @@ struct CheckpointConfig {
 };
 
 struct RunConfig {
-    std::string      stage   = "pretrain";  // pretrain | sft (reward | ppo come in later issues)
+    std::string      stage   = "pretrain";  // pretrain | sft | reward | ppo
     std::string      out_dir = "runs/default";  // run directory: logs, metrics, checkpoints
-    std::string      init_from = "";            // sft: the checkpoint (or run directory) to start from
+    std::string      init_from = "";            // sft, reward, ppo: the checkpoint (or run directory) to start from
     RuntimeConfig    runtime;
     ModelConfig      model;
     TokenizerConfig  tokenizer;
     DataConfig       data;
     OptimConfig      optim;
     TrainConfig      train;
+    RewardConfig     reward;
+    PpoConfig        ppo;
     CheckpointConfig checkpoint;
 
     std::string source;  // where this config came from (a path, or "<defaults>"); not a YAML key

@@ -59,8 +59,9 @@ std::pair<torch::Tensor, torch::Tensor> left_pad(const std::vector<std::vector<i
 torch::Tensor position_ids_from_mask(const torch::Tensor& mask);
 
 // Training-style forward over tokens (B, L) with attention_mask (B, L): log p(tokens[:, t] |
-// tokens[:, <t]) / temperature-scaled for t >= start, as (B, L - start) float32.
+// tokens[:, <t]) / temperature-scaled for t >= start, as (B, L - start) float32. With `entropy`,
+// also the entropy of each of those distributions (no gradient) — PPO's policy forward.
 torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, const torch::Tensor& attention_mask,
-                                int64_t start, double temperature, bool bf16 = false);
+                                int64_t start, double temperature, bool bf16 = false, torch::Tensor* entropy = nullptr);
 
 }  // namespace rlhf

@@ -1,0 +1,547 @@
+// Stage 4, PPO (InstructGPT step 3). Top to bottom:
+//   1. runtime, run directory
+//   2. four models of the one GPT type: policy (from SFT), reference (a separate copy of the SFT
+//      weights, frozen), reward model (frozen, normalised), critic (a copy of the reward model,
+//      its own trunk); dropout off in all of them; two optimizers; EMA weights
+//   3. prompts (JSONL), rendered in the chat format, left-padded at rollout time
+//   4. loop (train/training_loop), one PPO iteration per step:
+//        a. sample prompts        b. generate rollouts (KV cache)       c. score (reward model,
+//        missing-EOS penalty)     d. per-token rewards: -β·KL + score at the last token
+//        e. advantages (GAE) and returns
+//        f. PPO epochs x minibatches (fresh permutation each epoch): clipped policy loss + clipped
+//           value loss (+ PPO-ptx) with gradient accumulation -> AdamW steps -> EMA
+//        g. adapt β; log
+//      eval: greedy answers to fixed prompts -> mean score, EOS rate, samples; checkpoint.
+//
+//   rlhf train configs/ppo/demo.yaml
+#include "rlhf/stages/ppo.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <cctype>
+#include <chrono>
+#include <cmath>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/config/load.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/core/logging.h"
+#include "rlhf/core/precision.h"
+#include "rlhf/core/progress.h"
+#include "rlhf/core/runtime.h"
+#include "rlhf/data/chat_format.h"
+#include "rlhf/data/comparisons.h"  // parse_hh_dialogue
+#include "rlhf/data/epoch_sampler.h"
+#include "rlhf/data/jsonl.h"
+#include "rlhf/data/token_shards.h"
+#include "rlhf/model/generate.h"
+#include "rlhf/model/reward_model.h"
+#include "rlhf/rl/advantages.h"
+#include "rlhf/rl/masked.h"
+#include "rlhf/rl/ppo_loss.h"
+#include "rlhf/rl/rewards.h"
+#include "rlhf/rl/values.h"
+#include "rlhf/stages/run_setup.h"
+#include "rlhf/stages/start_point.h"
+#include "rlhf/train/lm_step.h"
+#include "rlhf/train/metrics.h"
+#include "rlhf/train/optimizer.h"
+#include "rlhf/train/training_loop.h"
+
+namespace rlhf {
+
+namespace {
+
+using torch::indexing::Slice;
+
+constexpr uint64_t kPromptStream = 0x70706f2d70726d00ULL;
+constexpr uint64_t kSampleStream = 0x70706f2d736d7000ULL;
+constexpr uint64_t kPermStream = 0x70706f2d70726d70ULL;
+constexpr uint64_t kPtxStream = 0x70706f2d70747800ULL;
+constexpr uint64_t kSplitStream = 0x70706f2d73706c74ULL;
+
+// A prompt as turns: an HH-style dialogue ("\n\nHuman: …\n\nAssistant:") keeps its turns;
+// anything else is one user turn.
+std::vector<ChatTurn> prompt_turns(const std::string& text, const std::string& where) {
+    if (text.find("Human:") == std::string::npos) return {{"user", text}};
+    std::string dialogue = text;
+    const std::string tail = "\n\nAssistant:";
+    while (!dialogue.empty() && std::isspace(static_cast<unsigned char>(dialogue.back()))) dialogue.pop_back();
+    if (dialogue.size() >= tail.size() && dialogue.compare(dialogue.size() - tail.size(), tail.size(), tail) == 0) {
+        dialogue.resize(dialogue.size() - tail.size());
+    }
+    auto turns = parse_hh_dialogue(dialogue, where);
+    if (turns.back().role != "user") throw Error("the dialogue does not end with a Human turn", where, "");
+    return turns;
+}
+
+struct Prompts {
+    std::vector<std::vector<int32_t>> train, eval;  // rendered ids, each ending in <|assistant|>
+    std::vector<std::string> eval_text;             // the last user turn of each eval prompt, for samples
+};
+
+Prompts load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
+    const std::string key = cfg.data.fields.prompt.empty() ? "prompt" : cfg.data.fields.prompt;
+    const int64_t room = cfg.model.block_size - cfg.ppo.max_new_tokens;
+    int64_t read = 0, too_long = 0, skipped = 0;
+    std::string first_skip;
+    std::vector<std::vector<int32_t>> all;
+    std::vector<std::string> texts;
+    for (const auto& file : cfg.data.files) {
+        read_records(
+            file,
+            [&](const nlohmann::json& r, const std::string& where) {
+                const std::string text = json_string_field(r, key, where);
+                if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw Error("empty prompt", where, "");
+                auto turns = prompt_turns(text, where);
+                ++read;
+                auto ids = render_prompt(turns, tokenizer);
+                if (static_cast<int64_t>(ids.size()) > room) {
+                    ++too_long;
+                    return;
+                }
+                all.push_back(std::move(ids));
+                texts.push_back(turns.back().content);
+            },
+            cfg.data.on_error == "skip" ? SkipFn([&](const Error& e) {
+                if (skipped++ == 0) first_skip = e.one_line();
+            })
+                                        : nullptr);
+    }
+    if (skipped > 0) spdlog::warn("prompts: skipped {} bad record(s); the first: {}", skipped, first_skip);
+    if (read == 0) throw Error("no prompts", cfg.data.files.front(), "one {\"" + key + "\": ...} per line");
+    if (all.empty()) {
+        throw Error("all " + std::to_string(read) + " prompts are longer than the " + std::to_string(room) +
+                        " tokens the context leaves beside the response (block_size " +
+                        std::to_string(cfg.model.block_size) + " - ppo.max_new_tokens " +
+                        std::to_string(cfg.ppo.max_new_tokens) + ")",
+                    cfg.data.files.front(), "use shorter prompts or lower ppo.max_new_tokens");
+    }
+    Prompts p;
+    const auto held = held_out_items(all.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
+    for (size_t i = 0; i < all.size(); ++i) {
+        if (held[i] && p.eval.size() < static_cast<size_t>(cfg.train.eval_prompts)) {
+            p.eval.push_back(all[i]);
+            p.eval_text.push_back(texts[i]);
+        } else if (!held[i]) {
+            p.train.push_back(all[i]);
+        }
+    }
+    if (p.train.empty()) throw Error("no training prompts left after the validation split", "data.val_fraction", "lower it");
+    spdlog::info("prompts: {} for training, {} for evaluation; {} longer than {} tokens left out", p.train.size(),
+                 p.eval.size(), too_long, room);
+    return p;
+}
+
+// The score of each response: the reward model at the last real token (normalised), or the toy
+// reward; then the missing-EOS penalty and the clip.
+struct Scorer {
+    RewardModel reward{nullptr};
+    int64_t toy_token = -1;  // count:TEXT -> this id
+    bool frozen_bf16 = false;
+
+    torch::Tensor operator()(const torch::Tensor& tokens, const torch::Tensor& attention_mask, const torch::Tensor& response,
+                             const torch::Tensor& response_mask) {
+        torch::NoGradGuard no_grad;
+        if (toy_token >= 0) return response.eq(toy_token).logical_and(response_mask).sum(1).to(torch::kFloat32);
+        AutocastGuard autocast(frozen_bf16, tokens.device().type());
+        return reward->scores(tokens, attention_mask).to(torch::kFloat32);
+    }
+};
+
+// One iteration's experience, all (B, N) over response tokens unless noted.
+struct Experience {
+    torch::Tensor tokens, attention_mask;  // (B, P + N)
+    int64_t prompt_len = 0;
+    torch::Tensor mask;                    // float 1 on response tokens up to and including the stop
+    torch::Tensor old_logprobs, ref_logprobs, old_values, advantages, returns, kl, entropy;
+    torch::Tensor scores;                  // (B,) after the penalty and clip
+    torch::Tensor has_eos;                 // (B,) bool
+};
+
+Experience take_rows(const Experience& e, const torch::Tensor& rows) {
+    Experience out = e;
+    for (auto* t : {&out.tokens, &out.attention_mask, &out.mask, &out.old_logprobs, &out.ref_logprobs, &out.old_values,
+                    &out.advantages, &out.returns, &out.kl, &out.entropy, &out.scores, &out.has_eos}) {
+        *t = t->index_select(0, rows);
+    }
+    return out;
+}
+
+double to_double(const torch::Tensor& t) { return t.item<double>(); }
+
+NamedTensors named(torch::nn::Module& m) {
+    NamedTensors out;
+    for (const auto& item : m.named_parameters()) out.emplace_back(item.key(), item.value());
+    for (const auto& item : m.named_buffers()) out.emplace_back(item.key(), item.value());
+    return out;
+}
+
+}  // namespace
+
+int run_ppo(RunConfig cfg, const StageOptions& opts) {
+    // 1. Runtime and run directory ----------------------------------------------------------------
+    init_logging(cfg.runtime.log_level);
+    Runtime rt = init_runtime(cfg.runtime.threads, cfg.runtime.seed, cfg.runtime.device);
+    const bool bf16 = wants_bf16(cfg.runtime.dtype);
+    const bool frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
+    if (cfg.model.dropout > 0) {
+        throw Error("PPO runs without dropout (the policy's log-probs must be the ones it sampled with)",
+                    cfg.source + ": model.dropout", "remove the key");
+    }
+    const auto resume_dir = open_run_dir(cfg, opts.resume);
+    const std::filesystem::path out_dir = cfg.out_dir;
+
+    // 2. Models -------------------------------------------------------------------------------------
+    // The reference is loaded from init_from on its own, never a second handle to the policy.
+    RunConfig sft_cfg = cfg;
+    StartPoint sft = load_start_point(sft_cfg, {});
+    StartPoint start = resume_dir.empty() ? load_start_point(cfg, {}) : load_start_point(cfg, resume_dir);
+    const Tokenizer tokenizer = start.tokenizer;
+    Gpt policy = start.trunk;
+    Gpt reference = sft.trunk;
+    for (auto& p : reference->parameters()) p.set_requires_grad(false);
+    reference->eval();
+
+    Scorer scorer;
+    scorer.frozen_bf16 = frozen_bf16;
+    std::filesystem::path reward_dir;
+    if (!cfg.ppo.reward_model.empty()) {
+        if (!std::filesystem::exists(cfg.ppo.reward_model)) {
+            throw Error("ppo.reward_model '" + cfg.ppo.reward_model + "' does not exist", cfg.source + ": ppo.reward_model",
+                        "point it at a reward run directory or one of its checkpoints");
+        }
+        LoadedRewardModel rm = load_reward_model_from_checkpoint(cfg.ppo.reward_model, rt.device);
+        if (!rm.tokenizer.same_vocabulary(tokenizer)) {
+            throw Error("the reward model's tokenizer is not the policy's (" + rm.info.dir.string() + " vs " +
+                            start.dir.string() + ")",
+                        cfg.source + ": ppo.reward_model", "train the reward model from the same SFT checkpoint");
+        }
+        if (rm.info.config.model.block_size < cfg.model.block_size) {
+            throw Error("the reward model's context (" + std::to_string(rm.info.config.model.block_size) +
+                            ") is shorter than the policy's", cfg.source + ": ppo.reward_model", "");
+        }
+        reward_dir = rm.info.dir;
+        scorer.reward = rm.model;
+        for (auto& p : scorer.reward->parameters()) p.set_requires_grad(false);
+    } else {
+        const auto ids = tokenizer.encode(cfg.ppo.toy_reward.substr(6));
+        if (ids.size() != 1) {
+            throw Error("'" + cfg.ppo.toy_reward.substr(6) + "' is " + std::to_string(ids.size()) + " tokens, not one",
+                        cfg.source + ": ppo.toy_reward", "pick text that is a single token of the tokenizer");
+        }
+        scorer.toy_token = ids.front();
+    }
+
+    RewardModel critic{nullptr};
+    if (cfg.ppo.critic_from == "reward") {
+        critic = RewardModel(scorer.reward->config());
+        load_model_weights(reward_dir, *critic);  // its own trunk: a copy, not the frozen reward model
+    } else {
+        RunConfig critic_cfg = cfg;
+        critic = RewardModel(load_start_point(critic_cfg, {}).trunk);
+    }
+    if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *critic);
+
+    policy->to(rt.device);
+    reference->to(rt.device);
+    critic->to(rt.device);
+    if (frozen_bf16) {
+        reference->to(torch::kBFloat16);
+        if (scorer.reward) scorer.reward->to(torch::kBFloat16);
+    }
+    policy->train();
+    critic->train();
+    AdamW policy_opt(*policy, cfg.optim);
+    AdamW critic_opt(*critic, cfg.optim);
+    const double critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
+    std::vector<torch::Tensor> ema;  // EMA of the policy's parameters, in registration order
+    if (cfg.ppo.ema_decay > 0) {
+        torch::NoGradGuard no_grad;
+        for (const auto& p : policy->parameters()) ema.push_back(p.detach().clone());
+    }
+    rl::KlController kl_ctl(cfg.ppo.kl_coef, cfg.ppo.kl_target, cfg.ppo.kl_horizon);
+
+    TrainState state;
+    if (!resume_dir.empty()) {
+        OptimizerState saved = load_optimizer_state(resume_dir);
+        policy_opt.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
+        auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
+        critic_opt.load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
+                              start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
+                              (resume_dir / "critic_optimizer.safetensors").string());
+        if (!ema.empty()) {
+            auto file = load_safetensors(resume_dir / "ema.safetensors");
+            size_t i = 0;
+            for (const auto& item : policy->named_parameters()) {
+                auto it = file.tensors.find(item.key());
+                if (it == file.tensors.end()) {
+                    throw Error("EMA weight '" + item.key() + "' is missing", (resume_dir / "ema.safetensors").string(),
+                                "resume with the ppo.ema_decay the run started with");
+                }
+                ema[i++].copy_(it->second);
+            }
+        }
+        kl_ctl.set_beta(start.info.stage_state.value("kl_beta", cfg.ppo.kl_coef));
+        restore_rng_states(resume_dir);
+        state = start.info.state;
+        spdlog::info("resumed from {} (step {}, beta {:.4g})", resume_dir.string(), state.step, kl_ctl.beta());
+    } else {
+        spdlog::info("policy and reference from {} (step {} of run {}); score: {}; critic from the {}", start.dir.string(),
+                     start.info.state.step, start.info.config.out_dir,
+                     reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string(), cfg.ppo.critic_from);
+    }
+    nlohmann::json lineage = start.lineage;  // the SFT checkpoint (and what it came from), plus the reward model
+    lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
+                                                 : nlohmann::json(std::filesystem::absolute(reward_dir).string());
+    std::unique_ptr<TokenShards> ptx;
+    if (cfg.ppo.ptx_coef > 0) ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
+
+    // 3. Prompts ------------------------------------------------------------------------------------
+    const Prompts prompts = load_prompts(cfg, tokenizer);
+    EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
+    atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
+    spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} episodes per iteration, minibatch {}, "
+                 "{} epoch(s), beta {} ({}), {} KL",
+                 policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
+                 cfg.ppo.rollout_batch, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
+                 kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator);
+
+    SamplingOptions sampling;
+    sampling.max_new_tokens = cfg.ppo.max_new_tokens;
+    sampling.temperature = cfg.ppo.temperature;
+    sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
+    sampling.top_p = 1.0;
+    sampling.stop_ids = {tokenizer.eos_id()};
+    sampling.vocab_limit = tokenizer.vocab_size();
+    sampling.bf16 = bf16;
+    const int64_t eos = tokenizer.eos_id();
+
+    // Scores with the penalty for responses that never end, and the optional clip.
+    auto score_of = [&](const Generation& g) {
+        auto scores = scorer(g.tokens, g.attention_mask, g.response, g.response_mask);
+        auto has_eos = g.response.eq(eos).logical_and(g.response_mask).any(1);
+        if (cfg.ppo.missing_eos_penalty) {
+            scores = torch::where(has_eos, scores, torch::full_like(scores, cfg.ppo.missing_eos_score));
+        }
+        if (cfg.ppo.score_clip > 0) scores = scores.clamp(-cfg.ppo.score_clip, cfg.ppo.score_clip);
+        return std::make_pair(scores, has_eos);
+    };
+
+    auto evaluate = [&]() {
+        if (prompts.eval.empty()) return;
+        SamplingOptions greedy = sampling;
+        greedy.temperature = 0;
+        auto gen = make_generator(cfg.runtime.seed, rt.device);
+        double score_sum = 0, eos_sum = 0;
+        std::vector<std::pair<std::string, std::string>> samples;
+        for (size_t i = 0; i < prompts.eval.size(); i += static_cast<size_t>(cfg.ppo.rollout_batch)) {
+            std::vector<std::vector<int32_t>> chunk(
+                prompts.eval.begin() + static_cast<long>(i),
+                prompts.eval.begin() + static_cast<long>(std::min(prompts.eval.size(), i + static_cast<size_t>(cfg.ppo.rollout_batch))));
+            Generation g = generate(*policy, chunk, greedy, tokenizer.pad_id(), gen);
+            auto [scores, has_eos] = score_of(g);
+            score_sum += scores.sum().item<double>();
+            eos_sum += has_eos.sum().item<double>();
+            auto response = g.response.cpu(), mask = g.response_mask.cpu();
+            for (int64_t b = 0; b < response.size(0) && static_cast<int>(samples.size()) < cfg.train.log_samples; ++b) {
+                std::vector<int32_t> ids;
+                for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
+                    ids.push_back(static_cast<int32_t>(response[b][t].item<int64_t>()));
+                }
+                samples.emplace_back(prompts.eval_text[i + static_cast<size_t>(b)],
+                                     fmt::format("{} [score {:.3f}]", tokenizer.decode(ids), scores[b].item<double>()));
+            }
+        }
+        const double n = static_cast<double>(prompts.eval.size());
+        nlohmann::json rec = {{"type", "eval"}, {"step", state.step}, {"eval_score", score_sum / n},
+                              {"eval_eos_rate", eos_sum / n}, {"samples", nlohmann::json::array()}};
+        for (const auto& [q, a] : samples) rec["samples"].push_back({{"prompt", q}, {"answer", a}});
+        metrics.write(rec);
+        spdlog::info("eval step {}: greedy score {:.4f}, EOS rate {:.1f}% of {} prompts", state.step, score_sum / n,
+                     100 * eos_sum / n, prompts.eval.size());
+        for (const auto& [q, a] : samples) spdlog::info("  Q: {}\n    A: {}", q.substr(0, 160), a.substr(0, 300));
+    };
+
+    auto checkpoint = [&]() {
+        CheckpointExtras extras;
+        extras.tensor_files.emplace_back("critic.safetensors", named(*critic));
+        extras.tensor_files.emplace_back("critic_optimizer.safetensors", critic_opt.state_tensors());
+        if (!ema.empty()) {
+            NamedTensors ema_named;
+            size_t i = 0;
+            for (const auto& item : policy->named_parameters()) ema_named.emplace_back(item.key(), ema[i++]);
+            extras.tensor_files.emplace_back("ema.safetensors", ema_named);
+        }
+        extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()}, {"critic_optimizer_step", critic_opt.steps_taken()}};
+        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *policy,
+                                   {policy_opt.state_tensors(), policy_opt.steps_taken()}, tokenizer,
+                                   cfg.checkpoint.keep_last, extras);
+        spdlog::info("checkpoint saved: {}", dir.string());
+    };
+
+    // 4. The loop: one PPO iteration per step -------------------------------------------------------
+    TrainingLoopHooks hooks;
+    hooks.evaluate = evaluate;
+    hooks.checkpoint = checkpoint;
+    hooks.step = [&](double lr) {
+        using clock = std::chrono::steady_clock;
+        const auto t0 = clock::now();
+        const uint64_t iteration = state.next_batch_index++;
+
+        // a. prompts, b. rollouts
+        std::vector<std::vector<int32_t>> batch;
+        for (int64_t i : sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration)) batch.push_back(prompts.train[static_cast<size_t>(i)]);
+        auto gen = make_generator(cfg.runtime.seed ^ kSampleStream ^ (iteration * 0x9E3779B97F4A7C15ULL), rt.device);
+        Generation g = generate(*policy, batch, sampling, tokenizer.pad_id(), gen);
+        const double gen_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+
+        // c. scores; d. log-probs, values and per-token rewards
+        Experience e;
+        e.tokens = g.tokens;
+        e.attention_mask = g.attention_mask;
+        e.prompt_len = g.prompt_len;
+        e.mask = g.response_mask.to(torch::kFloat32);
+        std::tie(e.scores, e.has_eos) = score_of(g);
+        {
+            torch::NoGradGuard no_grad;
+            // Recomputed with a training-style forward rather than taken from generate(): the same
+            // numbers in fp32 (tests/model/test_generate.cpp), and exactly what the update computes.
+            e.old_logprobs = sequence_logprobs(*policy, e.tokens, e.attention_mask, e.prompt_len, cfg.ppo.temperature,
+                                               bf16, &e.entropy) * e.mask;
+            e.ref_logprobs = sequence_logprobs(*reference, e.tokens, e.attention_mask, e.prompt_len, cfg.ppo.temperature,
+                                               bf16 || frozen_bf16) * e.mask;
+            e.old_values = rl::response_values(*critic, e.tokens, e.attention_mask, e.prompt_len, bf16).to(torch::kFloat32) * e.mask;
+        }
+        e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, cfg.ppo.kl_estimator) * e.mask;
+        const double beta = kl_ctl.beta();
+        auto rewards = rl::per_token_rewards(e.kl, e.scores, e.mask, beta);
+        if (cfg.ppo.whiten_rewards) rewards = rl::masked_whiten(rewards, e.mask, /*shift_mean=*/false);
+
+        // e. advantages and returns
+        auto adv = rl::gae(rewards, e.old_values, e.mask, cfg.ppo.gamma, cfg.ppo.lambda);
+        e.advantages = adv.advantages;
+        e.returns = adv.returns;
+
+        // f. PPO epochs over minibatches
+        const int64_t B = e.tokens.size(0);
+        auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * 0x9E3779B97F4A7C15ULL), torch::kCPU);
+        double policy_loss = 0, value_loss = 0, clip_frac = 0, value_clip_frac = 0, approx_kl = 0, ratio_mean = 0,
+               ratio_max = 0, ptx_loss = 0, grad_norm = 0, first_ratio_dev = NAN, first_approx_kl = NAN;
+        int64_t updates = 0;
+        for (int epoch = 0; epoch < cfg.ppo.epochs; ++epoch) {
+            auto perm = torch::randperm(B, perm_gen, torch::kLong).to(rt.device);
+            for (int64_t m0 = 0; m0 < B; m0 += cfg.ppo.minibatch) {
+                const Experience mb = take_rows(e, perm.narrow(0, m0, std::min<int64_t>(cfg.ppo.minibatch, B - m0)));
+                auto mb_adv = rl::masked_whiten(mb.advantages, mb.mask);  // per minibatch (OpenAI, TRL)
+                const double mb_tokens = mb.mask.sum().item<double>();
+                if (mb_tokens == 0) continue;
+                double mb_ratio_max = 0;
+                for (int64_t u0 = 0; u0 < mb.tokens.size(0); u0 += cfg.train.batch_size) {
+                    const int64_t n = std::min<int64_t>(cfg.train.batch_size, mb.tokens.size(0) - u0);
+                    auto rows = torch::arange(u0, u0 + n, torch::TensorOptions().dtype(torch::kLong).device(rt.device));
+                    const Experience u = take_rows(mb, rows);
+                    const double weight = u.mask.sum().item<double>() / mb_tokens;  // masked mean over the minibatch
+                    if (weight == 0) continue;
+                    auto logprobs = sequence_logprobs(*policy, u.tokens, u.attention_mask, u.prompt_len, cfg.ppo.temperature, bf16);
+                    auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, cfg.ppo.clip);
+                    auto values = rl::response_values(*critic, u.tokens, u.attention_mask, u.prompt_len, bf16).to(torch::kFloat32);
+                    auto vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, cfg.ppo.value_clip);
+                    ((pl.loss + cfg.ppo.vf_coef * vl.loss) * weight).backward();
+                    policy_loss += pl.loss.item<double>() * weight;
+                    value_loss += vl.loss.item<double>() * weight;
+                    clip_frac += pl.clip_fraction * weight;
+                    value_clip_frac += vl.clip_fraction * weight;
+                    approx_kl += pl.approx_kl * weight;
+                    ratio_mean += pl.ratio_mean * weight;
+                    mb_ratio_max = std::max(mb_ratio_max, pl.ratio_max);
+                    if (epoch == 0 && m0 == 0) {  // the policy has not moved yet: ratio 1, approx-KL 0
+                        first_ratio_dev = std::max({std::isnan(first_ratio_dev) ? 0.0 : first_ratio_dev,
+                                                    pl.ratio_max - 1.0, 1.0 - pl.ratio_min});
+                        first_approx_kl = (std::isnan(first_approx_kl) ? 0.0 : first_approx_kl) + pl.approx_kl * weight;
+                    }
+                }
+                ratio_max = std::max(ratio_max, mb_ratio_max);
+                if (ptx) {  // PPO-ptx: pre-training gradients accumulated into the same step
+                    auto windows = ptx->batch(cfg.ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
+                                              static_cast<uint64_t>(policy_opt.steps_taken()));
+                    LmBatch lm{windows.narrow(1, 0, cfg.model.block_size).to(rt.device),
+                               windows.narrow(1, 1, cfg.model.block_size).to(rt.device), {}, {}};
+                    torch::Tensor loss;
+                    {
+                        AutocastGuard autocast(bf16, rt.device.type());
+                        auto logits = policy->logits(policy->forward(lm.inputs));
+                        loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), lm.targets.reshape({-1})) /
+                               static_cast<double>(lm.targets.numel());
+                    }
+                    (cfg.ppo.ptx_coef * loss).backward();
+                    ptx_loss += loss.item<double>();
+                }
+                grad_norm += policy_opt.step(lr, cfg.optim.grad_clip);
+                critic_opt.step(lr * critic_lr_scale, cfg.optim.grad_clip);
+                if (!ema.empty()) {
+                    torch::NoGradGuard no_grad;
+                    size_t i = 0;
+                    for (const auto& p : policy->parameters()) ema[i++].mul_(cfg.ppo.ema_decay).add_(p.detach(), 1.0 - cfg.ppo.ema_decay);
+                }
+                ++updates;
+            }
+        }
+        const double nu = std::max<int64_t>(updates, 1);
+        if (!std::isfinite(policy_loss) || !std::isfinite(value_loss)) {
+            throw Error("PPO loss became non-finite", "training", "lower optim.lr, raise ppo.kl_coef, keep optim.grad_clip > 0");
+        }
+
+        // g. β and the record
+        const double kl_per_seq = (e.kl * e.mask).sum(1).mean().item<double>();
+        kl_ctl.update(kl_per_seq, B);
+        auto returns_var = rl::masked_var(e.returns, e.mask).item<double>();
+        const double explained_var =
+            returns_var > 0 ? 1.0 - rl::masked_var(e.returns - e.old_values, e.mask).item<double>() / returns_var : NAN;
+        const double step_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        const double score_mean = e.scores.mean().item<double>();
+        state.tokens_seen += e.mask.sum().item<int64_t>();
+        StepReport r;
+        r.loss = policy_loss / nu;
+        r.grad_norm = grad_norm / nu;
+        r.fields = {{"score_mean", score_mean},
+                    {"score_std", e.scores.std(false).item<double>()},
+                    {"kl", kl_per_seq},
+                    {"beta", beta},
+                    {"entropy", to_double(rl::masked_mean(e.entropy, e.mask))},
+                    {"policy_loss", policy_loss / nu},
+                    {"value_loss", value_loss / nu},
+                    {"clip_fraction", clip_frac / nu},
+                    {"value_clip_fraction", value_clip_frac / nu},
+                    {"approx_kl", approx_kl / nu},
+                    {"ratio_mean", ratio_mean / nu},
+                    {"ratio_max", ratio_max},
+                    {"first_minibatch_ratio_deviation", first_ratio_dev},
+                    {"first_minibatch_approx_kl", first_approx_kl},
+                    {"explained_variance", explained_var},
+                    {"response_length", e.mask.sum(1).mean().item<double>()},
+                    {"eos_rate", e.has_eos.to(torch::kFloat32).mean().item<double>()},
+                    {"generation_share", gen_seconds / step_seconds},
+                    {"epoch", sampler.epoch_of(iteration)}};
+        if (ptx) r.fields["ptx_loss"] = ptx_loss / nu;
+        r.progress = fmt::format(" | score {:.3f} | kl {:.3f}", score_mean, kl_per_seq);
+        r.log = fmt::format(" | score {:.3f} ± {:.3f} | kl {:.3f} | beta {:.4f} | clip {:.3f} | len {:.1f} | EOS {:.0f}% | gen {:.0f}%",
+                            score_mean, r.fields["score_std"].get<double>(), kl_per_seq, beta, clip_frac / nu,
+                            r.fields["response_length"].get<double>(), 100 * r.fields["eos_rate"].get<double>(),
+                            100 * gen_seconds / step_seconds);
+        return r;
+    };
+    const LoopResult done = run_training_loop("ppo", cfg, state, metrics, hooks);
+    if (done.exit_code != 0) return done.exit_code;
+    if (done.steps_run > 0) {
+        spdlog::info("done: {} iterations in {} (peak RSS {:.0f} MiB)", done.steps_run, format_duration(done.seconds),
+                     peak_rss_mib());
+    }
+    return 0;
+}
+
+}  // namespace rlhf
