@@ -25,11 +25,13 @@
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/data/chat_format.h"
+#include "rlhf/data/epoch_sampler.h"
 #include "rlhf/data/sft_batches.h"
 #include "rlhf/data/sft_examples.h"
 #include "rlhf/model/generate.h"
 #include "rlhf/model/gpt.h"
 #include "rlhf/stages/run_setup.h"
+#include "rlhf/stages/start_point.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
@@ -41,29 +43,6 @@ namespace {
 
 constexpr uint64_t kTrainDataStream = 0x7366742d74726e00ULL;
 constexpr uint64_t kSplitStream = 0x7366742d73706c74ULL;
-
-// Shape keys come from the checkpoint; one set in the config to something else is a mistake.
-void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::string& where) {
-    const ModelConfig defaults;
-    std::vector<std::string> diffs;
-    auto check = [&](const char* key, auto ModelConfig::*field) {
-        if (cfg.*field != defaults.*field && cfg.*field != ckpt.*field) {
-            diffs.push_back(fmt::format("{}: model.{} is {} but init_from's model has {}; sft takes the model from "
-                                        "init_from (remove the key)",
-                                        where, key, cfg.*field, ckpt.*field));
-        }
-    };
-    check("arch", &ModelConfig::arch);
-    check("n_layer", &ModelConfig::n_layer);
-    check("n_head", &ModelConfig::n_head);
-    check("n_embd", &ModelConfig::n_embd);
-    check("block_size", &ModelConfig::block_size);
-    check("bias", &ModelConfig::bias);
-    if (!diffs.empty()) throw Error(fmt::format("{}", fmt::join(diffs, "\n")));
-    const double dropout = cfg.dropout;
-    cfg = ckpt;
-    cfg.dropout = dropout;  // the one model key a fine-tuning run may change
-}
 
 struct SftData {
     std::vector<SftExample> train, val;
@@ -86,16 +65,7 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
         stats.skipped += val_stats.skipped;
         if (stats.first_skip.empty()) stats.first_skip = val_stats.first_skip;
     } else if (cfg.data.val_fraction > 0 && train_convs.size() >= 2) {
-        // A seeded draw, not the file's tail: files are often sorted by source or difficulty.
-        std::vector<size_t> order(train_convs.size());
-        std::iota(order.begin(), order.end(), 0);
-        auto gen = make_generator(cfg.runtime.seed ^ kSplitStream, torch::kCPU);
-        auto perm = torch::randperm(static_cast<int64_t>(order.size()), gen, torch::kLong);
-        const auto n_val = std::clamp<size_t>(
-            static_cast<size_t>(std::llround(cfg.data.val_fraction * static_cast<double>(order.size()))), 1,
-            order.size() - 1);
-        std::vector<char> is_val(order.size(), 0);
-        for (size_t i = 0; i < n_val; ++i) is_val[static_cast<size_t>(perm[static_cast<int64_t>(i)].item<int64_t>())] = 1;
+        const auto is_val = held_out_items(train_convs.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
         std::vector<Conversation> kept;
         for (size_t i = 0; i < train_convs.size(); ++i) {
             (is_val[i] ? val_convs : kept).push_back(std::move(train_convs[i]));
@@ -166,8 +136,10 @@ struct AnswerStats {
 };
 
 // Greedy answers to the fixed validation prompts: how often the model stops by itself.
+// temperature 0 = greedy: a small model's greedy decoding can fall into a loop ("100000…") that
+// sampling from the learned distribution leaves, so both are reported.
 AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const SftData& data, const RunConfig& cfg,
-                               bool bf16) {
+                               bool bf16, double temperature) {
     AnswerStats out;
     if (data.val_prompts.empty()) return out;
     const bool was_training = model.is_training();
@@ -182,7 +154,8 @@ AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const
         prompts.push_back(std::move(ids));
     }
     SamplingOptions opts;
-    opts.temperature = 0;
+    opts.temperature = temperature;
+    opts.top_k = 0;
     opts.max_new_tokens = cfg.model.block_size - longest;
     opts.stop_ids = {tokenizer.eos_id()};
     opts.vocab_limit = tokenizer.vocab_size();
@@ -226,30 +199,11 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     const bool bf16 = wants_bf16(cfg.runtime.dtype);
     const auto resume_dir = open_run_dir(cfg, opts.resume);
     const std::filesystem::path out_dir = cfg.out_dir;
-    if (resume_dir.empty() && !std::filesystem::exists(cfg.init_from)) {
-        throw Error("init_from '" + cfg.init_from + "' does not exist", cfg.source + ": init_from",
-                    "point it at a pretrain run directory or one of its checkpoints/step-NNNNNN");
-    }
-    const auto start_dir = resume_dir.empty() ? resolve_checkpoint(cfg.init_from) : resume_dir;
-    const CheckpointInfo start = read_checkpoint_info(start_dir);
+    StartPoint start = load_start_point(cfg, resume_dir);
 
     // 2. Tokenizer, model, optimizer -------------------------------------------------------------
-    Tokenizer tokenizer = load_checkpoint_tokenizer(start_dir);
-    if (!cfg.tokenizer.path.empty() && Tokenizer::load(cfg.tokenizer.path).fingerprint() != tokenizer.fingerprint()) {
-        throw Error("tokenizer.path is not the tokenizer of init_from (" + start_dir.string() + ")",
-                    cfg.source + ": tokenizer.path", "remove tokenizer.path: the tokenizer travels with the checkpoint");
-    }
-    take_shape_from(start.config.model, cfg.model, cfg.source);
-    Gpt model(cfg.model);
-    load_model_weights(start_dir, *model);
-    const int32_t spm_size = tokenizer.spm_vocab_size();
-    tokenizer = with_chat_tokens(tokenizer);  // a no-op when init_from is an SFT checkpoint
-    if (tokenizer.vocab_size() > cfg.model.vocab_size) {
-        spdlog::info("vocabulary {} -> {}: added {} (new embedding rows start as the mean of the others)",
-                     cfg.model.vocab_size, tokenizer.vocab_size(), fmt::join(kChatRoleTokens, " "));
-        model = grow_vocabulary(*model, tokenizer.vocab_size(), std::min(spm_size, cfg.model.vocab_size));
-        cfg.model.vocab_size = tokenizer.vocab_size();
-    }
+    const Tokenizer tokenizer = start.tokenizer;
+    Gpt model = start.trunk;
     model->to(rt.device);
     model->train();
     AdamW optimizer(*model, cfg.optim);
@@ -258,11 +212,11 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
         OptimizerState saved = load_optimizer_state(resume_dir);
         optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
         restore_rng_states(resume_dir);
-        state = start.state;
+        state = start.info.state;
         spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
     } else {
-        spdlog::info("starting from {} (step {} of run {})", start_dir.string(), start.state.step,
-                     start.config.out_dir);
+        spdlog::info("starting from {} (step {} of run {})", start.dir.string(), start.info.state.step,
+                     start.info.config.out_dir);
     }
 
     // 3. Demonstrations ----------------------------------------------------------------------------
@@ -285,12 +239,15 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
             rec["val_loss"] = state.last_val_loss;
             line += fmt::format(" val loss {:.4f}", state.last_val_loss);
         }
-        auto answers = answer_val_prompts(*model, tokenizer, data, cfg, bf16);
+        auto answers = answer_val_prompts(*model, tokenizer, data, cfg, bf16, /*temperature=*/0.0);
         if (std::isfinite(answers.eos_rate)) {
+            const double sampled = answer_val_prompts(*model, tokenizer, data, cfg, bf16, /*temperature=*/1.0).eos_rate;
             rec["eos_rate"] = answers.eos_rate;
+            rec["eos_rate_sampled"] = sampled;
             rec["samples"] = nlohmann::json::array();
             for (const auto& [prompt, answer] : answers.samples) rec["samples"].push_back({{"prompt", prompt}, {"answer", answer}});
-            line += fmt::format(", EOS rate {:.1f}% of {} val prompts", 100 * answers.eos_rate, data.val_prompts.size());
+            line += fmt::format(", EOS rate {:.1f}% greedy / {:.1f}% sampled (T = 1) of {} val prompts",
+                                100 * answers.eos_rate, 100 * sampled, data.val_prompts.size());
         }
         metrics.write(rec);
         spdlog::info(line);
@@ -301,7 +258,7 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     auto checkpoint = [&]() {
         auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model,
                                    {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last);
+                                   cfg.checkpoint.keep_last, {{}, {{"lineage", start.lineage}}});
         spdlog::info("checkpoint saved: {}", dir.string());
     };
     // 4. The loop --------------------------------------------------------------------------------
