@@ -364,7 +364,11 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         metrics.write(rec);
         spdlog::info("eval step {}: greedy score {:.4f}, EOS rate {:.1f}% of {} prompts", state.step, score_sum / n,
                      100 * eos_sum / n, prompts.eval.size());
-        for (const auto& [q, a] : samples) spdlog::info("  Q: {}\n    A: {}", q.substr(0, 160), a.substr(0, 300));
+        auto one_line = [](std::string t, size_t max_chars) {
+            for (char& c : t) if (c == '\n' || c == '\t') c = ' ';
+            return t.size() > max_chars ? t.substr(0, max_chars) + "…" : t;
+        };
+        for (const auto& [q, a] : samples) spdlog::info("  Q: {}\n    A: {}", one_line(q, 160), one_line(a, 300));
     };
 
     auto checkpoint = [&]() {
