@@ -4,6 +4,7 @@
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/demo_corpus.h"
+#include "rlhf/data/synth_task.h"
 #include "rlhf/data/token_shards.h"
 #include "rlhf/tokenizer/train.h"
 
@@ -128,6 +129,27 @@ void add_data_command(CLI::App& app, Action& action) {
             };
         });
     };
+    struct SynthArgs {
+        std::string task, out;
+        uint64_t seed = 1337;
+    };
+    auto synth = std::make_shared<SynthArgs>();
+    auto* synth_cmd = cmd->add_subcommand(
+        "synth", "Write a generated task with a gold checker for every stage: corpus.txt, sft.jsonl (imperfect "
+                 "labelers), ranked.jsonl (K = 4..9, ties), prompts.jsonl (held out, with answers)");
+    synth_cmd->add_option("--task", synth->task, "Task name (ages)")->required()->check(CLI::IsMember(synth_task_names()));
+    synth_cmd->add_option("--out", synth->out, "Output directory")->required();
+    synth_cmd->add_option("--seed", synth->seed, "Generator seed: the same seed writes the same bytes")->capture_default_str();
+    synth_cmd->callback([synth, &action] {
+        action = [synth] {
+            const SynthStats s = write_synth_task(synth->task, synth->out, synth->seed);
+            spdlog::info("wrote {}: corpus.txt ({} bytes), sft.jsonl ({} demonstrations, {} wrong), ranked.jsonl ({} groups, "
+                         "{} pairs), prompts.jsonl ({} held out)",
+                         synth->out, s.corpus_bytes, s.demonstrations, s.wrong_demonstrations, s.comparisons, s.pairs,
+                         s.held_out);
+            return 0;
+        };
+    });
     add_examples("demo-sft", "Write the built-in demo's SFT demonstrations (JSONL prompt/response)", 4000, demo_sft_jsonl);
     add_examples("demo-reward",
                  "Write the built-in demo's ranked comparisons (JSONL prompt/responses/ranks, K = 4..5, with ties)",

@@ -6,6 +6,8 @@
 //   rlhf generate --checkpoint DIR (--prompt TEXT | --prompts FILE.jsonl) [sampling options]
 //   rlhf chat --checkpoint DIR
 //   rlhf score --checkpoint DIR (--prompt TEXT --response TEXT | --input FILE)
+//   rlhf eval --checkpoint DIR --task NAME [--prompts FILE]
+//   rlhf data synth --task NAME --out DIR [--seed N]
 //   rlhf config show CONFIG [--set k=v]... | rlhf config keys
 //   rlhf bench generate [--preset gpt2 | --checkpoint DIR] [--batch-size N] [--no-cache]
 #pragma once
@@ -28,5 +30,6 @@ void add_chat_command(CLI::App& app, Action& action);
 void add_config_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_score_command(CLI::App& app, Action& action);
+void add_eval_command(CLI::App& app, Action& action);
 
 }  // namespace rlhf::cli

@@ -1,0 +1,116 @@
+// rlhf eval: the gold metric of a checkpoint on a generated task's held-out prompts — greedy
+// answers, checked by the task's gold checker (data/synth_task.h).
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/cli/commands.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/precision.h"
+#include "rlhf/core/runtime.h"
+#include "rlhf/data/chat_format.h"
+#include "rlhf/data/jsonl.h"
+#include "rlhf/data/synth_task.h"
+#include "rlhf/model/generate.h"
+
+namespace rlhf::cli {
+
+void add_eval_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::string checkpoint, task, prompts, out, device = "cpu", dtype = "float32";
+        int64_t max_new_tokens = 32;
+        int batch_size = 32, threads = 0;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts");
+    cmd->add_option("--checkpoint", args->checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
+    cmd->add_option("--task", args->task, "Task whose gold checker judges the answers (ages)")
+        ->required()
+        ->check(CLI::IsMember(synth_task_names()));
+    cmd->add_option("--prompts", args->prompts, "Held-out prompts {\"prompt\", \"answer\"} (default data/synth/TASK/prompts.jsonl)");
+    cmd->add_option("--out", args->out, "Also write each {prompt, answer, response, correct, eos} as JSONL here");
+    cmd->add_option("--max-new-tokens", args->max_new_tokens, "Answer length cap")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+    cmd->add_option("--batch-size", args->batch_size, "Prompts answered together")->capture_default_str()->check(CLI::Range(1, 100000));
+    cmd->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
+    cmd->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
+    cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    cmd->footer("Prints one JSON line: {\"accuracy\", \"eos_rate\", \"count\"}. A checkpoint with the chat tokens (sft and "
+                "later) gets each prompt as a user turn; a pre-trained one gets \"question\\n\" and its first line counts.");
+    cmd->callback([args, &action] {
+        action = [args] {
+            const std::string prompts_path = args->prompts.empty() ? "data/synth/" + args->task + "/prompts.jsonl" : args->prompts;
+            std::vector<std::pair<std::string, int64_t>> items;
+            read_jsonl(prompts_path, [&](const nlohmann::json& r, const std::string& where) {
+                const auto q = json_string_field(r, "prompt", where);
+                if (!r.contains("answer") || !r.at("answer").is_number_integer()) {
+                    throw Error("missing integer field \"answer\"", where, "held-out prompts carry their gold answer");
+                }
+                items.emplace_back(q, r.at("answer").get<int64_t>());
+            });
+            if (items.empty()) throw Error("no prompts", prompts_path, "one {\"prompt\", \"answer\"} per line");
+            Runtime rt = init_runtime(args->threads, 1337, args->device);
+            LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device);
+            const Tokenizer& tok = m.tokenizer;
+            const bool chat = has_chat_tokens(tok);
+            SamplingOptions o;
+            o.temperature = 0;
+            o.max_new_tokens = args->max_new_tokens;
+            o.stop_ids = {tok.eos_id()};
+            if (!chat) o.stop_ids.push_back(tok.encode("\n").empty() ? tok.eos_id() : tok.encode("\n").back());
+            o.vocab_limit = tok.vocab_size();
+            o.bf16 = wants_bf16(args->dtype);
+            o.truncate_left = true;
+            auto gen = make_generator(1337, rt.device);
+            std::ofstream out;
+            if (!args->out.empty()) {
+                out.open(args->out);
+                if (!out) throw Error("cannot write", args->out, "check the directory exists");
+            }
+            int64_t correct = 0, ended = 0;
+            for (size_t i = 0; i < items.size(); i += static_cast<size_t>(args->batch_size)) {
+                const size_t end = std::min(items.size(), i + static_cast<size_t>(args->batch_size));
+                std::vector<std::vector<int32_t>> batch;
+                for (size_t j = i; j < end; ++j) {
+                    batch.push_back(chat ? render_prompt({{"user", items[j].first}}, tok) : tok.encode(items[j].first + "\n"));
+                }
+                Generation g = generate(*m.model, batch, o, tok.pad_id(), gen);
+                auto response = g.response.cpu(), mask = g.response_mask.cpu();
+                for (size_t j = i; j < end; ++j) {
+                    const auto b = static_cast<int64_t>(j - i);
+                    std::vector<int32_t> ids;
+                    bool stopped = false;
+                    for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
+                        const auto id = static_cast<int32_t>(response[b][t].item<int64_t>());
+                        if (std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end()) {
+                            stopped = true;
+                            break;
+                        }
+                        ids.push_back(id);
+                    }
+                    const std::string text = tok.decode(ids);
+                    const bool right = gold_correct(text, items[j].second);
+                    correct += right;
+                    ended += stopped;
+                    if (out) {
+                        out << nlohmann::json{{"prompt", items[j].first}, {"answer", items[j].second}, {"response", text},
+                                              {"correct", right}, {"eos", stopped}}.dump()
+                            << "\n";
+                    }
+                }
+            }
+            const double n = static_cast<double>(items.size());
+            std::cout << nlohmann::json{{"task", args->task}, {"checkpoint", m.info.dir.string()},
+                                        {"accuracy", static_cast<double>(correct) / n}, {"eos_rate", static_cast<double>(ended) / n},
+                                        {"count", items.size()}}.dump()
+                      << std::endl;
+            return 0;
+        };
+    });
+}
+
+}  // namespace rlhf::cli

@@ -1,0 +1,154 @@
+// The generated "ages" task: deterministic files, held-out prompts kept out of the rest,
+// imperfect labelers at the configured rate, rankings that agree with the gold checker, and
+// `rlhf eval` reporting gold accuracy for a checkpoint.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <regex>
+#include <set>
+
+#include "rlhf/core/fs.h"
+#include "rlhf/data/comparisons.h"
+#include "rlhf/data/jsonl.h"
+#include "rlhf/data/synth_task.h"
+#include "rlhf/stages/pretrain.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+using Catch::Contains;
+
+namespace {
+
+// An independent solver for the four "ages" templates, so the gold answers are checked by
+// something other than the generator that made them.
+int64_t solve(const std::string& q) {
+    std::smatch m;
+    auto n = [&](size_t i) { return std::stoll(m[i].str()); };
+    if (std::regex_match(q, m, std::regex(R"(If my \w+ was half my age when I was (\d+), how old will my \w+ be when I am (\d+)\?)"))) {
+        return n(2) - n(1) / 2;
+    }
+    if (std::regex_match(q, m, std::regex(R"(When I was (\d+), my \w+ was (\d+)\. I am (\d+) now\. How old is my \w+\?)"))) {
+        return n(3) - n(1) + n(2);
+    }
+    if (std::regex_match(q, m, std::regex(R"(My \w+ is (\d+) years older than me\. I am (\d+)\. How old is my \w+\?)"))) {
+        return n(2) + n(1);
+    }
+    if (std::regex_match(q, m, std::regex(R"(In (\d+) years \w+ will be (\d+)\. How old is \w+ now\?)"))) return n(2) - n(1);
+    FAIL("no template matches: " << q);
+    return -1;
+}
+
+SynthSizes small() {
+    SynthSizes s;
+    s.corpus_stories = 300;
+    s.demonstrations = 1000;
+    s.comparisons = 200;
+    s.held_out = 100;
+    return s;
+}
+}  // namespace
+
+TEST_CASE("the gold checker reads the last whole number", "[synth]") {
+    REQUIRE(last_number("He will be 46.") == 46);
+    REQUIRE(last_number("When I was 8 he was 4, so now he is 46.") == 46);
+    REQUIRE_FALSE(last_number("I do not know.").has_value());
+    REQUIRE(gold_correct("She is 12. I am sure.", 12));
+    REQUIRE_FALSE(gold_correct("She is 13.", 12));
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 200; ++i) {
+        const SynthProblem p = synth_problem("ages", rng);
+        INFO(p.question << " -> " << p.answer);
+        REQUIRE(p.answer >= 1);
+        REQUIRE(gold_correct(gold_response(p), p.answer));
+    }
+    // InstructGPT's example: half my age when I was 8 (so 4 years apart); when I am 50 -> 46.
+    std::mt19937_64 other(0);
+    REQUIRE_THROWS_WITH(synth_problem("chess", other), Contains("unknown task") && Contains("ages"));
+}
+
+TEST_CASE("synth writes the same bytes for a seed and keeps held-out prompts out", "[synth]") {
+    test::TempDir dir;
+    const auto a = write_synth_task("ages", dir / "a", 7, small());
+    write_synth_task("ages", dir / "b", 7, small());
+    write_synth_task("ages", dir / "c", 8, small());
+    for (const char* f : {"corpus.txt", "sft.jsonl", "ranked.jsonl", "prompts.jsonl"}) {
+        INFO(f);
+        REQUIRE(read_file(dir / "a" / f) == read_file(dir / "b" / f));
+        REQUIRE(read_file(dir / "a" / f) != read_file(dir / "c" / f));
+    }
+    REQUIRE(a.held_out == 100);
+
+    std::set<std::string> held;
+    read_jsonl(dir / "a" / "prompts.jsonl", [&](const nlohmann::json& r, const std::string&) {
+        held.insert(r["prompt"].get<std::string>());
+        REQUIRE(r["answer"].get<int64_t>() >= 1);
+    });
+    REQUIRE(held.size() == 100);
+    read_jsonl(dir / "a" / "prompts.jsonl", [&](const nlohmann::json& r, const std::string&) {
+        REQUIRE(solve(r["prompt"].get<std::string>()) == r["answer"].get<int64_t>());
+    });
+
+    // Imperfect labelers: about 30% of the demonstrations are wrong, by an independent solve.
+    int64_t wrong = 0, total = 0;
+    read_jsonl(dir / "a" / "sft.jsonl", [&](const nlohmann::json& r, const std::string&) {
+        const auto q = r["prompt"].get<std::string>();
+        REQUIRE_FALSE(held.count(q));
+        wrong += !gold_correct(r["response"].get<std::string>(), solve(q));
+        ++total;
+    });
+    REQUIRE(total == 1000);
+    REQUIRE(wrong == a.wrong_demonstrations);
+    REQUIRE(wrong > 240);
+    REQUIRE(wrong < 360);
+
+    // Rankings: K = 4..9, readable by the reward stage's reader; rank 0 is the concise right
+    // answer, rank 2 answers are wrong, and wrong answers tie.
+    auto groups = read_comparisons({(dir / "a" / "ranked.jsonl").string()}, {});
+    REQUIRE(groups.size() == 200);
+    for (const auto& g : groups) {
+        REQUIRE(g.responses.size() >= 4);
+        REQUIRE(g.responses.size() <= 9);
+        REQUIRE_FALSE(held.count(g.prompt.front().content));
+        const int64_t answer = solve(g.prompt.front().content);
+        for (size_t k = 0; k < g.responses.size(); ++k) {
+            INFO(g.responses[k] << " rank " << g.ranks[k]);
+            REQUIRE(gold_correct(g.responses[k], answer) == (g.ranks[k] <= 1));  // 0, 1 right; 2, 3 not
+        }
+        REQUIRE(std::count(g.ranks.begin(), g.ranks.end(), 0) == 1);
+    }
+}
+
+TEST_CASE("rlhf data synth and rlhf eval from the command line", "[synth][cli]") {
+    test::TempDir dir;
+    auto synth = test::run_cli("data synth --task ages --out " + test::shell_quote((dir / "ages").string()));
+    REQUIRE(synth.exit_code == 0);
+    REQUIRE(std::filesystem::exists(dir / "ages" / "ranked.jsonl"));
+
+    // A tiny pre-trained model: accuracy is whatever it is, but every prompt is answered and judged.
+    RunConfig cfg = test::tiny_pretrain_config(dir / "ages" / "corpus.txt", dir / "base");
+    cfg.train.max_steps = 5;
+    REQUIRE(run_pretrain(cfg, {}) == 0);
+    auto ev = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
+                            " --task ages --threads 1 --max-new-tokens 8 --prompts " +
+                            test::shell_quote((dir / "ages" / "prompts.jsonl").string()) + " --out " +
+                            test::shell_quote((dir / "answers.jsonl").string()));
+    INFO(ev.output);
+    REQUIRE(ev.exit_code == 0);
+    const auto line = ev.output.substr(ev.output.rfind("{\"accuracy\""));
+    auto summary = nlohmann::json::parse(line.substr(0, line.find('\n')));
+    REQUIRE(summary["count"] == 200);
+    REQUIRE(summary["accuracy"].get<double>() >= 0.0);
+    int64_t answers = 0;
+    read_jsonl(dir / "answers.jsonl", [&](const nlohmann::json& r, const std::string&) {
+        REQUIRE(r["correct"].get<bool>() == gold_correct(r["response"].get<std::string>(), r["answer"].get<int64_t>()));
+        ++answers;
+    });
+    REQUIRE(answers == 200);
+
+    test::write_text(dir / "bad.jsonl", "{\"prompt\": \"How old?\"}\n");
+    auto bad = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
+                             " --task ages --prompts " + test::shell_quote((dir / "bad.jsonl").string()));
+    REQUIRE(bad.exit_code == 1);
+    REQUIRE_THAT(bad.output, Contains("bad.jsonl:1") && Contains("answer"));
+}
