@@ -161,8 +161,16 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
         }
     };
 
+    // The corpus: age facts as stories, and worked problems in a plain "Q: … A: …" layout (not
+    // the chat format) with RIGHT answers — what the base model knows before any labeler.
     std::string corpus;
-    for (int64_t i = 0; i < sizes.corpus_stories; ++i) corpus += ages_story(rng);
+    for (int64_t i = 0; i < sizes.corpus_stories; ++i) {
+        corpus += ages_story(rng);
+        for (int64_t k = 0; k < sizes.worked_per_story; ++k) {
+            const SynthProblem p = next_problem();
+            corpus += "Q: " + p.question + "\nA: " + gold_response(p) + "\n\n";
+        }
+    }
 
     std::string sft;
     for (int64_t i = 0; i < sizes.demonstrations; ++i) {

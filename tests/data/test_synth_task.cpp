@@ -7,6 +7,7 @@
 
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "rlhf/core/fs.h"
 #include "rlhf/data/comparisons.h"
@@ -85,9 +86,23 @@ TEST_CASE("synth writes the same bytes for a seed and keeps held-out prompts out
         REQUIRE(r["answer"].get<int64_t>() >= 1);
     });
     REQUIRE(held.size() == 100);
+    const std::string corpus = read_file(dir / "a" / "corpus.txt");
     read_jsonl(dir / "a" / "prompts.jsonl", [&](const nlohmann::json& r, const std::string&) {
         REQUIRE(solve(r["prompt"].get<std::string>()) == r["answer"].get<int64_t>());
+        REQUIRE(corpus.find(r["prompt"].get<std::string>()) == std::string::npos);
     });
+    // The corpus's worked problems are all right.
+    std::istringstream lines(corpus);
+    std::string line, question;
+    int64_t worked = 0;
+    while (std::getline(lines, line)) {
+        if (line.rfind("Q: ", 0) == 0) question = line.substr(3);
+        if (line.rfind("A: ", 0) == 0) {
+            REQUIRE(gold_correct(line, solve(question)));
+            ++worked;
+        }
+    }
+    REQUIRE(worked == 300 * 2);
 
     // Imperfect labelers: about 30% of the demonstrations are wrong, by an independent solve.
     int64_t wrong = 0, total = 0;

@@ -9,7 +9,8 @@
 // numbers up to ~90. The right answer is one sentence ending in the number ("He will be 46.").
 //
 // What is written (DIR/):
-//   corpus.txt     pre-training text: age facts told as little stories (always right)
+//   corpus.txt     pre-training text: age facts told as little stories and worked problems in a
+//                  plain "Q: … A: …" layout, always right (what the base model knows)
 //   sft.jsonl      demonstrations {"prompt", "response"} by IMPERFECT labelers: some answers are
 //                  wrong (an off-by-a-few number, or the wrong operation) and some sloppy (right,
 //                  but padded with filler), so SFT alone plateaus below the gold answers
@@ -49,6 +50,7 @@ bool gold_correct(const std::string& response, int64_t answer);
 
 struct SynthSizes {
     int64_t corpus_stories = 20000;
+    int64_t worked_per_story = 2;  // right "Q: … A: …" problems in the corpus after each story
     int64_t demonstrations = 4000;
     int64_t comparisons = 2000;
     int64_t held_out = 200;
