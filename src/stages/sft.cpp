@@ -148,8 +148,10 @@ AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const
     int64_t longest = 0;
     for (const auto& turns : data.val_prompts) {
         auto ids = render_prompt(turns, tokenizer);
-        const int64_t keep = std::min<int64_t>(static_cast<int64_t>(ids.size()), cfg.model.block_size / 2);
-        ids.erase(ids.begin(), ids.end() - keep);  // a long prompt keeps its end: the question and <|assistant|>
+        // A long prompt keeps BOS and its first role marker (what kind of text follows, as in
+        // training's fit_to_window) and its end: the question and <|assistant|>.
+        const int64_t keep = std::min<int64_t>(static_cast<int64_t>(ids.size()), std::max(cfg.model.block_size / 2, 3));
+        if (static_cast<int64_t>(ids.size()) > keep) ids.erase(ids.begin() + 2, ids.end() - (keep - 2));
         longest = std::max(longest, keep);
         prompts.push_back(std::move(ids));
     }
