@@ -245,10 +245,7 @@ std::vector<RankedGroup> read_comparisons(const std::vector<std::string>& files,
                 ++stats.groups;
                 out.push_back(std::move(g));
             },
-            opts.skip_bad ? SkipFn([&](const Error& e) {
-                if (stats.skipped++ == 0) stats.first_skip = e.one_line();
-            })
-                          : nullptr);
+            count_skips(opts.skip_bad, stats.skipped, stats.first_skip));
     }
     if (out.empty()) {
         throw Error("no usable comparisons" + (stats.skipped ? " (" + std::to_string(stats.skipped) + " skipped as bad)" : std::string()),

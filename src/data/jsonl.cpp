@@ -154,6 +154,13 @@ void read_records(const std::filesystem::path& path, const RecordFn& fn, const S
     }
 }
 
+SkipFn count_skips(bool enabled, int64_t& skipped, std::string& first) {
+    if (!enabled) return nullptr;
+    return [&skipped, &first](const Error& e) {
+        if (skipped++ == 0) first = e.one_line();
+    };
+}
+
 std::string json_string_field(const nlohmann::json& record, const std::string& key, const std::string& where) {
     if (!record.is_object()) throw Error("expected a JSON object", where, "");
     auto it = record.find(key);

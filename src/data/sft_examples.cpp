@@ -97,10 +97,7 @@ std::vector<Conversation> read_sft_examples(const std::vector<std::string>& file
                 out.push_back(parse_record(r, format, opts, where));
                 ++stats.read;
             },
-            opts.skip_bad ? std::function<void(const Error&)>([&](const Error& e) {
-                if (stats.skipped++ == 0) stats.first_skip = e.one_line();
-            })
-                          : nullptr);
+            count_skips(opts.skip_bad, stats.skipped, stats.first_skip));
     }
     if (out.empty()) {
         throw Error("no usable examples" + (stats.skipped ? " (" + std::to_string(stats.skipped) + " skipped as bad)" : std::string()),

@@ -106,10 +106,7 @@ Prompts load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
                 all.push_back(std::move(ids));
                 texts.push_back(turns.back().content);
             },
-            cfg.data.on_error == "skip" ? SkipFn([&](const Error& e) {
-                if (skipped++ == 0) first_skip = e.one_line();
-            })
-                                        : nullptr);
+            count_skips(cfg.data.on_error == "skip", skipped, first_skip));
     }
     if (skipped > 0) spdlog::warn("prompts: skipped {} bad record(s); the first: {}", skipped, first_skip);
     if (read == 0) throw Error("no prompts", cfg.data.files.front(), "one {\"" + key + "\": ...} per line");
@@ -541,10 +538,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     };
     const LoopResult done = run_training_loop("ppo", cfg, state, metrics, hooks);
     if (done.exit_code != 0) return done.exit_code;
-    if (done.steps_run > 0) {
-        spdlog::info("done: {} iterations in {} (peak RSS {:.0f} MiB)", done.steps_run, format_duration(done.seconds),
-                     peak_rss_mib());
-    }
+    log_run_done(done, state, "iterations");
     return 0;
 }
 

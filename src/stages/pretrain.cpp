@@ -159,14 +159,10 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     };
     const LoopResult done = run_training_loop("pretrain", cfg, state, metrics, hooks);
     if (done.exit_code != 0) return done.exit_code;
-    if (done.steps_run > 0) {
-        spdlog::info("done: {} steps in {} ({} tok/s, {:.1f} ms/step, peak RSS {:.0f} MiB){}", done.steps_run,
-                     format_duration(done.seconds),
-                     format_rate(static_cast<double>(done.steps_run * tokens_per_step) / done.seconds),
-                     done.seconds * 1000 / static_cast<double>(done.steps_run), peak_rss_mib(),
-                     std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
-                                                        : std::string());
-    }
+    const double steps = static_cast<double>(std::max<int64_t>(done.steps_run, 1));
+    log_run_done(done, state, "steps",
+                 fmt::format("{} tok/s, {:.1f} ms/step", format_rate(steps * static_cast<double>(tokens_per_step) / done.seconds),
+                             done.seconds * 1000 / steps));
     return 0;
 }
 

@@ -283,12 +283,7 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     };
     const LoopResult done = run_training_loop("sft", cfg, state, metrics, hooks);
     if (done.exit_code != 0) return done.exit_code;
-    if (done.steps_run > 0) {
-        spdlog::info("done: {} steps in {} (peak RSS {:.0f} MiB){}", done.steps_run, format_duration(done.seconds),
-                     peak_rss_mib(),
-                     std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
-                                                        : std::string());
-    }
+    log_run_done(done, state);
     return 0;
 }
 

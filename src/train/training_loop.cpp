@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "rlhf/core/progress.h"
+#include "rlhf/core/runtime.h"
 #include "rlhf/core/signals.h"
 #include "rlhf/train/lr_schedule.h"
 
@@ -53,6 +55,14 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
     result.steps_run = state.step - start_step;
     result.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
     return result;
+}
+
+void log_run_done(const LoopResult& result, const TrainState& state, const std::string& unit, const std::string& details) {
+    if (result.steps_run == 0) return;
+    spdlog::info("done: {} {} in {} ({}peak RSS {:.0f} MiB){}", result.steps_run, unit, format_duration(result.seconds),
+                 details.empty() ? std::string() : details + ", ", peak_rss_mib(),
+                 std::isfinite(state.last_val_loss) ? fmt::format(", final val loss {:.4f}", state.last_val_loss)
+                                                    : std::string());
 }
 
 }  // namespace rlhf

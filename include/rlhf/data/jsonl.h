@@ -27,6 +27,10 @@ void read_jsonl(const std::filesystem::path& path, const RecordFn& fn, const Ski
 // array, with `where` = file:line of the line the element starts on.
 void read_records(const std::filesystem::path& path, const RecordFn& fn, const SkipFn& skip = nullptr);
 
+// The skip callback of data.on_error: counts into `skipped` and keeps the first error's line in
+// `first`; nullptr (errors stop reading) when not `enabled`. Every record reader uses it.
+SkipFn count_skips(bool enabled, int64_t& skipped, std::string& first);
+
 // record[key] as a string; an rlhf::Error naming `where` and the key if missing or not a string.
 std::string json_string_field(const nlohmann::json& record, const std::string& key, const std::string& where);
 

@@ -43,4 +43,9 @@ struct LoopResult {
 LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, TrainState& state, MetricsWriter& metrics,
                              const TrainingLoopHooks& hooks);
 
+// The run's last log line: "done: N <unit> in T (<details>, peak RSS M MiB), final val loss L"
+// (nothing when no step ran; the val loss when there is one). `details` may be empty.
+void log_run_done(const LoopResult& result, const TrainState& state, const std::string& unit = "steps",
+                  const std::string& details = "");
+
 }  // namespace rlhf
