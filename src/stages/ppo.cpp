@@ -196,7 +196,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // The reference is loaded from init_from on its own, never a second handle to the policy.
     RunConfig sft_cfg = cfg;
     StartPoint sft = load_start_point(sft_cfg, {});
-    StartPoint start = resume_dir.empty() ? load_start_point(cfg, {}) : load_start_point(cfg, resume_dir);
+    StartPoint start = load_start_point(cfg, resume_dir);  // the policy: the SFT weights again, or our own checkpoint
     const Tokenizer tokenizer = start.tokenizer;
     Gpt policy = start.trunk;
     Gpt reference = sft.trunk;
