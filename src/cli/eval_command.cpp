@@ -1,5 +1,5 @@
-// rlhf eval: the gold metric of a checkpoint on a generated task's held-out prompts — greedy
-// answers, checked by the task's gold checker (data/synth_task.h).
+// rlhf eval: the gold metric of a checkpoint on a generated task's held-out prompts — answers
+// (greedy, or sampled several times per prompt) checked by the task's gold checker (data/synth_task.h).
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -24,7 +24,9 @@ void add_eval_command(CLI::App& app, Action& action) {
     struct Args {
         std::string checkpoint, task, prompts, out, device = "cpu", dtype = "float32";
         int64_t max_new_tokens = 32;
-        int batch_size = 32, threads = 0;
+        double temperature = 0;
+        int samples = 1, batch_size = 32, threads = 0;
+        uint64_t seed = 1337;
     };
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts");
@@ -35,12 +37,17 @@ void add_eval_command(CLI::App& app, Action& action) {
     cmd->add_option("--prompts", args->prompts, "Held-out prompts {\"prompt\", \"answer\"} (default data/synth/TASK/prompts.jsonl)");
     cmd->add_option("--out", args->out, "Also write each {prompt, answer, response, correct, eos} as JSONL here");
     cmd->add_option("--max-new-tokens", args->max_new_tokens, "Answer length cap")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
-    cmd->add_option("--batch-size", args->batch_size, "Prompts answered together")->capture_default_str()->check(CLI::Range(1, 100000));
+    cmd->add_option("--temperature", args->temperature, "0 = greedy; > 0 samples (the policy as PPO trains it: 1)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 100.0));
+    cmd->add_option("--samples", args->samples, "Answers per prompt (with --temperature > 0)")->capture_default_str()->check(CLI::Range(1, 1000));
+    cmd->add_option("--seed", args->seed, "Sampling seed")->capture_default_str();
+    cmd->add_option("--batch-size", args->batch_size, "Answers generated together")->capture_default_str()->check(CLI::Range(1, 100000));
     cmd->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     cmd->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
     cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str();
-    cmd->footer("Prints one JSON line: {\"accuracy\", \"eos_rate\", \"count\"}. A checkpoint with the chat tokens (sft and "
-                "later) gets each prompt as a user turn; a pre-trained one gets \"question\\n\" and its first line counts.");
+    cmd->footer("Prints one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"}. A checkpoint with the chat tokens (sft and "
+                "later) gets each prompt as a user turn; a pre-trained one gets \"question\\n\\n\" (a paragraph break, as in a corpus) and the line it writes next counts.");
     cmd->callback([args, &action] {
         action = [args] {
             const std::string prompts_path = args->prompts.empty() ? "data/synth/" + args->task + "/prompts.jsonl" : args->prompts;
@@ -53,19 +60,28 @@ void add_eval_command(CLI::App& app, Action& action) {
                 items.emplace_back(q, r.at("answer").get<int64_t>());
             });
             if (items.empty()) throw Error("no prompts", prompts_path, "one {\"prompt\", \"answer\"} per line");
-            Runtime rt = init_runtime(args->threads, 1337, args->device);
+            if (args->samples > 1 && args->temperature == 0) {
+                throw Error("--samples " + std::to_string(args->samples) + " with greedy decoding", "--temperature",
+                            "greedy answers are all the same; give --temperature > 0 (e.g. 1) to sample");
+            }
+            {  // each prompt `samples` times, side by side
+                std::vector<std::pair<std::string, int64_t>> repeated;
+                for (const auto& item : items) repeated.insert(repeated.end(), static_cast<size_t>(args->samples), item);
+                items = std::move(repeated);
+            }
+            Runtime rt = init_runtime(args->threads, args->seed, args->device);
             LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device);
             const Tokenizer& tok = m.tokenizer;
             const bool chat = has_chat_tokens(tok);
             SamplingOptions o;
-            o.temperature = 0;
+            o.temperature = args->temperature;
             o.max_new_tokens = args->max_new_tokens;
             o.stop_ids = {tok.eos_id()};
             if (!chat) o.stop_ids.push_back(tok.encode("\n").empty() ? tok.eos_id() : tok.encode("\n").back());
             o.vocab_limit = tok.vocab_size();
             o.bf16 = wants_bf16(args->dtype);
             o.truncate_left = true;
-            auto gen = make_generator(1337, rt.device);
+            auto gen = make_generator(args->seed, rt.device);
             std::ofstream out;
             if (!args->out.empty()) {
                 out.open(args->out);
@@ -76,7 +92,7 @@ void add_eval_command(CLI::App& app, Action& action) {
                 const size_t end = std::min(items.size(), i + static_cast<size_t>(args->batch_size));
                 std::vector<std::vector<int32_t>> batch;
                 for (size_t j = i; j < end; ++j) {
-                    batch.push_back(chat ? render_prompt({{"user", items[j].first}}, tok) : tok.encode(items[j].first + "\n"));
+                    batch.push_back(chat ? render_prompt({{"user", items[j].first}}, tok) : tok.encode(items[j].first + "\n\n"));
                 }
                 Generation g = generate(*m.model, batch, o, tok.pad_id(), gen);
                 auto response = g.response.cpu(), mask = g.response_mask.cpu();
@@ -106,7 +122,7 @@ void add_eval_command(CLI::App& app, Action& action) {
             const double n = static_cast<double>(items.size());
             std::cout << nlohmann::json{{"task", args->task}, {"checkpoint", m.info.dir.string()},
                                         {"accuracy", static_cast<double>(correct) / n}, {"eos_rate", static_cast<double>(ended) / n},
-                                        {"count", items.size()}}.dump()
+                                        {"count", items.size()}, {"temperature", args->temperature}, {"samples", args->samples}}.dump()
                       << std::endl;
             return 0;
         };

@@ -143,7 +143,7 @@ void add_data_command(CLI::App& app, Action& action) {
     synth_cmd->callback([synth, &action] {
         action = [synth] {
             const SynthStats s = write_synth_task(synth->task, synth->out, synth->seed);
-            spdlog::info("wrote {}: corpus.txt ({} bytes), sft.jsonl ({} demonstrations, {} wrong), ranked.jsonl ({} groups, "
+            spdlog::info("wrote {}: corpus.txt ({} bytes), sft.jsonl ({} demonstrations, {} wrong or no answer), ranked.jsonl ({} groups, "
                          "{} pairs), prompts.jsonl ({} held out)",
                          synth->out, s.corpus_bytes, s.demonstrations, s.wrong_demonstrations, s.comparisons, s.pairs,
                          s.held_out);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <set>
 
 #include "rlhf/core/error.h"
@@ -22,80 +23,88 @@ int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {  // inclusive; o
     return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
 }
 
-std::string pronoun(const std::string& relative, bool future) {
-    const std::string p = relative == "sister" ? "She" : relative == "brother" ? "He" : "They";
-    const std::string verb = future ? " will be" : (p == "They" ? " are" : " is");
-    return p + verb;
-}
-
-// The four templates of "ages". Each picks numbers so every age is a whole number >= 1.
+// The four templates of "ages". Numbers stay small (ages up to 25, steps of 1..5) so a model of
+// ~1M parameters learns the arithmetic in minutes; each problem also carries the same fact told as
+// a story sentence (the pre-training corpus) and the mistakes a careless labeler makes on it.
 SynthProblem ages_problem(std::mt19937_64& rng) {
     const std::string rel = kRelatives[static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kRelatives.size()) - 1))];
+    const std::string my_rel = "my " + rel, My_rel = "My " + rel;
     SynthProblem p;
     switch (uniform(rng, 0, 3)) {
         case 0: {  // half my age when I was A; how old when I am C?   answer C - A/2
-            const int64_t a = 2 * uniform(rng, 2, 10), c = uniform(rng, a + 1, 80);
-            p.question = "If my " + rel + " was half my age when I was " + std::to_string(a) + ", how old will my " + rel +
-                         " be when I am " + std::to_string(c) + "?";
+            const int64_t a = 2 * uniform(rng, 1, 5), c = uniform(rng, a + 1, 20);
+            const std::string as = std::to_string(a), cs = std::to_string(c);
+            p.question = "If " + my_rel + " was half my age when I was " + as + ", how old will " + my_rel + " be when I am " + cs + "?";
             p.answer = c - a / 2;
-            p.subject = pronoun(rel, true);
+            p.subject = My_rel + " will be";
+            p.statement = "When I was " + as + ", " + my_rel + " was half my age. When I am " + cs + ", " + my_rel + " will be " +
+                          std::to_string(p.answer) + ".";
+            p.mistakes = {c - a, a / 2, c};  // forgot to halve; the relative's age back then; my age
+            if (c % 2 == 0) p.mistakes.push_back(c / 2);  // InstructGPT's famous one: half of C
             break;
         }
-        case 1: {  // when I was A my relative was B; I am C now   answer C - A + B
-            const int64_t b = uniform(rng, 1, 20), a = b + uniform(rng, 1, 15), c = uniform(rng, a + 1, 70);
-            p.question = "When I was " + std::to_string(a) + ", my " + rel + " was " + std::to_string(b) + ". I am " +
-                         std::to_string(c) + " now. How old is my " + rel + "?";
-            p.answer = c - a + b;
-            p.subject = pronoun(rel, false);
-            break;
-        }
-        case 2: {  // relative is D years older; I am C   answer C + D
-            const int64_t d = uniform(rng, 1, 15), c = uniform(rng, 5, 60);
-            p.question = "My " + rel + " is " + std::to_string(d) + " years older than me. I am " + std::to_string(c) +
-                         ". How old is my " + rel + "?";
+        case 1: {  // relative is D years older; I am C   answer C + D
+            const int64_t d = uniform(rng, 1, 5), c = uniform(rng, 5, 20);
+            const std::string ds = std::to_string(d) + (d == 1 ? " year" : " years"), cs = std::to_string(c);
+            p.question = "My " + rel + " is " + ds + " older than me. I am " + cs + ". How old is " + my_rel + "?";
             p.answer = c + d;
-            p.subject = pronoun(rel, false);
+            p.subject = My_rel + " is";
+            p.statement = My_rel + " is " + ds + " older than me. I am " + cs + ". " + gold_response(p);
+            p.mistakes = {c, d, c - d};  // copied my age or the difference; subtracted
+            break;
+        }
+        case 2: {  // relative is D years younger; I am C   answer C - D
+            const int64_t d = uniform(rng, 1, 5), c = uniform(rng, d + 1, 20);
+            const std::string ds = std::to_string(d) + (d == 1 ? " year" : " years"), cs = std::to_string(c);
+            p.question = "My " + rel + " is " + ds + " younger than me. I am " + cs + ". How old is " + my_rel + "?";
+            p.answer = c - d;
+            p.subject = My_rel + " is";
+            p.statement = My_rel + " is " + ds + " younger than me. I am " + cs + ". " + gold_response(p);
+            p.mistakes = {c, d, c + d};
             break;
         }
         default: {  // in N years NAME will be C   answer C - N
             const std::string name = kNames[static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kNames.size()) - 1))];
-            const int64_t n = uniform(rng, 1, 20), c = uniform(rng, n + 1, 80);
-            p.question = "In " + std::to_string(n) + " years " + name + " will be " + std::to_string(c) + ". How old is " +
-                         name + " now?";
+            const int64_t n = uniform(rng, 1, 5), c = uniform(rng, n + 1, 20);
+            const std::string ns = std::to_string(n), cs = std::to_string(c);
+            p.question = "In " + ns + (n == 1 ? " year " : " years ") + name + " will be " + cs + ". How old is " + name + " now?";
             p.answer = c - n;
             p.subject = name + " is";
+            p.statement = "In " + ns + (n == 1 ? " year " : " years ") + name + " will be " + cs + ". " + gold_response(p);
+            p.mistakes = {c, n, c + n};
             break;
         }
     }
+    // A mistake that happens to be right, or below 1, is no mistake.
+    p.mistakes.erase(std::remove_if(p.mistakes.begin(), p.mistakes.end(), [&](int64_t m) { return m == p.answer || m < 1; }),
+                     p.mistakes.end());
+    std::sort(p.mistakes.begin(), p.mistakes.end());
+    p.mistakes.erase(std::unique(p.mistakes.begin(), p.mistakes.end()), p.mistakes.end());
     return p;
 }
 
-// A story of age facts for pre-training (always right; it teaches the words and the arithmetic
-// relations, not the question/answer format).
-std::string ages_story(std::mt19937_64& rng) {
-    const std::string name = kNames[static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kNames.size()) - 1))];
-    const std::string rel = kRelatives[static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kRelatives.size()) - 1))];
-    const int64_t d = uniform(rng, 1, 15), age = uniform(rng, 20, 60), later = uniform(rng, 1, 20);
-    const bool older = uniform(rng, 0, 1) == 1;
-    const int64_t rel_age = older ? age + d : age - d;  // >= 5
-    const int64_t back = uniform(rng, 1, std::min(age, rel_age) - 1);  // years ago; both ages stay >= 1
-    return name + " is " + std::to_string(age) + " years old. " + name + "'s " + rel + " is " + std::to_string(rel_age) +
-           ", " + std::to_string(d) + " years " + (older ? "older" : "younger") + ". In " + std::to_string(later) +
-           " years " + name + " will be " + std::to_string(age + later) + " and the " + rel + " will be " +
-           std::to_string(rel_age + later) + ". When " + name + " was " + std::to_string(age - back) + ", the " + rel +
-           " was " + std::to_string(rel_age - back) + ".\n\n";
-}
+const std::string kNoAnswer = "I do not know.";
 
 const std::vector<std::string> kFiller = {
-    " I worked it out carefully, step by step, and I am quite sure about it.",
-    " That is my answer, although these questions are always a little tricky.",
-    " Ages are fun to think about, and this one took me a while.",
+    " I checked it twice.",
+    " That one was tricky.",
+    " I am quite sure.",
 };
 
-// A wrong number a careless labeler might give: off by a few, or the other operation.
+// A wrong number a careless labeler gives: one of the problem's typical mistakes (a number copied
+// from the question, a step forgotten, the wrong direction). Never a near miss: a labeler who
+// did the arithmetic gets it right, and a reward model of this size could not see a slip of 1.
 int64_t wrong_answer(const SynthProblem& p, std::mt19937_64& rng) {
+    return p.mistakes[static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(p.mistakes.size()) - 1))];
+}
+
+// A number from nowhere, at least 3 away from the answer: what a confused policy samples. The
+// rankings hold them so the reward model checks the number against the question; trained on
+// typical mistakes alone it scores any other number as right, and PPO finds one ("Anna is 6."
+// to every question).
+int64_t stray_number(const SynthProblem& p, std::mt19937_64& rng) {
     int64_t w = p.answer;
-    while (w == p.answer || w < 1) w = p.answer + (uniform(rng, 0, 1) ? 1 : -1) * uniform(rng, 1, 6);
+    while (std::abs(w - p.answer) < 3) w = uniform(rng, 1, 25);
     return w;
 }
 
@@ -161,17 +170,17 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
         }
     };
 
-    // The corpus: age facts as stories, and worked problems in a plain "Q: … A: …" layout (not
-    // the chat format) with RIGHT answers — what the base model knows before any labeler.
+    // The corpus: paragraphs of age facts told as statements with their conclusion ("I am 12, so
+    // my sister is 15."), always right. It teaches the words and the arithmetic, not the habit of
+    // answering a question: that is what the demonstrations add.
     std::string corpus;
     for (int64_t i = 0; i < sizes.corpus_stories; ++i) {
-        corpus += ages_story(rng);
-        for (int64_t k = 0; k < sizes.worked_per_story; ++k) {
-            const SynthProblem p = next_problem();
-            corpus += "Q: " + p.question + "\nA: " + gold_response(p) + "\n\n";
-        }
+        for (int64_t k = 0; k < sizes.facts_per_story; ++k) corpus += (k ? " " : "") + next_problem().statement;
+        corpus += "\n\n";
     }
 
+    // Demonstrations by imperfect labelers: right and concise, right but padded, a typical
+    // mistake, or no answer at all.
     std::string sft;
     for (int64_t i = 0; i < sizes.demonstrations; ++i) {
         const SynthProblem p = next_problem();
@@ -180,7 +189,10 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
         if (roll < sizes.wrong_share) {
             response = p.subject + " " + std::to_string(wrong_answer(p, rng)) + ".";
             ++stats.wrong_demonstrations;
-        } else if (roll < sizes.wrong_share + sizes.sloppy_share) {
+        } else if (roll < sizes.wrong_share + sizes.no_answer_share) {
+            response = kNoAnswer;
+            ++stats.wrong_demonstrations;
+        } else if (roll < sizes.wrong_share + sizes.no_answer_share + sizes.sloppy_share) {
             response += kFiller[static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kFiller.size()) - 1))];
         }
         sft += nlohmann::json{{"prompt", p.question}, {"response", response}}.dump() + "\n";
@@ -191,26 +203,24 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
     for (int64_t i = 0; i < sizes.comparisons; ++i) {
         const SynthProblem p = next_problem();
         // Candidates and their gold rank: 0 right and concise, 1 right but verbose, 2 wrong (all
-        // wrong answers tie), 3 no answer. K = 4..9.
+        // wrong answers tie), 3 no answer. K = 4..9; no response twice.
         std::vector<std::pair<std::string, int>> candidates = {{gold_response(p), 0}};
         const int64_t extra = uniform(rng, 3, 8);
         std::set<int64_t> used_wrong;
-        for (int64_t k = 0; k < extra; ++k) {
-            switch (uniform(rng, 0, 3)) {
-                case 0:
-                    candidates.emplace_back(gold_response(p) + kFiller[static_cast<size_t>(uniform(rng, 0, 2))], 1);
-                    break;
-                case 3:
-                    candidates.emplace_back("I do not know.", 3);
-                    break;
-                default: {
-                    const int64_t w = wrong_answer(p, rng);
-                    if (!used_wrong.insert(w).second) {
-                        --k;
-                        continue;
-                    }
-                    candidates.emplace_back(p.subject + " " + std::to_string(w) + ".", 2);
-                }
+        std::set<size_t> used_filler;
+        bool said_no_answer = false;
+        for (int64_t tries = 0; static_cast<int64_t>(candidates.size()) < extra + 1 && tries < 100; ++tries) {
+            // 3 in 10 padded, 3 a typical mistake, 2 a stray number, 2 no answer
+            const int64_t kind = uniform(rng, 0, 9);
+            if (kind < 3) {
+                const auto f = static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kFiller.size()) - 1));
+                if (used_filler.insert(f).second) candidates.emplace_back(gold_response(p) + kFiller[f], 1);
+            } else if (kind < 8) {
+                const int64_t w = kind < 6 ? wrong_answer(p, rng) : stray_number(p, rng);
+                if (used_wrong.insert(w).second) candidates.emplace_back(p.subject + " " + std::to_string(w) + ".", 2);
+            } else if (!said_no_answer) {
+                candidates.emplace_back(kNoAnswer, 3);
+                said_no_answer = true;
             }
         }
         std::vector<size_t> order(candidates.size());

@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <regex>
 #include <set>
-#include <sstream>
 
 #include "rlhf/core/fs.h"
 #include "rlhf/data/comparisons.h"
@@ -29,15 +29,50 @@ int64_t solve(const std::string& q) {
     if (std::regex_match(q, m, std::regex(R"(If my \w+ was half my age when I was (\d+), how old will my \w+ be when I am (\d+)\?)"))) {
         return n(2) - n(1) / 2;
     }
-    if (std::regex_match(q, m, std::regex(R"(When I was (\d+), my \w+ was (\d+)\. I am (\d+) now\. How old is my \w+\?)"))) {
-        return n(3) - n(1) + n(2);
-    }
-    if (std::regex_match(q, m, std::regex(R"(My \w+ is (\d+) years older than me\. I am (\d+)\. How old is my \w+\?)"))) {
+    if (std::regex_match(q, m, std::regex(R"(My \w+ is (\d+) years? older than me\. I am (\d+)\. How old is my \w+\?)"))) {
         return n(2) + n(1);
     }
-    if (std::regex_match(q, m, std::regex(R"(In (\d+) years \w+ will be (\d+)\. How old is \w+ now\?)"))) return n(2) - n(1);
+    if (std::regex_match(q, m, std::regex(R"(My \w+ is (\d+) years? younger than me\. I am (\d+)\. How old is my \w+\?)"))) {
+        return n(2) - n(1);
+    }
+    if (std::regex_match(q, m, std::regex(R"(In (\d+) years? \w+ will be (\d+)\. How old is \w+ now\?)"))) return n(2) - n(1);
     FAIL("no template matches: " << q);
     return -1;
+}
+
+// The typical mistakes of each template (docs/synth-task.md), independently: every wrong answer
+// a labeler gives must be one of them.
+std::set<int64_t> typical_mistakes(const std::string& q) {
+    std::smatch m;
+    auto n = [&](size_t i) { return std::stoll(m[i].str()); };
+    if (std::regex_search(q, m, std::regex(R"(when I was (\d+), .* when I am (\d+)\?)"))) {
+        return {n(2) - n(1), n(1) / 2, n(2), n(2) % 2 ? -1 : n(2) / 2};
+    }
+    if (std::regex_search(q, m, std::regex(R"(is (\d+) years? (older|younger) than me\. I am (\d+)\.)"))) {
+        return {n(3), n(1), m[2] == "older" ? n(3) - n(1) : n(3) + n(1)};
+    }
+    if (std::regex_search(q, m, std::regex(R"(In (\d+) years? \w+ will be (\d+)\.)"))) return {n(2), n(1), n(2) + n(1)};
+    FAIL("no template matches: " << q);
+    return {};
+}
+
+// The corpus's statements, each checked the same way: "… I am C. My sister is X." etc.
+int64_t check_statements(const std::string& corpus) {
+    const std::regex statement(
+        R"((My \w+ is (\d+) years? (older|younger) than me\. I am (\d+)\. My \w+ is (\d+)\.)|)"
+        R"((In (\d+) years? \w+ will be (\d+)\. \w+ is (\d+)\.)|)"
+        R"((When I was (\d+), my \w+ was half my age\. When I am (\d+), my \w+ will be (\d+)\.))");
+    int64_t checked = 0;
+    for (auto it = std::sregex_iterator(corpus.begin(), corpus.end(), statement); it != std::sregex_iterator(); ++it) {
+        const auto& m = *it;
+        auto n = [&](size_t i) { return std::stoll(m[i].str()); };
+        INFO(m.str());
+        if (m[1].matched) REQUIRE(n(5) == (m[3] == "older" ? n(4) + n(2) : n(4) - n(2)));
+        if (m[6].matched) REQUIRE(n(9) == n(8) - n(7));
+        if (m[10].matched) REQUIRE(n(13) == n(12) - n(11) / 2);
+        ++checked;
+    }
+    return checked;
 }
 
 SynthSizes small() {
@@ -63,7 +98,6 @@ TEST_CASE("the gold checker reads the last whole number", "[synth]") {
         REQUIRE(p.answer >= 1);
         REQUIRE(gold_correct(gold_response(p), p.answer));
     }
-    // InstructGPT's example: half my age when I was 8 (so 4 years apart); when I am 50 -> 46.
     std::mt19937_64 other(0);
     REQUIRE_THROWS_WITH(synth_problem("chess", other), Contains("unknown task") && Contains("ages"));
 }
@@ -91,31 +125,30 @@ TEST_CASE("synth writes the same bytes for a seed and keeps held-out prompts out
         REQUIRE(solve(r["prompt"].get<std::string>()) == r["answer"].get<int64_t>());
         REQUIRE(corpus.find(r["prompt"].get<std::string>()) == std::string::npos);
     });
-    // The corpus's worked problems are all right.
-    std::istringstream lines(corpus);
-    std::string line, question;
-    int64_t worked = 0;
-    while (std::getline(lines, line)) {
-        if (line.rfind("Q: ", 0) == 0) question = line.substr(3);
-        if (line.rfind("A: ", 0) == 0) {
-            REQUIRE(gold_correct(line, solve(question)));
-            ++worked;
-        }
-    }
-    REQUIRE(worked == 300 * 2);
+    // The corpus: every statement is right, and there is nothing else in it.
+    REQUIRE(check_statements(corpus) == 300 * 3);
+    REQUIRE(corpus.find('?') == std::string::npos);  // statements, never a question to answer
 
-    // Imperfect labelers: about 30% of the demonstrations are wrong, by an independent solve.
-    int64_t wrong = 0, total = 0;
+    // Imperfect labelers, by an independent solve: about 30% give a wrong number, 15% no answer.
+    int64_t wrong = 0, no_answer = 0, total = 0;
     read_jsonl(dir / "a" / "sft.jsonl", [&](const nlohmann::json& r, const std::string&) {
         const auto q = r["prompt"].get<std::string>();
+        const auto response = r["response"].get<std::string>();
         REQUIRE_FALSE(held.count(q));
-        wrong += !gold_correct(r["response"].get<std::string>(), solve(q));
+        no_answer += response == "I do not know.";
+        if (response != "I do not know." && !gold_correct(response, solve(q))) {
+            ++wrong;
+            INFO(q << " -> " << response);
+            REQUIRE(typical_mistakes(q).count(*last_number(response)));
+        }
         ++total;
     });
     REQUIRE(total == 1000);
-    REQUIRE(wrong == a.wrong_demonstrations);
-    REQUIRE(wrong > 240);
-    REQUIRE(wrong < 360);
+    REQUIRE(wrong + no_answer == a.wrong_demonstrations);
+    REQUIRE(wrong > 250);
+    REQUIRE(wrong < 350);
+    REQUIRE(no_answer > 100);
+    REQUIRE(no_answer < 200);
 
     // Rankings: K = 4..9, readable by the reward stage's reader; rank 0 is the concise right
     // answer, rank 2 answers are wrong, and wrong answers tie.
@@ -129,8 +162,13 @@ TEST_CASE("synth writes the same bytes for a seed and keeps held-out prompts out
         for (size_t k = 0; k < g.responses.size(); ++k) {
             INFO(g.responses[k] << " rank " << g.ranks[k]);
             REQUIRE(gold_correct(g.responses[k], answer) == (g.ranks[k] <= 1));  // 0, 1 right; 2, 3 not
+            if (g.ranks[k] == 2) {  // a typical mistake, or a stray number at least 3 away
+                const int64_t n = *last_number(g.responses[k]);
+                REQUIRE((typical_mistakes(g.prompt.front().content).count(n) || std::abs(n - answer) >= 3));
+            }
         }
         REQUIRE(std::count(g.ranks.begin(), g.ranks.end(), 0) == 1);
+        REQUIRE(std::set<std::string>(g.responses.begin(), g.responses.end()).size() == g.responses.size());
     }
 }
 
@@ -160,6 +198,22 @@ TEST_CASE("rlhf data synth and rlhf eval from the command line", "[synth][cli]")
         ++answers;
     });
     REQUIRE(answers == 200);
+
+    // Sampled: every prompt answered --samples times, all of them judged; greedy refuses --samples.
+    auto sampled = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
+                                 " --task ages --threads 1 --max-new-tokens 4 --temperature 1 --samples 2 --prompts " +
+                                 test::shell_quote((dir / "ages" / "prompts.jsonl").string()));
+    INFO(sampled.output);
+    REQUIRE(sampled.exit_code == 0);
+    const auto sampled_line = sampled.output.substr(sampled.output.rfind("{\"accuracy\""));
+    auto sampled_summary = nlohmann::json::parse(sampled_line.substr(0, sampled_line.find('\n')));
+    REQUIRE(sampled_summary["count"] == 400);
+    REQUIRE(sampled_summary["samples"] == 2);
+    auto greedy_samples = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
+                                        " --task ages --samples 2 --prompts " +
+                                        test::shell_quote((dir / "ages" / "prompts.jsonl").string()));
+    REQUIRE(greedy_samples.exit_code == 1);
+    REQUIRE_THAT(greedy_samples.output, Contains("--temperature"));
 
     test::write_text(dir / "bad.jsonl", "{\"prompt\": \"How old?\"}\n");
     auto bad = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +

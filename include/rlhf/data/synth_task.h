@@ -5,17 +5,17 @@
 //   rlhf data synth --task ages --out data/synth/ages [--seed 1337]
 //
 // Task "ages": short word problems about ages, in the spirit of InstructGPT's example ("If my
-// brother was half my age when I was 8, how old will he be when I am 50?"), four templates, whole
-// numbers up to ~90. The right answer is one sentence ending in the number ("He will be 46.").
+// brother was half my age when I was 8, how old will he be when I am 50?"), four templates, ages
+// up to 25 and steps of 1..5. The right answer is one sentence ending in the number ("My brother will be 16.").
 //
 // What is written (DIR/):
-//   corpus.txt     pre-training text: age facts told as little stories and worked problems in a
-//                  plain "Q: … A: …" layout, always right (what the base model knows)
-//   sft.jsonl      demonstrations {"prompt", "response"} by IMPERFECT labelers: some answers are
-//                  wrong (an off-by-a-few number, or the wrong operation) and some sloppy (right,
-//                  but padded with filler), so SFT alone plateaus below the gold answers
-//   ranked.jsonl   comparisons {"prompt", "responses", "ranks"}: K = 4..9 candidate answers ranked
-//                  by the gold checker — right and concise > right but verbose > wrong (wrong
+//   corpus.txt     pre-training text: age facts told as statements with their conclusion ("I am 12.
+//                  My sister is 15."), always right; no questions (what the base model knows)
+//   sft.jsonl      demonstrations {"prompt", "response"} by IMPERFECT labelers: some give a wrong
+//                  number (mostly a typical mistake: a step forgotten, the wrong direction), some
+//                  "I do not know.", some pad a right answer, so SFT alone plateaus
+//   ranked.jsonl   comparisons {"prompt", "responses", "ranks"}: K = 4..9 distinct answers ranked
+//                  by the gold checker — right and concise > right but padded > wrong (wrong
 //                  answers tie) > no answer
 //   prompts.jsonl  held-out prompts {"prompt", "answer"}, none of them in the other files
 #pragma once
@@ -32,7 +32,9 @@ namespace rlhf {
 struct SynthProblem {
     std::string question;
     int64_t answer = 0;
-    std::string subject;  // how the answer sentence starts: "He will be", "She is", "I am", …
+    std::string subject;    // how the answer sentence starts: "My brother will be", "My sister is", "Anna is"
+    std::string statement;  // the same fact told as a story sentence, answer included (the corpus)
+    std::vector<int64_t> mistakes;  // typical wrong answers: a step forgotten, the wrong direction
 };
 
 // The task names `rlhf data synth` knows.
@@ -50,16 +52,18 @@ bool gold_correct(const std::string& response, int64_t answer);
 
 struct SynthSizes {
     int64_t corpus_stories = 20000;
-    int64_t worked_per_story = 2;  // right "Q: … A: …" problems in the corpus after each story
+    int64_t facts_per_story = 3;  // statements per corpus paragraph
     int64_t demonstrations = 4000;
     int64_t comparisons = 2000;
     int64_t held_out = 200;
-    double wrong_share = 0.3;   // demonstrations with a wrong answer
-    double sloppy_share = 0.2;  // demonstrations right but padded
+    double wrong_share = 0.3;       // demonstrations with a wrong number (a typical mistake)
+    double no_answer_share = 0.15;  // demonstrations that say "I do not know."
+    double sloppy_share = 0.15;     // demonstrations right but padded
 };
 
 struct SynthStats {
-    int64_t corpus_bytes = 0, demonstrations = 0, wrong_demonstrations = 0, comparisons = 0, pairs = 0, held_out = 0;
+    int64_t corpus_bytes = 0, demonstrations = 0, comparisons = 0, pairs = 0, held_out = 0;
+    int64_t wrong_demonstrations = 0;  // a wrong number or no answer
 };
 
 // Writes the four files into out_dir (atomically each). The same seed gives the same bytes.
