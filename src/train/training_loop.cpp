@@ -17,6 +17,10 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
     using clock = std::chrono::steady_clock;
     auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
     install_stop_handlers();
+    if (state.step >= cfg.train.max_steps) {
+        spdlog::info("{}: already at step {} of {}, nothing to train (raise train.max_steps to continue)", name, state.step,
+                     cfg.train.max_steps);
+    }
     if (state.step == 0 && cfg.train.eval_every > 0) hooks.evaluate();
     Progress progress(name, cfg.train.max_steps, state.step);
     const auto t_start = clock::now();
