@@ -1,37 +1,129 @@
 #!/usr/bin/env bash
-# The built-in demo, from nothing to samples on one machine:
-#   1. install what is missing (Debian packages) and build rlhf (Release)
-#   2. generate a small story corpus          -> data/demo/corpus.txt
-#   3. train a 512-piece BPE tokenizer         -> data/demo/tokenizer/
-#   4. tokenize it into train/val shards       -> data/demo/shards/
-#   5. pre-train a 4-layer GPT (~40 s on 2 cores)  -> runs/demo/pretrain/
-#   6. print samples
-# Running it again reuses what exists (the training run resumes from its last checkpoint).
+# The built-in demo: the whole InstructGPT pipeline on one CPU, from nothing, in minutes.
+#
+#   scripts/demo.sh            # setup + build, then every stage; reuses stages already finished
+#   scripts/demo.sh --fresh    # start over (deletes runs/demo and data/synth/ages first)
+#   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~4 min): what the CI test runs
+#   scripts/demo.sh --no-setup # skip scripts/setup.sh and the build (build/rlhf must exist)
+#   scripts/demo.sh --runs DIR --data DIR   # other places for the runs and the generated data
+#
+#   1. generate the "ages" task (word problems with a gold checker)  -> data/synth/ages/
+#   2. a character tokenizer and token shards                        -> data/synth/ages/{tokenizer,shards}
+#   3. pre-train      configs/demo/pretrain.yaml                     -> runs/demo/pretrain
+#   4. SFT            configs/demo/sft.yaml                          -> runs/demo/sft
+#   5. reward model   configs/demo/reward.yaml                       -> runs/demo/reward
+#   6. PPO            configs/demo/ppo.yaml                          -> runs/demo/ppo
+#   7. gold accuracy of every stage on 200 held-out questions, the table, PNG curves, samples
+#                                                                     -> runs/demo/{eval,plots}/, summary.json
+# Every stage runs with --resume: a demo stopped anywhere (Ctrl-C saves a checkpoint) continues
+# where it stopped, and a finished stage is reused as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-scripts/build.sh --target rlhf
-RLHF=build/rlhf
 
-step() { printf '\n== %s\n' "$*"; }
-
-step "2. generating the demo corpus"
-[ -f data/demo/corpus.txt ] || $RLHF data demo-corpus --out data/demo/corpus.txt --bytes 1000000
-
-step "3. training a BPE tokenizer"
-[ -f data/demo/tokenizer/tokenizer.model ] ||
-    $RLHF tokenizer train --input data/demo/corpus.txt --model-type bpe --vocab-size 512 --out data/demo/tokenizer
-
-step "4. tokenizing into shards"
-[ -f data/demo/shards/meta.json ] ||
-    $RLHF data prepare --tokenizer data/demo/tokenizer --input data/demo/corpus.txt --out data/demo/shards --val-fraction 0.05
-
-step "5. pre-training (configs/demo/pretrain.yaml)"
-$RLHF train configs/demo/pretrain.yaml --resume
-
-step "6. samples"
-for prompt in "Anna walked" "\"Look at this!\" said" "It was a"; do
-    $RLHF generate --checkpoint runs/demo/pretrain --prompt "$prompt" --max-new-tokens 60 --temperature 0.8 --seed 7
-    echo
+fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --fresh) fresh=1 ;;
+        --small) small=1 ;;
+        --no-setup) setup=0 ;;
+        --runs) RUNS=${2:?--runs needs a directory}; shift ;;
+        --data) DATA=${2:?--data needs a directory}; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "demo.sh: unknown option '$1' (see scripts/demo.sh --help)" >&2; exit 2 ;;
+    esac
+    shift
 done
-echo "Next: build/rlhf chat --checkpoint runs/demo/pretrain   (see README.md for the real-data configs)"
+
+if [ "$setup" = 1 ]; then
+    scripts/setup.sh
+    scripts/build.sh --target rlhf
+fi
+RLHF=${RLHF:-build/rlhf}
+[ -x "$RLHF" ] || { echo "demo.sh: $RLHF is missing; run scripts/build.sh (or drop --no-setup)" >&2; exit 1; }
+
+# --small: the same pipeline with fewer steps, in its own directory (what tests/demo/ runs in CI).
+declare -A SMALL=(
+    [pretrain]="train.max_steps=600 train.eval_every=300 checkpoint.every=300"
+    [sft]="train.max_steps=200 train.eval_every=200 checkpoint.every=200"
+    [reward]="train.max_steps=100 train.eval_every=50 checkpoint.every=50"
+    [ppo]="train.max_steps=40 train.eval_every=20 checkpoint.every=20"
+)
+EVAL_SAMPLES=4
+if [ "$small" = 1 ]; then
+    RUNS=${RUNS:-runs/demo-small}
+    EVAL_SAMPLES=2
+fi
+RUNS=${RUNS:-runs/demo}
+if [ "$fresh" = 1 ]; then
+    echo "demo: --fresh, removing $RUNS and $DATA"
+    rm -rf "$RUNS" "$DATA"
+fi
+mkdir -p "$RUNS"
+start=$(date +%s)
+step() { printf '\n== %s  [%s elapsed]\n' "$*" "$(date -u -d @$(( $(date +%s) - start )) +%M:%S)"; }
+
+step "1. generating the ages task"
+if [ -f "$DATA/prompts.jsonl" ]; then  # written last
+    echo "reusing $DATA"
+else
+    $RLHF data synth --task ages --out "$DATA"
+fi
+
+step "2. character tokenizer and token shards"
+if [ -f "$DATA/tokenizer/tokenizer.model" ]; then
+    echo "reusing $DATA/tokenizer"
+else
+    # Trained on every file a model will read, so each character a labeler typed has a token.
+    # Every number 0..99 is one token (--user-symbols): the arithmetic becomes a lookup a small model
+    # learns in minutes, where digit by digit it would have to learn carrying first.
+    $RLHF tokenizer train --model-type char --out "$DATA/tokenizer" --user-symbols $(seq 0 99) \
+        --input "$DATA/corpus.txt" "$DATA/sft.jsonl" "$DATA/ranked.jsonl"
+fi
+if [ -f "$DATA/shards/meta.json" ]; then
+    echo "reusing $DATA/shards"
+else
+    $RLHF data prepare --tokenizer "$DATA/tokenizer" --input "$DATA/corpus.txt" --out "$DATA/shards" --val-fraction 0.02
+fi
+
+# train STAGE PREVIOUS: runs configs/demo/STAGE.yaml into $RUNS/STAGE, starting from $RUNS/PREVIOUS.
+train() {
+    local stage=$1 previous=${2:-} sets=()
+    sets+=("out_dir=$RUNS/$stage")
+    [ -n "$previous" ] && sets+=("init_from=$RUNS/$previous")
+    case "$stage" in  # the configs name data/synth/ages and runs/demo; --data and --runs move them
+        pretrain) sets+=("data.shards=$DATA/shards") ;;
+        sft) sets+=("data.files=[$DATA/sft.jsonl]") ;;
+        reward) sets+=("data.files=[$DATA/ranked.jsonl]" "reward.reference_files=[$DATA/sft.jsonl]") ;;
+        ppo) sets+=("data.files=[$DATA/sft.jsonl]" "ppo.reward_model=$RUNS/reward") ;;
+    esac
+    if [ "$small" = 1 ]; then
+        for s in ${SMALL[$stage]}; do sets+=("$s"); done
+    fi
+    $RLHF train "configs/demo/$stage.yaml" --resume --set "${sets[@]}"
+}
+
+step "3. pre-training (configs/demo/pretrain.yaml)"
+train pretrain
+step "4. supervised fine-tuning on the labelers' demonstrations (configs/demo/sft.yaml)"
+train sft pretrain
+step "5. reward model on the ranked answers (configs/demo/reward.yaml)"
+train reward sft
+step "6. PPO against the reward model (configs/demo/ppo.yaml)"
+train ppo sft
+
+step "7. gold accuracy on the held-out questions"
+mkdir -p "$RUNS/eval"
+for stage in pretrain sft ppo; do
+    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" \
+        --out "$RUNS/eval/$stage.greedy.jsonl" | tail -n 1 > "$RUNS/eval/$stage.greedy.json"
+    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --temperature 1 \
+        --samples "$EVAL_SAMPLES" --out "$RUNS/eval/$stage.sampled.jsonl" | tail -n 1 > "$RUNS/eval/$stage.sampled.json"
+    echo "$stage: greedy $(cat "$RUNS/eval/$stage.greedy.json")"
+done
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+    scripts/plot_metrics.py "$RUNS/pretrain" "$RUNS/sft" "$RUNS/reward" "$RUNS/ppo" --out "$RUNS/plots"
+else
+    echo "(no PNG curves: python3-matplotlib is missing; scripts/setup.sh installs it)"
+fi
+step "done"
+scripts/demo_report.py "$RUNS"

@@ -18,6 +18,7 @@ packages=(
     catch2                  # v2 on Debian 12
     libopenblas0-openmp     # fast BLAS for LibTorch on CPU
     python3-torch python3-numpy  # /usr/bin/python3 reference computations in tests
+    python3-matplotlib      # scripts/plot_metrics.py: the demo's PNG curves
 )
 
 missing=()

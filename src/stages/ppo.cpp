@@ -13,7 +13,7 @@
 //        g. adapt β; log
 //      eval: greedy answers to fixed prompts -> mean score, EOS rate, samples; checkpoint.
 //
-//   rlhf train configs/ppo/demo.yaml
+//   rlhf train configs/demo/ppo.yaml
 #include "rlhf/stages/ppo.h"
 
 #include <spdlog/spdlog.h>

@@ -87,7 +87,7 @@ std::string shell_quote(const std::string& s) {
     return out + "'";
 }
 
-static CommandResult run_shell(const std::string& command) {
+CommandResult run_shell(const std::string& command) {
     CommandResult r;
     FILE* pipe = popen((command + " 2>&1").c_str(), "r");
     if (!pipe) throw std::runtime_error("popen failed");

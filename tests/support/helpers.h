@@ -44,6 +44,8 @@ struct CommandResult {
     int exit_code = -1;
     std::string output;  // stdout and stderr together
 };
+// Runs `command` with /bin/sh; stdout and stderr together.
+CommandResult run_shell(const std::string& command);
 // Runs the built `rlhf` binary with `args` (a shell-quoted string) from `cwd`.
 CommandResult run_cli(const std::string& args, const fs::path& cwd = fs::current_path());
 

@@ -1,7 +1,7 @@
 // Stage 4, PPO: the SFT policy tuned against the reward model with a per-token KL penalty to the
 // frozen SFT reference, a critic, GAE and optional PPO-ptx (InstructGPT step 3).
 //
-//   rlhf train configs/ppo/demo.yaml [--set key=value ...] [--resume]
+//   rlhf train configs/demo/ppo.yaml [--set key=value ...] [--resume]
 #pragma once
 
 #include "rlhf/config/config.h"
