@@ -1,18 +1,47 @@
 #!/usr/bin/env bash
-# Configure and build rlhf.cpp (Release by default) into build/.
+# Configure and build rlhf.cpp (Release by default).
 #
-#   scripts/build.sh              # Release: build/rlhf, build/tests/rlhf_tests
-#   scripts/build.sh --target rlhf   # extra arguments go to `cmake --build`
+#   scripts/build.sh                    # Debian's LibTorch 1.13: build/rlhf, build/tests/rlhf_tests
+#   scripts/build.sh --torch pip        # LibTorch 2.x of the PyPI wheel (scripts/setup.sh --torch pip
+#                                       # installs it): build-torch-pip/
+#   scripts/build.sh --torch /opt/libtorch   # any LibTorch root (lib/, include/): build-torch-custom/
+#   scripts/build.sh --target rlhf      # other arguments go to `cmake --build`
 #   BUILD_TYPE=Debug scripts/build.sh
 #   SANITIZE=1 BUILD_DIR=build-asan scripts/build.sh   # AddressSanitizer + UBSan
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR=${BUILD_DIR:-build}
+source scripts/torch_flavour.sh
+
+torch=debian
+build_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
+        *) build_args+=("$1") ;;
+    esac
+    shift
+done
+
+cmake_args=()
+case "$torch" in
+    debian) ;;
+    pip) cmake_args+=(-DCMAKE_PREFIX_PATH="$(torch_pip_root)") ;;
+    *)
+        [ -d "$torch/share/cmake/Torch" ] ||
+            { echo "build.sh: $torch is not a LibTorch root (no share/cmake/Torch inside)" >&2; exit 2; }
+        cmake_args+=(-DCMAKE_PREFIX_PATH="$(cd "$torch" && pwd)") ;;
+esac
+# A CUDA LibTorch's CMake config looks for the CUDA toolkit; Debian does not put it on PATH.
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+    export PATH=$PATH:/usr/local/cuda/bin
+fi
+
+BUILD_DIR=${BUILD_DIR:-$(torch_build_dir "$torch")}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-    cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
+    cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${cmake_args[@]}" \
         -DRLHF_SANITIZE="${SANITIZE:-OFF}" -DRLHF_WARNINGS_AS_ERRORS="${WERROR:-OFF}"
 fi
-cmake --build "$BUILD_DIR" --parallel "$(nproc)" "$@"
+cmake --build "$BUILD_DIR" --parallel "$(nproc)" "${build_args[@]}"

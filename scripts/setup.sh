@@ -1,11 +1,33 @@
 #!/usr/bin/env bash
 # Install every build and run dependency of rlhf.cpp from Debian 12 packages.
 #
-#   scripts/setup.sh          # idempotent: installs only what is missing
+#   scripts/setup.sh              # idempotent: installs only what is missing
+#   scripts/setup.sh --torch pip  # also LibTorch 2.x: the PyPI torch wheel (CUDA), pinned below
 #
 # Selects OpenBLAS (OpenMP flavour) as the system BLAS/LAPACK: Debian's LibTorch otherwise
 # runs matmuls on the reference BLAS, about 30x slower.
+#
+# The pip flavour: torch==$TORCH_PIP_VERSION goes into a virtual environment outside the source
+# tree, ${RLHF_TORCH_PIP_DIR:-~/.cache/rlhf/torch-<version>}, shared by every clone; its LibTorch
+# (headers, libraries, CMake config) is what `scripts/build.sh --torch pip` builds against, and
+# its CUDA libraries come with it (nvidia-* wheels, ~4.6 GB in all). Building against a CUDA
+# LibTorch needs the CUDA toolkit (nvcc) at configure time, even on a machine without a GPU.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/torch_flavour.sh
+
+torch=debian
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --torch) torch=${2:?--torch needs debian or pip}; shift ;;
+        *) echo "setup.sh: unknown option '$1' (use --torch debian|pip)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$torch" in
+    debian|pip) ;;
+    *) echo "setup.sh: --torch is debian or pip (a LibTorch of your own needs no setup: scripts/build.sh --torch DIR)" >&2; exit 2 ;;
+esac
 
 packages=(
     build-essential cmake ninja-build pkg-config git
@@ -20,6 +42,7 @@ packages=(
     python3-torch python3-numpy  # /usr/bin/python3 reference computations in tests
     python3-matplotlib      # scripts/plot_metrics.py: the demo's PNG curves
 )
+[ "$torch" = pip ] && packages+=(python3-venv)   # the virtual environment of the PyPI torch
 
 missing=()
 for p in "${packages[@]}"; do
@@ -45,3 +68,14 @@ for lib in libblas.so.3 liblapack.so.3; do
         as_root update-alternatives --set "$name" "$target"
     fi
 done
+
+if [ "$torch" = pip ]; then
+    venv=$(torch_pip_venv)
+    if "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('torch') != '$TORCH_PIP_VERSION')" 2>/dev/null; then
+        echo "setup: torch $TORCH_PIP_VERSION present in $venv"
+    else
+        echo "setup: installing torch==$TORCH_PIP_VERSION from PyPI into $venv (~4.6 GB with its CUDA libraries)"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_PIP_VERSION"
+    fi
+fi
