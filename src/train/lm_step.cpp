@@ -25,36 +25,59 @@ torch::Tensor lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targ
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex).reduction(torch::kSum));
 }
 
-double lm_accumulate_gradients(GptImpl& model, const std::vector<LmBatch>& micro_batches, bool bf16,
-                               int64_t* targets_out) {
-    int64_t total = 0;
-    for (const auto& mb : micro_batches) total += mb.targets.ne(kIgnoreIndex).sum().item<int64_t>();
-    if (targets_out) *targets_out = total;
-    if (total == 0) return 0.0;
+namespace {
+struct AccumulatedLoss {
+    torch::Tensor loss;     // 0-dim fp64 on the model's device: mean CE per target over the step
+    torch::Tensor targets;  // 0-dim int64 on the model's device
+};
+
+// Forward + backward over every micro-batch without reading anything back to the host, so that
+// on a GPU the host runs ahead, queueing the next kernels while the current ones run.
+AccumulatedLoss accumulate(GptImpl& model, const std::vector<LmBatch>& micro_batches, bool bf16) {
     const torch::Device device = model.transformer->wte->weight.device();
+    torch::Tensor targets = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    for (const auto& mb : micro_batches) targets += mb.targets.ne(kIgnoreIndex).sum();
+    // A step with no target at all (every token masked) has loss 0 and zero gradients.
+    const torch::Tensor divisor = targets.clamp_min(1).to(torch::kFloat32);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     for (const auto& mb : micro_batches) {
         torch::Tensor loss;
         {
             AutocastGuard autocast(bf16, device.type());
             auto logits = batch_logits(model, mb);
-            loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), mb.targets.reshape({-1})) / static_cast<double>(total);
+            loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), mb.targets.reshape({-1})) / divisor;
         }
         loss.backward();
         loss_sum += loss.detach();
     }
-    return loss_sum.item<double>();  // one host sync per step, not per micro-batch
+    return {loss_sum, targets};
+}
+}  // namespace
+
+double lm_accumulate_gradients(GptImpl& model, const std::vector<LmBatch>& micro_batches, bool bf16,
+                               int64_t* targets_out) {
+    AccumulatedLoss acc = accumulate(model, micro_batches, bf16);
+    if (targets_out) *targets_out = acc.targets.item<int64_t>();
+    return acc.loss.item<double>();
 }
 
 StepStats lm_train_step(GptImpl& model, AdamW& optimizer, const std::vector<LmBatch>& micro_batches, double lr,
                         double grad_clip, bool bf16) {
+    AccumulatedLoss acc = accumulate(model, micro_batches, bf16);
+    // The optimizer skips the update on its own when the gradient norm is not finite, so the
+    // check below can wait for the step's single host sync and still find the weights intact.
+    const torch::Tensor norm = optimizer.update(lr, grad_clip);
+    const torch::Tensor host =
+        torch::stack({acc.loss, norm.to(acc.loss.device(), torch::kFloat64), acc.targets.to(torch::kFloat64)}).cpu();
     StepStats stats;
-    stats.loss = lm_accumulate_gradients(model, micro_batches, bf16, &stats.targets);
-    if (!std::isfinite(stats.loss)) {
-        throw Error("loss became " + std::to_string(stats.loss), "training",
-                    "lower optim.lr, raise optim.lr_warmup_steps, or keep optim.grad_clip > 0");
+    stats.loss = host[0].item<double>();
+    stats.grad_norm = host[1].item<double>();
+    stats.targets = static_cast<int64_t>(host[2].item<double>());
+    if (!std::isfinite(stats.loss) || !std::isfinite(stats.grad_norm)) {
+        throw Error((std::isfinite(stats.loss) ? "gradient norm became " + std::to_string(stats.grad_norm)
+                                               : "loss became " + std::to_string(stats.loss)),
+                    "training", "lower optim.lr, raise optim.lr_warmup_steps, or keep optim.grad_clip > 0");
     }
-    stats.grad_norm = optimizer.step(lr, grad_clip);
     return stats;
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <map>
@@ -79,14 +80,58 @@ AdamW::AdamW(torch::nn::Module& model, const OptimConfig& cfg) : cfg_(cfg) {
     }
 }
 
-double AdamW::grad_norm() const {
-    double total = 0.0;
+bool AdamW::has_torch_fused() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    return true;  // _fused_adamw_ has CUDA kernels since 2.0 and CPU ones since 2.4
+#else
+    return false;
+#endif
+}
+
+AdamW::Kernel AdamW::kernel_for(const torch::Tensor& p, const torch::Tensor& g) const {
+    const bool cpu_fp32 = fused_ok(p) && fused_ok(g);
+    const bool torch_fused = has_torch_fused() && p.scalar_type() == g.scalar_type() && p.device() == g.device() &&
+                             (p.is_cuda() || p.is_cpu()) && torch::isFloatingType(p.scalar_type());
+    switch (kernel_) {
+        case Kernel::cpu_loop: return cpu_fp32 ? Kernel::cpu_loop : Kernel::tensor_ops;
+        case Kernel::torch_fused: return torch_fused ? Kernel::torch_fused : Kernel::tensor_ops;
+        case Kernel::tensor_ops: return Kernel::tensor_ops;
+        case Kernel::automatic: break;
+    }
+    if (cpu_fp32) return Kernel::cpu_loop;
+    return torch_fused ? Kernel::torch_fused : Kernel::tensor_ops;
+}
+
+bool AdamW::all_grads_cpu_fp32() const {
     for (const auto& p : params_) {
         const auto& g = p.tensor.grad();
-        if (!g.defined()) continue;
-        total += fused_ok(g) ? sum_squares(g) : g.to(torch::kFloat64).square().sum().item<double>();
+        if (g.defined() && !fused_ok(g)) return false;
+    }
+    return true;
+}
+
+double AdamW::grad_norm() const {
+    if (!all_grads_cpu_fp32()) return grad_norm_tensor().item<double>();
+    double total = 0.0;  // accumulated in double on the CPU: exact enough to compare with PyTorch
+    for (const auto& p : params_) {
+        const auto& g = p.tensor.grad();
+        if (g.defined()) total += sum_squares(g);
     }
     return std::sqrt(total);
+}
+
+torch::Tensor AdamW::grad_norm_tensor() const {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : params_) {
+        if (p.tensor.grad().defined()) grads.push_back(p.tensor.grad());
+    }
+    const auto device = params_.empty() ? torch::Device(torch::kCPU) : params_.front().tensor.device();
+    if (grads.empty()) return torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    if (all_grads_cpu_fp32()) return torch::tensor(static_cast<float>(grad_norm()));
+    // One multi-tensor kernel for the per-tensor norms (torch.nn.utils.clip_grad_norm_'s way).
+    auto norms = at::_foreach_norm(grads, 2);
+    for (auto& n : norms) n = n.to(torch::kFloat32);
+    return torch::stack(norms).norm();
 }
 
 void AdamW::zero_grad() {
@@ -95,13 +140,10 @@ void AdamW::zero_grad() {
     }
 }
 
-double AdamW::step(double lr, double max_grad_norm) {
-    torch::NoGradGuard no_grad;
-    const double norm = grad_norm();
-    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
-    const double clip = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;
-    const float scale = clip < 1.0 ? static_cast<float>(clip) : 1.0f;
+double AdamW::step(double lr, double max_grad_norm) { return update(lr, max_grad_norm).item<double>(); }
 
+torch::Tensor AdamW::update(double lr, double max_grad_norm) {
+    torch::NoGradGuard no_grad;
     ++step_;
     const double b1 = cfg_.beta1, b2 = cfg_.beta2;
     const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step_));
@@ -111,33 +153,100 @@ double AdamW::step(double lr, double max_grad_norm) {
     // PyTorch adds eps to sqrt(v_hat) = sqrt(v)/sqrt(bias2); TF1's Adam adds it to sqrt(v), which in
     // this form is eps/sqrt(bias2): much larger early on, so the first updates are gentler (the
     // "N implementation details" blog measured 6x lower approx-KL in PPO with it).
-    const float eps = static_cast<float>(cfg_.eps_style == "tf" ? cfg_.eps / std::sqrt(bias2) : cfg_.eps);
-    const float b1f = static_cast<float>(b1), b2f = static_cast<float>(b2);
-    const float one_minus_b1 = static_cast<float>(1.0 - b1), one_minus_b2 = static_cast<float>(1.0 - b2);
+    const double eps = cfg_.eps_style == "tf" ? cfg_.eps / std::sqrt(bias2) : cfg_.eps;
+    auto decay_of = [&](const Param& p) { return p.decay ? 1.0 - lr * cfg_.weight_decay : 1.0; };
 
-    for (size_t i = 0; i < params_.size(); ++i) {
+    // Tensor ops with the clipping scale as a tensor (it may live on a GPU).
+    auto tensor_ops = [&](size_t i, const torch::Tensor& clip) {
         auto& p = params_[i].tensor;
         auto g = p.mutable_grad();
-        if (!g.defined()) continue;
-        const float decay = params_[i].decay ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.0f;
         auto& m = exp_avg_[i];
         auto& v = exp_avg_sq_[i];
-        if (fused_ok(p) && fused_ok(g)) {
-            float *pp = p.data_ptr<float>(), *gp = g.data_ptr<float>();
-            float *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
-            const AdamWScalars s{scale, b1f, b2f, one_minus_b1, one_minus_b2, sqrt_bias2, eps, decay, step_size};
-            at::parallel_for(0, p.numel(), kGrain, [&](int64_t begin, int64_t end) {
-                adamw_span(pp + begin, gp + begin, mp + begin, vp + begin, end - begin, s);
-            });
-        } else {  // the same arithmetic as tensor ops (GPU, non-contiguous, other dtypes)
-            if (scale != 1.0f) g.mul_(scale);
-            if (decay != 1.0f) p.mul_(decay);
-            m.mul_(b1).add_(g, 1.0 - b1);
-            v.mul_(b2).addcmul_(g, g, 1.0 - b2);
-            p.addcdiv_(m, v.sqrt().div_(sqrt_bias2).add_(eps), -step_size);
-            g.zero_();
+        g.mul_(clip);
+        if (params_[i].decay) p.mul_(decay_of(params_[i]));
+        m.mul_(b1).add_(g, 1.0 - b1);
+        v.mul_(b2).addcmul_(g, g, 1.0 - b2);
+        p.addcdiv_(m, v.sqrt().div_(sqrt_bias2).add_(eps), -step_size);
+        g.zero_();
+    };
+
+    if (all_grads_cpu_fp32() && (kernel_ == Kernel::automatic || kernel_ == Kernel::cpu_loop)) {
+        // The CPU: the norm is a double right away, so clipping and the skip are host decisions.
+        const double norm = grad_norm();
+        if (!std::isfinite(norm)) {
+            zero_grad();  // skip the step: weights and moments stay as they were
+        } else {
+            // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
+            const double clip = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;
+            const float scale = clip < 1.0 ? static_cast<float>(clip) : 1.0f;
+            const float b1f = static_cast<float>(b1), b2f = static_cast<float>(b2);
+            const float one_minus_b1 = static_cast<float>(1.0 - b1), one_minus_b2 = static_cast<float>(1.0 - b2);
+            for (size_t i = 0; i < params_.size(); ++i) {
+                auto& p = params_[i].tensor;
+                auto g = p.mutable_grad();
+                if (!g.defined()) continue;
+                if (kernel_for(p, g) != Kernel::cpu_loop) {
+                    tensor_ops(i, torch::tensor(scale));
+                    continue;
+                }
+                float *pp = p.data_ptr<float>(), *gp = g.data_ptr<float>();
+                float *mp = exp_avg_[i].data_ptr<float>(), *vp = exp_avg_sq_[i].data_ptr<float>();
+                const AdamWScalars sc{scale, b1f, b2f, one_minus_b1, one_minus_b2, sqrt_bias2, static_cast<float>(eps),
+                                      static_cast<float>(decay_of(params_[i])), step_size};
+                at::parallel_for(0, p.numel(), kGrain, [&](int64_t begin, int64_t end) {
+                    adamw_span(pp + begin, gp + begin, mp + begin, vp + begin, end - begin, sc);
+                });
+            }
+        }
+        return torch::tensor(static_cast<float>(norm));  // every gradient is zeroed by now
+    }
+
+    // A device: norm, clipping scale and the non-finite skip stay tensors on it.
+    const torch::Tensor norm = grad_norm_tensor();
+    const torch::Tensor finite = torch::isfinite(norm);
+    const torch::Tensor clip = max_grad_norm > 0 ? (max_grad_norm / (norm + 1e-6)).clamp_max(1.0) : torch::ones_like(norm);
+    std::vector<torch::Tensor> fused[2][4];  // [decay][p, g, m, v]
+    bool slow_path_checked = false, slow_path_finite = true;
+    for (size_t i = 0; i < params_.size(); ++i) {
+        auto& p = params_[i].tensor;
+        const auto& g = p.grad();
+        if (!g.defined()) continue;
+        if (kernel_for(p, g) == Kernel::torch_fused) {
+            auto& group = fused[params_[i].decay ? 1 : 0];
+            group[0].push_back(p);
+            group[1].push_back(g);
+            group[2].push_back(exp_avg_[i]);
+            group[3].push_back(exp_avg_sq_[i]);
+            continue;
+        }
+        if (!slow_path_checked) {  // the tensor-ops path decides the skip on the host: one sync
+            slow_path_finite = finite.item<bool>();
+            slow_path_checked = true;
+        }
+        if (slow_path_finite) tensor_ops(i, clip);
+    }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    if (!fused[0][0].empty() || !fused[1][0].empty()) {
+        const auto device = norm.device();
+        if (!step_count_.defined() || step_count_.device() != device) {
+            step_count_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+        }
+        step_count_.fill_(static_cast<double>(step_));  // the kernel's bias corrections read it
+        // The kernel divides each gradient by grad_scale (1 / clip) and skips everything when
+        // found_inf is non-zero: torch.amp.GradScaler's contract, used here for clipping and the skip.
+        const torch::Tensor grad_scale = clip.reciprocal();
+        const torch::Tensor found_inf = finite.logical_not().to(torch::kFloat32);
+        for (int decay = 0; decay < 2; ++decay) {
+            auto& group = fused[decay];
+            if (group[0].empty()) continue;
+            const std::vector<torch::Tensor> steps(group[0].size(), step_count_);
+            at::_fused_adamw_(group[0], group[1], group[2], group[3], {}, steps, lr, b1, b2,
+                              decay ? cfg_.weight_decay : 0.0, eps, /*amsgrad=*/false, /*maximize=*/false, grad_scale,
+                              found_inf);
         }
     }
+#endif
+    zero_grad();
     return norm;
 }
 

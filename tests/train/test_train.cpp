@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -107,6 +108,88 @@ TEST_CASE("gradient clipping scales to the max norm and reports the norm before"
     auto state = opt.state_tensors();
     auto m = std::find_if(state.begin(), state.end(), [](const auto& kv) { return kv.first == "exp_avg.weight"; })->second;
     REQUIRE(m[0][0].item<double>() == Approx(0.1 * 2.0 / std::sqrt(26.0)).epsilon(1e-5));
+}
+
+namespace {
+// A small model with a 2-D (decayed) and a 1-D tensor, the same start for every kernel.
+struct AdamWRun {
+    bool seeded = (torch::manual_seed(7), true);  // before lin: every run starts from the same weights
+    torch::nn::Linear lin{torch::nn::LinearOptions(8, 4)};
+    AdamW opt;
+    AdamWRun(const OptimConfig& o, AdamW::Kernel kernel) : opt(*lin, o) { opt.use_kernel(kernel); }
+    // Steps with gradients drawn from a fixed stream; returns the weights and the reported norms.
+    std::pair<std::vector<torch::Tensor>, std::vector<double>> run(int steps, double clip) {
+        torch::NoGradGuard ng;
+        auto gen = torch::make_generator<torch::CPUGeneratorImpl>(3);
+        std::vector<double> norms;
+        for (int s = 0; s < steps; ++s) {
+            for (auto& p : lin->parameters()) p.mutable_grad() = torch::randn(p.sizes(), gen) * 3.0;
+            norms.push_back(opt.step(1e-2, clip));
+        }
+        return {{lin->weight.clone(), lin->bias.clone()}, norms};
+    }
+};
+}  // namespace
+
+TEST_CASE("AdamW kernels agree: the CPU loop, PyTorch's fused kernel and plain tensor ops", "[train]") {
+    std::vector<AdamW::Kernel> kernels = {AdamW::Kernel::tensor_ops};
+    if (AdamW::has_torch_fused()) kernels.push_back(AdamW::Kernel::torch_fused);  // LibTorch >= 2.4
+    for (const char* eps_style : {"torch", "tf"}) {
+        OptimConfig o;
+        o.weight_decay = 0.1;
+        o.eps = 1e-3;  // large, so the two eps placements differ visibly
+        o.eps_style = eps_style;
+        auto [want, want_norms] = AdamWRun(o, AdamW::Kernel::cpu_loop).run(5, 1.0);  // clipping active
+        for (auto kernel : kernels) {
+            INFO("eps_style " << eps_style << ", kernel " << static_cast<int>(kernel));
+            auto [got, got_norms] = AdamWRun(o, kernel).run(5, 1.0);
+            for (size_t i = 0; i < want.size(); ++i) REQUIRE(test::max_abs_diff(got[i], want[i]) < 1e-6);
+            for (size_t i = 0; i < want_norms.size(); ++i) REQUIRE(got_norms[i] == Approx(want_norms[i]).epsilon(1e-5));
+        }
+    }
+}
+
+TEST_CASE("an AdamW step with a non-finite gradient changes no weight and no moment", "[train]") {
+    std::vector<AdamW::Kernel> kernels = {AdamW::Kernel::cpu_loop, AdamW::Kernel::tensor_ops};
+    if (AdamW::has_torch_fused()) kernels.push_back(AdamW::Kernel::torch_fused);
+    for (auto kernel : kernels) {
+        INFO("kernel " << static_cast<int>(kernel));
+        AdamWRun r(OptimConfig{}, kernel);
+        r.run(2, 1.0);
+        const auto weight = r.lin->weight.clone();
+        const auto moments = r.opt.state_tensors();
+        torch::NoGradGuard ng;
+        r.lin->weight.mutable_grad() = torch::ones_like(r.lin->weight);
+        r.lin->weight.mutable_grad()[0][0] = std::numeric_limits<float>::infinity();
+        r.lin->bias.mutable_grad() = torch::ones_like(r.lin->bias);
+        REQUIRE(std::isinf(r.opt.step(1e-2, 1.0)));
+        REQUIRE(torch::equal(r.lin->weight, weight));
+        const auto after = r.opt.state_tensors();
+        for (size_t i = 0; i < moments.size(); ++i) REQUIRE(torch::equal(after[i].second, moments[i].second));
+        REQUIRE(r.lin->weight.grad().abs().sum().item<double>() == 0.0);  // gradients still cleared
+    }
+}
+
+TEST_CASE("a training step whose loss is NaN stops with a clear error and leaves the weights as they were", "[train]") {
+    torch::manual_seed(0);
+    Gpt model(test::tiny_model(40));
+    AdamW opt(*model, OptimConfig{});
+    auto x = torch::randint(0, 40, {2, 16}, torch::kLong);
+    lm_train_step(*model, opt, {{x, x}}, 1e-3, 1.0, false);
+    std::vector<torch::Tensor> before;
+    {
+        torch::NoGradGuard ng;
+        model->transformer->wte->weight[3][0] = std::numeric_limits<float>::quiet_NaN();  // poisons every row using token 3
+    }
+    x[0][0] = 3;
+    before.clear();  // the NaN we put there counts as "as it was"
+    for (const auto& p : model->parameters()) before.push_back(p.detach().clone());
+    REQUIRE_THROWS_WITH(lm_train_step(*model, opt, {{x, x}}, 1e-3, 1.0, false),
+                        Catch::Contains("loss became") && Catch::Contains("nan"));
+    const auto params = model->parameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+        REQUIRE(torch::allclose(params[i].detach(), before[i], 0.0, 0.0, /*equal_nan=*/true));
+    }
 }
 
 TEST_CASE("1 x 8 and 8 x 1 gradient accumulation give the same gradients", "[train]") {
