@@ -1,6 +1,8 @@
 #include "rlhf/core/runtime.h"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <malloc.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -54,6 +56,11 @@ torch::Device parse_device(const std::string& name, const std::string& where) {
     throw Error("unknown device '" + name + "'", where, "use cpu, cuda, cuda:N or auto");
 }
 
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
+    if (!device.is_cuda() || !t.device().is_cpu()) return t.to(device);
+    return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 void keep_freed_memory_for_reuse() {
     // LibTorch's CPU allocator is glibc malloc. By default a multi-MB tensor is mmap'ed and
     // unmapped again when freed, so every training step first-touches fresh pages: ~400 us of
@@ -71,6 +78,13 @@ Runtime init_runtime(int threads, uint64_t seed, const std::string& device) {
     // Intra-op parallelism: LibTorch's OpenMP pool and (through it) OpenBLAS-openmp.
     at::set_num_threads(rt.threads);
     rt.device = parse_device(device, "runtime.device");
+    if (rt.device.is_cuda()) {
+        // cuda:N is the current device too, so LibTorch's own allocations (pinned staging
+        // buffers, the CUDA context, streams) land on that GPU rather than on GPU 0.
+        if (rt.device.has_index()) c10::impl::getDeviceGuardImpl(c10::kCUDA)->setDevice(rt.device);
+        // fp32 matmuls on tensor cores (TF32), as nanoGPT runs them; bf16 runs are not affected.
+        at::globalContext().setFloat32MatmulPrecision("high");
+    }
     torch::manual_seed(seed);  // CPU generator and, when present, every CUDA generator
     return rt;
 }

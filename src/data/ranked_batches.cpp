@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "rlhf/core/runtime.h"      // to_device
 #include "rlhf/data/comparisons.h"  // ranked_pairs
 
 namespace rlhf {
@@ -45,11 +46,11 @@ RankedBatch collate_groups(const std::vector<const RenderedGroup*>& groups, int6
 
 RankedBatch to_device(const RankedBatch& b, const torch::Device& device) {
     RankedBatch out = b;
-    out.ids = b.ids.to(device);
-    out.key_mask = b.key_mask.to(device);
-    out.better = b.better.to(device);
-    out.worse = b.worse.to(device);
-    out.pair_weight = b.pair_weight.to(device);
+    out.ids = to_device(b.ids, device);
+    out.key_mask = to_device(b.key_mask, device);
+    out.better = to_device(b.better, device);
+    out.worse = to_device(b.worse, device);
+    out.pair_weight = to_device(b.pair_weight, device);
     return out;
 }
 

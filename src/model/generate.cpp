@@ -7,6 +7,7 @@
 
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
+#include "rlhf/core/runtime.h"
 
 namespace rlhf {
 
@@ -97,7 +98,7 @@ std::pair<torch::Tensor, torch::Tensor> left_pad(const std::vector<std::vector<i
             mask_a[b][off + static_cast<int64_t>(i)] = true;
         }
     }
-    return {ids.to(device), mask.to(device)};
+    return {to_device(ids, device), to_device(mask, device)};
 }
 
 torch::Tensor position_ids_from_mask(const torch::Tensor& mask) {

@@ -39,7 +39,7 @@ constexpr uint64_t kEvalDataStream = 0x6576616c2d646174ULL;
 
 LmBatch to_lm_batch(const torch::Tensor& windows, const torch::Device& device) {
     using torch::indexing::Slice;
-    auto w = windows.to(device);                                  // (B, T+1)
+    auto w = to_device(windows, device);                          // (B, T+1)
     return {w.index({Slice(), Slice(0, -1)}).contiguous(), w.index({Slice(), Slice(1, torch::indexing::None)}).contiguous()};
 }
 

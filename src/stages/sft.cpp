@@ -120,14 +120,14 @@ std::vector<LmBatch> val_batches(const std::vector<SftExample>& val, const RunCo
         std::vector<const SftExample*> rows;
         for (size_t j = i; j < std::min(val.size(), i + static_cast<size_t>(cfg.train.batch_size)); ++j) rows.push_back(&val[j]);
         auto b = pad_batch(rows, pad_id, kIgnoreIndex);
-        out.push_back({b.inputs.to(device), b.targets.to(device), {}, {}});
+        out.push_back({rlhf::to_device(b.inputs, device), rlhf::to_device(b.targets, device), {}, {}});
     }
     return out;
 }
 
 LmBatch to_device(const SftBatch& b, const torch::Device& device) {
-    return {b.inputs.to(device), b.targets.to(device), b.position_ids.defined() ? b.position_ids.to(device) : torch::Tensor(),
-            b.segment_ids.defined() ? b.segment_ids.to(device) : torch::Tensor()};
+    auto copy = [&](const torch::Tensor& t) { return t.defined() ? rlhf::to_device(t, device) : torch::Tensor(); };
+    return {copy(b.inputs), copy(b.targets), copy(b.position_ids), copy(b.segment_ids)};
 }
 
 struct AnswerStats {

@@ -31,6 +31,11 @@ int available_cores();
 // Peak resident memory of this process so far, in MiB (getrusage).
 double peak_rss_mib();
 
+// A host tensor on `device`. To a GPU the copy goes through pinned (page-locked) memory and does
+// not block: the host goes on preparing the next batch while the copy runs on the GPU's stream,
+// whose later kernels wait for it. Elsewhere it is `t.to(device)`.
+torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device);
+
 // Parse a device string; throws rlhf::Error (with `where`) for unknown names or absent CUDA.
 torch::Device parse_device(const std::string& name, const std::string& where);
 
