@@ -6,7 +6,8 @@
 //   3. prompts (JSONL), rendered in the chat format, left-padded at rollout time
 //   4. loop (train/training_loop), one PPO iteration per step:
 //        a. sample prompts        b. generate rollouts (KV cache)       c. score (reward model,
-//        missing-EOS penalty)     d. per-token rewards: -β·KL + score at the last token
+//        missing-EOS penalty), old log-probs, reference log-probs, values (b-c in chunks of
+//        ppo.rollout_chunk sequences)   d. per-token rewards: -β·KL + score at the last token
 //        e. advantages (GAE) and returns
 //        f. PPO epochs x minibatches (fresh permutation each epoch): clipped policy loss + clipped
 //           value loss (+ PPO-ptx) with gradient accumulation -> AdamW steps -> EMA
@@ -166,6 +167,59 @@ Experience take_rows(const Experience& e, const torch::Tensor& rows) {
         *t = t->index_select(0, rows);
     }
     return out;
+}
+
+// One chunk of a rollout (ppo.rollout_chunk sequences): its generation and what was computed
+// from it without gradients, all (b, n) over its own response width n unless noted.
+struct RolloutChunk {
+    Generation g;
+    torch::Tensor scores, has_eos;  // (b,)
+    torch::Tensor old_logprobs, ref_logprobs, old_values, entropy;
+};
+
+// (b, w) -> (b, left + w + right), the new columns filled with `value`.
+torch::Tensor pad_columns(const torch::Tensor& t, int64_t left, int64_t right, double value) {
+    std::vector<torch::Tensor> parts;
+    if (left > 0) parts.push_back(torch::full({t.size(0), left}, value, t.options()));
+    parts.push_back(t);
+    if (right > 0) parts.push_back(torch::full({t.size(0), right}, value, t.options()));
+    return parts.size() == 1 ? t : torch::cat(parts, 1);
+}
+
+// The rollout's chunks as one Experience: prompts left-padded to the longest prompt P and
+// responses right-padded to the longest response N. The new columns are masked padding, exactly
+// what generate() itself puts around shorter rows, so every row's numbers stay what they were.
+Experience assemble_experience(const std::vector<RolloutChunk>& chunks, int64_t pad_id) {
+    int64_t P = 0, N = 0;
+    for (const auto& c : chunks) {
+        P = std::max(P, c.g.prompt_len);
+        N = std::max(N, c.g.response.size(1));
+    }
+    std::vector<torch::Tensor> tokens, attention, mask, old_lp, ref_lp, values, entropy, scores, has_eos;
+    for (const auto& c : chunks) {
+        const int64_t left = P - c.g.prompt_len, right = N - c.g.response.size(1);
+        tokens.push_back(pad_columns(c.g.tokens, left, right, static_cast<double>(pad_id)));
+        attention.push_back(pad_columns(c.g.attention_mask, left, right, 0));
+        mask.push_back(pad_columns(c.g.response_mask.to(torch::kFloat32), 0, right, 0));
+        old_lp.push_back(pad_columns(c.old_logprobs, 0, right, 0));
+        ref_lp.push_back(pad_columns(c.ref_logprobs, 0, right, 0));
+        values.push_back(pad_columns(c.old_values, 0, right, 0));
+        entropy.push_back(pad_columns(c.entropy, 0, right, 0));
+        scores.push_back(c.scores);
+        has_eos.push_back(c.has_eos);
+    }
+    Experience e;
+    e.prompt_len = P;
+    e.tokens = torch::cat(tokens);
+    e.attention_mask = torch::cat(attention);
+    e.mask = torch::cat(mask);
+    e.old_logprobs = torch::cat(old_lp);
+    e.ref_logprobs = torch::cat(ref_lp);
+    e.old_values = torch::cat(values);
+    e.entropy = torch::cat(entropy);
+    e.scores = torch::cat(scores);
+    e.has_eos = torch::cat(has_eos);
+    return e;
 }
 
 double to_double(const torch::Tensor& t) { return t.item<double>(); }
@@ -336,10 +390,10 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         auto gen = make_generator(cfg.runtime.seed, rt.device);
         double score_sum = 0, eos_sum = 0;
         std::vector<std::pair<std::string, std::string>> samples;
-        for (size_t i = 0; i < prompts.eval.size(); i += static_cast<size_t>(cfg.ppo.rollout_batch)) {
+        for (size_t i = 0; i < prompts.eval.size(); i += static_cast<size_t>(cfg.ppo.rollout_chunk)) {
             std::vector<std::vector<int32_t>> chunk(
                 prompts.eval.begin() + static_cast<long>(i),
-                prompts.eval.begin() + static_cast<long>(std::min(prompts.eval.size(), i + static_cast<size_t>(cfg.ppo.rollout_batch))));
+                prompts.eval.begin() + static_cast<long>(std::min(prompts.eval.size(), i + static_cast<size_t>(cfg.ppo.rollout_chunk))));
             Generation g = generate(*policy, chunk, greedy, tokenizer.pad_id(), gen);
             auto [scores, has_eos] = score_of(g);
             score_sum += scores.sum().item<double>();
@@ -398,26 +452,35 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         std::vector<std::vector<int32_t>> batch;
         for (int64_t i : sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration)) batch.push_back(prompts.train[static_cast<size_t>(i)]);
         auto gen = make_generator(cfg.runtime.seed ^ kSampleStream ^ (iteration * 0x9E3779B97F4A7C15ULL), rt.device);
-        Generation g = generate(*policy, batch, sampling, tokenizer.pad_id(), gen);
-        const double gen_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-
-        // c. scores; d. log-probs, values and per-token rewards
-        Experience e;
-        e.tokens = g.tokens;
-        e.attention_mask = g.attention_mask;
-        e.prompt_len = g.prompt_len;
-        e.mask = g.response_mask.to(torch::kFloat32);
-        std::tie(e.scores, e.has_eos) = score_of(g);
-        {
+        // b-d. rollouts, ppo.rollout_chunk sequences at a time, so that no KV cache or (b, T, V)
+        // logits tensor ever spans the whole rollout batch: generation, scores, then log-probs
+        // and values recomputed with a training-style forward rather than taken from generate()
+        // (the same numbers in fp32, tests/model/test_generate.cpp, and exactly what the update
+        // computes).
+        std::vector<RolloutChunk> chunks;
+        double gen_seconds = 0;
+        for (size_t c0 = 0; c0 < batch.size(); c0 += static_cast<size_t>(cfg.ppo.rollout_chunk)) {
+            const size_t c1 = std::min(batch.size(), c0 + static_cast<size_t>(cfg.ppo.rollout_chunk));
+            const std::vector<std::vector<int32_t>> part(batch.begin() + static_cast<long>(c0),
+                                                         batch.begin() + static_cast<long>(c1));
+            const auto t_gen = clock::now();
+            RolloutChunk c;
+            c.g = generate(*policy, part, sampling, tokenizer.pad_id(), gen);
+            gen_seconds += std::chrono::duration<double>(clock::now() - t_gen).count();
+            std::tie(c.scores, c.has_eos) = score_of(c.g);
             torch::NoGradGuard no_grad;
-            // Recomputed with a training-style forward rather than taken from generate(): the same
-            // numbers in fp32 (tests/model/test_generate.cpp), and exactly what the update computes.
-            e.old_logprobs = sequence_logprobs(*policy, e.tokens, e.attention_mask, e.prompt_len, cfg.ppo.temperature,
-                                               bf16, &e.entropy) * e.mask;
-            e.ref_logprobs = sequence_logprobs(*reference, e.tokens, e.attention_mask, e.prompt_len, cfg.ppo.temperature,
-                                               bf16 || frozen_bf16) * e.mask;
-            e.old_values = rl::response_values(*critic, e.tokens, e.attention_mask, e.prompt_len, bf16).to(torch::kFloat32) * e.mask;
+            const auto mask = c.g.response_mask.to(torch::kFloat32);
+            c.old_logprobs = sequence_logprobs(*policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len,
+                                               cfg.ppo.temperature, bf16, &c.entropy) * mask;
+            c.ref_logprobs = sequence_logprobs(*reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len,
+                                               cfg.ppo.temperature, bf16 || frozen_bf16) * mask;
+            c.old_values = rl::response_values(*critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, bf16)
+                               .to(torch::kFloat32) * mask;
+            chunks.push_back(std::move(c));
         }
+        Experience e = assemble_experience(chunks, tokenizer.pad_id());
+
+        // per-token rewards
         e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, cfg.ppo.kl_estimator) * e.mask;
         const double beta = kl_ctl.beta();
         auto rewards = rl::per_token_rewards(e.kl, e.scores, e.mask, beta);
@@ -470,8 +533,8 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                 if (ptx) {  // PPO-ptx: pre-training gradients accumulated into the same step
                     auto windows = ptx->batch(cfg.ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
                                               static_cast<uint64_t>(policy_opt.steps_taken()));
-                    LmBatch lm{windows.narrow(1, 0, cfg.model.block_size).to(rt.device),
-                               windows.narrow(1, 1, cfg.model.block_size).to(rt.device), {}, {}};
+                    LmBatch lm{to_device(windows.narrow(1, 0, cfg.model.block_size).contiguous(), rt.device),
+                               to_device(windows.narrow(1, 1, cfg.model.block_size).contiguous(), rt.device), {}, {}};
                     torch::Tensor loss;
                     {
                         AutocastGuard autocast(bf16, rt.device.type());

@@ -104,6 +104,10 @@ double mean_of(const std::vector<nlohmann::json>& recs, size_t from, size_t to, 
 TEST_CASE("ppo raises a toy reward with a known optimum, KL finite, invariants on every iteration", "[integration][ppo]") {
     SftTiny sft;
     RunConfig cfg = sft.ppo_config("ppo");
+    // Rollouts in chunks of 5 (5 + 5 + 5 + 1 sequences, each chunk padded to its own prompt and
+    // response widths, then re-padded into one batch): the ratio-1 invariant below holds only if
+    // that re-padding leaves every row's log-probs as they were.
+    cfg.ppo.rollout_chunk = 5;
     REQUIRE(run_ppo(cfg, {}) == 0);
     auto steps = records(cfg.out_dir, "train");
     REQUIRE(steps.size() == 30);

@@ -96,6 +96,8 @@ struct PpoConfig {
                                           // token appears in the response (a known optimum, for tests)
     std::string critic_from = "reward";   // reward: a copy of the reward model (InstructGPT) | policy: the SFT trunk
     int         rollout_batch = 16;       // prompts per iteration (episodes)
+    int         rollout_chunk = 64;       // sequences generated, scored and run through the policy, reference
+                                          // and critic together: bounds a rollout's KV cache and logits
     int         minibatch = 8;            // sequences per optimizer step
     int         epochs = 1;               // PPO passes over each rollout batch (InstructGPT 1, OpenAI 2019 4)
     int         max_new_tokens = 64;      // response length cap
