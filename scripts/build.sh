@@ -12,15 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-torch=debian
-build_args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
-        *) build_args+=("$1") ;;
-    esac
-    shift
-done
+split_torch_flag "$@"   # -> $torch, and ${rest[@]} for cmake --build
 
 cmake_args=()
 case "$torch" in
@@ -44,4 +36,4 @@ if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${cmake_args[@]}" \
         -DRLHF_SANITIZE="${SANITIZE:-OFF}" -DRLHF_WARNINGS_AS_ERRORS="${WERROR:-OFF}"
 fi
-cmake --build "$BUILD_DIR" --parallel "$(nproc)" "${build_args[@]}"
+cmake --build "$BUILD_DIR" --parallel "$(nproc)" "${rest[@]}"

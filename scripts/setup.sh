@@ -16,14 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-torch=debian
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --torch) torch=${2:?--torch needs debian or pip}; shift ;;
-        *) echo "setup.sh: unknown option '$1' (use --torch debian|pip)" >&2; exit 2 ;;
-    esac
-    shift
-done
+split_torch_flag "$@"
+[ ${#rest[@]} -eq 0 ] || { echo "setup.sh: unknown option '${rest[0]}' (use --torch debian|pip)" >&2; exit 2; }
 case "$torch" in
     debian|pip) ;;
     *) echo "setup.sh: --torch is debian or pip (a LibTorch of your own needs no setup: scripts/build.sh --torch DIR)" >&2; exit 2 ;;

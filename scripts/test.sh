@@ -9,15 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-torch=debian
-ctest_args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --torch) torch=${2:?--torch needs debian or pip}; shift ;;
-        *) ctest_args+=("$1") ;;
-    esac
-    shift
-done
+split_torch_flag "$@"   # -> $torch, and ${rest[@]} for ctest
 case "$torch" in
     debian|pip) scripts/setup.sh --torch "$torch" ;;
     *) scripts/setup.sh ;;  # a LibTorch of your own: only the Debian packages
@@ -25,4 +17,4 @@ esac
 scripts/build.sh --torch "$torch"
 # Tests run one at a time: each already uses every core, and two OpenMP pools spinning on the
 # same cores slow each other down many times over.
-ctest --test-dir "${BUILD_DIR:-$(torch_build_dir "$torch")}" --output-on-failure "${ctest_args[@]}"
+ctest --test-dir "${BUILD_DIR:-$(torch_build_dir "$torch")}" --output-on-failure "${rest[@]}"

@@ -18,6 +18,20 @@ torch_pip_root() {
         { echo "no torch in $venv: run scripts/setup.sh --torch pip" >&2; return 1; }
 }
 
+# Splits the arguments into $torch (the value of --torch; debian without one) and the array
+# $rest (everything else, in order).
+split_torch_flag() {
+    torch=debian
+    rest=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
+            *) rest+=("$1") ;;
+        esac
+        shift
+    done
+}
+
 torch_build_dir() {  # flavour -> default build directory
     case "$1" in
         debian) echo build ;;
