@@ -24,6 +24,7 @@ void add_bench_command(CLI::App& app, Action& action) {
         bool no_cache = false;
         std::string dtype = "float32";
         int threads = 0;
+        std::string device = "cpu";
     };
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("bench", "Measure speed");
@@ -39,9 +40,10 @@ void add_bench_command(CLI::App& app, Action& action) {
     gen->add_flag("--no-cache", args->no_cache, "Recompute the whole prefix per token");
     gen->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
     gen->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    gen->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     gen->callback([args, &action] {
         action = [args] {
-            Runtime rt = init_runtime(args->threads, 1337, "cpu");
+            Runtime rt = init_runtime(args->threads, 1337, args->device, "--device");
             Gpt model{nullptr};
             std::string what;
             if (!args->checkpoint.empty()) {
@@ -56,6 +58,7 @@ void add_bench_command(CLI::App& app, Action& action) {
                     throw Error("unknown preset '" + args->preset + "'", "--preset", "gpt2, gpt2-medium, gpt2-large or gpt2-xl");
                 }
                 model = Gpt(cfg);
+                model->to(rt.device);
                 what = args->preset + " (random weights)";
             }
             model->eval();
@@ -65,8 +68,8 @@ void add_bench_command(CLI::App& app, Action& action) {
                                 " exceeds the context window " + std::to_string(mc.block_size),
                             "--new-tokens", "lower --new-tokens or --prompt-tokens");
             }
-            auto gen_rng = make_generator(1, rt.device);
-            auto ids = torch::randint(0, mc.vocab_size, {args->batch_size, args->prompt_tokens}, gen_rng, torch::kLong);
+            auto prompt_rng = make_generator(1, torch::kCPU);
+            auto ids = torch::randint(0, mc.vocab_size, {args->batch_size, args->prompt_tokens}, prompt_rng, torch::kLong);
             std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(args->batch_size));
             for (int b = 0; b < args->batch_size; ++b) {
                 for (int t = 0; t < args->prompt_tokens; ++t) prompts[static_cast<size_t>(b)].push_back(static_cast<int32_t>(ids[b][t].item<int64_t>()));
@@ -76,12 +79,19 @@ void add_bench_command(CLI::App& app, Action& action) {
             o.temperature = 1.0;
             o.use_cache = !args->no_cache;
             o.bf16 = wants_bf16(args->dtype);
+            auto gen_rng = make_generator(1, rt.device);
+            if (rt.device.is_cuda()) {  // the first kernels pay for CUDA's and cuBLAS's start-up: not measured
+                SamplingOptions warm = o;
+                warm.max_new_tokens = std::min(o.max_new_tokens, int64_t{8});
+                generate(*model, prompts, warm, /*pad_id=*/0, gen_rng).response.cpu();
+            }
             const auto t0 = std::chrono::steady_clock::now();
             Generation g = generate(*model, prompts, o, /*pad_id=*/0, gen_rng);
+            g.response = g.response.cpu();  // the tokens on the host: on a GPU this waits for the last kernel
             const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const double tokens = static_cast<double>(g.response.numel());
-            std::printf("generate: %s | batch %d | prompt %d + %d new tokens | %s | %s | %.1f tok/s | %.2f s | %.1f ms/step\n",
-                        what.c_str(), args->batch_size, args->prompt_tokens, args->new_tokens,
+            std::printf("generate: %s | %s | batch %d | prompt %d + %d new tokens | %s | %s | %.1f tok/s | %.2f s | %.1f ms/step\n",
+                        what.c_str(), rt.device.str().c_str(), args->batch_size, args->prompt_tokens, args->new_tokens,
                         o.use_cache ? "KV cache" : "no cache", args->dtype.c_str(), tokens / dt, dt,
                         dt * 1000 / args->new_tokens);
             return 0;

@@ -69,7 +69,7 @@ void add_eval_command(CLI::App& app, Action& action) {
                 for (const auto& item : items) repeated.insert(repeated.end(), static_cast<size_t>(args->samples), item);
                 items = std::move(repeated);
             }
-            Runtime rt = init_runtime(args->threads, args->seed, args->device);
+            Runtime rt = init_runtime(args->threads, args->seed, args->device, "--device");
             LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device);
             const Tokenizer& tok = m.tokenizer;
             const bool chat = has_chat_tokens(tok);

@@ -27,7 +27,7 @@ void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
 }
 
 SamplingSession open_sampling_session(const SamplingFlags& f) {
-    Runtime rt = init_runtime(f.threads, f.seed, f.device);
+    Runtime rt = init_runtime(f.threads, f.seed, f.device, "--device");
     SamplingSession s{load_model_from_checkpoint(f.checkpoint, rt.device), {}, make_generator(f.seed, rt.device)};
     auto& o = s.options;
     const int64_t block = s.loaded.model->config().block_size;

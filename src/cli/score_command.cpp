@@ -50,7 +50,7 @@ void add_score_command(CLI::App& app, Action& action) {
             if (args->input.empty() && args->prompt.empty()) {
                 throw Error("nothing to score", "rlhf score", "give --prompt TEXT --response TEXT, or --input FILE");
             }
-            Runtime rt = init_runtime(args->threads, 1337, args->device);
+            Runtime rt = init_runtime(args->threads, 1337, args->device, "--device");
             LoadedRewardModel rm = load_reward_model_from_checkpoint(args->checkpoint, rt.device);
             const auto& mcfg = rm.info.config;
             std::vector<Conversation> convs;

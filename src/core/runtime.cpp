@@ -37,8 +37,13 @@ torch::Device parse_device(const std::string& name, const std::string& where) {
     if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
     if (name.rfind("cuda", 0) == 0) {
         if (!torch::cuda::is_available()) {
-            throw Error("device '" + name + "' requested but CUDA is not available in this LibTorch build",
-                        where, "use runtime.device=cpu, or build against a CUDA LibTorch");
+            // A CUDA LibTorch registers its CUDA device guard when it loads, GPU or not.
+            if (c10::impl::hasDeviceGuardImpl(c10::kCUDA)) {
+                throw Error("device '" + name + "' requested but no CUDA GPU is visible to this process", where,
+                            "check nvidia-smi and CUDA_VISIBLE_DEVICES, or use cpu");
+            }
+            throw Error("device '" + name + "' requested but this LibTorch build has no CUDA", where,
+                        "use cpu, or build against a CUDA LibTorch (scripts/build.sh --torch pip)");
         }
         torch::Device device(torch::kCPU);
         try {
@@ -71,13 +76,13 @@ void keep_freed_memory_for_reuse() {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-Runtime init_runtime(int threads, uint64_t seed, const std::string& device) {
+Runtime init_runtime(int threads, uint64_t seed, const std::string& device, const std::string& device_key) {
     keep_freed_memory_for_reuse();
     Runtime rt;
     rt.threads = threads > 0 ? threads : available_cores();
     // Intra-op parallelism: LibTorch's OpenMP pool and (through it) OpenBLAS-openmp.
     at::set_num_threads(rt.threads);
-    rt.device = parse_device(device, "runtime.device");
+    rt.device = parse_device(device, device_key);
     if (rt.device.is_cuda()) {
         // cuda:N is the current device too, so LibTorch's own allocations (pinned staging
         // buffers, the CUDA context, streams) land on that GPU rather than on GPU 0.

@@ -1,6 +1,7 @@
 // The promise to users: a mistake gets ONE clear line naming the file (and line) or the key,
 // and a non-zero exit — never an abort, a segfault or a LibTorch backtrace.
 #include <catch2/catch.hpp>
+#include <torch/cuda.h>
 
 #include <sstream>
 
@@ -68,6 +69,25 @@ TEST_CASE("config errors: unknown key, wrong type, out of range, missing file", 
     require_one_line_error(test::run_cli("train nope.yaml", dir.path()), {"nope.yaml", "not found"});
     test::write_text(dir / "ok.yaml", "stage: pretrain\ndata:\n  text: [missing.txt]\n");
     require_one_line_error(test::run_cli("train ok.yaml --set out_dir=r", dir.path()), {"missing.txt", "not found", "data.text"});
+}
+
+TEST_CASE("a GPU this machine does not have is one error line naming the key or flag", "[cli]") {
+    TrainedRun run;
+    // Without a visible GPU any cuda device is refused (the message says whether the LibTorch has
+    // CUDA at all); with one, a device index past the last GPU is.
+    const std::string device = torch::cuda::is_available() ? "cuda:99" : "cuda";
+    const std::string why = torch::cuda::is_available() ? "does not exist" : "requested but";
+    require_one_line_error(
+        test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=gpu data.text=corpus.txt runtime.device=" + device,
+                      run.dir.path()),
+        {"runtime.device", device, why});
+    test::write_text(run.dir / "p.jsonl", "{\"prompt\": \"How old is Anna?\", \"answer\": 7}\n");
+    for (const char* command : {"generate --prompt hi --checkpoint run", "eval --task ages --prompts p.jsonl --checkpoint run",
+                                "bench generate --preset gpt2 --new-tokens 1"}) {
+        INFO(command);
+        require_one_line_error(test::run_cli(std::string(command) + " --device " + device, run.dir.path()),
+                               {"--device", device, why});
+    }
 }
 
 TEST_CASE("data errors: empty corpus, too-short corpus, vocabulary mismatch", "[cli]") {

@@ -16,10 +16,12 @@ struct Runtime {
     int threads = 1;  // intra-op threads actually in use
 };
 
-// threads <= 0 means "all cores". device: "cpu", "cuda", "cuda:N" or "auto".
+// threads <= 0 means "all cores". device: "cpu", "cuda", "cuda:N" or "auto"; a bad one is an
+// rlhf::Error naming `device_key` (the config key, or a command's flag).
 // Seeds LibTorch's global CPU (and CUDA) generators with `seed`, and tunes glibc malloc to keep
 // freed tensor memory for reuse (keep_freed_memory_for_reuse).
-Runtime init_runtime(int threads, uint64_t seed, const std::string& device);
+Runtime init_runtime(int threads, uint64_t seed, const std::string& device,
+                     const std::string& device_key = "runtime.device");
 
 // Serve allocations up to 32 MiB from the heap and never trim it, so a training step reuses the
 // previous step's activation memory instead of page-faulting fresh mmap'ed pages.
