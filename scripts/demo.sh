@@ -6,6 +6,9 @@
 #   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~4 min): what the CI test runs
 #   scripts/demo.sh --no-setup # skip scripts/setup.sh and the build (build/rlhf must exist)
 #   scripts/demo.sh --runs DIR --data DIR   # other places for the runs and the generated data
+#   scripts/demo.sh --device cuda           # every stage and evaluation on a GPU (builds against
+#                                           # the PyPI LibTorch unless --torch or RLHF= says otherwise)
+#   scripts/demo.sh --torch pip|DIR         # the LibTorch to set up and build with (scripts/build.sh)
 #
 #   1. generate the "ages" task (word problems with a gold checker)  -> data/synth/ages/
 #   2. a character tokenizer and token shards                        -> data/synth/ages/{tokenizer,shards}
@@ -19,8 +22,9 @@
 # where it stopped, and a finished stage is reused as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/torch_flavour.sh
 
-fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages
+fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch=
 while [ $# -gt 0 ]; do
     case "$1" in
         --fresh) fresh=1 ;;
@@ -28,17 +32,22 @@ while [ $# -gt 0 ]; do
         --no-setup) setup=0 ;;
         --runs) RUNS=${2:?--runs needs a directory}; shift ;;
         --data) DATA=${2:?--data needs a directory}; shift ;;
+        --device) DEVICE=${2:?--device needs cpu, cuda or cuda:N}; shift ;;
+        --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown option '$1' (see scripts/demo.sh --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
+# Debian's LibTorch has no CUDA: a GPU demo builds against the PyPI one unless told otherwise.
+case "$DEVICE" in cuda*) torch=${torch:-pip} ;; esac
+torch=${torch:-debian}
 if [ "$setup" = 1 ]; then
-    scripts/setup.sh
-    scripts/build.sh --target rlhf
+    case "$torch" in debian|pip) scripts/setup.sh --torch "$torch" ;; *) scripts/setup.sh ;; esac
+    scripts/build.sh --torch "$torch" --target rlhf
 fi
-RLHF=${RLHF:-build/rlhf}
+RLHF=${RLHF:-$(torch_build_dir "$torch")/rlhf}
 [ -x "$RLHF" ] || { echo "demo.sh: $RLHF is missing; run scripts/build.sh (or drop --no-setup)" >&2; exit 1; }
 
 # --small: the same pipeline with fewer steps, in its own directory (what tests/demo/ runs in CI).
@@ -88,7 +97,7 @@ fi
 # train STAGE PREVIOUS: runs configs/demo/STAGE.yaml into $RUNS/STAGE, starting from $RUNS/PREVIOUS.
 train() {
     local stage=$1 previous=${2:-} sets=()
-    sets+=("out_dir=$RUNS/$stage")
+    sets+=("out_dir=$RUNS/$stage" "runtime.device=$DEVICE")
     [ -n "$previous" ] && sets+=("init_from=$RUNS/$previous")
     case "$stage" in  # the configs name data/synth/ages and runs/demo; --data and --runs move them
         pretrain) sets+=("data.shards=$DATA/shards") ;;
@@ -114,9 +123,9 @@ train ppo sft
 step "7. gold accuracy on the held-out questions"
 mkdir -p "$RUNS/eval"
 for stage in pretrain sft ppo; do
-    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" \
+    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --device "$DEVICE" \
         --out "$RUNS/eval/$stage.greedy.jsonl" | tail -n 1 > "$RUNS/eval/$stage.greedy.json"
-    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --temperature 1 \
+    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --device "$DEVICE" --temperature 1 \
         --samples "$EVAL_SAMPLES" --out "$RUNS/eval/$stage.sampled.jsonl" | tail -n 1 > "$RUNS/eval/$stage.sampled.json"
     echo "$stage: greedy $(cat "$RUNS/eval/$stage.greedy.json")"
 done
