@@ -9,14 +9,20 @@
 #include <sstream>
 
 #include "rlhf/cli/commands.h"
+#include "rlhf/core/distributed.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/logging.h"
 
 namespace {
 
+// Prints the error and, in a distributed run, tells the other ranks why this one stops (so they
+// name it instead of timing out).
 void print_error_lines(const std::string& text) {
+    const auto& dist = rlhf::distributed();
+    const std::string who = dist.world_size() > 1 ? "[rank " + std::to_string(dist.rank()) + "] " : "";
     std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) std::cerr << "error: " << line << "\n";
+    for (std::string line; std::getline(lines, line);) std::cerr << "error: " << who << line << "\n";
+    rlhf::distributed().announce_failure(text.substr(0, text.find('\n')));
 }
 
 }  // namespace
@@ -29,6 +35,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     rlhf::cli::Action action;
     rlhf::cli::add_train_command(app, action);
+    rlhf::cli::add_launch_command(app, action);
     rlhf::cli::add_tokenizer_command(app, action);
     rlhf::cli::add_data_command(app, action);
     rlhf::cli::add_generate_command(app, action);

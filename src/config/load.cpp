@@ -47,6 +47,8 @@ std::vector<Field> fields_of(RunConfig& c) {
          -kInf, kInf, {"float32", "bfloat16"}},
         {"runtime.log_level", &c.runtime.log_level, "console and file log level", -kInf, kInf,
          {"debug", "info", "warn", "error"}},
+        {"runtime.dist_timeout", &c.runtime.dist_timeout,
+         "distributed runs: seconds a rank waits for the others before it stops with an error", 1, 86400},
 
         {"model.preset", &c.model.preset, "named size; explicit n_layer/n_head/n_embd/block_size win",
          -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},

@@ -27,6 +27,12 @@ public:
         std::fflush(stderr);
     }
 
+    void disable_status() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        tty_ = false;
+        status_.clear();
+    }
+
     void clear_status() {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!tty_ || status_.empty()) return;
@@ -61,24 +67,44 @@ spdlog::sink_ptr& file_sink() {
     return sink;
 }
 
+int g_log_rank = 0;  // set_log_rank(): a rank other than 0 speaks only of problems
+
 }  // namespace
 
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 
-void init_logging(const std::string& level) {
+namespace {
+// The console logger, made on first use at level info.
+void ensure_console() {
     auto& sink = console_sink();
-    if (!sink) {
-        sink = std::make_shared<StatusAwareSink>(stderr_is_tty());
-        sink->set_pattern("[%H:%M:%S] %^%l%$ %v");
-        auto logger = std::make_shared<spdlog::logger>("rlhf", sink);
-        spdlog::set_default_logger(logger);
-    }
-    spdlog::set_level(spdlog::level::from_str(level));
+    if (sink) return;
+    sink = std::make_shared<StatusAwareSink>(stderr_is_tty());
+    sink->set_pattern("[%H:%M:%S] %^%l%$ %v");
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("rlhf", sink));
+    spdlog::set_level(spdlog::level::info);
+    spdlog::flush_on(spdlog::level::info);
+}
+}  // namespace
+
+void init_logging(const std::string& level) {
+    ensure_console();
+    auto lvl = spdlog::level::from_str(level);
+    spdlog::set_level(g_log_rank > 0 ? std::max(lvl, spdlog::level::warn) : lvl);
     spdlog::flush_on(spdlog::level::info);
 }
 
+void set_log_rank(int rank) {
+    ensure_console();
+    g_log_rank = rank;
+    if (rank == 0) return;
+    console_sink()->disable_status();
+    console_sink()->set_pattern(fmt::format("[%H:%M:%S] [rank {}] %^%l%$ %v", rank));
+    spdlog::set_level(std::max(spdlog::default_logger()->level(), spdlog::level::warn));
+}
+
 void add_log_file(const std::filesystem::path& path) {
-    init_logging();
+    ensure_console();
+    if (g_log_rank > 0) return;  // rank 0 keeps the run's train.log
     auto& sinks = spdlog::default_logger()->sinks();
     if (auto& old = file_sink()) {  // one run, one log file: a second run in this process moves on
         sinks.erase(std::remove(sinks.begin(), sinks.end(), old), sinks.end());

@@ -15,6 +15,7 @@ struct RuntimeConfig {
     std::string device    = "cpu";      // cpu | cuda | cuda:N | auto
     std::string dtype     = "float32";  // float32 | bfloat16 (autocast for matmuls; weights stay fp32)
     std::string log_level = "info";     // debug | info | warn | error
+    double      dist_timeout = 600;     // seconds a rank waits for the others (distributed runs)
 };
 
 struct ModelConfig {

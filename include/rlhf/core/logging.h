@@ -15,6 +15,10 @@ namespace rlhf {
 // Console logging at `level` ("debug", "info", "warn", "error"). Safe to call more than once.
 void init_logging(const std::string& level = "info");
 
+// In a distributed run, ranks other than 0 log only warnings and errors, marked "[rank N]", draw
+// no progress bar and write no train.log: rank 0 speaks for the run.
+void set_log_rank(int rank);
+
 // Log every message to `path` as well (appends), replacing the file of an earlier call; throws
 // rlhf::Error when the file cannot be opened.
 void add_log_file(const std::filesystem::path& path);
