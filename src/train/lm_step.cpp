@@ -33,22 +33,31 @@ struct AccumulatedLoss {
 
 // Forward + backward over every micro-batch without reading anything back to the host, so that
 // on a GPU the host runs ahead, queueing the next kernels while the current ones run.
-AccumulatedLoss accumulate(GptImpl& model, const std::vector<LmBatch>& micro_batches, bool bf16) {
+// With `sync`, this rank's micro-batches are its share of the step: the divisor is the target
+// count over ALL ranks, the last backward sums the gradients over ranks, and so does the loss.
+AccumulatedLoss accumulate(GptImpl& model, const std::vector<LmBatch>& micro_batches, bool bf16, GradientSync* sync) {
     const torch::Device device = model.transformer->wte->weight.device();
     torch::Tensor targets = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
     for (const auto& mb : micro_batches) targets += mb.targets.ne(kIgnoreIndex).sum();
+    if (sync) sync->sum(targets);
     // A step with no target at all (every token masked) has loss 0 and zero gradients.
     const torch::Tensor divisor = targets.clamp_min(1).to(torch::kFloat32);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-    for (const auto& mb : micro_batches) {
+    for (size_t m = 0; m < micro_batches.size(); ++m) {
+        const auto& mb = micro_batches[m];
         torch::Tensor loss;
         {
             AutocastGuard autocast(bf16, device.type());
             auto logits = batch_logits(model, mb);
             loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), mb.targets.reshape({-1})) / divisor;
         }
+        if (sync && m + 1 == micro_batches.size()) sync->arm();
         loss.backward();
         loss_sum += loss.detach();
+    }
+    if (sync) {
+        sync->finish();
+        sync->sum(loss_sum);
     }
     return {loss_sum, targets};
 }
@@ -56,14 +65,14 @@ AccumulatedLoss accumulate(GptImpl& model, const std::vector<LmBatch>& micro_bat
 
 double lm_accumulate_gradients(GptImpl& model, const std::vector<LmBatch>& micro_batches, bool bf16,
                                int64_t* targets_out) {
-    AccumulatedLoss acc = accumulate(model, micro_batches, bf16);
+    AccumulatedLoss acc = accumulate(model, micro_batches, bf16, nullptr);
     if (targets_out) *targets_out = acc.targets.item<int64_t>();
     return acc.loss.item<double>();
 }
 
 StepStats lm_train_step(GptImpl& model, AdamW& optimizer, const std::vector<LmBatch>& micro_batches, double lr,
-                        double grad_clip, bool bf16) {
-    AccumulatedLoss acc = accumulate(model, micro_batches, bf16);
+                        double grad_clip, bool bf16, GradientSync* sync) {
+    AccumulatedLoss acc = accumulate(model, micro_batches, bf16, sync);
     // The optimizer skips the update on its own when the gradient norm is not finite, so the
     // check below can wait for the step's single host sync and still find the weights intact.
     const torch::Tensor norm = optimizer.update(lr, grad_clip);

@@ -3,12 +3,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "rlhf/core/distributed.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 
 namespace rlhf {
 
 MetricsWriter::MetricsWriter(const std::filesystem::path& path, int64_t keep_through_step) {
+    if (!distributed().is_main()) return;  // rank 0 writes for the whole run
     if (std::filesystem::exists(path)) {
         std::string kept;
         std::istringstream in(read_file(path));
@@ -31,6 +33,7 @@ MetricsWriter::~MetricsWriter() {
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {
+    if (!file_) return;
     const std::string line = record.dump() + "\n";
     std::fwrite(line.data(), 1, line.size(), file_);
     std::fflush(file_);

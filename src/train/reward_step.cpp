@@ -67,21 +67,39 @@ PairStats PairStatsAccumulator::result() const {
 }
 
 RewardStepStats reward_train_step(RewardModelImpl& model, AdamW& optimizer, const std::vector<RankedBatch>& micro_batches,
-                                  double lr, double grad_clip, bool bf16, double margin) {
+                                  double lr, double grad_clip, bool bf16, double margin, GradientSync* sync) {
     RewardStepStats stats;
+    // Counts over every rank's share of the step (one small all-reduce): the loss is a mean over
+    // the step's groups, wherever they were scored.
+    torch::Tensor counts = torch::zeros({4}, torch::kFloat64);
     for (const auto& mb : micro_batches) {
-        stats.groups += mb.groups;
-        stats.pairs += mb.pairs;
-        stats.rows += mb.ids.size(0);
+        counts[0] += static_cast<double>(mb.groups);
+        counts[1] += static_cast<double>(mb.pairs);
+        counts[2] += static_cast<double>(mb.ids.size(0));
+        counts[3] += mb.key_mask.sum().to(torch::kCPU, torch::kFloat64);
     }
+    if (sync) sync->sum(counts);
+    stats.groups = static_cast<int64_t>(counts[0].item<double>());
+    stats.pairs = static_cast<int64_t>(counts[1].item<double>());
+    stats.rows = static_cast<int64_t>(counts[2].item<double>());
+    stats.tokens = static_cast<int64_t>(counts[3].item<double>());
     double loss_sum = 0.0, correct = 0.0;
-    for (const auto& mb : micro_batches) {
+    for (size_t m = 0; m < micro_batches.size(); ++m) {
+        const auto& mb = micro_batches[m];
         auto rewards = batch_rewards(model, mb, bf16);
         auto loss = ranked_pair_loss(rewards, mb, margin) / static_cast<double>(stats.groups);
+        if (sync && m + 1 == micro_batches.size()) sync->arm();
         loss.backward();
         loss_sum += loss.item<double>();
         auto d = rewards.detach().index_select(0, mb.better) - rewards.detach().index_select(0, mb.worse);
         correct += d.gt(0).sum().item<double>() + 0.5 * d.eq(0).sum().item<double>();
+    }
+    if (sync) {
+        sync->finish();
+        torch::Tensor sums = torch::tensor({loss_sum, correct}, torch::kFloat64);
+        sync->sum(sums);
+        loss_sum = sums[0].item<double>();
+        correct = sums[1].item<double>();
     }
     if (!std::isfinite(loss_sum)) {
         throw Error("reward-model loss became " + std::to_string(loss_sum), "training",

@@ -1,10 +1,12 @@
 #include "rlhf/train/training_loop.h"
 
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include <chrono>
 #include <cmath>
 
+#include "rlhf/core/distributed.h"
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/core/signals.h"
@@ -15,6 +17,19 @@ namespace rlhf {
 LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, TrainState& state, MetricsWriter& metrics,
                              const TrainingLoopHooks& hooks) {
     using clock = std::chrono::steady_clock;
+    const Distributed& dist = distributed();
+    // Rank 0 writes the run's checkpoints; the others hold the same weights.
+    auto save = [&]() {
+        if (dist.is_main()) hooks.checkpoint();
+    };
+    // A signal may reach one rank only (kill -TERM PID): all ranks stop after the same step.
+    auto agreed_stop = [&]() {
+        int signo = stop_requested();
+        if (!dist.active()) return signo;
+        torch::Tensor flag = torch::tensor({static_cast<int64_t>(signo)});
+        dist.all_reduce_max(flag);
+        return static_cast<int>(flag.item<int64_t>());
+    };
     auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
     install_stop_handlers();
     if (state.step >= cfg.train.max_steps) {
@@ -45,10 +60,10 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
         }
         const bool last = state.step == cfg.train.max_steps;
         if (due(cfg.train.eval_every) || (last && cfg.train.eval_every >= 0)) hooks.evaluate();
-        if (due(cfg.checkpoint.every) || last) hooks.checkpoint();
-        if (int signo = stop_requested()) {
+        if (due(cfg.checkpoint.every) || last) save();
+        if (int signo = agreed_stop()) {
             progress.finish();
-            hooks.checkpoint();
+            save();
             spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
                          cfg.source);
             result.exit_code = 128 + signo;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rlhf/model/gpt.h"
+#include "rlhf/train/data_parallel.h"
 #include "rlhf/train/optimizer.h"
 
 namespace rlhf {
@@ -35,9 +36,10 @@ struct StepStats {
 
 // Forward + backward over every micro-batch (gradients accumulate in .grad), then one AdamW
 // step at `lr` with global-norm clipping to grad_clip (0 = off); gradients end zeroed.
-// `bf16` runs the forward under autocast.
+// `bf16` runs the forward under autocast. With `sync` (a distributed run) `micro_batches` are this
+// rank's share of the step and loss, targets and gradients are those of all ranks together.
 StepStats lm_train_step(GptImpl& model, AdamW& optimizer, const std::vector<LmBatch>& micro_batches, double lr,
-                        double grad_clip, bool bf16);
+                        double grad_clip, bool bf16, GradientSync* sync = nullptr);
 
 // Backward only (no optimizer step): leaves the accumulated gradient in .grad and returns the
 // mean loss. lm_train_step is this plus clip + step; tests use it to compare gradients.

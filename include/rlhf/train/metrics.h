@@ -13,7 +13,8 @@ class MetricsWriter {
 public:
     // Opens for appending after dropping the records of steps after `keep_through_step`: on a
     // resume those a crashed run wrote after its last checkpoint, so the file reads like one
-    // uninterrupted run; on a fresh start (-1) all of them.
+    // uninterrupted run; on a fresh start (-1) all of them. In a distributed run only rank 0
+    // writes; elsewhere the writer does nothing.
     MetricsWriter(const std::filesystem::path& path, int64_t keep_through_step);
     ~MetricsWriter();
     MetricsWriter(const MetricsWriter&) = delete;

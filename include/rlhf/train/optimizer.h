@@ -57,6 +57,12 @@ public:
 
     int64_t steps_taken() const { return step_; }
     const std::vector<Param>& params() const { return params_; }
+    // The tensors it updates, in registration order (what a distributed run all-reduces).
+    std::vector<torch::Tensor> trained_parameters() const {
+        std::vector<torch::Tensor> out;
+        for (const auto& p : params_) out.push_back(p.tensor);
+        return out;
+    }
 
     // State for checkpoints: "exp_avg.<name>", "exp_avg_sq.<name>" and metadata {"step": N}.
     std::vector<std::pair<std::string, torch::Tensor>> state_tensors() const;

@@ -12,6 +12,7 @@
 
 #include "rlhf/data/ranked_batches.h"
 #include "rlhf/model/reward_model.h"
+#include "rlhf/train/data_parallel.h"
 #include "rlhf/train/optimizer.h"
 
 namespace rlhf {
@@ -47,12 +48,15 @@ struct RewardStepStats {
     double accuracy = 0.0;    // pairwise accuracy on the step's own pairs (before the update)
     double grad_norm = 0.0;
     int64_t groups = 0, pairs = 0, rows = 0;
+    int64_t tokens = 0;       // real (unpadded) tokens scored
 };
 
 // Forward + backward over every micro-batch (one loss normalised by the step's total groups),
-// then one AdamW step at `lr` with clipping; gradients end zeroed.
+// then one AdamW step at `lr` with clipping; gradients end zeroed. With `sync` (a distributed run)
+// `micro_batches` are this rank's share and every count, the loss and the gradients are summed
+// over ranks.
 RewardStepStats reward_train_step(RewardModelImpl& model, AdamW& optimizer, const std::vector<RankedBatch>& micro_batches,
-                                  double lr, double grad_clip, bool bf16, double margin);
+                                  double lr, double grad_clip, bool bf16, double margin, GradientSync* sync = nullptr);
 
 // Eval mode, no gradients; restores train mode.
 PairStats reward_eval(RewardModelImpl& model, const std::vector<RankedBatch>& batches, bool bf16, double margin);

@@ -1,6 +1,8 @@
 // The loop every training stage runs, written once: learning rate -> one optimizer step (the
 // stage's) -> metrics record, progress bar, log line -> evaluation and checkpoint when due -> a
 // SIGINT/SIGTERM saves a checkpoint and stops. Stages supply the step, the evaluation and the save.
+// In a distributed run (core/distributed.h) every rank runs the loop and evaluates; rank 0 alone
+// saves, and a signal to any rank stops all of them after the same step.
 #pragma once
 
 #include <nlohmann/json.hpp>
