@@ -235,8 +235,13 @@ NamedTensors named(torch::nn::Module& m) {
 
 int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and run directory ----------------------------------------------------------------
-    init_logging(cfg.runtime.log_level);
-    Runtime rt = init_runtime(cfg.runtime.threads, cfg.runtime.seed, cfg.runtime.device);
+    Runtime rt = init_stage_runtime(cfg);
+    if (distributed().world_size() > 1) {
+        // Its rollout statistics (whitening, KL and score means, adaptive β) are not yet
+        // gathered over ranks, so N ranks would not train what one process trains.
+        throw Error("ppo does not run data-parallel yet (pretrain, sft and reward do)", cfg.source + ": stage",
+                    "run ppo as one process: without torchrun / rlhf launch");
+    }
     const bool bf16 = wants_bf16(cfg.runtime.dtype);
     const bool frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
     if (cfg.model.dropout > 0) {

@@ -1,7 +1,8 @@
 // Stage 1, pre-training. The whole loop is here, top to bottom:
 //   1. runtime, run directory, tokenizer, token shards, model, optimizer
 //   2. resume: weights, optimizer moments, RNG streams, data cursor from checkpoints/latest
-//   3. loop (train/training_loop): draw micro-batches -> forward/backward -> clip -> AdamW step -> log -> eval -> checkpoint
+//   3. loop (train/training_loop): draw this rank's micro-batches -> forward/backward (gradients
+//      summed over ranks in a distributed run) -> clip -> AdamW step -> log -> eval -> checkpoint
 //
 //   rlhf train configs/pretrain/shakespeare_char.yaml      (nanoGPT's baby GPT, ~2 min on 2 cores)
 #include "rlhf/stages/pretrain.h"
@@ -24,6 +25,7 @@
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
+#include "rlhf/train/data_parallel.h"
 #include "rlhf/train/optimizer.h"
 #include "rlhf/train/training_loop.h"
 #include "rlhf/core/precision.h"
@@ -57,14 +59,20 @@ std::vector<LmBatch> fixed_batches(const TokenShards& shards, const RunConfig& c
 
 int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and inputs -------------------------------------------------------------------
-    init_logging(cfg.runtime.log_level);
-    Runtime rt = init_runtime(cfg.runtime.threads, cfg.runtime.seed, cfg.runtime.device);
+    Runtime rt = init_stage_runtime(cfg);
+    const Distributed& dist = distributed();
     const bool bf16 = wants_bf16(cfg.runtime.dtype);
     const auto resume_dir = open_run_dir(cfg, opts.resume);
     const std::filesystem::path out_dir = cfg.out_dir;
 
-    Tokenizer tokenizer = resume_dir.empty() ? resolve_tokenizer(cfg) : load_checkpoint_tokenizer(resume_dir);
-    const auto shard_dir = resolve_token_shards(cfg, tokenizer);
+    // Rank 0 trains the tokenizer and tokenizes the text (once, cached in out_dir); the others
+    // then load what it made.
+    Tokenizer tokenizer;
+    std::filesystem::path shard_dir;
+    dist.main_first("the tokenizer and token shards", [&] {
+        tokenizer = resume_dir.empty() ? resolve_tokenizer(cfg) : load_checkpoint_tokenizer(resume_dir);
+        shard_dir = resolve_token_shards(cfg, tokenizer);
+    });
     TokenShards train_data(shard_dir, "train", tokenizer.fingerprint());
     std::unique_ptr<TokenShards> val_data;
     if (std::filesystem::exists(shard_dir / "val_000000.bin")) {
@@ -104,7 +112,9 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         state = resume_info.state;
         spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
     }
-    atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    broadcast_module(*model, dist);
+    GradientSync grad_sync(dist, optimizer.trained_parameters());
+    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
     const int64_t tokens_per_step =
         int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps * cfg.model.block_size;
@@ -140,16 +150,18 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     hooks.checkpoint = checkpoint;
     hooks.step = [&](double lr) {
         const auto t0 = std::chrono::steady_clock::now();
+        // This rank's share of the step's micro-batches (all of them in a single process).
         std::vector<LmBatch> micro_batches;
-        for (int m = 0; m < cfg.train.grad_accum_steps; ++m) {
-            const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream, index = state.next_batch_index++;
+        const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
+        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
             micro_batches.push_back(to_lm_batch(
                 cfg.data.sampler == "epoch"
                     ? train_data.epoch_batch(cfg.train.batch_size, cfg.model.block_size, seed, index)
                     : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index),
                 rt.device));
         }
-        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
+        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
+        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16, &grad_sync);
         state.tokens_seen += tokens_per_step;
         const double tok_s = static_cast<double>(tokens_per_step) /
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

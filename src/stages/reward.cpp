@@ -32,6 +32,7 @@
 #include "rlhf/model/reward_model.h"
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/stages/start_point.h"
+#include "rlhf/train/data_parallel.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
 #include "rlhf/train/reward_step.h"
@@ -174,8 +175,8 @@ std::vector<RankedBatch> val_batches(const std::vector<RenderedGroup>& val, cons
 
 int run_reward(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    init_logging(cfg.runtime.log_level);
-    Runtime rt = init_runtime(cfg.runtime.threads, cfg.runtime.seed, cfg.runtime.device);
+    Runtime rt = init_stage_runtime(cfg);
+    const Distributed& dist = distributed();
     const bool bf16 = wants_bf16(cfg.runtime.dtype);
     if (cfg.model.dropout > 0) {
         throw Error("the reward model trains without dropout (a noisy reward would be learned against)",
@@ -209,7 +210,9 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
     const RewardData data = load_reward_data(cfg, tokenizer);
     EpochSampler sampler(static_cast<int64_t>(data.train.size()), cfg.train.batch_size);
     const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
-    atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    broadcast_module(*model, dist);
+    GradientSync grad_sync(dist, optimizer.trained_parameters());
+    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
     spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} groups per step, {} steps per epoch",
                  model->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype,
@@ -254,16 +257,17 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
     hooks.step = [&](double lr) {
         std::vector<RankedBatch> micro_batches;
         uint64_t epoch = 0;
-        for (int m = 0; m < cfg.train.grad_accum_steps; ++m) {
-            const uint64_t index = state.next_batch_index++;
+        // This rank's share of the step's ranked groups (all of them in a single process).
+        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
             std::vector<const RenderedGroup*> groups;
             for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
             micro_batches.push_back(to_device(collate_groups(groups, tokenizer.pad_id()), rt.device));
-            epoch = sampler.epoch_of(index);
         }
+        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
+        epoch = sampler.epoch_of(state.next_batch_index - 1);
         const RewardStepStats s = reward_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16,
-                                                    cfg.reward.margin);
-        for (const auto& mb : micro_batches) state.tokens_seen += mb.key_mask.sum().item<int64_t>();
+                                                    cfg.reward.margin, &grad_sync);
+        state.tokens_seen += s.tokens;
         StepReport r{s.loss, s.grad_norm,
                      {{"accuracy", s.accuracy}, {"groups", s.groups}, {"pairs", s.pairs}, {"completions", s.rows}, {"epoch", epoch}},
                      fmt::format(" | acc {:.2f} | epoch {}", s.accuracy, epoch),

@@ -10,6 +10,7 @@
 #include "rlhf/core/logging.h"
 #include "rlhf/data/token_shards.h"
 #include "rlhf/tokenizer/train.h"
+#include "rlhf/train/data_parallel.h"
 
 namespace rlhf {
 
@@ -49,6 +50,24 @@ nlohmann::json read_json_or_null(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+Runtime init_stage_runtime(const RunConfig& cfg) {
+    init_logging(cfg.runtime.log_level);
+    const DistEnv env = read_dist_env();
+    int threads = cfg.runtime.threads;
+    if (threads == 0 && env.launched) threads = std::max(1, available_cores() / std::max(1, env.local_world_size));
+    Runtime rt = init_runtime(threads, cfg.runtime.seed, device_for_rank(cfg.runtime.device, env));
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.runtime.dist_timeout * 1000));
+    const Distributed& dist = init_distributed(env, rt.device, timeout);
+    set_log_rank(dist.rank());
+    check_accum_divides(cfg.train.grad_accum_steps, dist, cfg.source);
+    if (env.launched) {
+        spdlog::info("distributed: {} ranks ({} on this node), {} on {}, rendezvous at {}:{}", dist.world_size(),
+                     env.local_world_size, rt.device.is_cuda() ? "NCCL" : "Gloo", rt.device.str(), env.master_addr,
+                     env.master_port);
+    }
+    return rt;
+}
 
 std::filesystem::path open_run_dir(const RunConfig& cfg, bool resume) {
     const std::filesystem::path out_dir = cfg.out_dir;

@@ -32,6 +32,7 @@
 #include "rlhf/model/gpt.h"
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/stages/start_point.h"
+#include "rlhf/train/data_parallel.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
@@ -196,8 +197,8 @@ std::string one_line(std::string s, size_t max_chars) {
 
 int run_sft(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    init_logging(cfg.runtime.log_level);
-    Runtime rt = init_runtime(cfg.runtime.threads, cfg.runtime.seed, cfg.runtime.device);
+    Runtime rt = init_stage_runtime(cfg);
+    const Distributed& dist = distributed();
     const bool bf16 = wants_bf16(cfg.runtime.dtype);
     const auto resume_dir = open_run_dir(cfg, opts.resume);
     const std::filesystem::path out_dir = cfg.out_dir;
@@ -226,7 +227,9 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     SftBatcher batcher(data.train, cfg.train.batch_size, cfg.model.block_size, cfg.data.packing, tokenizer.pad_id(),
                        kIgnoreIndex);
     const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
-    atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    broadcast_module(*model, dist);
+    GradientSync grad_sync(dist, optimizer.trained_parameters());
+    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
     spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} reply tokens per epoch, {}",
                  model->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype,
@@ -270,12 +273,13 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     hooks.step = [&](double lr) {
         std::vector<LmBatch> micro_batches;
         uint64_t epoch = 0;
-        for (int m = 0; m < cfg.train.grad_accum_steps; ++m) {
-            const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream, index = state.next_batch_index++;
+        const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
+        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
             micro_batches.push_back(to_device(batcher.batch(seed, index), rt.device));
-            epoch = batcher.epoch_of(seed, index);
         }
-        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16);
+        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
+        epoch = batcher.epoch_of(seed, state.next_batch_index - 1);
+        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16, &grad_sync);
         state.tokens_seen += stats.targets;
         StepReport r{stats.loss, stats.grad_norm, {{"loss_tokens", stats.targets}, {"epoch", epoch}},
                      fmt::format(" | epoch {}", epoch), fmt::format(" | epoch {}", epoch)};

@@ -5,9 +5,17 @@
 #include <filesystem>
 
 #include "rlhf/config/config.h"
+#include "rlhf/core/distributed.h"
+#include "rlhf/core/runtime.h"
 #include "rlhf/tokenizer/tokenizer.h"
 
 namespace rlhf {
+
+// This process's runtime: logging, threads, seed and device, and the process group when torchrun
+// or `rlhf launch` started it (RANK, WORLD_SIZE, …): then "cuda" means cuda:LOCAL_RANK, threads 0
+// shares the cores among the node's ranks, and train.grad_accum_steps must divide by the world size.
+// The process group is distributed() from then on.
+Runtime init_stage_runtime(const RunConfig& cfg);
 
 // Creates out_dir, starts its train.log, and refuses to overwrite a run that has checkpoints
 // unless resuming. Returns the newest checkpoint when resuming (empty path if none).
