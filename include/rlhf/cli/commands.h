@@ -1,6 +1,7 @@
 // The `rlhf` command line: each verb registers its CLI11 subcommand and the function it runs.
 //
 //   rlhf train CONFIG [--set k=v]... [--resume]
+//   rlhf launch --nproc-per-node N [--nnodes M --node-rank K --master-addr A --master-port P] COMMAND...
 //   rlhf tokenizer train --input FILE... --vocab-size N --model-type bpe|unigram|char --out DIR
 //   rlhf data prepare --tokenizer DIR --input FILE... --out DIR [--val-fraction F]
 //   rlhf generate --checkpoint DIR (--prompt TEXT | --prompts FILE.jsonl) [sampling options]
@@ -23,6 +24,7 @@ using Action = std::function<int()>;
 
 // Each adds its subcommand to `app` and sets `action` when that subcommand is chosen.
 void add_train_command(CLI::App& app, Action& action);
+void add_launch_command(CLI::App& app, Action& action);
 void add_tokenizer_command(CLI::App& app, Action& action);
 void add_data_command(CLI::App& app, Action& action);
 void add_generate_command(CLI::App& app, Action& action);
