@@ -3,6 +3,7 @@
 # its own PyTorch (../shared/gpu/README.md): build against that PyTorch's LibTorch, then
 #   1. GPT-2 124M shape, bf16, batch 16 x 1024: rlhf (configs/pretrain/gpt2_124m_gpu_bench.yaml)
 #      and, with nanoGPT staged, nanoGPT eager and torch.compile, side by side
+#   1b. the same under `rlhf launch --nproc-per-node 1`: NCCL with world size 1 vs no process group
 #   2. generation tokens/s: GPT-2 124M (random weights), batch 64, 256 new tokens, bf16
 #   3. the whole demo on the GPU (scripts/demo.sh --small --device cuda, or the full one with FULL=1)
 # Everything it prints and every run directory goes under $OUT (default /tmp/gpu_check).
@@ -39,6 +40,16 @@ PY
 if [ -z "${SKIP_NANOGPT:-}" ] && [ -d .gpu/nanogpt ]; then
     bash .gpu/nanogpt_bench.sh 2>&1 | tee -a "$OUT/summary.txt"
 fi
+
+log "1b. the same with NCCL, world size 1 (rlhf launch --nproc-per-node 1)"
+$RLHF launch --nproc-per-node 1 train configs/pretrain/gpt2_124m_gpu_bench.yaml --set out_dir="$OUT/gpt2_124m_nccl" \
+    "data.text=[$text]" train.max_steps="$STEPS" > "$OUT/gpt2_124m_nccl.log" 2>&1 || tail -20 "$OUT/gpt2_124m_nccl.log"
+python3 - "$OUT/gpt2_124m_nccl/metrics.jsonl" <<'PY' | tee -a "$OUT/summary.txt"
+import json, statistics, sys
+ms = [r["ms_per_step"] for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "train"][10:]
+m = statistics.median(ms)
+print(f"rlhf + NCCL (world 1): median {m:.2f} ms/step over {len(ms)} steps (after 10 warm-up), {16384 / m * 1000:.0f} tokens/s")
+PY
 
 log "2. generation: GPT-2 124M (random weights), batch 64, 16 + 256 tokens, bf16"
 $RLHF bench generate --device cuda --preset gpt2 --batch-size 64 --new-tokens 256 --dtype bfloat16 2>&1 |

@@ -49,6 +49,9 @@ std::vector<Field> fields_of(RunConfig& c) {
          {"debug", "info", "warn", "error"}},
         {"runtime.dist_timeout", &c.runtime.dist_timeout,
          "distributed runs: seconds a rank waits for the others before it stops with an error", 1, 86400},
+        {"runtime.dist_bucket_mb", &c.runtime.dist_bucket_mb,
+         "distributed runs: MiB of gradients per all-reduce, started while backward goes on (PyTorch DDP's bucket_cap_mb)",
+         0.001, 4096},
 
         {"model.preset", &c.model.preset, "named size; explicit n_layer/n_head/n_embd/block_size win",
          -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},

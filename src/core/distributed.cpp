@@ -236,18 +236,6 @@ void Distributed::broadcast_from_main(torch::Tensor& t) const {
     if (!buf.is_same(t)) t.copy_(buf);
 }
 
-void Distributed::barrier() const {
-    if (!impl_) return;
-    // An all-reduce of one number rather than c10d's barrier(): NCCL's barrier guesses a device.
-    torch::Tensor one = torch::ones({1}, torch::TensorOptions().device(device_));
-    try {
-        std::vector<at::Tensor> v{one};
-        impl_->run([&](auto& pg) { return pg.allreduce(v); })->wait();
-    } catch (const std::exception& e) {
-        fail("a barrier", e);
-    }
-}
-
 void Distributed::main_first(const std::string& name, const std::function<void()>& work) const {
     if (!impl_ || world_size_ == 1) return work();
     const std::string key = "rlhf/ready/" + name;

@@ -113,7 +113,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
     }
     broadcast_module(*model, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters());
+    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
     if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
     const int64_t tokens_per_step =

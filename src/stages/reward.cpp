@@ -211,7 +211,7 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
     EpochSampler sampler(static_cast<int64_t>(data.train.size()), cfg.train.batch_size);
     const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
     broadcast_module(*model, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters());
+    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
     if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
     spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} groups per step, {} steps per epoch",

@@ -16,6 +16,7 @@ struct RuntimeConfig {
     std::string dtype     = "float32";  // float32 | bfloat16 (autocast for matmuls; weights stay fp32)
     std::string log_level = "info";     // debug | info | warn | error
     double      dist_timeout = 600;     // seconds a rank waits for the others (distributed runs)
+    double      dist_bucket_mb = 25;    // gradients all-reduced per bucket (distributed runs)
 };
 
 struct ModelConfig {

@@ -59,7 +59,6 @@ public:
     };
     Pending all_reduce_sum_async(torch::Tensor& t) const;
     void broadcast_from_main(torch::Tensor& t) const;
-    void barrier() const;
 
     // Rank 0 runs `work` (which writes files the others then read: a tokenizer, token shards)
     // while the others wait, then the others run it too. A failure on rank 0 reaches the others

@@ -4,7 +4,7 @@
 // groups), so N ranks × B rows give the update one process gives with N·B rows.
 //
 // The summing overlaps the backward pass: a hook on each parameter copies its finished gradient
-// into a bucket (~25 MiB, parameters in reverse order, the order backward produces them), and a
+// into a bucket (runtime.dist_bucket_mb, 25 MiB by default; parameters in reverse order, the order backward produces them), and a
 // full bucket starts its all-reduce while backward goes on. Buckets start in index order on every
 // rank, so the collectives always match. Only the last micro-batch's backward communicates.
 #pragma once
@@ -30,6 +30,8 @@ void check_accum_divides(int accum_steps, const Distributed& dist, const std::st
 
 // Makes every rank start from rank 0's weights (parameters and buffers).
 void broadcast_module(torch::nn::Module& module, const Distributed& dist);
+
+inline int64_t mib_to_bytes(double mib) { return static_cast<int64_t>(mib * 1024 * 1024); }
 
 class GradientSync {
 public:
