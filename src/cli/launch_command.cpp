@@ -44,6 +44,7 @@ struct LaunchArgs {
 
 pid_t start_rank(const LaunchArgs& a, int local_rank) {
     const int rank = a.node_rank * a.nproc_per_node + local_rank;
+    const pid_t launcher = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(std::string("cannot start a rank: ") + std::strerror(errno), "rlhf launch");
     if (pid > 0) return pid;
@@ -51,6 +52,7 @@ pid_t start_rank(const LaunchArgs& a, int local_rank) {
     // and gone with the launcher if the launcher is killed.
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != launcher) ::_exit(128 + SIGTERM);  // the launcher died before prctl
     auto set = [](const char* k, const std::string& v) { ::setenv(k, v.c_str(), 1); };
     set("RANK", std::to_string(rank));
     set("WORLD_SIZE", std::to_string(a.nnodes * a.nproc_per_node));
@@ -99,14 +101,16 @@ int run_launch(const LaunchArgs& a) {
     using clock = std::chrono::steady_clock;
     clock::time_point failed_at{}, terminated_at{};
     bool terminated = false, killed = false;
+    int forwarded = 0;  // a rank stopping with 128 + this signal did what it was asked
     while (alive > 0) {
         if (const int signo = g_forward_signal) {
             g_forward_signal = 0;
+            forwarded = signo;
             for (size_t i = 0; i < pids.size(); ++i) if (running[i]) ::kill(pids[i], signo);
         }
         // After a failure the others get a grace period to stop by themselves (they name the
         // lost rank), then SIGTERM (a checkpoint), then SIGKILL.
-        if (first_failure != 0) {
+        if (first_failure != 0 && first_failure != 128 + forwarded) {
             const auto now = clock::now();
             if (!terminated && now - failed_at > std::chrono::seconds(a.grace_s)) {
                 std::fprintf(stderr, "rlhf launch: ranks still running %d s after a failure; sending SIGTERM\n", a.grace_s);
@@ -119,9 +123,11 @@ int run_launch(const LaunchArgs& a) {
             }
         }
         int status = 0;
-        const pid_t pid = ::waitpid(-1, &status, first_failure != 0 ? WNOHANG : 0);
+        // Polling, not a blocking wait: a signal arriving just before a blocking waitpid would
+        // not be forwarded until some rank exits.
+        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid == 0) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
             continue;
         }
         if (pid < 0) {
@@ -133,13 +139,13 @@ int run_launch(const LaunchArgs& a) {
             running[i] = false;
             --alive;
             const int code = exit_code_of(status);
-            if (code != 0) {
+            if (code != 0 && code != 128 + forwarded) {
                 std::fprintf(stderr, "rlhf launch: rank %d (pid %d) %s\n",
                              a.node_rank * a.nproc_per_node + static_cast<int>(i), pid, describe(status).c_str());
-                if (first_failure == 0) {
-                    first_failure = code;
-                    failed_at = clock::now();
-                }
+            }
+            if (code != 0 && first_failure == 0) {
+                first_failure = code;
+                failed_at = clock::now();
             }
         }
     }

@@ -16,6 +16,7 @@
 #endif
 
 #include <c10/util/Exception.h>
+#include <torch/cuda.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -105,8 +106,14 @@ DistEnv read_dist_env() {
 }
 
 std::string device_for_rank(const std::string& device, const DistEnv& env) {
-    if (env.launched && (device == "cuda" || device == "auto")) {
-        return device == "auto" ? device : "cuda:" + std::to_string(env.local_rank);
+    if (!env.launched) return device;
+    const std::string mine = "cuda:" + std::to_string(env.local_rank);
+    if (device == "cuda") return mine;
+    if (device == "auto") return torch::cuda::is_available() ? mine : "cpu";
+    if (device.rfind("cuda:", 0) == 0 && env.local_world_size > 1) {
+        throw Error("runtime.device = " + device + " would put all " + std::to_string(env.local_world_size) +
+                        " ranks of this machine on one GPU",
+                    "runtime.device", "use runtime.device=cuda: each rank takes cuda:LOCAL_RANK");
     }
     return device;
 }
@@ -114,7 +121,8 @@ std::string device_for_rank(const std::string& device, const DistEnv& env) {
 struct Distributed::Impl {
     DistEnv env;
     std::chrono::milliseconds timeout{600000};
-    c10::intrusive_ptr<c10d::TCPStore> store;
+    c10::intrusive_ptr<c10d::TCPStore> tcp;  // the connection (timeouts are set on it)
+    c10::intrusive_ptr<c10d::Store> store;   // tcp, under torchrun prefixed by its restart attempt
 #ifdef RLHF_WITH_NCCL
     c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
@@ -153,7 +161,7 @@ void Distributed::fail(const std::string& during, const std::exception& e) const
     const std::string cause = message_of(e);
     const std::string secs = std::to_string(impl_->timeout.count() / 1000);
     try {
-        impl_->store->setTimeout(std::chrono::seconds(5));
+        impl_->tcp->setTimeout(std::chrono::seconds(5));
         put(*impl_->store, impl_->key("seen", rank_), std::string("1"));
         // A rank that failed with an error of its own said so before leaving: report that.
         for (int r = 0; r < world_size_; ++r) {
@@ -165,8 +173,8 @@ void Distributed::fail(const std::string& during, const std::exception& e) const
         }
         const auto silent = impl_->silent_ranks(std::min<std::chrono::milliseconds>(impl_->timeout, std::chrono::seconds(5)));
         if (!silent.empty()) {
-            throw Error("lost rank " + rank_list(silent) + " during " + during + " (its process exited, or did not answer " +
-                            "within runtime.dist_timeout = " + secs + " s): " + cause,
+            throw Error("lost rank " + rank_list(silent) + " during " + during + " (no answer from it within 5 s: its " +
+                            "process exited, or is stuck; collectives wait runtime.dist_timeout = " + secs + " s): " + cause,
                         kWhere, "look at that rank's own output; this rank (" + std::to_string(rank_) + ") stopped too");
         }
     } catch (const Error&) {
@@ -236,6 +244,12 @@ void Distributed::broadcast_from_main(torch::Tensor& t) const {
     if (!buf.is_same(t)) t.copy_(buf);
 }
 
+void Distributed::barrier() const {
+    if (!impl_) return;
+    torch::Tensor one = torch::ones({1});
+    all_reduce_max(one);
+}
+
 void Distributed::main_first(const std::string& name, const std::function<void()>& work) const {
     if (!impl_ || world_size_ == 1) return work();
     const std::string key = "rlhf/ready/" + name;
@@ -274,7 +288,7 @@ void Distributed::main_first(const std::string& name, const std::function<void()
 void Distributed::announce_failure(const std::string& line) const {
     if (!impl_ || world_size_ == 1) return;
     try {
-        impl_->store->setTimeout(std::chrono::seconds(5));
+        impl_->tcp->setTimeout(std::chrono::seconds(5));
         put(*impl_->store, impl_->key("failed", rank_), line);
         if (!is_main()) return;
         // Rank 0 holds the store: close the process group so the others' collectives fail now,
@@ -319,7 +333,7 @@ Distributed& init_distributed(const DistEnv& env, const torch::Device& device, s
     opts.waitWorkers = false;  // we wait ourselves, to name the ranks that did not come
     opts.timeout = timeout;
     try {
-        impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+        impl->tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
     } catch (const std::exception& e) {
         if (opts.isServer) {
             throw Error("rank 0 cannot serve the rendezvous store on " + at + ": " + message_of(e), kWhere,
@@ -329,6 +343,12 @@ Distributed& init_distributed(const DistEnv& env, const torch::Device& device, s
                         secs + " s: " + message_of(e),
                     kWhere, "check MASTER_ADDR/MASTER_PORT, that rank 0 started, and the network between the machines");
     }
+    // torchrun's store outlives the workers it restarts (--max-restarts): keys of this attempt only,
+    // as PyTorch does.
+    const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+    impl->store = env.agent_store ? c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::PrefixStore>(
+                                        std::string("rlhf/attempt_") + (attempt ? attempt : "0"), impl->tcp))
+                                  : c10::intrusive_ptr<c10d::Store>(impl->tcp);
     put(*impl->store, impl->key("joined", env.rank), std::string("1"));
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
@@ -356,6 +376,10 @@ Distributed& init_distributed(const DistEnv& env, const torch::Device& device, s
     try {
         if (device.is_cuda()) {
 #ifdef RLHF_WITH_NCCL
+            // Without blocking wait a lost peer stalls the GPU stream instead of raising an
+            // error here, and no rank could say what happened.
+            ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+            ::setenv("NCCL_BLOCKING_WAIT", "1", 0);
             auto nccl_opts = c10d::ProcessGroupNCCL::Options::create();
             nccl_opts->timeout = timeout;
             impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg_store, env.rank, env.world_size, nccl_opts);

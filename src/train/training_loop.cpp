@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "rlhf/core/distributed.h"
+#include "rlhf/core/error.h"
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/core/signals.h"
@@ -32,6 +33,18 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
     };
     auto due = [&](int64_t every) { return every > 0 && state.step % every == 0; };
     install_stop_handlers();
+    if (dist.active()) {
+        // Every rank resumed from its own view of out_dir/checkpoints: they must agree.
+        torch::Tensor at = torch::tensor({state.step, -state.step, static_cast<int64_t>(state.next_batch_index),
+                                          -static_cast<int64_t>(state.next_batch_index)});
+        dist.all_reduce_max(at);
+        if (at[0].item<int64_t>() != -at[1].item<int64_t>() || at[2].item<int64_t>() != -at[3].item<int64_t>()) {
+            throw Error("the ranks start from different steps (rank " + std::to_string(dist.rank()) + " at step " +
+                            std::to_string(state.step) + ", the latest of all at step " +
+                            std::to_string(at[0].item<int64_t>()) + ")",
+                        cfg.out_dir, "every rank must see the same out_dir: put it on a file system all machines share");
+        }
+    }
     if (state.step >= cfg.train.max_steps) {
         spdlog::info("{}: already at step {} of {}, nothing to train (raise train.max_steps to continue)", name, state.step,
                      cfg.train.max_steps);
@@ -64,6 +77,7 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
         if (int signo = agreed_stop()) {
             progress.finish();
             save();
+            dist.barrier();  // leave together: a launcher would count an early exit as a failure
             spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
                          cfg.source);
             result.exit_code = 128 + signo;

@@ -1,6 +1,7 @@
 // Data-parallel runs: 2 ranks on c10d's Gloo over loopback, started by `rlhf launch` (and by
 // hand with torchrun's variables), against one process with the same global batch.
 #include <catch2/catch.hpp>
+#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -152,6 +153,8 @@ TEST_CASE("torchrun's variables are read, and an inconsistent set is one clear e
     CHECK(env.master_port == 29555);
     CHECK(device_for_rank("cuda", env) == "cuda:1");
     CHECK(device_for_rank("cpu", env) == "cpu");
+    CHECK(device_for_rank("auto", env) == (torch::cuda::is_available() ? "cuda:1" : "cpu"));
+    CHECK_THROWS_WITH(device_for_rank("cuda:0", env), Contains("would put all 2 ranks of this machine on one GPU"));
     clear();
 }
 
@@ -209,6 +212,18 @@ TEST_CASE("a 2-rank run resumes exactly on 2 ranks and on 1 process", "[integrat
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     require_same_losses(ws.dir / "full", ws.dir / "single", 1e-5, 7);
+
+    // Ranks that do not see the same checkpoints (no shared out_dir) refuse to start.
+    RunConfig elsewhere = full;
+    elsewhere.out_dir = (ws.dir / "elsewhere").string();
+    const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(next_port()) + " WORLD_SIZE=2 ";
+    const std::string bin = test::shell_quote(RLHF_CLI_PATH);
+    r = test::run_shell("{ " + env + "RANK=1 " + bin + " train " + ws.file(elsewhere, "elsewhere") + " --resume & " + env +
+                        "RANK=0 " + bin + " train " + ws.file(full, "full") + " --set train.max_steps=20 --resume; " +
+                        "echo \"rank 0 exit $?\"; wait; }");
+    INFO(r.output);
+    CHECK_THAT(r.output, Contains("the ranks start from different steps"));
+    CHECK_THAT(r.output, Contains("rank 0 exit 1"));
 }
 
 TEST_CASE("a killed rank makes the others exit with one line naming it, within the timeout",

@@ -34,7 +34,8 @@ struct DistEnv {
 // without RANK, RANK >= WORLD_SIZE, a port that is not a number…) is an rlhf::Error naming the variable.
 DistEnv read_dist_env();
 
-// "cuda" in a distributed run means this rank's GPU, cuda:LOCAL_RANK; anything else is kept.
+// In a distributed run "cuda" (and "auto" with a GPU) means this rank's GPU, cuda:LOCAL_RANK, and
+// a fixed cuda:N is an error when several ranks share the machine; outside one, `device` as given.
 std::string device_for_rank(const std::string& device, const DistEnv& env);
 
 class Distributed {
@@ -59,6 +60,8 @@ public:
     };
     Pending all_reduce_sum_async(torch::Tensor& t) const;
     void broadcast_from_main(torch::Tensor& t) const;
+    // Every rank waits here for the others (an all-reduce of one number).
+    void barrier() const;
 
     // Rank 0 runs `work` (which writes files the others then read: a tokenizer, token shards)
     // while the others wait, then the others run it too. A failure on rank 0 reaches the others
