@@ -288,6 +288,16 @@ TEST_CASE("bad distributed input is one clear line and a non-zero exit", "[integ
     r = run("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(next_port()));
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.output, Contains("rank 1 did not join"));
+    // Rank 0 fails while preparing the data: rank 1, waiting for it, says why instead of timing out.
+    RunConfig missing = cfg;
+    missing.data.text = {(ws.dir / "no-such-corpus.txt").string()};
+    const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(next_port()) + " WORLD_SIZE=2 ";
+    r = test::run_shell("{ " + env + "RANK=0 " + bin + " train " + ws.file(missing, "missing") + " & " + env + "RANK=1 " +
+                        bin + " train " + ws.file(cfg, "bad") + "; echo \"rank 1 exit $?\"; wait; }");
+    INFO(r.output);
+    CHECK_THAT(r.output, Contains("[rank 1] distributed run: rank 0 failed while preparing the tokenizer and token shards"));
+    CHECK_THAT(r.output, Contains("no-such-corpus.txt"));
+    CHECK_THAT(r.output, Contains("rank 1 exit 1"));
     // 3 micro-batches per step cannot be split over 2 ranks.
     cfg.train.grad_accum_steps = 3;
     r = test::run_cli(launch(2) + "train " + ws.file(cfg, "bad3"));
