@@ -8,6 +8,7 @@
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"
+#include "rlhf/model/sampling_streams.h"
 
 namespace rlhf {
 
@@ -18,9 +19,11 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Samples one token per row from logits (B, V) fp32. Returns (token (B), logprob (B)).
+// Samples one token per row from logits (B, V) fp32 with this step's uniforms u (B,) (unused when
+// greedy). Returns (token (B), logprob (B)); `bad` (B,) becomes true for a row whose logits left
+// nothing to sample from (NaN, all -inf).
 std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, const SamplingOptions& opts,
-                                               torch::Generator& gen) {
+                                               const torch::Tensor& u, torch::Tensor& bad) {
     const bool greedy = opts.temperature == 0.0;
     auto scaled = greedy ? logits : logits / opts.temperature;
     // log p under the temperature-scaled distribution over the full vocabulary: what a training
@@ -46,12 +49,10 @@ std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, cons
             sorted.masked_fill_(drop, kNegInf);
             filtered = torch::full_like(filtered, kNegInf).scatter(-1, order, sorted);
         }
-        try {
-            token = torch::multinomial(torch::softmax(filtered, -1), 1, /*replacement=*/false, gen).squeeze(-1);
-        } catch (const c10::Error&) {  // multinomial rejects NaN/inf probabilities
-            throw Error("the model produced non-finite logits, so there is nothing to sample from", "generate",
-                        "the checkpoint has diverged (NaN weights?); use an earlier one");
-        }
+        auto probs = torch::softmax(filtered, -1);
+        token = inverse_cdf_sample(probs, u);
+        // Checked once after the loop, not here: a check per token would be a host sync per token.
+        bad = bad.logical_or(probs.sum(-1).isfinite().logical_not());
     }
     return {token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)};
 }
@@ -105,11 +106,26 @@ torch::Tensor position_ids_from_mask(const torch::Tensor& mask) {
     return (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
 }
 
-Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts_in, const SamplingOptions& opts,
+Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts, const SamplingOptions& opts,
                     int64_t pad_id, torch::Generator& gen) {
+    // One seed per row from `gen` (a generator draws only onto tensors on its own device).
+    auto drawn = torch::empty({static_cast<int64_t>(prompts.size())}, torch::TensorOptions().dtype(torch::kLong).device(gen.device()));
+    drawn.random_(gen);
+    drawn = drawn.cpu();
+    std::vector<uint64_t> row_seeds;
+    for (int64_t i = 0; i < drawn.size(0); ++i) row_seeds.push_back(static_cast<uint64_t>(drawn[i].item<int64_t>()));
+    return generate(model, prompts, opts, pad_id, row_seeds);
+}
+
+Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts_in, const SamplingOptions& opts,
+                    int64_t pad_id, const std::vector<uint64_t>& row_seeds) {
     const int64_t block = model.config().block_size;
     validate_sampling(opts, block);
     if (prompts_in.empty()) throw Error("no prompts to generate from", "generate", "");
+    if (row_seeds.size() != prompts_in.size()) {
+        throw Error(std::to_string(row_seeds.size()) + " seeds for " + std::to_string(prompts_in.size()) + " prompts",
+                    "generate", "one seed per prompt");
+    }
     const int64_t room = block - opts.max_new_tokens;  // prompt tokens that fit beside the response
     std::vector<std::vector<int32_t>> prompts = prompts_in;
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -141,6 +157,10 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
     auto stop_ids = torch::tensor(opts.stop_ids.empty() ? std::vector<int64_t>{-1} : opts.stop_ids,
                                   torch::TensorOptions().dtype(torch::kLong)).to(device);
     auto next_pos = prompt_mask.to(torch::kLong).sum(1, /*keepdim=*/true);  // (B, 1): real tokens so far
+    std::vector<int64_t> seed_bits(row_seeds.begin(), row_seeds.end());
+    const auto seeds = torch::tensor(seed_bits, torch::kLong).to(device);  // (B,) one stream per row
+    auto bad = torch::zeros({B}, response_mask.options());                 // (B,) nothing to sample from
+    const bool greedy = opts.temperature == 0.0;
 
     AutocastGuard autocast(opts.bf16, device.type());
     std::unique_ptr<KvCache> cache;
@@ -159,7 +179,8 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
             AttentionContext ctx{position_ids_from_mask(mask), mask, nullptr};
             logits = model.logits(model.forward(seq, ctx).index({Slice(), -1}));
         }
-        auto [token, logprob] = sample(logits.to(torch::kFloat32), opts, gen);
+        auto u = greedy ? torch::Tensor() : stream_uniforms(seeds, static_cast<uint64_t>(t));
+        auto [token, logprob] = sample(logits.to(torch::kFloat32), opts, u, bad);
         token = token.masked_fill(finished, pad_id);
         logprobs.index_put_({Slice(), t}, logprob.masked_fill(finished, 0.0f));
         response_mask.index_put_({Slice(), t}, finished.logical_not());
@@ -176,6 +197,10 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
         next_pos = next_pos + 1;
     }
     model.train(was_training);
+    if (!greedy && bad.any().item<bool>()) {
+        throw Error("the model produced non-finite logits, so there is nothing to sample from", "generate",
+                    "the checkpoint has diverged (NaN weights?); use an earlier one");
+    }
 
     Generation out;
     out.prompt_len = P;

@@ -163,6 +163,28 @@ TEST_CASE("the same seed gives the same sample, another seed another", "[model][
     REQUIRE_FALSE(torch::equal(a.tokens, c.tokens));
 }
 
+TEST_CASE("a sampled row gets the same tokens whatever else shares its batch", "[model][generate]") {
+    // Each row has its own random stream: PPO's rollout chunks and data-parallel ranks split the
+    // prompts differently and must still sample what one batch samples.
+    Gpt model = tiny_eval_model();
+    std::vector<std::vector<int32_t>> prompts = {random_prompt(5, 50, 1), random_prompt(9, 50, 2), random_prompt(3, 50, 3)};
+    const std::vector<uint64_t> seeds = {11, 22, 33};
+    SamplingOptions o;
+    o.max_new_tokens = 12;
+    o.temperature = 1.0;
+    Generation batch = generate(*model, prompts, o, 3, seeds);
+    for (size_t b = 0; b < prompts.size(); ++b) {
+        INFO("row " << b);
+        Generation alone = generate(*model, {prompts[b]}, o, 3, std::vector<uint64_t>{seeds[b]});
+        const int64_t n = alone.response.size(1);
+        REQUIRE(torch::equal(batch.response[static_cast<int64_t>(b)].narrow(0, 0, n), alone.response[0]));
+    }
+    // Another seed, another sample; the seed count must match the prompts.
+    Generation other = generate(*model, {prompts[0]}, o, 3, std::vector<uint64_t>{12});
+    CHECK_FALSE(torch::equal(other.response[0], batch.response[0].narrow(0, 0, other.response.size(1))));
+    REQUIRE_THROWS_WITH(generate(*model, prompts, o, 3, std::vector<uint64_t>{1}), Catch::Contains("one seed per prompt"));
+}
+
 TEST_CASE("generation stops each sequence at a stop id and masks what follows", "[model][generate]") {
     Gpt model = tiny_eval_model();
     std::vector<std::vector<int32_t>> prompts = {random_prompt(5, 50, 1), random_prompt(7, 50, 2)};

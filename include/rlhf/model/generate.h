@@ -44,7 +44,12 @@ struct Generation {
     int64_t prompt_len = 0;       // P, the padded prompt length
 };
 
-// prompts: token ids (each non-empty). `gen` must live on the model's device.
+// prompts: token ids (each non-empty). Row b samples from its own random stream, seeded with
+// row_seeds[b] (model/sampling_streams.h): its tokens do not depend on the other rows.
+Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts, const SamplingOptions& opts,
+                    int64_t pad_id, const std::vector<uint64_t>& row_seeds);
+
+// The same with the row seeds drawn from `gen` (on any device): one generator state, one result.
 Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts, const SamplingOptions& opts,
                     int64_t pad_id, torch::Generator& gen);
 
