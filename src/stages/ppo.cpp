@@ -27,6 +27,7 @@
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/config/load.h"
+#include "rlhf/core/distributed.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/core/logging.h"
@@ -39,14 +40,17 @@
 #include "rlhf/data/jsonl.h"
 #include "rlhf/data/token_shards.h"
 #include "rlhf/model/generate.h"
+#include "rlhf/model/sampling_streams.h"
 #include "rlhf/model/reward_model.h"
 #include "rlhf/rl/advantages.h"
+#include "rlhf/rl/experience.h"
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/ppo_loss.h"
 #include "rlhf/rl/rewards.h"
 #include "rlhf/rl/values.h"
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/stages/start_point.h"
+#include "rlhf/train/data_parallel.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
@@ -150,78 +154,6 @@ struct Scorer {
     }
 };
 
-// One iteration's experience, all (B, N) over response tokens unless noted.
-struct Experience {
-    torch::Tensor tokens, attention_mask;  // (B, P + N)
-    int64_t prompt_len = 0;
-    torch::Tensor mask;                    // float 1 on response tokens up to and including the stop
-    torch::Tensor old_logprobs, ref_logprobs, old_values, advantages, returns, kl, entropy;
-    torch::Tensor scores;                  // (B,) after the penalty and clip
-    torch::Tensor has_eos;                 // (B,) bool
-};
-
-Experience take_rows(const Experience& e, const torch::Tensor& rows) {
-    Experience out = e;
-    for (auto* t : {&out.tokens, &out.attention_mask, &out.mask, &out.old_logprobs, &out.ref_logprobs, &out.old_values,
-                    &out.advantages, &out.returns, &out.kl, &out.entropy, &out.scores, &out.has_eos}) {
-        *t = t->index_select(0, rows);
-    }
-    return out;
-}
-
-// One chunk of a rollout (ppo.rollout_chunk sequences): its generation and what was computed
-// from it without gradients, all (b, n) over its own response width n unless noted.
-struct RolloutChunk {
-    Generation g;
-    torch::Tensor scores, has_eos;  // (b,)
-    torch::Tensor old_logprobs, ref_logprobs, old_values, entropy;
-};
-
-// (b, w) -> (b, left + w + right), the new columns filled with `value`.
-torch::Tensor pad_columns(const torch::Tensor& t, int64_t left, int64_t right, double value) {
-    std::vector<torch::Tensor> parts;
-    if (left > 0) parts.push_back(torch::full({t.size(0), left}, value, t.options()));
-    parts.push_back(t);
-    if (right > 0) parts.push_back(torch::full({t.size(0), right}, value, t.options()));
-    return parts.size() == 1 ? t : torch::cat(parts, 1);
-}
-
-// The rollout's chunks as one Experience: prompts left-padded to the longest prompt P and
-// responses right-padded to the longest response N. The new columns are masked padding, exactly
-// what generate() itself puts around shorter rows, so every row's numbers stay what they were.
-Experience assemble_experience(const std::vector<RolloutChunk>& chunks, int64_t pad_id) {
-    int64_t P = 0, N = 0;
-    for (const auto& c : chunks) {
-        P = std::max(P, c.g.prompt_len);
-        N = std::max(N, c.g.response.size(1));
-    }
-    std::vector<torch::Tensor> tokens, attention, mask, old_lp, ref_lp, values, entropy, scores, has_eos;
-    for (const auto& c : chunks) {
-        const int64_t left = P - c.g.prompt_len, right = N - c.g.response.size(1);
-        tokens.push_back(pad_columns(c.g.tokens, left, right, static_cast<double>(pad_id)));
-        attention.push_back(pad_columns(c.g.attention_mask, left, right, 0));
-        mask.push_back(pad_columns(c.g.response_mask.to(torch::kFloat32), 0, right, 0));
-        old_lp.push_back(pad_columns(c.old_logprobs, 0, right, 0));
-        ref_lp.push_back(pad_columns(c.ref_logprobs, 0, right, 0));
-        values.push_back(pad_columns(c.old_values, 0, right, 0));
-        entropy.push_back(pad_columns(c.entropy, 0, right, 0));
-        scores.push_back(c.scores);
-        has_eos.push_back(c.has_eos);
-    }
-    Experience e;
-    e.prompt_len = P;
-    e.tokens = torch::cat(tokens);
-    e.attention_mask = torch::cat(attention);
-    e.mask = torch::cat(mask);
-    e.old_logprobs = torch::cat(old_lp);
-    e.ref_logprobs = torch::cat(ref_lp);
-    e.old_values = torch::cat(values);
-    e.entropy = torch::cat(entropy);
-    e.scores = torch::cat(scores);
-    e.has_eos = torch::cat(has_eos);
-    return e;
-}
-
 double to_double(const torch::Tensor& t) { return t.item<double>(); }
 
 NamedTensors named(torch::nn::Module& m) {
@@ -236,12 +168,7 @@ NamedTensors named(torch::nn::Module& m) {
 int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and run directory ----------------------------------------------------------------
     Runtime rt = init_stage_runtime(cfg);
-    if (distributed().world_size() > 1) {
-        // Its rollout statistics (whitening, KL and score means, adaptive β) are not yet
-        // gathered over ranks, so N ranks would not train what one process trains.
-        throw Error("ppo does not run data-parallel yet (pretrain, sft and reward do)", cfg.source + ": stage",
-                    "run ppo as one process: without torchrun / rlhf launch");
-    }
+    const Distributed& dist = distributed();
     const bool bf16 = wants_bf16(cfg.runtime.dtype);
     const bool frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
     if (cfg.model.dropout > 0) {
@@ -309,10 +236,17 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         reference->to(torch::kBFloat16);
         if (scorer.reward) scorer.reward->to(torch::kBFloat16);
     }
+    broadcast_module(*policy, dist);  // every rank starts from rank 0's weights
+    broadcast_module(*critic, dist);
     policy->train();
     critic->train();
     AdamW policy_opt(*policy, cfg.optim);
     AdamW critic_opt(*critic, cfg.optim);
+    // One GradientSync for both models: its buckets start strictly in order, so every rank issues
+    // the same collectives in the same order whatever order backward reaches the two models in.
+    std::vector<torch::Tensor> trained = policy_opt.trained_parameters();
+    for (const auto& p : critic_opt.trained_parameters()) trained.push_back(p);
+    GradientSync grad_sync(dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
     const double critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
     std::vector<torch::Tensor> ema;  // EMA of the policy's parameters, in registration order
     if (cfg.ppo.ema_decay > 0) {
@@ -359,13 +293,14 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // 3. Prompts ------------------------------------------------------------------------------------
     const Prompts prompts = load_prompts(cfg, tokenizer);
     EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
-    atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
     spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} episodes per iteration, minibatch {}, "
-                 "{} epoch(s), beta {} ({}), {} KL",
+                 "{} epoch(s), beta {} ({}), {} KL{}",
                  policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
                  cfg.ppo.rollout_batch, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
-                 kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator);
+                 kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
+                 dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());
 
     SamplingOptions sampling;
     sampling.max_new_tokens = cfg.ppo.max_new_tokens;
@@ -393,16 +328,21 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         SamplingOptions greedy = sampling;
         greedy.temperature = 0;
         auto gen = make_generator(cfg.runtime.seed, rt.device);
-        double score_sum = 0, eos_sum = 0;
+        // Each rank answers its contiguous share of the prompts; the sums are summed over ranks,
+        // and the samples come from rank 0's share (the one that writes them).
+        const size_t n_eval = prompts.eval.size(), ranks = static_cast<size_t>(dist.world_size());
+        const size_t first = n_eval * static_cast<size_t>(dist.rank()) / ranks;
+        const size_t end = n_eval * static_cast<size_t>(dist.rank() + 1) / ranks;
+        auto sums = torch::zeros({2}, torch::kFloat64);  // score, EOS count
         std::vector<std::pair<std::string, std::string>> samples;
-        for (size_t i = 0; i < prompts.eval.size(); i += static_cast<size_t>(cfg.ppo.rollout_chunk)) {
+        for (size_t i = first; i < end; i += static_cast<size_t>(cfg.ppo.rollout_chunk)) {
             std::vector<std::vector<int32_t>> chunk(
                 prompts.eval.begin() + static_cast<long>(i),
-                prompts.eval.begin() + static_cast<long>(std::min(prompts.eval.size(), i + static_cast<size_t>(cfg.ppo.rollout_chunk))));
+                prompts.eval.begin() + static_cast<long>(std::min(end, i + static_cast<size_t>(cfg.ppo.rollout_chunk))));
             Generation g = generate(*policy, chunk, greedy, tokenizer.pad_id(), gen);
             auto [scores, has_eos] = score_of(g);
-            score_sum += scores.sum().item<double>();
-            eos_sum += has_eos.sum().item<double>();
+            sums[0] += scores.sum().item<double>();
+            sums[1] += has_eos.sum().item<double>();
             auto response = g.response.cpu(), mask = g.response_mask.cpu();
             for (int64_t b = 0; b < response.size(0) && static_cast<int>(samples.size()) < cfg.train.log_samples; ++b) {
                 std::vector<int32_t> ids;
@@ -413,7 +353,9 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                                      fmt::format("{} [score {:.3f}]", tokenizer.decode(ids), scores[b].item<double>()));
             }
         }
-        const double n = static_cast<double>(prompts.eval.size());
+        dist.all_reduce_sum(sums);
+        const double score_sum = sums[0].item<double>(), eos_sum = sums[1].item<double>();
+        const double n = static_cast<double>(n_eval);
         nlohmann::json rec = {{"type", "eval"}, {"step", state.step}, {"eval_score", score_sum / n},
                               {"eval_eos_rate", eos_sum / n}, {"samples", nlohmann::json::array()}};
         for (const auto& [q, a] : samples) rec["samples"].push_back({{"prompt", q}, {"answer", a}});
@@ -453,24 +395,37 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const auto t0 = clock::now();
         const uint64_t iteration = state.next_batch_index++;
 
-        // a. prompts, b. rollouts
+        // a. prompts: this rank's contiguous share of the iteration's rollout batch, each with the
+        // random stream of its place in the whole batch (model/sampling_streams.h), so that N ranks
+        // sample what one process samples.
+        // (An epoch's last batch may be smaller than ppo.rollout_batch, and shares may differ by one.)
+        const auto all_rows = sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration);
+        const int64_t rows_total = static_cast<int64_t>(all_rows.size());
+        const int64_t first_row = rows_total * dist.rank() / dist.world_size();
+        const int64_t end_row = rows_total * (dist.rank() + 1) / dist.world_size();
+        const uint64_t iteration_seed = derive_seed(cfg.runtime.seed ^ kSampleStream, iteration);
         std::vector<std::vector<int32_t>> batch;
-        for (int64_t i : sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration)) batch.push_back(prompts.train[static_cast<size_t>(i)]);
-        auto gen = make_generator(cfg.runtime.seed ^ kSampleStream ^ (iteration * 0x9E3779B97F4A7C15ULL), rt.device);
+        std::vector<uint64_t> row_seeds;
+        for (int64_t r = first_row; r < end_row; ++r) {
+            batch.push_back(prompts.train[static_cast<size_t>(all_rows[static_cast<size_t>(r)])]);
+            row_seeds.push_back(derive_seed(iteration_seed, static_cast<uint64_t>(r)));
+        }
         // b-d. rollouts, ppo.rollout_chunk sequences at a time, so that no KV cache or (b, T, V)
         // logits tensor ever spans the whole rollout batch: generation, scores, then log-probs
         // and values recomputed with a training-style forward rather than taken from generate()
         // (the same numbers in fp32, tests/model/test_generate.cpp, and exactly what the update
         // computes).
-        std::vector<RolloutChunk> chunks;
+        std::vector<rl::RolloutChunk> chunks;
         double gen_seconds = 0;
         for (size_t c0 = 0; c0 < batch.size(); c0 += static_cast<size_t>(cfg.ppo.rollout_chunk)) {
             const size_t c1 = std::min(batch.size(), c0 + static_cast<size_t>(cfg.ppo.rollout_chunk));
             const std::vector<std::vector<int32_t>> part(batch.begin() + static_cast<long>(c0),
                                                          batch.begin() + static_cast<long>(c1));
+            const std::vector<uint64_t> part_seeds(row_seeds.begin() + static_cast<long>(c0),
+                                                   row_seeds.begin() + static_cast<long>(c1));
             const auto t_gen = clock::now();
-            RolloutChunk c;
-            c.g = generate(*policy, part, sampling, tokenizer.pad_id(), gen);
+            rl::RolloutChunk c;
+            c.g = generate(*policy, part, sampling, tokenizer.pad_id(), part_seeds);
             gen_seconds += std::chrono::duration<double>(clock::now() - t_gen).count();
             std::tie(c.scores, c.has_eos) = score_of(c.g);
             torch::NoGradGuard no_grad;
@@ -483,7 +438,10 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                                .to(torch::kFloat32) * mask;
             chunks.push_back(std::move(c));
         }
-        Experience e = assemble_experience(chunks, tokenizer.pad_id());
+        // Every rank then holds the whole batch: what follows (rewards, advantages, whitening, β,
+        // the minibatches) is computed exactly as one process computes it.
+        rl::Experience e = rl::gather_experience(rl::assemble_experience(chunks, tokenizer.pad_id(), rt.device),
+                                                 rows_total, first_row, tokenizer.pad_id(), dist);
 
         // per-token rewards
         e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, cfg.ppo.kl_estimator) * e.mask;
@@ -496,60 +454,78 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         e.advantages = adv.advantages;
         e.returns = adv.returns;
 
-        // f. PPO epochs over minibatches
+        // f. PPO epochs over minibatches. Every rank draws the same permutation; each takes its
+        // contiguous share of every minibatch, weighs its tokens by the WHOLE minibatch's count,
+        // and the gradients are summed over ranks before each optimizer step.
         const int64_t B = e.tokens.size(0);
+        const int64_t ranks = dist.world_size(), rank = dist.rank();
         auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * 0x9E3779B97F4A7C15ULL), torch::kCPU);
-        double policy_loss = 0, value_loss = 0, clip_frac = 0, value_clip_frac = 0, approx_kl = 0, ratio_mean = 0,
-               ratio_max = 0, ptx_loss = 0, grad_norm = 0, first_ratio_dev = NAN, first_approx_kl = NAN;
+        // Sums over this rank's micro-batches, each weighted by its share of its minibatch's tokens.
+        enum Sum { kPolicyLoss, kValueLoss, kClipFrac, kValueClipFrac, kApproxKl, kRatioMean, kPtxLoss, kFirstApproxKl, kSums };
+        auto sums = torch::zeros({kSums}, torch::kFloat64);
+        auto sums_a = sums.accessor<double, 1>();
+        // Maxima; the first minibatch's ratio deviation starts below any real one (-1 = none seen).
+        auto maxima = torch::tensor({0.0, -1.0}, torch::kFloat64);  // ratio max, first-minibatch ratio deviation
+        auto max_a = maxima.accessor<double, 1>();
+        double grad_norm = 0;
         int64_t updates = 0;
         for (int epoch = 0; epoch < cfg.ppo.epochs; ++epoch) {
             auto perm = torch::randperm(B, perm_gen, torch::kLong).to(rt.device);
             for (int64_t m0 = 0; m0 < B; m0 += cfg.ppo.minibatch) {
-                const Experience mb = take_rows(e, perm.narrow(0, m0, std::min<int64_t>(cfg.ppo.minibatch, B - m0)));
+                const int64_t mb_rows = std::min<int64_t>(cfg.ppo.minibatch, B - m0);
+                const rl::Experience mb = take_rows(e, perm.narrow(0, m0, mb_rows));
                 auto mb_adv = rl::masked_whiten(mb.advantages, mb.mask);  // per minibatch (OpenAI, TRL)
                 const double mb_tokens = mb.mask.sum().item<double>();
                 if (mb_tokens == 0) continue;
-                double mb_ratio_max = 0;
-                for (int64_t u0 = 0; u0 < mb.tokens.size(0); u0 += cfg.train.batch_size) {
-                    const int64_t n = std::min<int64_t>(cfg.train.batch_size, mb.tokens.size(0) - u0);
+                const int64_t mine_begin = mb_rows * rank / ranks, mine_end = mb_rows * (rank + 1) / ranks;
+                const int64_t w0 = cfg.ppo.ptx_batch * rank / ranks, w1 = cfg.ppo.ptx_batch * (rank + 1) / ranks;
+                const bool ptx_backward = ptx && w1 > w0;  // this rank's PPO-ptx windows come last
+                for (int64_t u0 = mine_begin; u0 < mine_end; u0 += cfg.train.batch_size) {
+                    const int64_t n = std::min<int64_t>(cfg.train.batch_size, mine_end - u0);
                     auto rows = torch::arange(u0, u0 + n, torch::TensorOptions().dtype(torch::kLong).device(rt.device));
-                    const Experience u = take_rows(mb, rows);
+                    const rl::Experience u = take_rows(mb, rows);
                     const double weight = u.mask.sum().item<double>() / mb_tokens;  // masked mean over the minibatch
                     if (weight == 0) continue;
                     auto logprobs = sequence_logprobs(*policy, u.tokens, u.attention_mask, u.prompt_len, cfg.ppo.temperature, bf16);
                     auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, cfg.ppo.clip);
                     auto values = rl::response_values(*critic, u.tokens, u.attention_mask, u.prompt_len, bf16).to(torch::kFloat32);
                     auto vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, cfg.ppo.value_clip);
+                    // The rank's last backward of the step sends the gradients as they finish.
+                    if (u0 + n == mine_end && !ptx_backward) grad_sync.arm();
                     ((pl.loss + cfg.ppo.vf_coef * vl.loss) * weight).backward();
-                    policy_loss += pl.loss.item<double>() * weight;
-                    value_loss += vl.loss.item<double>() * weight;
-                    clip_frac += pl.clip_fraction * weight;
-                    value_clip_frac += vl.clip_fraction * weight;
-                    approx_kl += pl.approx_kl * weight;
-                    ratio_mean += pl.ratio_mean * weight;
-                    mb_ratio_max = std::max(mb_ratio_max, pl.ratio_max);
+                    sums_a[kPolicyLoss] += pl.loss.item<double>() * weight;
+                    sums_a[kValueLoss] += vl.loss.item<double>() * weight;
+                    sums_a[kClipFrac] += pl.clip_fraction * weight;
+                    sums_a[kValueClipFrac] += vl.clip_fraction * weight;
+                    sums_a[kApproxKl] += pl.approx_kl * weight;
+                    sums_a[kRatioMean] += pl.ratio_mean * weight;
+                    max_a[0] = std::max(max_a[0], pl.ratio_max);
                     if (epoch == 0 && m0 == 0) {  // the policy has not moved yet: ratio 1, approx-KL 0
-                        first_ratio_dev = std::max({std::isnan(first_ratio_dev) ? 0.0 : first_ratio_dev,
-                                                    pl.ratio_max - 1.0, 1.0 - pl.ratio_min});
-                        first_approx_kl = (std::isnan(first_approx_kl) ? 0.0 : first_approx_kl) + pl.approx_kl * weight;
+                        max_a[1] = std::max({max_a[1], pl.ratio_max - 1.0, 1.0 - pl.ratio_min});
+                        sums_a[kFirstApproxKl] += pl.approx_kl * weight;
                     }
                 }
-                ratio_max = std::max(ratio_max, mb_ratio_max);
-                if (ptx) {  // PPO-ptx: pre-training gradients accumulated into the same step
+                if (ptx) {  // PPO-ptx: pre-training gradients accumulated into the same step, rows shared by rank
                     auto windows = ptx->batch(cfg.ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
                                               static_cast<uint64_t>(policy_opt.steps_taken()));
-                    LmBatch lm{to_device(windows.narrow(1, 0, cfg.model.block_size).contiguous(), rt.device),
-                               to_device(windows.narrow(1, 1, cfg.model.block_size).contiguous(), rt.device), {}, {}};
-                    torch::Tensor loss;
-                    {
-                        AutocastGuard autocast(bf16, rt.device.type());
-                        auto logits = policy->logits(policy->forward(lm.inputs));
-                        loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), lm.targets.reshape({-1})) /
-                               static_cast<double>(lm.targets.numel());
+                    if (ptx_backward) {
+                        grad_sync.arm();
+                        auto mine = windows.narrow(0, w0, w1 - w0);
+                        LmBatch lm{to_device(mine.narrow(1, 0, cfg.model.block_size).contiguous(), rt.device),
+                                   to_device(mine.narrow(1, 1, cfg.model.block_size).contiguous(), rt.device), {}, {}};
+                        torch::Tensor loss;
+                        {
+                            AutocastGuard autocast(bf16, rt.device.type());
+                            auto logits = policy->logits(policy->forward(lm.inputs));
+                            // The mean over ALL ranks' windows: every rank divides by the whole count.
+                            loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), lm.targets.reshape({-1})) /
+                                   static_cast<double>(cfg.ppo.ptx_batch * cfg.model.block_size);
+                        }
+                        (cfg.ppo.ptx_coef * loss).backward();
+                        sums_a[kPtxLoss] += loss.item<double>();
                     }
-                    (cfg.ppo.ptx_coef * loss).backward();
-                    ptx_loss += loss.item<double>();
                 }
+                grad_sync.finish();
                 grad_norm += policy_opt.step(lr, cfg.optim.grad_clip);
                 critic_opt.step(lr * critic_lr_scale, cfg.optim.grad_clip);
                 if (!ema.empty()) {
@@ -560,10 +536,19 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                 ++updates;
             }
         }
+        dist.all_reduce_sum(sums);
+        dist.all_reduce_max(maxima);
         const double nu = std::max<int64_t>(updates, 1);
+        const double policy_loss = sums_a[kPolicyLoss], value_loss = sums_a[kValueLoss];
         if (!std::isfinite(policy_loss) || !std::isfinite(value_loss)) {
             throw Error("PPO loss became non-finite", "training", "lower optim.lr, raise ppo.kl_coef, keep optim.grad_clip > 0");
         }
+        const double clip_frac = sums_a[kClipFrac], value_clip_frac = sums_a[kValueClipFrac],
+                     approx_kl = sums_a[kApproxKl], ratio_mean = sums_a[kRatioMean], ptx_loss = sums_a[kPtxLoss],
+                     ratio_max = max_a[0];
+        const bool first_seen = max_a[1] >= 0;  // some micro-batch of the first minibatch had tokens
+        const double first_ratio_dev = first_seen ? max_a[1] : NAN;
+        const double first_approx_kl = first_seen ? sums_a[kFirstApproxKl] : NAN;
 
         // g. β and the record
         const double kl_per_seq = (e.kl * e.mask).sum(1).mean().item<double>();
@@ -592,6 +577,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                     {"first_minibatch_ratio_deviation", first_ratio_dev},
                     {"first_minibatch_approx_kl", first_approx_kl},
                     {"explained_variance", explained_var},
+                    {"rollouts", B},  // ppo.rollout_batch, or fewer at an epoch's end
                     {"response_length", e.mask.sum(1).mean().item<double>()},
                     {"eos_rate", e.has_eos.to(torch::kFloat32).mean().item<double>()},
                     {"generation_share", gen_seconds / step_seconds},

@@ -60,7 +60,8 @@ Runtime init_stage_runtime(const RunConfig& cfg) {
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.runtime.dist_timeout * 1000));
     const Distributed& dist = init_distributed(env, rt.device, timeout);
     set_log_rank(dist.rank());
-    check_accum_divides(cfg.train.grad_accum_steps, dist, cfg.source);
+    // PPO shares rollouts and minibatch rows instead (train.grad_accum_steps is not its key).
+    if (cfg.stage != "ppo") check_accum_divides(cfg.train.grad_accum_steps, dist, cfg.source);
     if (env.launched) {
         spdlog::info("distributed: {} ranks ({} on this node), {} on {}, rendezvous at {}:{}", dist.world_size(),
                      env.local_world_size, rt.device.is_cuda() ? "NCCL" : "Gloo", rt.device.str(), env.master_addr,

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/config/load.h"
@@ -12,6 +13,7 @@
 #include "rlhf/core/error.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/sft.h"
 #include "rlhf/train/data_parallel.h"
 #include "rlhf/train/metrics.h"
 #include "support/helpers.h"
@@ -187,6 +189,94 @@ TEST_CASE("2 ranks train what 1 process trains with the same global batch: pretr
             CHECK(latest_checkpoint(ws.dir / "two").filename() == "step-000012");
         }
     }
+}
+
+TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive beta, PPO-ptx, eval",
+          "[integration][distributed]") {
+    Workspace ws;
+    REQUIRE(run_sft(ws.finetune("sft", "sft"), {}) == 0);
+    std::string prompts;
+    for (const char* name : kNames) prompts += std::string("{\"prompt\": \"Greet ") + name + "\"}\n";
+    test::write_text(ws.dir / "prompts.jsonl", prompts);
+    RunConfig one = ws.finetune("ppo", "one");
+    one.init_from = (ws.dir / "sft").string();
+    one.data.files = {(ws.dir / "prompts.jsonl").string()};
+    one.data.val_fraction = 0.3;
+    one.train.eval_prompts = 3;  // 3 eval prompts: 1 on rank 0, 2 on rank 1
+    one.train.eval_every = 5;
+    one.train.max_steps = 5;
+    one.train.batch_size = 1;  // micro-batches within each rank's share of a minibatch
+    one.train.grad_accum_steps = 1;
+    one.checkpoint.every = 0;
+    one.ppo.toy_reward = "count:o";
+    one.ppo.critic_from = "policy";
+    one.ppo.rollout_batch = 6;  // 7 training prompts: batches of 6 and 1 (shared 3 + 3, then 0 + 1)
+    one.ppo.rollout_chunk = 8;
+    one.ppo.minibatch = 3;  // rows shared 1 + 2 (and 0 + 1 in the one-row batch)
+    one.ppo.epochs = 2;
+    one.ppo.max_new_tokens = 12;
+    one.ppo.kl_coef = 0.05;
+    one.ppo.kl_target = 1.0;  // adaptive β from the KL of all ranks' sequences
+    one.ppo.whiten_rewards = true;
+    one.ppo.ptx_coef = 1.0;
+    one.ppo.ptx_batch = 3;  // windows shared 1 and 2
+    one.ppo.ptx_shards = (ws.dir / "base" / "data").string();
+    one.optim.lr = 3e-3;
+    RunConfig two = one;
+    two.out_dir = (ws.dir / "two").string();
+    two.ppo.rollout_chunk = 2;  // 3 rollouts per rank in chunks of 2 + 1: the samples do not depend on it
+    auto r1 = test::run_cli("train " + ws.file(one, "one"));
+    INFO(r1.output);
+    REQUIRE(r1.exit_code == 0);
+    auto r2 = test::run_cli(launch(2) + "train " + ws.file(two, "two"));
+    INFO(r2.output);
+    REQUIRE(r2.exit_code == 0);
+    auto a = train_records(ws.dir / "one"), b = train_records(ws.dir / "two");
+    REQUIRE(a.size() == 5);
+    REQUIRE(b.size() == 5);
+    for (size_t i = 0; i < a.size(); ++i) {
+        for (const char* key : {"loss", "value_loss", "ptx_loss", "score_mean", "score_std", "kl", "beta", "entropy",
+                                "explained_variance", "eos_rate", "response_length", "clip_fraction", "grad_norm",
+                                "first_minibatch_ratio_deviation"}) {
+            INFO("step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
+            REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5);
+        }
+        REQUIRE(a[i]["grad_norm"].get<double>() > 0);  // it did learn
+    }
+    REQUIRE(a.back()["beta"].get<double>() != 0.05);  // β did adapt
+    std::set<int64_t> batch_sizes;  // the epoch's last batch: one rollout, on rank 1 alone
+    for (const auto& r : b) batch_sizes.insert(r["rollouts"].get<int64_t>());
+    CHECK(batch_sizes == std::set<int64_t>{1, 6});
+    auto eval_of = [](const std::filesystem::path& run) {
+        std::vector<double> out;
+        for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == "eval") out.push_back(r["eval_score"].get<double>());
+        return out;
+    };
+    const auto ea = eval_of(ws.dir / "one"), eb = eval_of(ws.dir / "two");
+    REQUIRE(ea.size() == 2);
+    REQUIRE(eb.size() == 2);
+    for (size_t i = 0; i < ea.size(); ++i) REQUIRE(std::abs(ea[i] - eb[i]) <= 1e-5);
+    CHECK(latest_checkpoint(ws.dir / "two").filename() == "step-000005");
+
+    // A 2-rank PPO checkpoint resumes on one process (the same files, the same next iteration).
+    RunConfig part = two;
+    part.out_dir = (ws.dir / "part").string();
+    part.train.max_steps = 3;
+    auto r3 = test::run_cli(launch(2) + "train " + ws.file(part, "part"));
+    INFO(r3.output);
+    REQUIRE(r3.exit_code == 0);
+    part.train.max_steps = 5;
+    auto r4 = test::run_cli("train " + ws.file(part, "part") + " --resume");
+    INFO(r4.output);
+    REQUIRE(r4.exit_code == 0);
+    auto c = train_records(ws.dir / "part");
+    REQUIRE(c.size() == 5);
+    for (size_t i = 3; i < c.size(); ++i) {
+        INFO("step " << i + 1);
+        REQUIRE(std::abs(a[i]["loss"].get<double>() - c[i]["loss"].get<double>()) <= 1e-5);
+        REQUIRE(std::abs(a[i]["kl"].get<double>() - c[i]["kl"].get<double>()) <= 1e-5);
+    }
+
 }
 
 TEST_CASE("a 2-rank run resumes exactly on 2 ranks and on 1 process", "[integration][distributed]") {
