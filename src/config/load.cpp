@@ -130,7 +130,7 @@ std::vector<Field> fields_of(RunConfig& c) {
          "policy trunk with a fresh head", -kInf, kInf, {"reward", "policy"}},
         {"ppo.rollout_batch", &c.ppo.rollout_batch, "ppo: prompts (episodes) per iteration", 1, 1 << 20},
         {"ppo.rollout_chunk", &c.ppo.rollout_chunk, "ppo: sequences generated and scored together (bounds the "
-         "rollout's memory; the samples depend on it through the random stream)", 1, 1 << 20},
+         "rollout's memory, not what is sampled: every row has its own random stream)", 1, 1 << 20},
         {"ppo.minibatch", &c.ppo.minibatch, "ppo: sequences per optimizer step", 1, 1 << 20},
         {"ppo.epochs", &c.ppo.epochs, "ppo: passes over each rollout batch", 1, 1000},
         {"ppo.max_new_tokens", &c.ppo.max_new_tokens, "ppo: response length cap", 1, 1 << 20},

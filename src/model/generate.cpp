@@ -59,6 +59,11 @@ std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, cons
 
 }  // namespace
 
+Error nonfinite_logits_error() {
+    return Error("the model produced non-finite logits, so there is nothing to sample from", "generate",
+                 "the checkpoint has diverged (NaN weights?); use an earlier one");
+}
+
 void validate_sampling(const SamplingOptions& o, int64_t block_size) {
     if (o.max_new_tokens < 1) throw Error("must be at least 1", "max_new_tokens", "");
     if (o.max_new_tokens >= block_size) {
@@ -197,12 +202,9 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
         next_pos = next_pos + 1;
     }
     model.train(was_training);
-    if (!greedy && bad.any().item<bool>()) {
-        throw Error("the model produced non-finite logits, so there is nothing to sample from", "generate",
-                    "the checkpoint has diverged (NaN weights?); use an earlier one");
-    }
-
     Generation out;
+    out.nonfinite = !greedy && bad.any().item<bool>();
+    if (out.nonfinite && opts.throw_on_nonfinite) throw nonfinite_logits_error();
     out.prompt_len = P;
     out.tokens = tokens.index({Slice(), Slice(0, P + produced)});
     out.attention_mask = key_mask.index({Slice(), Slice(0, P + produced)});

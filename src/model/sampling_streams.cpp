@@ -39,9 +39,15 @@ torch::Tensor stream_uniforms(const torch::Tensor& seeds, uint64_t t) {
 torch::Tensor inverse_cdf_sample(const torch::Tensor& probs, const torch::Tensor& u) {
     auto cdf = probs.to(torch::kFloat64).cumsum(-1);                    // (B, V)
     auto threshold = u.to(torch::kFloat64).unsqueeze(1) * cdf.narrow(1, cdf.size(1) - 1, 1);  // (B, 1)
-    // The number of ids whose cumulative probability is still below the threshold is the index of
-    // the first that reaches it; u ≤ 1 keeps it inside the vocabulary, u > 0 off zero-probability ids.
-    return cdf.lt(threshold).sum(-1).clamp_max(probs.size(1) - 1);
+    // The first id with probability > 0 whose cumulative probability reaches the threshold.
+    // "probability > 0" is explicit because a parallel scan (CUDA's) need not keep the sum flat
+    // across zero-probability ids to the last bit; argmax returns the first maximal index.
+    const auto positive = probs.gt(0);
+    const auto reaches = cdf.ge(threshold).logical_and(positive);
+    auto token = reaches.to(torch::kUInt8).argmax(-1);
+    // Rounding could leave no id reaching u = 1 · total: then the last id with probability > 0.
+    auto last_positive = (positive.to(torch::kLong) * torch::arange(probs.size(1), token.options())).argmax(-1);
+    return torch::where(reaches.any(-1), token, last_positive);
 }
 
 }  // namespace rlhf

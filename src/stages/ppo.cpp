@@ -310,6 +310,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     sampling.stop_ids = {tokenizer.eos_id()};
     sampling.vocab_limit = tokenizer.vocab_size();
     sampling.bf16 = bf16;
+    sampling.throw_on_nonfinite = false;  // checked over all ranks below, so that they stop together
     const int64_t eos = tokenizer.eos_id();
 
     // Scores with the penalty for responses that never end, and the optional clip.
@@ -438,8 +439,12 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                                .to(torch::kFloat32) * mask;
             chunks.push_back(std::move(c));
         }
+        auto nonfinite = torch::zeros({1}, torch::kFloat64);
+        for (const auto& c : chunks) if (c.g.nonfinite) nonfinite.fill_(1.0);
+        dist.all_reduce_max(nonfinite);
+        if (nonfinite.item<double>() > 0) throw nonfinite_logits_error();
         // Every rank then holds the whole batch: what follows (rewards, advantages, whitening, β,
-        // the minibatches) is computed exactly as one process computes it.
+        // the minibatches) is computed as one process computes it.
         rl::Experience e = rl::gather_experience(rl::assemble_experience(chunks, tokenizer.pad_id(), rt.device),
                                                  rows_total, first_row, tokenizer.pad_id(), dist);
 

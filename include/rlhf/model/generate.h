@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "rlhf/core/error.h"
 #include "rlhf/model/gpt.h"
 
 namespace rlhf {
@@ -28,7 +29,13 @@ struct SamplingOptions {
     bool truncate_left = false;       // a prompt too long for the window: drop its oldest tokens (else error)
     int64_t vocab_limit = 0;          // sample only ids < this (the tokenizer's size); 0 = every logit
     bool bf16 = false;                // forward under bf16 autocast
+    // Non-finite logits (a diverged model) are an rlhf::Error; false sets Generation::nonfinite
+    // instead, for callers that must fail together with other ranks.
+    bool throw_on_nonfinite = true;
 };
+
+// The error for non-finite logits (see SamplingOptions::throw_on_nonfinite).
+Error nonfinite_logits_error();
 
 // Throws rlhf::Error naming the option (e.g. "top_p") for values outside their range.
 void validate_sampling(const SamplingOptions& opts, int64_t block_size);
@@ -42,6 +49,7 @@ struct Generation {
     torch::Tensor response_mask;  // (B, N) bool: true up to and including the stop token
     torch::Tensor logprobs;       // (B, N) float32: log p(token | prefix) at temperature T; 0 where masked
     int64_t prompt_len = 0;       // P, the padded prompt length
+    bool nonfinite = false;       // some row had nothing to sample from (with throw_on_nonfinite off)
 };
 
 // prompts: token ids (each non-empty). Row b samples from its own random stream, seeded with

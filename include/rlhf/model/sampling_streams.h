@@ -26,7 +26,8 @@ inline uint64_t derive_seed(uint64_t seed, uint64_t index) { return splitmix64(s
 torch::Tensor stream_uniforms(const torch::Tensor& seeds, uint64_t t);
 
 // probs (B, V) >= 0 (need not sum to 1), u (B,) in (0, 1] -> (B,) int64: the first id whose
-// cumulative probability reaches u · total. An id with probability 0 is never drawn.
+// cumulative probability reaches u · total. An id with probability 0 is never drawn (a row with
+// no positive probability at all gives an arbitrary id: generate() checks for that).
 torch::Tensor inverse_cdf_sample(const torch::Tensor& probs, const torch::Tensor& u);
 
 }  // namespace rlhf
