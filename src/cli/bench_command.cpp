@@ -8,8 +8,10 @@
 #include "rlhf/cli/commands.h"
 #include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/model/generate.h"
+#include "rlhf/tokenizer/tokenizer.h"
 #include "rlhf/core/precision.h"
 
 namespace rlhf::cli {
@@ -94,6 +96,35 @@ void add_bench_command(CLI::App& app, Action& action) {
                         what.c_str(), rt.device.str().c_str(), args->batch_size, args->prompt_tokens, args->new_tokens,
                         o.use_cache ? "KV cache" : "no cache", args->dtype.c_str(), tokens / dt, dt,
                         dt * 1000 / args->new_tokens);
+            return 0;
+        };
+    });
+
+    // Tokenizer encoding speed: the file encoded whole, in this one thread, best of --rounds.
+    struct TokArgs {
+        std::string tokenizer, input;
+        int rounds = 3;
+    };
+    auto tok_args = std::make_shared<TokArgs>();
+    auto* tok_cmd = cmd->add_subcommand("tokenize", "Encoding MB/s of a tokenizer on a text file, one thread");
+    tok_cmd->add_option("--tokenizer", tok_args->tokenizer, "Tokenizer directory (either kind)")->required();
+    tok_cmd->add_option("--input", tok_args->input, "Text file, encoded whole")->required();
+    tok_cmd->add_option("--rounds", tok_args->rounds, "Encodings; the fastest counts")->capture_default_str()->check(CLI::Range(1, 1000));
+    tok_cmd->callback([tok_args, &action] {
+        action = [tok_args] {
+            const Tokenizer tok = Tokenizer::load(tok_args->tokenizer);
+            if (!std::filesystem::is_regular_file(tok_args->input)) throw Error("file not found", tok_args->input, "");
+            const std::string text = read_file(tok_args->input);
+            double best = 1e30;
+            size_t count = 0;
+            for (int r = 0; r < tok_args->rounds; ++r) {
+                const auto t0 = std::chrono::steady_clock::now();
+                count = tok.encode(text).size();
+                best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            std::printf("tokenize: %s | %s | %.2f MB | %zu tokens | %.2f MB/s | %.3f s\n", tok_args->tokenizer.c_str(),
+                        tok_args->input.c_str(), static_cast<double>(text.size()) / 1e6, count,
+                        static_cast<double>(text.size()) / 1e6 / best, best);
             return 0;
         };
     });

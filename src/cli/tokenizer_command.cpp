@@ -1,11 +1,17 @@
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
 #include "rlhf/cli/commands.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/demo_corpus.h"
+#include "rlhf/data/jsonl.h"
 #include "rlhf/data/synth_task.h"
 #include "rlhf/data/token_shards.h"
+#include "rlhf/tokenizer/gpt2_bpe.h"
 #include "rlhf/tokenizer/train.h"
 
 namespace rlhf::cli {
@@ -49,6 +55,85 @@ void add_tokenizer_command(CLI::App& app, Action& action) {
             tok.save(args->out);
             spdlog::info("wrote {}/tokenizer.model ({} pieces; unk {}, bos {}, eos {}, pad {})", args->out,
                          tok.vocab_size(), tok.unk_id(), tok.bos_id(), tok.eos_id(), tok.pad_id());
+            return 0;
+        };
+    });
+
+    // GPT-2's byte-level BPE from OpenAI's or Hugging Face's files.
+    struct ImportArgs {
+        std::string encoder, vocab_bpe, vocab_json, merges, from, out;
+    };
+    auto imp = std::make_shared<ImportArgs>();
+    auto* import_cmd = cmd->add_subcommand(
+        "import-gpt2", "Make a tokenizer directory from GPT-2's byte-level BPE files (<|endoftext|> is BOS and EOS, "
+                       "<|pad|> is added as PAD)");
+    import_cmd->add_option("--encoder", imp->encoder, "OpenAI's encoder.json (with --vocab)");
+    import_cmd->add_option("--vocab", imp->vocab_bpe, "OpenAI's vocab.bpe (with --encoder)");
+    import_cmd->add_option("--vocab-json", imp->vocab_json, "Hugging Face's vocab.json (with --merges)");
+    import_cmd->add_option("--merges", imp->merges, "Hugging Face's merges.txt (with --vocab-json)");
+    import_cmd->add_option("--from", imp->from, "A directory holding either pair, or a tokenizer.json");
+    import_cmd->add_option("--out", imp->out, "Output tokenizer directory (vocab.json, merges.txt, added_tokens.json)")
+        ->required();
+    import_cmd->callback([imp, &action] {
+        action = [imp] {
+            const bool openai = !imp->encoder.empty() || !imp->vocab_bpe.empty();
+            const bool hf = !imp->vocab_json.empty() || !imp->merges.empty();
+            if (static_cast<int>(openai) + static_cast<int>(hf) + static_cast<int>(!imp->from.empty()) != 1) {
+                throw Error("give one source: --encoder and --vocab, --vocab-json and --merges, or --from DIR",
+                            "rlhf tokenizer import-gpt2", "");
+            }
+            auto pair_of = [](const std::string& vocab, const std::string& merges, const char* vocab_flag,
+                              const char* merges_flag) {
+                if (vocab.empty() || merges.empty()) {
+                    throw Error(std::string(vocab_flag) + " and " + merges_flag + " go together", "rlhf tokenizer import-gpt2", "");
+                }
+                for (const auto& f : {vocab, merges}) {
+                    if (!std::filesystem::is_regular_file(f)) throw Error("file not found", f, "check the path");
+                }
+                return Tokenizer::from_gpt2_bpe(Gpt2Bpe(read_file(vocab), vocab, read_file(merges), merges), vocab);
+            };
+            Tokenizer tok = openai ? pair_of(imp->encoder, imp->vocab_bpe, "--encoder", "--vocab")
+                            : hf   ? pair_of(imp->vocab_json, imp->merges, "--vocab-json", "--merges")
+                                   : Tokenizer::load(imp->from);
+            if (tok.kind() != Tokenizer::Kind::gpt2_bpe) {
+                throw Error("holds a SentencePiece tokenizer, not GPT-2's BPE", imp->from, "use it directly as tokenizer.path");
+            }
+            tok.save(imp->out);
+            spdlog::info("wrote {}: GPT-2 byte-level BPE, {} entries + {} added token(s); bos = eos {}, pad {}", imp->out,
+                         tok.spm_vocab_size(), tok.added_tokens().size(), tok.eos_id(), tok.pad_id());
+            return 0;
+        };
+    });
+
+    // Ids as JSON, one line per input: for comparing with tiktoken or Hugging Face.
+    struct EncodeArgs {
+        std::string tokenizer, jsonl, field = "text";
+    };
+    auto enc = std::make_shared<EncodeArgs>();
+    auto* encode_cmd = cmd->add_subcommand(
+        "encode", "Print the ids of text as a JSON array: all of stdin as one text, or one line per JSONL record");
+    encode_cmd->add_option("--tokenizer", enc->tokenizer, "Tokenizer directory (either kind)")->required();
+    encode_cmd->add_option("--jsonl", enc->jsonl, "JSONL file of records with a text field ('-' = stdin)");
+    encode_cmd->add_option("--field", enc->field, "The JSONL field holding the text")->capture_default_str();
+    encode_cmd->callback([enc, &action] {
+        action = [enc] {
+            const Tokenizer tok = Tokenizer::load(enc->tokenizer);
+            auto print = [](const std::vector<int32_t>& ids) {
+                std::string line = "[";
+                for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
+                line += "]\n";
+                std::fwrite(line.data(), 1, line.size(), stdout);
+            };
+            if (enc->jsonl.empty()) {
+                const std::string text(std::istreambuf_iterator<char>(std::cin), {});
+                print(tok.encode(text));
+            } else {
+                read_records(enc->jsonl == "-" ? std::filesystem::path("/dev/stdin") : std::filesystem::path(enc->jsonl),
+                             [&](const nlohmann::json& r, const std::string& where) {
+                                 print(tok.encode(json_string_field(r, enc->field, where)));
+                             });
+            }
+            std::fflush(stdout);
             return 0;
         };
     });

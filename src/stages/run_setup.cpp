@@ -86,12 +86,12 @@ std::filesystem::path open_run_dir(const RunConfig& cfg, bool resume) {
 Tokenizer resolve_tokenizer(const RunConfig& cfg) {
     if (!cfg.tokenizer.path.empty()) return Tokenizer::load(cfg.tokenizer.path);
     if (!cfg.data.shards.empty()) {
-        const auto path = std::filesystem::path(cfg.data.shards) / kTokenizerModelFile;
-        if (!std::filesystem::exists(path)) {
-            throw Error("shard directory has no tokenizer.model", cfg.data.shards,
-                        "set tokenizer.path to the tokenizer the shards were prepared with");
+        const std::filesystem::path dir = cfg.data.shards;
+        if (!Tokenizer::is_tokenizer_dir(dir)) {
+            throw Error("shard directory has no tokenizer (tokenizer.model, or GPT-2's vocab.json + merges.txt)",
+                        cfg.data.shards, "set tokenizer.path to the tokenizer the shards were prepared with");
         }
-        return Tokenizer::load(path);
+        return Tokenizer::load(dir);
     }
     const auto dir = std::filesystem::path(cfg.out_dir) / "tokenizer";
     nlohmann::json recipe = {{"inputs", describe_inputs(cfg.data.text)},

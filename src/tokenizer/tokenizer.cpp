@@ -7,22 +7,56 @@
 
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/tokenizer/gpt2_bpe.h"
 #include "rlhf/tokenizer/spm_loader.h"
 
 namespace rlhf {
 
 namespace {
 constexpr size_t kErrCap = 512;
+
+// The GPT-2 BPE files in `dir`, in the order they are looked for: Hugging Face's, OpenAI's.
+std::pair<std::filesystem::path, std::filesystem::path> bpe_files(const std::filesystem::path& dir) {
+    for (const auto& [vocab, merges] : {std::pair{kBpeVocabFile, kBpeMergesFile}, std::pair{"encoder.json", "vocab.bpe"}}) {
+        if (std::filesystem::exists(dir / vocab) && std::filesystem::exists(dir / merges)) return {dir / vocab, dir / merges};
+    }
+    return {};
+}
+
+Tokenizer load_base(const std::filesystem::path& path) {
+    if (!std::filesystem::exists(path)) {
+        throw Error("tokenizer model not found", path.string(),
+                    "train one with `rlhf tokenizer train`, import GPT-2's with `rlhf tokenizer import-gpt2`, or "
+                    "point at a directory holding one");
+    }
+    const bool is_dir = std::filesystem::is_directory(path);
+    const std::filesystem::path dir = is_dir ? path : path.parent_path();
+    if (!is_dir && path.extension() == ".model") return Tokenizer::from_model_bytes(read_file(path), path.string());
+    if (std::filesystem::exists(dir / kTokenizerModelFile) && (is_dir || path.filename() == kTokenizerModelFile)) {
+        return Tokenizer::from_model_bytes(read_file(dir / kTokenizerModelFile), (dir / kTokenizerModelFile).string());
+    }
+    if (const auto [vocab, merges] = bpe_files(dir); !vocab.empty()) {
+        return Tokenizer::from_gpt2_bpe(Gpt2Bpe(read_file(vocab), vocab.string(), read_file(merges), merges.string()),
+                                        dir.string());
+    }
+    if (std::filesystem::exists(dir / "tokenizer.json")) {
+        return Tokenizer::from_gpt2_bpe(Gpt2Bpe::from_tokenizer_json(read_file(dir / "tokenizer.json"), (dir / "tokenizer.json").string()),
+                                        dir.string());
+    }
+    throw Error("tokenizer model not found", path.string(),
+                "point at a directory holding tokenizer.model (`rlhf tokenizer train`), or GPT-2's vocab.json + "
+                "merges.txt / encoder.json + vocab.bpe / tokenizer.json (`rlhf tokenizer import-gpt2`)");
+}
+}  // namespace
+
+bool Tokenizer::is_tokenizer_dir(const std::filesystem::path& dir) {
+    return std::filesystem::exists(dir / kTokenizerModelFile) || !bpe_files(dir).first.empty() ||
+           std::filesystem::exists(dir / "tokenizer.json");
 }
 
 Tokenizer Tokenizer::load(const std::filesystem::path& path) {
-    std::filesystem::path model = std::filesystem::is_directory(path) ? path / kTokenizerModelFile : path;
-    if (!std::filesystem::exists(model)) {
-        throw Error("tokenizer model not found", model.string(),
-                    "train one with `rlhf tokenizer train` or point at a directory holding tokenizer.model");
-    }
-    Tokenizer tok = from_model_bytes(read_file(model), model.string());
-    const auto added_path = model.parent_path() / kAddedTokensFile;
+    Tokenizer tok = load_base(path);
+    const auto added_path = (std::filesystem::is_directory(path) ? path : path.parent_path()) / kAddedTokensFile;
     if (std::filesystem::exists(added_path)) {
         std::vector<std::string> added;
         try {
@@ -60,6 +94,27 @@ Tokenizer Tokenizer::from_model_bytes(std::string model_bytes, const std::string
     return tok;
 }
 
+Tokenizer Tokenizer::from_gpt2_bpe(Gpt2Bpe bpe, const std::string& source, const std::string& eos_piece) {
+    Tokenizer tok;
+    tok.bpe_ = std::make_shared<const Gpt2Bpe>(std::move(bpe));
+    tok.source_ = source;
+    tok.fingerprint_ = tok.bpe_->fingerprint();
+    tok.spm_size_ = tok.bpe_->size();
+    tok.eos_id_ = tok.bpe_->piece_to_id(eos_piece);
+    if (tok.eos_id_ < 0) {
+        throw Error("the vocabulary has no '" + eos_piece + "' (the end of text)", source, "GPT-2's id 50256 is <|endoftext|>");
+    }
+    tok.bos_id_ = tok.eos_id_;  // GPT-2 starts a text with the same token that ends one
+    tok = tok.with_added_tokens({kGpt2PadToken});
+    tok.pad_id_ = tok.added_token_id(kGpt2PadToken);
+    return tok;
+}
+
+const std::string& Tokenizer::model_bytes() const {
+    if (!model_bytes_) throw Error("a GPT-2 BPE tokenizer has no SentencePiece model", source_, "");
+    return *model_bytes_;
+}
+
 Tokenizer Tokenizer::with_added_tokens(const std::vector<std::string>& tokens) const {
     Tokenizer out = *this;
     for (const auto& t : tokens) {
@@ -75,6 +130,7 @@ int32_t Tokenizer::added_token_id(std::string_view token) const {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+    if (bpe_) return bpe_->encode(text);
     const SpmApi& api = spm_api();
     char err[kErrCap] = {0};
     // Every piece covers at least one input byte, so len + 1 ids always suffice; the retry is a
@@ -101,6 +157,11 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
         if (id == bos_id_ || id == eos_id_ || id == pad_id_ || id >= spm_size_) continue;
         kept.push_back(id);
     }
+    if (bpe_) {
+        std::string out;
+        for (int id : kept) out += bpe_->bytes_of(id);
+        return out;
+    }
     const SpmApi& api = spm_api();
     char err[kErrCap] = {0};
     std::string out(kept.size() * 4 + 16, '\0');
@@ -116,6 +177,10 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 
 std::string Tokenizer::piece(int32_t id) const {
     if (id >= spm_size_ && id < vocab_size()) return added_[static_cast<size_t>(id - spm_size_)];
+    if (bpe_) {
+        if (id < 0 || id >= spm_size_) throw Error("token id " + std::to_string(id) + " is outside the vocabulary", source_, "");
+        return bpe_->piece(id);
+    }
     const SpmApi& api = spm_api();
     std::string out(64, '\0');
     long n = api.piece(spm_.get(), id, out.data(), out.size());
@@ -130,12 +195,18 @@ std::string Tokenizer::piece(int32_t id) const {
 
 int32_t Tokenizer::piece_to_id(std::string_view piece_text) const {
     if (int32_t id = added_token_id(piece_text); id >= 0) return id;
+    if (bpe_) return bpe_->piece_to_id(piece_text);
     return spm_api().piece_to_id(spm_.get(), piece_text.data(), piece_text.size());
 }
 
 void Tokenizer::save(const std::filesystem::path& dir) const {
     ensure_dir(dir);
-    atomic_write(dir / kTokenizerModelFile, model_bytes());
+    if (bpe_) {
+        atomic_write(dir / kBpeVocabFile, bpe_->vocab_json());
+        atomic_write(dir / kBpeMergesFile, bpe_->merges_txt());
+    } else {
+        atomic_write(dir / kTokenizerModelFile, model_bytes());
+    }
     std::ostringstream vocab;
     for (int32_t id = 0; id < vocab_size(); ++id) {
         std::string p = piece(id);

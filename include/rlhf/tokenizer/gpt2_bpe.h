@@ -1,0 +1,63 @@
+// GPT-2's byte-level BPE (Radford et al. 2019; OpenAI's encoder.py, tiktoken's "gpt2"):
+//
+//   1. the text is cut into pieces by GPT-2's pattern (gpt2_pretokenize.h);
+//   2. each byte of a piece is one initial symbol, named by a printable character: bytes
+//      '!'..'~', '¡'..'¬', '®'..'ÿ' stand for themselves, the other 68 for U+0100 + n (so the
+//      vocabulary files hold no control characters or spaces);
+//   3. the adjacent pair with the lowest merge rank (its line in vocab.bpe / merges.txt) merges,
+//      again and again, until no adjacent pair has a rank; the symbols left are looked up in
+//      encoder.json / vocab.json.
+//
+// Decoding maps each id back to its bytes: exact for any text. `<|endoftext|>` (50256 in GPT-2)
+// is a vocabulary entry no text encodes to, like any special token here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace rlhf {
+
+class Gpt2Bpe {
+public:
+    // `vocab_json`: {"piece": id, …} (encoder.json / vocab.json); `merges`: "a b" per line after an
+    // optional "#version" line (vocab.bpe / merges.txt). `vocab_source`/`merges_source` name the
+    // files in errors (file:line for a broken merge).
+    Gpt2Bpe(std::string_view vocab_json, const std::string& vocab_source, std::string_view merges,
+            const std::string& merges_source);
+    // From a tokenizer.json of Hugging Face's `tokenizers` (model.type BPE).
+    static Gpt2Bpe from_tokenizer_json(std::string_view json, const std::string& source);
+
+    std::vector<int32_t> encode(std::string_view text) const;
+    // The bytes of one id.
+    const std::string& bytes_of(int32_t id) const { return bytes_[static_cast<size_t>(id)]; }
+    // The vocabulary entry (in the byte-as-character alphabet) of an id, and back (-1 if absent).
+    const std::string& piece(int32_t id) const { return pieces_[static_cast<size_t>(id)]; }
+    int32_t piece_to_id(std::string_view piece) const;
+    int32_t size() const { return static_cast<int32_t>(pieces_.size()); }
+
+    // The files again, in Hugging Face's form (vocab.json, merges.txt with its "#version" line).
+    std::string vocab_json() const;
+    std::string merges_txt() const;
+    // Identifies the vocabulary and merges (not their file formatting).
+    uint64_t fingerprint() const { return fingerprint_; }
+
+private:
+    Gpt2Bpe() = default;
+    void build(std::vector<std::pair<std::string, std::string>> merges, const std::string& merges_source,
+               const std::vector<int64_t>& merge_lines);
+    void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
+
+    std::vector<std::string> pieces_;  // id -> piece
+    std::vector<std::string> bytes_;   // id -> bytes
+    std::unordered_map<std::string, int32_t> ids_;
+    std::vector<std::pair<std::string, std::string>> merges_;  // in rank order
+    // (left id << 32 | right id) -> (rank, merged id)
+    std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_of_;
+    int32_t byte_id_[256] = {};
+    uint64_t fingerprint_ = 0;
+};
+
+}  // namespace rlhf

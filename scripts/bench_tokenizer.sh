@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# GPT-2 byte-level BPE encoding speed on real text, one thread: rlhf vs tiktoken (optional).
+#
+#   scripts/bench_tokenizer.sh                                        # rlhf only
+#   TIKTOKEN_PY=/path/to/venv/bin/python scripts/bench_tokenizer.sh   # + tiktoken, ids compared
+#
+# Texts: ../shared/data/gutenberg/frankenstein_84-0.txt and tinyshakespeare/input.txt, each
+# encoded whole, best of $ROUNDS (default 3), encoding only (not loading). rlhf: `rlhf bench
+# tokenize`. tiktoken builds GPT-2's encoding from the same local files (encoder.json, vocab.bpe)
+# and runs encode_ordinary in one thread. Prints a markdown table for docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+RLHF=build/rlhf
+DATA=../shared/data
+OUT=runs/bench_tokenizer
+[ -x "$RLHF" ] || scripts/build.sh --target rlhf
+[ -f $DATA/gpt2-bpe/encoder.json ] || { echo "bench_tokenizer: needs $DATA/gpt2-bpe" >&2; exit 1; }
+mkdir -p "$OUT"
+$RLHF tokenizer import-gpt2 --encoder $DATA/gpt2-bpe/encoder.json --vocab $DATA/gpt2-bpe/vocab.bpe --out "$OUT/gpt2" 2>/dev/null
+
+echo "| text | MB | rlhf MB/s | tiktoken MB/s | ids identical |"
+echo "|---|---:|---:|---:|---|"
+for text in $DATA/gutenberg/frankenstein_84-0.txt $DATA/tinyshakespeare/input.txt; do
+    line=$($RLHF bench tokenize --tokenizer "$OUT/gpt2" --input "$text" --rounds "$ROUNDS")
+    mb=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB \|.*/\1/')
+    rate=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB\/s \|.*/\1/')
+    tk=n/a same=n/a
+    if [ -n "${TIKTOKEN_PY:-}" ]; then
+        $RLHF tokenizer encode --tokenizer "$OUT/gpt2" < "$text" > "$OUT/rlhf_ids.json"
+        tk=$(RAYON_NUM_THREADS=1 "$TIKTOKEN_PY" - "$DATA/gpt2-bpe" "$text" "$OUT/tiktoken_ids.json" "$ROUNDS" <<'PY'
+import json, sys, time
+import tiktoken
+from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+bpe_dir, text_path, out, rounds = sys.argv[1:]
+ranks = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=f"{bpe_dir}/vocab.bpe", encoder_json_file=f"{bpe_dir}/encoder.json")
+enc = tiktoken.Encoding("gpt2-local", pat_str=r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+                        mergeable_ranks=ranks, special_tokens={"<|endoftext|>": 50256})
+data = open(text_path, "rb").read()
+text = data.decode("utf-8")
+best = 1e30
+for _ in range(int(rounds)):
+    t0 = time.perf_counter()
+    ids = enc.encode_ordinary(text)
+    best = min(best, time.perf_counter() - t0)
+json.dump(ids, open(out, "w"), separators=(",", ":"))
+print(f"{len(data) / 1e6 / best:.2f}")
+PY
+)
+        same=$(/usr/bin/python3 -c "import json,sys; print('yes' if json.load(open(sys.argv[1])) == json.load(open(sys.argv[2])) else 'NO')" \
+               "$OUT/rlhf_ids.json" "$OUT/tiktoken_ids.json")
+    fi
+    echo "| $(basename "$text") | $mb | $rate | $tk | $same |"
+done
