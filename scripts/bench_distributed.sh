@@ -11,6 +11,13 @@
 #   2 ranks × 1 thread,    batch 6 × 2 micro-batches   `rlhf launch --nproc-per-node 2`
 # tokens/s = 12 × 64 tokens / median ms per step (steps after the first 20; rank 0's step time,
 # which includes waiting for the all-reduce).
+#
+#   ONLY=ppo scripts/bench_distributed.sh        # PPO instead (ITERS=20 ROUNDS=3, ~4 min)
+#
+# PPO: configs/demo/ppo.yaml on the demo's SFT and reward runs ($DEMO_RUNS, default runs/demo,
+# made by scripts/demo.sh), 1 process × 2 threads against 2 ranks × 1 thread (each rank makes 16
+# of the 32 rollouts and runs 8 of every minibatch's 16 rows); median ms per iteration after the
+# first 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-200}
@@ -21,6 +28,7 @@ OUT=runs/bench_distributed
 [ -x "$RLHF" ] || scripts/build.sh --target rlhf
 [ -f ../shared/data/tinyshakespeare/input.txt ] || { echo "bench: needs ../shared/data/tinyshakespeare/input.txt" >&2; exit 1; }
 mkdir -p "$OUT"
+ONLY=${ONLY:-pretrain}
 
 median_ms() {
     $PY - "$1" <<'PY'
@@ -38,6 +46,41 @@ run() {  # name launcher threads batch accum -> median ms
         train.batch_size="$4" train.grad_accum_steps="$5" 2> "$dir.log" || { cat "$dir.log" >&2; exit 1; }
     median_ms "$dir/metrics.jsonl"
 }
+
+if [ "$ONLY" = ppo ]; then
+    ITERS=${ITERS:-20}
+    DEMO_RUNS=${DEMO_RUNS:-runs/demo}
+    [ -d "$DEMO_RUNS/sft/checkpoints" ] && [ -d "$DEMO_RUNS/reward/checkpoints" ] ||
+        { echo "bench: needs $DEMO_RUNS/sft and $DEMO_RUNS/reward (scripts/demo.sh)" >&2; exit 1; }
+    ppo_run() {  # name launcher threads -> median ms per iteration after the first 5
+        local dir=$OUT/$1
+        rm -rf "$dir"
+        $2 train configs/demo/ppo.yaml --set out_dir="$dir" init_from="$DEMO_RUNS/sft" \
+            ppo.reward_model="$DEMO_RUNS/reward" train.max_steps="$ITERS" train.eval_every=0 checkpoint.every=0 \
+            runtime.threads="$3" 2> "$dir.log" || { cat "$dir.log" >&2; exit 1; }
+        $PY - "$dir/metrics.jsonl" <<'PY'
+import json, statistics, sys
+ms = [r["ms_per_step"] for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "train"][5:]
+print(f"{statistics.median(ms):.0f}")
+PY
+    }
+    single="" ranks=""
+    for round in $(seq "$ROUNDS"); do
+        single+=" $(ppo_run ppo_single "$RLHF" 2)"
+        ranks+=" $(ppo_run ppo_ranks2 "$RLHF launch --nproc-per-node 2 --master-port 29518" 1)"
+        echo "round $round: single=${single##* } ranks2=${ranks##* } ms/iteration" >&2
+    done
+    echo "| PPO run (32 rollouts, 2 epochs × 2 minibatches of 16) | ms/iteration (median of rounds) |"
+    echo "|---|---:|"
+    for row in "1 process × 2 threads:$single" "2 ranks × 1 thread (Gloo):$ranks"; do
+        $PY - "${row%%:*}" ${row#*:} <<'PY'
+import statistics, sys
+values = [float(v) for v in sys.argv[2:]]
+print(f"| {sys.argv[1]} | {statistics.median(values):.0f} ({', '.join(f'{v:.0f}' for v in values)}) |")
+PY
+    done
+    exit 0
+fi
 
 declare -A ms
 names=(single_b12 single_b6x2 ranks2_b6x2)
