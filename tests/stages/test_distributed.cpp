@@ -204,7 +204,7 @@ TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive b
     one.data.val_fraction = 0.3;
     one.train.eval_prompts = 3;  // 3 eval prompts: 1 on rank 0, 2 on rank 1
     one.train.eval_every = 5;
-    one.train.max_steps = 5;
+    one.train.max_steps = 10;
     one.train.batch_size = 1;  // micro-batches within each rank's share of a minibatch
     one.train.grad_accum_steps = 1;
     one.checkpoint.every = 0;
@@ -232,8 +232,8 @@ TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive b
     INFO(r2.output);
     REQUIRE(r2.exit_code == 0);
     auto a = train_records(ws.dir / "one"), b = train_records(ws.dir / "two");
-    REQUIRE(a.size() == 5);
-    REQUIRE(b.size() == 5);
+    REQUIRE(a.size() == 10);
+    REQUIRE(b.size() == 10);
     for (size_t i = 0; i < a.size(); ++i) {
         for (const char* key : {"loss", "value_loss", "ptx_loss", "score_mean", "score_std", "kl", "beta", "entropy",
                                 "explained_variance", "eos_rate", "response_length", "clip_fraction", "grad_norm",
@@ -253,25 +253,25 @@ TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive b
         return out;
     };
     const auto ea = eval_of(ws.dir / "one"), eb = eval_of(ws.dir / "two");
-    REQUIRE(ea.size() == 2);
-    REQUIRE(eb.size() == 2);
+    REQUIRE(ea.size() == 3);
+    REQUIRE(eb.size() == 3);
     for (size_t i = 0; i < ea.size(); ++i) REQUIRE(std::abs(ea[i] - eb[i]) <= 1e-5);
-    CHECK(latest_checkpoint(ws.dir / "two").filename() == "step-000005");
+    CHECK(latest_checkpoint(ws.dir / "two").filename() == "step-000010");
 
     // A 2-rank PPO checkpoint resumes on one process (the same files, the same next iteration).
     RunConfig part = two;
     part.out_dir = (ws.dir / "part").string();
-    part.train.max_steps = 3;
+    part.train.max_steps = 5;
     auto r3 = test::run_cli(launch(2) + "train " + ws.file(part, "part"));
     INFO(r3.output);
     REQUIRE(r3.exit_code == 0);
-    part.train.max_steps = 5;
+    part.train.max_steps = 10;
     auto r4 = test::run_cli("train " + ws.file(part, "part") + " --resume");
     INFO(r4.output);
     REQUIRE(r4.exit_code == 0);
     auto c = train_records(ws.dir / "part");
-    REQUIRE(c.size() == 5);
-    for (size_t i = 3; i < c.size(); ++i) {
+    REQUIRE(c.size() == 10);
+    for (size_t i = 5; i < c.size(); ++i) {
         INFO("step " << i + 1);
         REQUIRE(std::abs(a[i]["loss"].get<double>() - c[i]["loss"].get<double>()) <= 1e-5);
         REQUIRE(std::abs(a[i]["kl"].get<double>() - c[i]["kl"].get<double>()) <= 1e-5);
