@@ -141,7 +141,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.kl_estimator", &c.ppo.kl_estimator, "ppo: per-token KL estimate k1 | k2 | k3", -kInf, kInf, {"k1", "k2", "k3"}},
         {"ppo.clip", &c.ppo.clip, "ppo: policy ratio clip epsilon", 0, 10},
         {"ppo.value_clip", &c.ppo.value_clip, "ppo: value clip epsilon", 0, kInf},
-        {"ppo.vf_coef", &c.ppo.vf_coef, "ppo: value-loss weight", 0, kInf},
+        {"ppo.vf_coef", &c.ppo.vf_coef, "ppo: value-loss weight; the critic has its own AdamW, which undoes a "
+         "constant scale, so this matters only through optim.grad_clip and eps", 0, kInf},
         {"ppo.gamma", &c.ppo.gamma, "ppo: GAE discount", 0, 1},
         {"ppo.lambda", &c.ppo.lambda, "ppo: GAE lambda", 0, 1},
         {"ppo.missing_eos_penalty", &c.ppo.missing_eos_penalty, "ppo: a response that never ends scores missing_eos_score"},
@@ -458,6 +459,12 @@ private:
             }
             if (cfg_.ppo.minibatch > cfg_.ppo.rollout_batch) {
                 fail("ppo.minibatch", "is larger than ppo.rollout_batch");
+            }
+            // With ε = 0 the clipped term is constant wherever it is taken, so the update has no
+            // gradient: the run would "train" without learning.
+            if (cfg_.ppo.clip == 0) fail("ppo.clip", "0 freezes the policy (the clipped ratio has no gradient); PPO uses 0.1-0.3");
+            if (cfg_.ppo.value_clip == 0) {
+                fail("ppo.value_clip", "0 freezes the critic (the clipped value has no gradient); use e.g. 0.2, or a large value to turn clipping off");
             }
         }
         if (cfg_.runtime.device != "cpu" && cfg_.runtime.device != "auto" &&

@@ -30,6 +30,23 @@ RewardModelImpl::RewardModelImpl(Gpt trunk) : gpt(std::move(trunk)) {
     score->to(gpt->transformer->wte->weight.device());
 }
 
+void RewardModelImpl::fold_normalisation() {
+    torch::NoGradGuard no_grad;
+    // gain · (w·h + b) + bias = (gain · w)·h + (gain · b + bias)
+    score->weight.mul_(score->norm_gain);
+    score->bias.mul_(score->norm_gain).add_(score->norm_bias);
+    score->norm_gain.fill_(1.0);
+    score->norm_bias.fill_(0.0);
+}
+
+void RewardModelImpl::trunk_to_bf16() { transformer->to(torch::kBFloat16); }
+
+void RewardModelImpl::zero_head() {
+    torch::NoGradGuard no_grad;
+    score->weight.zero_();
+    score->bias.zero_();
+}
+
 torch::Tensor RewardModelImpl::values(const torch::Tensor& idx, const AttentionContext& ctx) {
     return score(gpt->forward(idx, ctx));
 }

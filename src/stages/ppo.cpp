@@ -223,9 +223,11 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     if (cfg.ppo.critic_from == "reward") {
         critic = RewardModel(scorer.reward->config());
         load_model_weights(reward_dir, *critic);  // its own trunk: a copy, not the frozen reward model
+        critic->fold_normalisation();  // values on the scale of the normalised scores the returns hold
     } else {
         RunConfig critic_cfg = cfg;
         critic = RewardModel(load_start_point(critic_cfg, {}).trunk);
+        critic->zero_head();  // a fresh head predicts 0 until it learns (OpenAI's lm-human-preferences)
     }
     if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *critic);
 
@@ -234,7 +236,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     critic->to(rt.device);
     if (frozen_bf16) {
         reference->to(torch::kBFloat16);
-        if (scorer.reward) scorer.reward->to(torch::kBFloat16);
+        if (scorer.reward) scorer.reward->trunk_to_bf16();
     }
     broadcast_module(*policy, dist);  // every rank starts from rank 0's weights
     broadcast_module(*critic, dist);

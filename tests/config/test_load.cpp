@@ -74,6 +74,15 @@ TEST_CASE("invalid YAML syntax names the line", "[config]") {
                         Contains("bad.yaml:") && Contains("invalid YAML"));
 }
 
+TEST_CASE("a PPO clip of 0, which would freeze learning, is refused", "[config]") {
+    const std::string ppo = "stage: ppo\ninit_from: runs/sft\ndata:\n  files: [p.jsonl]\nppo:\n  toy_reward: count:o\n"
+                            "  critic_from: policy\n";
+    REQUIRE_NOTHROW(load_config_text(ppo, "x.yaml"));
+    REQUIRE_THROWS_WITH(load_config_text(ppo + "  clip: 0\n", "x.yaml"), Contains("x.yaml:8: ppo.clip") && Contains("freezes"));
+    REQUIRE_THROWS_WITH(load_config_text(ppo + "  value_clip: 0\n", "x.yaml"),
+                        Contains("ppo.value_clip") && Contains("freezes the critic"));
+}
+
 TEST_CASE("a stage without data is an error naming the key", "[config]") {
     REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\n", "x.yaml"), Contains("data.text"));
     REQUIRE_THROWS_WITH(load_config_text("stage: train\n", "x.yaml"), Contains("'train' is not one of"));

@@ -66,6 +66,45 @@ TEST_CASE("reward is read at the last real token under left, right and no paddin
     REQUIRE(std::abs(model->values(right.ids)[1][4].item<double>() - rb) > 1e-4);
 }
 
+TEST_CASE("folding the normalisation into the head gives normalised values at every position", "[reward][model]") {
+    // PPO's critic is a copy of the reward model; its values must be on the scale of the
+    // normalised scores the returns are built from, not the raw head's.
+    auto model = tiny_reward_model();
+    torch::NoGradGuard no_grad;
+    auto ids = torch::randint(4, 50, {3, 9}, torch::kLong);
+    auto mask = torch::ones({3, 9}, torch::kBool);
+    model->set_normalisation(torch::tensor({3.0, -1.0, 7.0, 5.0}), /*with_gain=*/true);
+    const auto normalised = model->scores(ids, mask);
+    REQUIRE_FALSE(torch::allclose(model->values(ids).select(1, 8), normalised));  // the raw head: another scale
+    model->fold_normalisation();
+    REQUIRE(torch::allclose(model->values(ids).select(1, 8), normalised, 1e-5, 1e-6));
+    REQUIRE(torch::allclose(model->scores(ids, mask), normalised, 1e-5, 1e-6));  // scores() unchanged
+    REQUIRE(model->score->norm_gain.item<double>() == 1.0);
+    REQUIRE(model->score->norm_bias.item<double>() == 0.0);
+}
+
+TEST_CASE("a bf16 frozen reward model keeps its head fp32: scores are not rounded to bf16 steps", "[reward][model]") {
+    auto model = tiny_reward_model();
+    torch::NoGradGuard no_grad;
+    model->score->bias.fill_(30.0f);  // a raw reward around 30, where bf16's step is 0.125
+    model->trunk_to_bf16();
+    REQUIRE(model->transformer->wte->weight.scalar_type() == torch::kBFloat16);
+    REQUIRE(model->score->weight.scalar_type() == torch::kFloat32);
+    REQUIRE(model->score->norm_gain.scalar_type() == torch::kFloat32);
+    auto ids = torch::randint(4, 50, {16, 9}, torch::kLong);
+    const auto s = model->scores(ids, torch::ones({16, 9}, torch::kBool));
+    REQUIRE(s.scalar_type() == torch::kFloat32);
+    // On a 0.125 grid every score would be a multiple of 1/8; fp32 scores are not.
+    REQUIRE((s * 8 - (s * 8).round()).abs().max().item<double>() > 1e-3);
+}
+
+TEST_CASE("a zeroed head predicts 0 everywhere", "[reward][model]") {
+    auto model = tiny_reward_model();
+    model->zero_head();
+    torch::NoGradGuard no_grad;
+    REQUIRE(model->values(torch::randint(4, 50, {2, 5}, torch::kLong)).abs().max().item<double>() == 0.0);
+}
+
 TEST_CASE("normalisation gives the reference set mean 0 (and std 1 with the gain)", "[reward][model]") {
     auto model = tiny_reward_model();
     torch::NoGradGuard no_grad;

@@ -114,6 +114,9 @@ TEST_CASE("ppo raises a toy reward with a known optimum, KL finite, invariants o
     INFO(steps.front().dump() << "\n" << steps.back().dump());
     // The policy starts as the reference: the first iteration's KL is exactly 0.
     REQUIRE(std::abs(steps.front()["kl"].get<double>()) < 1e-6);
+    // critic_from: policy starts with a zero head (OpenAI's code): values 0, so the first
+    // iteration's returns are the advantages and the explained variance is exactly 0.
+    REQUIRE(steps.front()["explained_variance"].get<double>() == 0.0);
     for (const auto& s : steps) {
         INFO("step " << s["step"]);
         // Before the first update of an iteration the policy is the one that sampled: ratio 1.

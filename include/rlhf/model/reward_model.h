@@ -45,6 +45,15 @@ struct RewardModelImpl : torch::nn::Module {
     // Sets the normalisation from the raw rewards of a reference set: bias = -mean (gain 1), or
     // with `with_gain` gain = 1/std, bias = -mean/std.
     void set_normalisation(const torch::Tensor& reference_raw, bool with_gain);
+    // Moves the normalisation into the head's weight and bias (gain 1, bias 0 after): values()
+    // then give normalised scores at every position. PPO's critic, copied from the reward model,
+    // must predict returns built from normalised scores.
+    void fold_normalisation();
+    // A frozen scorer in bf16: the trunk only. The head and its normalisation stay fp32, since
+    // a bf16 head rounds a raw reward of ~30 to steps of 0.125.
+    void trunk_to_bf16();
+    // The head's weight and bias to 0 (a critic that starts predicting 0, as OpenAI's code does).
+    void zero_head();
 
     const ModelConfig& config() const { return gpt->config(); }
     int64_t num_parameters() const;
