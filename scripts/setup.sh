@@ -73,4 +73,9 @@ if [ "$torch" = pip ]; then
         /usr/bin/python3 -m venv "$venv"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_PIP_VERSION"
     fi
+    # Hugging Face transformers: the reference the GPT-2 import is tested against (tests/reference/hf_gpt2.py).
+    if ! "$venv/bin/python" -c "import transformers" 2>/dev/null; then
+        echo "setup: installing transformers==$TRANSFORMERS_VERSION from PyPI into $venv (test reference)"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "transformers==$TRANSFORMERS_VERSION"
+    fi
 fi

@@ -191,6 +191,7 @@ void check_same_model_shape(const ModelConfig& ckpt, const ModelConfig& cur, con
     cmp("block_size", ckpt.block_size, cur.block_size);
     cmp("vocab_size", ckpt.vocab_size, cur.vocab_size);
     cmp("bias", ckpt.bias, cur.bias);
+    cmp("activation", ckpt.activation, cur.activation);
     if (!diffs.empty()) {
         std::string all;
         for (size_t i = 0; i < diffs.size(); ++i) all += (i ? "; " : "") + diffs[i];

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     rlhf::cli::add_chat_command(app, action);
     rlhf::cli::add_score_command(app, action);
     rlhf::cli::add_eval_command(app, action);
+    rlhf::cli::add_convert_command(app, action);
     rlhf::cli::add_config_command(app, action);
     rlhf::cli::add_bench_command(app, action);
 

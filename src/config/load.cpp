@@ -62,6 +62,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"model.block_size", &c.model.block_size, "context window in tokens", 1, 1 << 20},
         {"model.vocab_size", &c.model.vocab_size, "0 = the tokenizer's size; larger pads the embedding", 0, 1 << 24},
         {"model.bias", &c.model.bias, "biases in Linear and LayerNorm layers"},
+        {"model.activation", &c.model.activation, "MLP activation: gelu (exact, erf) or gelu_tanh (GPT-2's gelu_new; "
+         "what imported GPT-2 weights need)", -kInf, kInf, {"gelu", "gelu_tanh"}},
         {"model.dropout", &c.model.dropout, "dropout on embeddings, attention and residual branches", 0, 0.999},
 
         {"tokenizer.path", &c.tokenizer.path, "tokenizer directory; empty = train one into <out_dir>/tokenizer"},

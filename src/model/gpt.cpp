@@ -91,12 +91,14 @@ MlpImpl::MlpImpl(const ModelConfig& cfg) {
     c_fc = register_module("c_fc", torch::nn::Linear(torch::nn::LinearOptions(cfg.n_embd, 4 * cfg.n_embd).bias(cfg.bias)));
     c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(4 * cfg.n_embd, cfg.n_embd).bias(cfg.bias)));
     dropout = register_module("dropout", torch::nn::Dropout(cfg.dropout));
+    approximate = cfg.activation == "gelu_tanh" ? "tanh" : "none";
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-    // Exact (erf) GELU, as nanoGPT. GPT-2 used the tanh approximation (|difference| < 1e-3), but
-    // LibTorch 1.13's CPU tanh-GELU is 4-7x slower than erf-GELU (docs/benchmarks.md).
-    return dropout(linear(torch::gelu(linear(x, c_fc)), c_proj));
+    // Exact (erf) GELU by default, as nanoGPT: LibTorch 1.13's CPU tanh-GELU is 4-7x slower
+    // (docs/benchmarks.md). GPT-2 used the tanh approximation (|difference| < 1e-3), and weights
+    // trained with it want it back (model.activation: gelu_tanh, set by `rlhf convert --from-hf`).
+    return dropout(linear(torch::gelu(linear(x, c_fc), approximate), c_proj));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::strin
     check("n_embd", &ModelConfig::n_embd);
     check("block_size", &ModelConfig::block_size);
     check("bias", &ModelConfig::bias);
+    check("activation", &ModelConfig::activation);
     if (!diffs.empty()) throw Error(fmt::format("{}", fmt::join(diffs, "\n")));
     const double dropout = cfg.dropout;
     cfg = ckpt;

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 namespace rlhf::test {
 
 TempDir::TempDir() {
@@ -114,6 +116,59 @@ std::string run_python_reference(const std::string& script, const std::string& a
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     return r.output;
+}
+
+std::string run_transformers_reference(const std::string& script, const std::string& args) {
+#ifdef RLHF_VENV_PYTHON
+    const std::string python = RLHF_VENV_PYTHON;
+    static int has_transformers = -1;
+    if (has_transformers < 0) has_transformers = run_shell(python + " -c 'import transformers'").exit_code == 0;
+    if (!has_transformers) skip("needs transformers in " + python + " (scripts/setup.sh --torch pip installs it)");
+    const fs::path path = fs::path(RLHF_TESTS_DIR) / "reference" / script;
+    CommandResult r = run_shell(python + " " + shell_quote(path.string()) + " " + args);
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    return r.output;
+#else
+    (void)script;
+    (void)args;
+    skip("needs the LibTorch 2.x flavour's venv with transformers (build with scripts/build.sh --torch pip)");
+    return {};
+#endif
+}
+
+// The name of byte b in GPT-2's alphabet, written independently of the library: printable
+// Latin-1 bytes stand for themselves, the 68 others for U+0100, U+0101, … in byte order.
+static std::string byte_name(int b) {
+    int skipped = 0;
+    for (int x = 0; x < b; ++x) {
+        const bool printable = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
+        if (!printable) ++skipped;
+    }
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    const int cp = printable ? b : 256 + skipped;
+    std::string s;
+    if (cp < 0x80) {
+        s += static_cast<char>(cp);
+    } else {
+        s += static_cast<char>(0xC0 | (cp >> 6));
+        s += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    return s;
+}
+
+std::pair<std::string, std::string> toy_gpt2_bpe_files() {
+    nlohmann::json vocab = nlohmann::json::object();
+    for (int b = 0; b < 256; ++b) vocab[byte_name(b)] = b;
+    const std::string space = byte_name(' ');
+    vocab["he"] = 256;
+    vocab["ll"] = 257;
+    vocab["hell"] = 258;
+    vocab["hello"] = 259;
+    vocab[space + "w"] = 260;
+    vocab["<|endoftext|>"] = 261;
+    const std::string merges = "#version: 0.2\nl l\nh e\nhe ll\nhell o\n" + space + " w\n";
+    return {vocab.dump(), merges};
 }
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {

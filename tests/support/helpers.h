@@ -52,6 +52,14 @@ CommandResult run_cli(const std::string& args, const fs::path& cwd = fs::current
 // Runs tests/reference/<script> with /usr/bin/python3 and `args`; skip()s when python3 or its
 // torch is missing. Returns stdout; a non-zero exit fails the test with the script's output.
 std::string run_python_reference(const std::string& script, const std::string& args);
+// The same with the LibTorch 2.x flavour's venv python, which has Hugging Face transformers
+// (scripts/setup.sh --torch pip installs it); skip()s in other builds or without transformers.
+std::string run_transformers_reference(const std::string& script, const std::string& args);
+
+// A toy GPT-2 byte-level BPE (vocab.json, merges.txt texts), written independently of the
+// library: the 256 byte entries, then "he", "ll", "hell", "hello", " w" (ids 256-260) and
+// <|endoftext|> (261).
+std::pair<std::string, std::string> toy_gpt2_bpe_files();
 
 // Max |a - b| (for messages) and a REQUIRE-friendly closeness check.
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);

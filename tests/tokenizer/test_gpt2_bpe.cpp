@@ -26,41 +26,6 @@ std::vector<std::string> pieces(std::string_view text) {
 
 using Pieces = std::vector<std::string>;
 
-// The name of byte b in GPT-2's alphabet, written independently of the library: printable
-// Latin-1 bytes stand for themselves, the 68 others for U+0100, U+0101, … in byte order.
-std::string byte_name(int b) {
-    int skipped = 0;
-    for (int x = 0; x < b; ++x) {
-        const bool printable = (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
-        if (!printable) ++skipped;
-    }
-    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    const int cp = printable ? b : 256 + skipped;
-    std::string s;
-    if (cp < 0x80) {
-        s += static_cast<char>(cp);
-    } else {
-        s += static_cast<char>(0xC0 | (cp >> 6));
-        s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    return s;
-}
-
-// 256 byte entries, then "he", "ll", "hell", "hello", " w", then <|endoftext|>.
-std::pair<std::string, std::string> toy_files() {
-    nlohmann::json vocab = nlohmann::json::object();
-    for (int b = 0; b < 256; ++b) vocab[byte_name(b)] = b;
-    const std::string space = byte_name(' ');
-    vocab["he"] = 256;
-    vocab["ll"] = 257;
-    vocab["hell"] = 258;
-    vocab["hello"] = 259;
-    vocab[space + "w"] = 260;
-    vocab["<|endoftext|>"] = 261;
-    const std::string merges = "#version: 0.2\nl l\nh e\nhe ll\nhell o\n" + space + " w\n";
-    return {vocab.dump(), merges};
-}
-
 }  // namespace
 
 TEST_CASE("GPT-2's pattern: contractions, letters, numbers, other, and white space runs", "[tokenizer][gpt2]") {
@@ -90,7 +55,7 @@ TEST_CASE("GPT-2's pattern: contractions, letters, numbers, other, and white spa
 }
 
 TEST_CASE("byte-level BPE on a toy vocabulary: merges by rank, exact decode of any bytes", "[tokenizer][gpt2]") {
-    const auto [vocab, merges] = toy_files();
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     Tokenizer tok = Tokenizer::from_gpt2_bpe(Gpt2Bpe(vocab, "vocab.json", merges, "merges.txt"), "toy");
     CHECK(tok.kind() == Tokenizer::Kind::gpt2_bpe);
     CHECK(tok.encode("hello") == std::vector<int32_t>{259});
@@ -119,7 +84,7 @@ TEST_CASE("byte-level BPE on a toy vocabulary: merges by rank, exact decode of a
 }
 
 TEST_CASE("broken GPT-2 BPE files are one clear line naming the file (and line)", "[tokenizer][gpt2]") {
-    const auto [vocab, merges] = toy_files();
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     REQUIRE_THROWS_WITH(Gpt2Bpe(vocab, "vocab.json", "#version: 0.2\nl l\nh e x\n", "merges.txt"),
                         Contains("merges.txt:3") && Contains("two pieces"));
     REQUIRE_THROWS_WITH(Gpt2Bpe(vocab, "vocab.json", "q z\n", "merges.txt"),
@@ -184,7 +149,7 @@ TEST_CASE("rlhf tokenizer import-gpt2 and encode print tiktoken's ids", "[tokeni
 
 TEST_CASE("a GPT-2 BPE tokenizer goes through pre-training, SFT and their checkpoints", "[integration][gpt2]") {
     test::TempDir dir;
-    const auto [vocab, merges] = toy_files();
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     std::filesystem::create_directories(dir / "tok");
     test::write_text(dir / "tok" / "vocab.json", vocab);
     test::write_text(dir / "tok" / "merges.txt", merges);

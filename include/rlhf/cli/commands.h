@@ -33,5 +33,6 @@ void add_config_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
 void add_score_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
+void add_convert_command(CLI::App& app, Action& action);
 
 }  // namespace rlhf::cli

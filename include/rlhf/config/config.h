@@ -28,6 +28,7 @@ struct ModelConfig {
     int         block_size = 64;        // context window in tokens
     int         vocab_size = 0;         // 0 = the tokenizer's size; else >= it (padding for speed)
     bool        bias       = false;     // biases in Linear and LayerNorm layers
+    std::string activation = "gelu";    // gelu (exact, erf) | gelu_tanh (GPT-2's "gelu_new")
     double      dropout    = 0.0;       // on embeddings, attention weights and residual branches
 };
 

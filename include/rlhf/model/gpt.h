@@ -58,6 +58,7 @@ struct MlpImpl : torch::nn::Module {
     torch::nn::Linear c_fc{nullptr};    // (C) -> (4C)
     torch::nn::Linear c_proj{nullptr};  // (4C) -> (C), a residual projection
     torch::nn::Dropout dropout{nullptr};
+    std::string approximate;  // "none" (erf GELU) or "tanh" (model.activation: gelu_tanh)
 };
 TORCH_MODULE(Mlp);
 

@@ -1,0 +1,144 @@
+#include "rlhf/checkpoint/hf_gpt2.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <map>
+#include <set>
+
+#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+
+namespace rlhf {
+
+namespace {
+
+// config.json -> our model shape; anything we cannot run the same way is an error naming the key.
+ModelConfig model_config_of(const std::filesystem::path& file) {
+    if (!std::filesystem::is_regular_file(file)) {
+        throw Error("no config.json", file.string(), "point --from-hf at a directory saved by transformers' save_pretrained");
+    }
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file(file));
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
+    }
+    const std::string where = file.string();
+    auto get_int = [&](const char* key) -> int {
+        if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0) {
+            throw Error(std::string("needs a positive integer \"") + key + "\"", where, "");
+        }
+        return j[key].get<int>();
+    };
+    const std::string model_type = j.value("model_type", "");
+    if (model_type != "gpt2") {
+        throw Error("model_type is '" + model_type + "', not 'gpt2'", where + ": model_type",
+                    "only GPT-2 (GPT2LMHeadModel) checkpoints convert");
+    }
+    const std::string act = j.value("activation_function", "gelu_new");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu") {
+        throw Error("activation_function '" + act + "' is not supported", where + ": activation_function",
+                    "gelu_new / gelu_pytorch_tanh (tanh GELU) or gelu");
+    }
+    const double eps = j.value("layer_norm_epsilon", 1e-5);
+    if (std::abs(eps - 1e-5) > 1e-12) {
+        throw Error("layer_norm_epsilon " + std::to_string(eps) + " is not GPT-2's 1e-5 (the only one we run)",
+                    where + ": layer_norm_epsilon", "");
+    }
+    ModelConfig m;
+    m.arch = "gpt2";
+    m.n_layer = get_int("n_layer");
+    m.n_head = get_int("n_head");
+    m.n_embd = get_int("n_embd");
+    m.block_size = get_int("n_positions");
+    m.vocab_size = get_int("vocab_size");
+    m.bias = true;
+    m.activation = act == "gelu" ? "gelu" : "gelu_tanh";
+    m.dropout = 0.0;
+    if (j.contains("n_inner") && !j["n_inner"].is_null() && j["n_inner"].get<int64_t>() != 4 * m.n_embd) {
+        throw Error("n_inner is not 4 × n_embd", where + ": n_inner", "");
+    }
+    if (m.n_embd % m.n_head != 0) throw Error("n_embd is not divisible by n_head", where, "");
+    if (!j.value("tie_word_embeddings", true)) {
+        throw Error("an untied LM head is not supported (ours is the embedding)", where + ": tie_word_embeddings", "");
+    }
+    if (!j.value("scale_attn_weights", true)) throw Error("unscaled attention is not supported", where + ": scale_attn_weights", "");
+    for (const char* key : {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"}) {
+        if (j.value(key, false)) throw Error(std::string(key) + " is not supported", where + ": " + key, "");
+    }
+    return m;
+}
+
+// Hugging Face's tensor name -> ours ("" = not a weight we hold), and whether it is a Conv1D weight.
+std::pair<std::string, bool> our_name(std::string name) {
+    if (name.rfind("transformer.", 0) != 0) name = "transformer." + name;
+    static const std::set<std::string> skip_suffixes = {".attn.bias", ".attn.masked_bias"};
+    for (const auto& s : skip_suffixes) {
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return {"", false};
+    }
+    if (name == "transformer.lm_head.weight") return {"", false};  // tied to wte
+    const bool conv1d = name.find(".c_attn.weight") != std::string::npos || name.find(".c_proj.weight") != std::string::npos ||
+                        name.find(".c_fc.weight") != std::string::npos;
+    return {name, conv1d};
+}
+
+}  // namespace
+
+ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir) {
+    if (!std::filesystem::is_directory(dir)) throw Error("not a directory", dir.string(), "");
+    ImportedGpt2 out;
+    ModelConfig hf = model_config_of(dir / "config.json");
+    out.tokenizer = Tokenizer::load(dir);
+    if (out.tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
+        throw Error("holds a SentencePiece tokenizer, not GPT-2's BPE", dir.string(), "");
+    }
+    if (out.tokenizer.spm_vocab_size() != hf.vocab_size) {
+        throw Error("the tokenizer has " + std::to_string(out.tokenizer.spm_vocab_size()) + " entries but config.json's "
+                        "vocab_size is " + std::to_string(hf.vocab_size),
+                    (dir / "config.json").string() + ": vocab_size", "the tokenizer files and the model do not belong together");
+    }
+    const auto file = dir / "model.safetensors";
+    if (!std::filesystem::is_regular_file(file)) {
+        throw Error("no model.safetensors", file.string(),
+                    "save the model with safe_serialization=True (pytorch_model.bin is not read)");
+    }
+    const SafetensorsFile st = load_safetensors(file);
+
+    Gpt model(hf);
+    torch::NoGradGuard no_grad;
+    std::map<std::string, torch::Tensor> params;
+    for (const auto& item : model->named_parameters()) params.emplace(item.key(), item.value());
+    std::set<std::string> filled;
+    for (const auto& [hf_name, tensor] : st.tensors) {
+        const auto [name, conv1d] = our_name(hf_name);
+        if (name.empty()) continue;
+        auto it = params.find(name);
+        if (it == params.end()) {
+            throw Error("tensor '" + hf_name + "' is not part of a GPT-2 of this shape", file.string(),
+                        "is config.json the one saved with these weights?");
+        }
+        auto value = tensor.to(torch::kFloat32);
+        if (conv1d) value = value.t();  // Conv1D (in, out) -> Linear (out, in)
+        if (value.sizes() != it->second.sizes()) {
+            throw Error("tensor '" + hf_name + "' has shape " + fmt::format("{}", fmt::join(tensor.sizes(), "×")) +
+                            ", a GPT-2 of config.json's shape needs " +
+                            fmt::format("{}", fmt::join(it->second.sizes(), "×")) + (conv1d ? " (transposed)" : ""),
+                        file.string(), "is config.json the one saved with these weights?");
+        }
+        it->second.copy_(value);
+        filled.insert(name);
+    }
+    for (const auto& [name, p] : params) {
+        if (!filled.count(name)) throw Error("tensor '" + name + "' is missing", file.string(), "");
+    }
+    // Room for <|pad|> (and the chat markers SFT adds later): new rows are the mean of the others.
+    out.config = hf;
+    out.config.vocab_size = out.tokenizer.vocab_size();
+    out.model = out.config.vocab_size > hf.vocab_size ? grow_vocabulary(*model, out.config.vocab_size, hf.vocab_size) : model;
+    return out;
+}
+
+}  // namespace rlhf

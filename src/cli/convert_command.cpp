@@ -1,0 +1,49 @@
+// rlhf convert: Hugging Face GPT-2 weights into a checkpoint every stage and command reads.
+#include <spdlog/spdlog.h>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/hf_gpt2.h"
+#include "rlhf/cli/commands.h"
+#include "rlhf/core/error.h"
+
+namespace rlhf::cli {
+
+void add_convert_command(CLI::App& app, Action& action) {
+    struct Args {
+        std::string from_hf, out;
+    };
+    auto args = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "convert", "Convert Hugging Face GPT-2 weights (config.json, model.safetensors, vocab.json + merges.txt) into a "
+                   "checkpoint that init_from, generate, chat and score accept");
+    cmd->add_option("--from-hf", args->from_hf, "A GPT-2 directory saved by transformers (gpt2 … gpt2-xl)")->required();
+    cmd->add_option("--out", args->out, "Run directory to create (RUN/checkpoints/step-000000)")->required();
+    cmd->callback([args, &action] {
+        action = [args] {
+            const std::filesystem::path out = args->out;
+            if (std::filesystem::exists(out / "checkpoints")) {
+                throw Error("already holds checkpoints", out.string(), "choose another --out");
+            }
+            // Everything is read and checked before anything is written.
+            ImportedGpt2 gpt2 = import_hf_gpt2(args->from_hf);
+            RunConfig cfg;
+            cfg.stage = "pretrain";
+            cfg.source = "rlhf convert";
+            cfg.out_dir = out.string();
+            cfg.model = gpt2.config;
+            // Where the weights came from; a pre-training resume would find no shards there and say so.
+            cfg.data.shards = std::filesystem::absolute(args->from_hf).string();
+            CheckpointExtras extras;
+            extras.stage_state = {{"lineage", {{"converted_from", cfg.data.shards}, {"format", "huggingface gpt2"}}}};
+            const auto dir = save_checkpoint(out / "checkpoints", cfg, TrainState{}, *gpt2.model, OptimizerState{},
+                                             gpt2.tokenizer, 0, extras);
+            spdlog::info("wrote {}: GPT-2 with {} parameters ({} layers, {} heads, {} embd, context {}, vocab {} = {} + "
+                         "<|pad|>), tanh GELU",
+                         dir.string(), gpt2.model->num_parameters(), cfg.model.n_layer, cfg.model.n_head,
+                         cfg.model.n_embd, cfg.model.block_size, cfg.model.vocab_size, gpt2.tokenizer.spm_vocab_size());
+            return 0;
+        };
+    });
+}
+
+}  // namespace rlhf::cli
