@@ -15,7 +15,7 @@ void add_convert_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
         "convert", "Convert Hugging Face GPT-2 weights (config.json, model.safetensors, vocab.json + merges.txt) into a "
-                   "checkpoint that init_from, generate, chat and score accept");
+                   "checkpoint that init_from (sft, reward, ppo), generate and chat accept");
     cmd->add_option("--from-hf", args->from_hf, "A GPT-2 directory saved by transformers (gpt2 … gpt2-xl)")->required();
     cmd->add_option("--out", args->out, "Run directory to create (RUN/checkpoints/step-000000)")->required();
     cmd->callback([args, &action] {
