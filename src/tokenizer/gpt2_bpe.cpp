@@ -105,7 +105,7 @@ Gpt2Bpe::Gpt2Bpe(std::string_view vocab_json, const std::string& vocab_source, s
         pairs.emplace_back(std::string(line.substr(0, space)), std::string(line.substr(space + 1)));
         lines.push_back(line_no);
     }
-    build(std::move(pairs), merges_source, lines);
+    build(std::move(pairs), vocab_source, merges_source, lines);
 }
 
 Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& source) {
@@ -134,8 +134,8 @@ Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& s
     return Gpt2Bpe(model["vocab"].dump(), source + ": model.vocab", merges, source + ": model.merges");
 }
 
-void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, const std::string& merges_source,
-                    const std::vector<int64_t>& merge_lines) {
+void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, const std::string& vocab_source,
+                    const std::string& merges_source, const std::vector<int64_t>& merge_lines) {
     const auto code_points = byte_code_points();
     std::unordered_map<uint32_t, uint8_t> byte_of;
     for (uint32_t b = 0; b < 256; ++b) byte_of[code_points[b]] = static_cast<uint8_t>(b);
@@ -150,7 +150,7 @@ void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, con
         append_utf8(name, code_points[b]);
         auto it = ids_.find(name);
         if (it == ids_.end()) {
-            throw Error("the vocabulary lacks the piece for byte " + std::to_string(b) + " ('" + name + "')", "vocabulary",
+            throw Error("the vocabulary lacks the piece for byte " + std::to_string(b) + " ('" + name + "')", vocab_source,
                         "a byte-level BPE vocabulary holds all 256 bytes");
         }
         byte_id_[b] = it->second;

@@ -34,6 +34,14 @@ std::string launch(int nproc) {
     return "launch --nproc-per-node " + std::to_string(nproc) + " --master-port " + std::to_string(next_port()) + " ";
 }
 
+// `rlhf ARGS`, which must succeed (its output is shown when it does not).
+test::CommandResult run_ok(const std::string& args) {
+    auto r = test::run_cli(args);
+    INFO(args << "\n" << r.output);
+    REQUIRE(r.exit_code == 0);
+    return r;
+}
+
 std::vector<nlohmann::json> train_records(const std::filesystem::path& run) {
     std::vector<nlohmann::json> out;
     for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == "train") out.push_back(r);
@@ -177,12 +185,8 @@ TEST_CASE("2 ranks train what 1 process trains with the same global batch: pretr
             // Pretrain: many small buckets (each started from the hooks as it fills, in order);
             // the others: all gradients in one bucket.
             if (stage == "pretrain") two.runtime.dist_bucket_mb = 0.01;
-            auto r1 = test::run_cli("train " + ws.file(one, "one"));
-            INFO(r1.output);
-            REQUIRE(r1.exit_code == 0);
-            auto r2 = test::run_cli(launch(2) + "train " + ws.file(two, "two"));
-            INFO(r2.output);
-            REQUIRE(r2.exit_code == 0);
+            run_ok("train " + ws.file(one, "one"));
+            auto r2 = run_ok(launch(2) + "train " + ws.file(two, "two"));
             require_same_losses(ws.dir / "one", ws.dir / "two", 1e-5);
             // Rank 0 alone wrote the run; the other rank printed nothing at info level.
             CHECK_THAT(r2.output, !Contains("[rank 1]"));
@@ -225,12 +229,8 @@ TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive b
     RunConfig two = one;
     two.out_dir = (ws.dir / "two").string();
     two.ppo.rollout_chunk = 2;  // 3 rollouts per rank in chunks of 2 + 1: the samples do not depend on it
-    auto r1 = test::run_cli("train " + ws.file(one, "one"));
-    INFO(r1.output);
-    REQUIRE(r1.exit_code == 0);
-    auto r2 = test::run_cli(launch(2) + "train " + ws.file(two, "two"));
-    INFO(r2.output);
-    REQUIRE(r2.exit_code == 0);
+    run_ok("train " + ws.file(one, "one"));
+    run_ok(launch(2) + "train " + ws.file(two, "two"));
     auto a = train_records(ws.dir / "one"), b = train_records(ws.dir / "two");
     REQUIRE(a.size() == 10);
     REQUIRE(b.size() == 10);
@@ -262,13 +262,9 @@ TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive b
     RunConfig part = two;
     part.out_dir = (ws.dir / "part").string();
     part.train.max_steps = 5;
-    auto r3 = test::run_cli(launch(2) + "train " + ws.file(part, "part"));
-    INFO(r3.output);
-    REQUIRE(r3.exit_code == 0);
+    run_ok(launch(2) + "train " + ws.file(part, "part"));
     part.train.max_steps = 10;
-    auto r4 = test::run_cli("train " + ws.file(part, "part") + " --resume");
-    INFO(r4.output);
-    REQUIRE(r4.exit_code == 0);
+    run_ok("train " + ws.file(part, "part") + " --resume");
     auto c = train_records(ws.dir / "part");
     REQUIRE(c.size() == 10);
     for (size_t i = 5; i < c.size(); ++i) {

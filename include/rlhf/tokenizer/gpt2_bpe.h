@@ -46,7 +46,8 @@ public:
 
 private:
     Gpt2Bpe() = default;
-    void build(std::vector<std::pair<std::string, std::string>> merges, const std::string& merges_source,
+    void build(std::vector<std::pair<std::string, std::string>> merges, const std::string& vocab_source,
+               const std::string& merges_source,
                const std::vector<int64_t>& merge_lines);
     void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
