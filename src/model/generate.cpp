@@ -19,20 +19,25 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// Logits (..., V) with the ids at or beyond `vocab_limit` (embedding rows the tokenizer does not
+// use: a vocabulary padded to a multiple of 64) at -inf, so that they are never sampled and the
+// log-probs are those of the distribution actually sampled from. 0 = every id.
+torch::Tensor mask_beyond_vocab(torch::Tensor logits, int64_t vocab_limit) {
+    if (vocab_limit <= 0 || vocab_limit >= logits.size(-1)) return logits;
+    return logits.index_fill(-1, torch::arange(vocab_limit, logits.size(-1), logits.options().dtype(torch::kLong)), kNegInf);
+}
+
 // Samples one token per row from logits (B, V) fp32 with this step's uniforms u (B,) (unused when
 // greedy). Returns (token (B), logprob (B)); `bad` (B,) becomes true for a row whose logits left
 // nothing to sample from (NaN, all -inf).
 std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, const SamplingOptions& opts,
                                                const torch::Tensor& u, torch::Tensor& bad) {
     const bool greedy = opts.temperature == 0.0;
-    auto scaled = greedy ? logits : logits / opts.temperature;
-    // log p under the temperature-scaled distribution over the full vocabulary: what a training
-    // forward computes, so PPO's first ratio is exactly 1. top-k / top-p only choose the token.
+    auto scaled = mask_beyond_vocab(greedy ? logits : logits / opts.temperature, opts.vocab_limit);
+    // log p under the temperature-scaled distribution over the tokenizer's vocabulary: what a
+    // training forward computes, so PPO's first ratio is exactly 1. top-k / top-p only choose the token.
     auto logp = torch::log_softmax(scaled, -1);  // (B, V)
     auto filtered = scaled.clone();
-    if (opts.vocab_limit > 0 && opts.vocab_limit < filtered.size(-1)) {
-        filtered.index_put_({Slice(), Slice(opts.vocab_limit, None)}, kNegInf);
-    }
     torch::Tensor token;
     if (greedy) {
         token = filtered.argmax(-1);
@@ -215,7 +220,8 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
 }
 
 torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, const torch::Tensor& attention_mask,
-                                int64_t start, double temperature, bool bf16, torch::Tensor* entropy) {
+                                int64_t start, double temperature, bool bf16, torch::Tensor* entropy,
+                                int64_t vocab_limit) {
     const torch::Device device = tokens.device();
     AutocastGuard autocast(bf16, device.type());
     AttentionContext ctx{position_ids_from_mask(attention_mask), attention_mask, nullptr};
@@ -223,6 +229,7 @@ torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, con
     // Position t-1 predicts token t.
     auto logits = model.logits(hidden.index({Slice(), Slice(start - 1, -1)})).to(torch::kFloat32);  // (B, L-start, V)
     if (temperature > 0.0) logits = logits / temperature;
+    logits = mask_beyond_vocab(logits, vocab_limit);
     auto targets = tokens.index({Slice(), Slice(start, None)}).unsqueeze(-1);          // (B, L-start, 1)
     auto log_p = torch::log_softmax(logits, -1);
     if (entropy) {

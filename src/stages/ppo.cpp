@@ -434,9 +434,9 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
             torch::NoGradGuard no_grad;
             const auto mask = c.g.response_mask.to(torch::kFloat32);
             c.old_logprobs = sequence_logprobs(*policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len,
-                                               cfg.ppo.temperature, bf16, &c.entropy) * mask;
+                                               cfg.ppo.temperature, bf16, &c.entropy, sampling.vocab_limit) * mask;
             c.ref_logprobs = sequence_logprobs(*reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len,
-                                               cfg.ppo.temperature, bf16 || frozen_bf16) * mask;
+                                               cfg.ppo.temperature, bf16 || frozen_bf16, nullptr, sampling.vocab_limit) * mask;
             c.old_values = rl::response_values(*critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, bf16)
                                .to(torch::kFloat32) * mask;
             chunks.push_back(std::move(c));
@@ -493,7 +493,8 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                     const rl::Experience u = take_rows(mb, rows);
                     const double weight = u.mask.sum().item<double>() / mb_tokens;  // masked mean over the minibatch
                     if (weight == 0) continue;
-                    auto logprobs = sequence_logprobs(*policy, u.tokens, u.attention_mask, u.prompt_len, cfg.ppo.temperature, bf16);
+                    auto logprobs = sequence_logprobs(*policy, u.tokens, u.attention_mask, u.prompt_len, cfg.ppo.temperature,
+                                                      bf16, nullptr, sampling.vocab_limit);
                     auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, cfg.ppo.clip);
                     auto values = rl::response_values(*critic, u.tokens, u.attention_mask, u.prompt_len, bf16).to(torch::kFloat32);
                     auto vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, cfg.ppo.value_clip);

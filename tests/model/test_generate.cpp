@@ -102,6 +102,28 @@ TEST_CASE("returned log-probs equal a fresh training-style forward over prompt +
     }
 }
 
+TEST_CASE("a padded vocabulary's unused ids are never sampled and are left out of the log-probs", "[model][generate]") {
+    Gpt model = tiny_eval_model(64, 7);  // 64 embedding rows, a tokenizer of 40
+    SamplingOptions o;
+    o.max_new_tokens = 16;
+    o.temperature = 1.0;
+    o.vocab_limit = 40;
+    {
+        torch::NoGradGuard ng;  // make the unused ids likely, so that leaving them out matters
+        model->transformer->wte->weight.narrow(0, 40, 24).mul_(5.0);
+    }
+    std::vector<std::vector<int32_t>> prompts = {random_prompt(3, 40, 8), random_prompt(9, 40, 9)};
+    auto gen = make_generator(42, torch::kCPU);
+    Generation g = generate(*model, prompts, o, 3, gen);
+    REQUIRE((g.response.masked_select(g.response_mask) < 40).all().item<bool>());
+    torch::NoGradGuard ng;
+    auto limited = sequence_logprobs(*model, g.tokens, g.attention_mask, g.prompt_len, 1.0, false, nullptr, 40);
+    auto full = sequence_logprobs(*model, g.tokens, g.attention_mask, g.prompt_len, 1.0);
+    const auto real = g.response_mask;
+    REQUIRE(test::max_abs_diff(limited.masked_select(real), g.logprobs.masked_select(real)) < 1e-5);
+    REQUIRE(test::max_abs_diff(full.masked_select(real), g.logprobs.masked_select(real)) > 1e-2);
+}
+
 TEST_CASE("under bf16 the KV cache holds bf16 keys and generation stays finite", "[model][generate]") {
     Gpt model = tiny_eval_model(50, 12);
     SamplingOptions o;

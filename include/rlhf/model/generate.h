@@ -73,8 +73,11 @@ torch::Tensor position_ids_from_mask(const torch::Tensor& mask);
 
 // Training-style forward over tokens (B, L) with attention_mask (B, L): log p(tokens[:, t] |
 // tokens[:, <t]) / temperature-scaled for t >= start, as (B, L - start) float32. With `entropy`,
-// also the entropy of each of those distributions (no gradient) — PPO's policy forward.
+// also the entropy of each of those distributions (no gradient) — PPO's policy forward. Ids at or
+// beyond `vocab_limit` (a padded embedding's unused rows) are left out of the softmax, as
+// generate() leaves them out of sampling; 0 = every id.
 torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, const torch::Tensor& attention_mask,
-                                int64_t start, double temperature, bool bf16 = false, torch::Tensor* entropy = nullptr);
+                                int64_t start, double temperature, bool bf16 = false, torch::Tensor* entropy = nullptr,
+                                int64_t vocab_limit = 0);
 
 }  // namespace rlhf
