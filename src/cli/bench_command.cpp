@@ -54,9 +54,8 @@ void add_bench_command(CLI::App& app, Action& action) {
             } else {
                 ModelConfig cfg;
                 cfg.preset = args->preset;
-                cfg.vocab_size = 50257;
-                cfg.bias = true;
-                if (!apply_model_preset(cfg, {}) || cfg.preset == "custom") {
+                cfg.vocab_size = 50257;  // the released models' (and docs/benchmarks.md's) count
+                if (!apply_model_preset(cfg, {"model.vocab_size"}) || cfg.preset == "custom") {
                     throw Error("unknown preset '" + args->preset + "'", "--preset", "gpt2, gpt2-medium, gpt2-large or gpt2-xl");
                 }
                 model = Gpt(cfg);

@@ -20,6 +20,11 @@ bool apply_model_preset(ModelConfig& cfg, const std::set<std::string>& explicit_
         if (!explicit_keys.count("model.n_head")) cfg.n_head = p.n_head;
         if (!explicit_keys.count("model.n_embd")) cfg.n_embd = p.n_embd;
         if (!explicit_keys.count("model.block_size")) cfg.block_size = p.block_size;
+        // GPT-2's layout, so that a preset model converts to and from Hugging Face's GPT-2.
+        if (!explicit_keys.count("model.arch")) cfg.arch = "gpt2";
+        if (!explicit_keys.count("model.bias")) cfg.bias = true;
+        if (!explicit_keys.count("model.activation")) cfg.activation = "gelu_tanh";
+        if (!explicit_keys.count("model.vocab_size")) cfg.vocab_size = kGpt2PaddedVocab;
         return true;
     }
     return false;

@@ -94,6 +94,13 @@ TEST_CASE("presets fill the size but explicit keys win", "[config]") {
     REQUIRE(c.model.n_embd == 1024);     // preset
     REQUIRE(c.model.n_head == 16);
     REQUIRE(c.model.block_size == 1024);
+    REQUIRE(c.model.bias);                       // GPT-2's layout, not only its size
+    REQUIRE(c.model.activation == "gelu_tanh");
+    REQUIRE(c.model.vocab_size == 50304);
+    c = load_config_text("stage: pretrain\ndata: {text: [c]}\nmodel: {preset: gpt2, bias: false, vocab_size: 0}\n", "x");
+    REQUIRE_FALSE(c.model.bias);                 // explicit
+    REQUIRE(c.model.vocab_size == 0);
+    REQUIRE(c.model.activation == "gelu_tanh");  // preset
     REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\ndata: {text: [c]}\nmodel: {preset: gpt5}\n", "x"),
                         Contains("model.preset"));
 }

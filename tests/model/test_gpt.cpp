@@ -42,9 +42,11 @@ TEST_CASE("preset parameter counts match the formula and the released GPT-2 size
     for (const auto& p : model_presets()) {
         ModelConfig cfg;
         cfg.preset = p.name;
-        cfg.vocab_size = 50257;
-        cfg.bias = true;
         apply_model_preset(cfg, {});
+        REQUIRE(cfg.vocab_size == 50304);  // GPT-2's layout: padded vocabulary, biases, tanh GELU
+        REQUIRE(cfg.bias);
+        REQUIRE(cfg.activation == "gelu_tanh");
+        cfg.vocab_size = 50257;  // the released models' count
         INFO(p.name);
         REQUIRE(gpt_parameter_count(cfg) == released.at(p.name));
     }
@@ -67,8 +69,7 @@ TEST_CASE("gpt2 (124M) builds with 124,439,808 parameters", "[model]") {
     ModelConfig cfg;
     cfg.preset = "gpt2";
     cfg.vocab_size = 50257;
-    cfg.bias = true;
-    apply_model_preset(cfg, {});
+    apply_model_preset(cfg, {"model.vocab_size"});
     Gpt model(cfg);
     REQUIRE(model->num_parameters() == 124439808);
 }

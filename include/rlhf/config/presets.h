@@ -1,5 +1,6 @@
-// Named model sizes (GPT-2 family). A preset fills n_layer, n_head, n_embd and block_size unless
-// the config sets them explicitly.
+// Named model sizes (GPT-2 family). A preset fills n_layer, n_head, n_embd and block_size, and
+// GPT-2's layout — arch gpt2 (pre-LN), biases, tanh GELU, vocab_size 50304 — unless the config
+// sets them explicitly.
 #pragma once
 
 #include <set>
@@ -9,6 +10,10 @@
 #include "rlhf/config/config.h"
 
 namespace rlhf {
+
+// GPT-2's 50257 ids, <|pad|> and the chat markers, padded to a multiple of 64 as nanoGPT does
+// (faster matmuls); the rows beyond the tokenizer are never sampled (SamplingOptions::vocab_limit).
+inline constexpr int kGpt2PaddedVocab = 50304;
 
 struct ModelPreset {
     std::string name;
