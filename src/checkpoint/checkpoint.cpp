@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "rlhf/checkpoint/hf_gpt2.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/error.h"
@@ -115,6 +116,10 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     for (const auto& [file, tensors] : extras.tensor_files) save_safetensors(tmp / file, tensors);
     atomic_write(tmp / "config.yaml", dump_config(cfg));
     tokenizer.save(tmp);  // tokenizer.model (+ added_tokens.json): ids mean nothing without it
+    if (cfg.checkpoint.export_hf) {
+        std::map<std::string, torch::Tensor> by_name(weights.begin(), weights.end());
+        export_hf_gpt2(cfg.model, by_name, tokenizer, tmp / "hf");  // inside the step: pruned with it
+    }
     atomic_write(tmp / "state.json", state_to_json(state, extras.stage_state));
     fsync_path(tmp);
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -73,19 +74,57 @@ ModelConfig model_config_of(const std::filesystem::path& file) {
 }
 
 // Hugging Face's tensor name -> ours ("" = not a weight we hold), and whether it is a Conv1D weight.
+bool ends_with(const std::string& name, const std::string& suffix) {
+    return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 std::pair<std::string, bool> our_name(std::string name) {
+    // A sequence-classification head (score.*, a reward model's) is not a GPT's: the trunk is
+    // what init_from takes.
+    if (name.rfind("score.", 0) == 0) return {"", false};
     if (name.rfind("transformer.", 0) != 0) name = "transformer." + name;
-    static const std::set<std::string> skip_suffixes = {".attn.bias", ".attn.masked_bias"};
-    for (const auto& s : skip_suffixes) {
-        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return {"", false};
-    }
+    if (ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias")) return {"", false};  // causal masks
     if (name == "transformer.lm_head.weight") return {"", false};  // tied to wte
-    const bool conv1d = name.find(".c_attn.weight") != std::string::npos || name.find(".c_proj.weight") != std::string::npos ||
-                        name.find(".c_fc.weight") != std::string::npos;
-    return {name, conv1d};
+    return {name, is_hf_conv1d_weight(name)};
+}
+
+// The added tokens Hugging Face keeps in tokenizer_config.json ("added_tokens_decoder": {id:
+// {"content": …}}) beyond the base vocabulary, appended in id order; each must land on its id.
+Tokenizer with_hf_added_tokens(Tokenizer tok, const std::filesystem::path& dir) {
+    const auto file = dir / "tokenizer_config.json";
+    if (!std::filesystem::is_regular_file(file)) return tok;
+    std::vector<std::pair<int64_t, std::string>> added;
+    try {
+        const auto j = nlohmann::json::parse(read_file(file));
+        if (!j.contains("added_tokens_decoder")) return tok;
+        for (const auto& [id, entry] : j.at("added_tokens_decoder").items()) {
+            const int64_t n = std::stoll(id);
+            if (n >= tok.spm_vocab_size()) added.emplace_back(n, entry.at("content").get<std::string>());
+        }
+    } catch (const std::exception& e) {
+        throw Error(std::string("unreadable added_tokens_decoder: ") + e.what(), file.string(), "");
+    }
+    std::sort(added.begin(), added.end());
+    for (const auto& [id, token] : added) {
+        tok = tok.with_added_tokens({token});
+        if (tok.piece_to_id(token) != id) {
+            throw Error("added token '" + token + "' has id " + std::to_string(id) + " but follows the vocabulary at " +
+                            std::to_string(tok.piece_to_id(token)),
+                        file.string() + ": added_tokens_decoder", "added tokens must follow the vocabulary without gaps");
+        }
+    }
+    return tok;
 }
 
 }  // namespace
+
+bool is_hf_conv1d_weight(const std::string& name) {
+    for (const char* suffix : {".c_attn.weight", ".c_proj.weight", ".c_fc.weight"}) {
+        const std::string s = suffix;
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) return true;
+    }
+    return false;
+}
 
 ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir) {
     if (!std::filesystem::is_directory(dir)) throw Error("not a directory", dir.string(), "");
@@ -95,7 +134,8 @@ ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir) {
     if (out.tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
         throw Error("holds a SentencePiece tokenizer, not GPT-2's BPE", dir.string(), "");
     }
-    if (out.tokenizer.spm_vocab_size() != hf.vocab_size) {
+    out.tokenizer = with_hf_added_tokens(out.tokenizer, dir);
+    if (hf.vocab_size < out.tokenizer.spm_vocab_size()) {
         throw Error("the tokenizer has " + std::to_string(out.tokenizer.spm_vocab_size()) + " entries but config.json's "
                         "vocab_size is " + std::to_string(hf.vocab_size),
                     (dir / "config.json").string() + ": vocab_size", "the tokenizer files and the model do not belong together");
@@ -134,10 +174,16 @@ ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir) {
     for (const auto& [name, p] : params) {
         if (!filled.count(name)) throw Error("tensor '" + name + "' is missing", file.string(), "");
     }
-    // Room for <|pad|> (and the chat markers SFT adds later): new rows are the mean of the others.
+    // Room for <|pad|> (and the chat markers SFT adds later) when the embedding lacks rows for
+    // them (the hub's GPT-2: 50257): new rows are the mean of the others. An embedding with rows
+    // to spare (ours exported, or padded to a multiple of 64) is kept as it is.
     out.config = hf;
-    out.config.vocab_size = out.tokenizer.vocab_size();
-    out.model = out.config.vocab_size > hf.vocab_size ? grow_vocabulary(*model, out.config.vocab_size, hf.vocab_size) : model;
+    if (hf.vocab_size < out.tokenizer.vocab_size()) {
+        out.config.vocab_size = out.tokenizer.vocab_size();
+        out.model = grow_vocabulary(*model, out.config.vocab_size, hf.vocab_size);
+    } else {
+        out.model = model;
+    }
     return out;
 }
 

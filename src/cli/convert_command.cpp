@@ -1,4 +1,5 @@
-// rlhf convert: Hugging Face GPT-2 weights into a checkpoint every stage and command reads.
+// rlhf convert: Hugging Face GPT-2 weights into a checkpoint every stage and command reads, and a
+// checkpoint out to Hugging Face's format.
 #include <spdlog/spdlog.h>
 
 #include "rlhf/checkpoint/checkpoint.h"
@@ -10,17 +11,34 @@ namespace rlhf::cli {
 
 void add_convert_command(CLI::App& app, Action& action) {
     struct Args {
-        std::string from_hf, out;
+        std::string from_hf, to_hf, out;
     };
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
         "convert", "Convert Hugging Face GPT-2 weights (config.json, model.safetensors, vocab.json + merges.txt) into a "
-                   "checkpoint that init_from (sft, reward, ppo), generate and chat accept");
-    cmd->add_option("--from-hf", args->from_hf, "A GPT-2 directory saved by transformers (gpt2 … gpt2-xl)")->required();
-    cmd->add_option("--out", args->out, "Run directory to create (RUN/checkpoints/step-000000)")->required();
+                   "checkpoint that init_from (sft, reward, ppo), generate and chat accept, or a checkpoint into a "
+                   "directory transformers' from_pretrained loads");
+    auto* from = cmd->add_option("--from-hf", args->from_hf, "A GPT-2 directory saved by transformers (gpt2 … gpt2-xl)");
+    auto* to = cmd->add_option("--to-hf", args->to_hf,
+                               "A checkpoint (run or step directory) to write as GPT2LMHeadModel, or "
+                               "GPT2ForSequenceClassification for a reward model (docs/checkpoint-format.md)");
+    from->excludes(to);
+    cmd->add_option("--out", args->out,
+                    "--from-hf: run directory to create (RUN/checkpoints/step-000000); --to-hf: directory to create")
+        ->required();
     cmd->callback([args, &action] {
         action = [args] {
             const std::filesystem::path out = args->out;
+            if (args->from_hf.empty() == args->to_hf.empty()) {
+                throw Error("give one of --from-hf DIR or --to-hf CHECKPOINT", "rlhf convert", "");
+            }
+            if (!args->to_hf.empty()) {
+                export_checkpoint_to_hf(args->to_hf, out);
+                spdlog::info("wrote {}: config.json, model.safetensors and the tokenizer's files "
+                             "(transformers: AutoModelForCausalLM / AutoModelForSequenceClassification.from_pretrained)",
+                             out.string());
+                return 0;
+            }
             if (std::filesystem::exists(out / "checkpoints")) {
                 throw Error("already holds checkpoints", out.string(), "choose another --out");
             }
@@ -37,10 +55,12 @@ void add_convert_command(CLI::App& app, Action& action) {
             extras.stage_state = {{"lineage", {{"converted_from", cfg.data.shards}, {"format", "huggingface gpt2"}}}};
             const auto dir = save_checkpoint(out / "checkpoints", cfg, TrainState{}, *gpt2.model, OptimizerState{},
                                              gpt2.tokenizer, 0, extras);
-            spdlog::info("wrote {}: GPT-2 with {} parameters ({} layers, {} heads, {} embd, context {}, vocab {} = {} + "
-                         "<|pad|>), tanh GELU",
+            spdlog::info("wrote {}: GPT-2 with {} parameters ({} layers, {} heads, {} embd, context {}, embedding rows {}; "
+                         "tokenizer {} + added {}), {}",
                          dir.string(), gpt2.model->num_parameters(), cfg.model.n_layer, cfg.model.n_head,
-                         cfg.model.n_embd, cfg.model.block_size, cfg.model.vocab_size, gpt2.tokenizer.spm_vocab_size());
+                         cfg.model.n_embd, cfg.model.block_size, cfg.model.vocab_size, gpt2.tokenizer.spm_vocab_size(),
+                         fmt::join(gpt2.tokenizer.added_tokens(), " "),
+                         cfg.model.activation == "gelu_tanh" ? "tanh GELU" : "exact GELU");
             return 0;
         };
     });

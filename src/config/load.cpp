@@ -53,7 +53,7 @@ std::vector<Field> fields_of(RunConfig& c) {
          "distributed runs: MiB of gradients per all-reduce, started while backward goes on (PyTorch DDP's bucket_cap_mb)",
          0.001, 4096},
 
-        {"model.preset", &c.model.preset, "named size; explicit n_layer/n_head/n_embd/block_size win",
+        {"model.preset", &c.model.preset, "named size and GPT-2's layout; explicit model keys win",
          -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},
         {"model.arch", &c.model.arch, "gpt2 = pre-LN + final LayerNorm; gpt1 = post-LN", -kInf, kInf, {"gpt2", "gpt1"}},
         {"model.n_layer", &c.model.n_layer, "transformer blocks", 1, 1024},
@@ -161,6 +161,8 @@ std::vector<Field> fields_of(RunConfig& c) {
 
         {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
         {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},
+        {"checkpoint.export_hf", &c.checkpoint.export_hf, "also write <step>/hf, loadable by transformers' "
+         "from_pretrained (pre-LN models; see rlhf convert --to-hf)"},
     };
 }
 
@@ -415,6 +417,9 @@ private:
             fail("optim.min_lr", fmt::format("{} exceeds optim.lr = {}", cfg_.optim.min_lr, cfg_.optim.lr));
         }
         if (cfg_.out_dir.empty()) fail("out_dir", "must not be empty");
+        if (cfg_.checkpoint.export_hf && m.arch != "gpt2") {
+            fail("checkpoint.export_hf", "a post-LN (model.arch: gpt1) model has no Hugging Face GPT-2 equivalent");
+        }
         if (cfg_.stage == "pretrain") {
             if (cfg_.data.text.empty() && cfg_.data.shards.empty()) {
                 fail("data.text", "pretraining needs data: set data.text (raw text files) or data.shards");

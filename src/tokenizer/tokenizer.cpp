@@ -60,7 +60,17 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
     if (std::filesystem::exists(added_path)) {
         std::vector<std::string> added;
         try {
-            added = nlohmann::json::parse(read_file(added_path)).at("added_tokens").get<std::vector<std::string>>();
+            const auto j = nlohmann::json::parse(read_file(added_path));
+            if (j.contains("added_tokens")) {
+                added = j.at("added_tokens").get<std::vector<std::string>>();  // ours: in id order
+            } else {
+                // Hugging Face's {token: id}: in id order. Their ids must follow the base
+                // vocabulary; the Hugging Face importer checks them.
+                std::vector<std::pair<int64_t, std::string>> by_id;
+                for (const auto& [token, id] : j.items()) by_id.emplace_back(id.get<int64_t>(), token);
+                std::sort(by_id.begin(), by_id.end());
+                for (auto& [id, token] : by_id) added.push_back(std::move(token));
+            }
         } catch (const nlohmann::json::exception& e) {
             throw Error(std::string("unreadable added tokens: ") + e.what(), added_path.string(),
                         "restore the file from the checkpoint it came from");
@@ -199,7 +209,7 @@ int32_t Tokenizer::piece_to_id(std::string_view piece_text) const {
     return spm_api().piece_to_id(spm_.get(), piece_text.data(), piece_text.size());
 }
 
-void Tokenizer::save(const std::filesystem::path& dir) const {
+void Tokenizer::save_base_files(const std::filesystem::path& dir) const {
     ensure_dir(dir);
     if (bpe_) {
         atomic_write(dir / kBpeVocabFile, bpe_->vocab_json());
@@ -207,6 +217,10 @@ void Tokenizer::save(const std::filesystem::path& dir) const {
     } else {
         atomic_write(dir / kTokenizerModelFile, model_bytes());
     }
+}
+
+void Tokenizer::save(const std::filesystem::path& dir) const {
+    save_base_files(dir);
     std::ostringstream vocab;
     for (int32_t id = 0; id < vocab_size(); ++id) {
         std::string p = piece(id);

@@ -1,14 +1,18 @@
-// `rlhf convert --from-hf`: a random GPT-2 made by Hugging Face transformers (tests/reference/
-// hf_gpt2.py, in the LibTorch 2.x flavour's venv) converted and run here must give transformers'
-// logits on a left-padded batch; the converted checkpoint fine-tunes and generates; bad input is
-// one line and writes nothing.
+// `rlhf convert`: a random GPT-2 made by Hugging Face transformers (tests/reference/hf_gpt2.py, in
+// the LibTorch 2.x flavour's venv) converted and run here must give transformers' logits on a
+// left-padded batch; the converted checkpoint fine-tunes, generates, and goes back out
+// (--to-hf) to a directory transformers loads with the same logits and token ids, and back in
+// bit for bit; a reward model goes out as a sequence classifier; bad input is one line and
+// writes nothing.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/model/generate.h"
+#include "rlhf/model/reward_model.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
@@ -28,17 +32,58 @@ struct HfWorkspace {
     std::string q(const std::string& rel) const { return test::shell_quote((dir / rel).string()); }
 };
 
+// The JSON the reference script prints on its last line.
+nlohmann::json reference_json(const std::string& args) {
+    std::string printed = test::run_transformers_reference("hf_gpt2.py", args);
+    while (!printed.empty() && printed.back() == '\n') printed.pop_back();
+    return nlohmann::json::parse(printed.substr(printed.rfind('\n') + 1));
+}
+
+// Two rows, the first padded on the left by 3 (id 0 there, masked out): ids of the toy
+// vocabulary (262 entries) taken modulo `vocab`, so that any model can read them.
+struct Batch {
+    std::vector<std::vector<int64_t>> ids, mask;
+    std::string arg() const { return test::shell_quote(nlohmann::json{{"ids", ids}, {"mask", mask}}.dump()); }
+};
+Batch left_padded_batch(int64_t vocab) {
+    Batch b{{{0, 0, 0, 104, 101, 108, 108, 111, 32}, {72, 105, 33, 259, 260, 10, 261, 7, 264}},
+            {{0, 0, 0, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}}};
+    for (auto& row : b.ids) {
+        for (auto& id : row) id %= vocab;
+    }
+    return b;
+}
+torch::Tensor ids_tensor(const Batch& b) { return torch::stack({torch::tensor(b.ids[0]), torch::tensor(b.ids[1])}); }
+torch::Tensor mask_tensor(const Batch& b) { return ids_tensor({b.mask, {}}).to(torch::kBool); }
+
+// Our logits (2, 9, V) for the batch.
+torch::Tensor our_logits(GptImpl& model, const Batch& b) {
+    torch::NoGradGuard no_grad;
+    const auto mask = mask_tensor(b);
+    AttentionContext ctx{position_ids_from_mask(mask), mask, nullptr};
+    return model.logits(model.forward(ids_tensor(b), ctx));
+}
+
+// Largest |difference| over the real positions, on the first `vocab` logits.
+double worst_logit_gap(const nlohmann::json& reference, const torch::Tensor& logits, const Batch& batch, int64_t vocab) {
+    double worst = 0;
+    for (int b = 0; b < 2; ++b) {
+        for (int t = 0; t < 9; ++t) {
+            if (!batch.mask[b][t]) continue;
+            auto ref = torch::tensor(reference[b][t].get<std::vector<float>>());
+            REQUIRE(ref.size(0) == vocab);
+            worst = std::max(worst, test::max_abs_diff(logits[b][t].narrow(0, 0, vocab), ref));
+        }
+    }
+    return worst;
+}
+
 }  // namespace
 
 TEST_CASE("an imported GPT-2 gives transformers' logits on a left-padded batch, from either naming", "[integration][hf]") {
     HfWorkspace ws;
-    // Two rows: one padded on the left by 3.
-    const std::vector<std::vector<int64_t>> ids = {{0, 0, 0, 104, 101, 108, 108, 111, 32}, {72, 105, 33, 259, 260, 10, 261, 7, 200}};
-    const std::vector<std::vector<int64_t>> mask = {{0, 0, 0, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}};
-    const nlohmann::json batch = {{"ids", ids}, {"mask", mask}};
-    std::string printed = test::run_transformers_reference("hf_gpt2.py", "logits " + ws.q("hf") + " " + test::shell_quote(batch.dump()));
-    while (!printed.empty() && printed.back() == '\n') printed.pop_back();
-    const auto reference = nlohmann::json::parse(printed.substr(printed.rfind('\n') + 1));  // the last line
+    const Batch batch = left_padded_batch(262);
+    const auto reference = reference_json("logits " + ws.q("hf") + " " + batch.arg());
     for (const std::string sub : {"lm", "hub"}) {
         DYNAMIC_SECTION(sub) {
             auto r = test::run_cli("convert --from-hf " + ws.q("hf/" + sub) + " --out " + ws.q("run_" + sub));
@@ -49,31 +94,15 @@ TEST_CASE("an imported GPT-2 gives transformers' logits on a left-padded batch, 
             REQUIRE(m.model->config().bias);
             REQUIRE(m.model->config().vocab_size == 263);  // 262 + <|pad|>
             REQUIRE(m.tokenizer.pad_id() == 262);
-            torch::NoGradGuard no_grad;
-            auto t_ids = torch::zeros({2, 9}, torch::kLong), t_mask = torch::zeros({2, 9}, torch::kBool);
-            for (int b = 0; b < 2; ++b) {
-                for (int t = 0; t < 9; ++t) {
-                    t_ids[b][t] = mask[b][t] ? ids[b][t] : m.tokenizer.pad_id();
-                    t_mask[b][t] = mask[b][t] == 1;
-                }
-            }
-            AttentionContext ctx{position_ids_from_mask(t_mask), t_mask, nullptr};
-            auto logits = m.model->logits(m.model->forward(t_ids, ctx));  // (2, 9, 263)
-            double worst = 0;
-            for (int b = 0; b < 2; ++b) {
-                for (int t = 0; t < 9; ++t) {
-                    if (!mask[b][t]) continue;
-                    auto ref = torch::tensor(reference[b][t].get<std::vector<float>>());
-                    worst = std::max(worst, test::max_abs_diff(logits[b][t].narrow(0, 0, 262), ref));
-                }
-            }
+            const double worst = worst_logit_gap(reference, our_logits(*m.model, batch), batch, 262);
             INFO("max |logit difference| " << worst);
             REQUIRE(worst < 1e-4);
         }
     }
 }
 
-TEST_CASE("an imported GPT-2 fine-tunes with SFT and generates", "[integration][hf]") {
+TEST_CASE("an imported GPT-2 fine-tunes with SFT, exports with transformers' logits and ids, and re-imports bit for bit",
+          "[integration][hf]") {
     HfWorkspace ws;
     auto r = test::run_cli("convert --from-hf " + ws.q("hf/lm") + " --out " + ws.q("gpt2"));
     INFO(r.output);
@@ -83,12 +112,94 @@ TEST_CASE("an imported GPT-2 fine-tunes with SFT and generates", "[integration][
     const std::string tiny = test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/sft.yaml");
     r = test::run_cli("train " + tiny + " --set init_from=" + (ws.dir / "gpt2").string() + " data.files=[" +
                       (ws.dir / "sft.jsonl").string() + "] out_dir=" + (ws.dir / "sft").string() +
-                      " train.max_steps=2 train.eval_every=0 checkpoint.every=0 runtime.threads=1");
+                      " train.max_steps=2 train.eval_every=0 checkpoint.every=0 checkpoint.export_hf=true runtime.threads=1");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     r = test::run_cli("generate --checkpoint " + ws.q("sft") + " --prompt hello --max-new-tokens 5 --seed 1");
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
+
+    // Out: the CLI's export and the one written beside the checkpoint are the same bytes.
+    r = test::run_cli("convert --to-hf " + ws.q("sft") + " --out " + ws.q("export"));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto step = resolve_checkpoint(ws.dir / "sft");
+    REQUIRE(read_file(step / "hf" / "model.safetensors") == read_file(ws.dir / "export" / "model.safetensors"));
+    LoadedModel sft = load_model_from_checkpoint(ws.dir / "sft", torch::kCPU);
+    const int64_t vocab = sft.model->config().vocab_size;
+    REQUIRE(vocab == 266);  // 262 + <|pad|> + the three chat markers
+    const Batch batch = left_padded_batch(vocab);
+    const auto reference = reference_json("causal " + ws.q("export") + " " + batch.arg());
+    const double worst = worst_logit_gap(reference, our_logits(*sft.model, batch), batch, vocab);
+    INFO("max |logit difference| " << worst);
+    REQUIRE(worst < 1e-4);
+
+    // AutoTokenizer gives our ids, decodes them back, and knows our PAD and EOS.
+    const std::vector<std::string> texts = {"hello world", "Hi!\n\n  hello  it's", "h\xc3\xa9llo 42\t"};
+    const auto encoded = reference_json("encode " + ws.q("export") + " " + test::shell_quote(nlohmann::json(texts).dump()));
+    REQUIRE(encoded["pad"].get<int>() == sft.tokenizer.pad_id());
+    REQUIRE(encoded["eos"].get<int>() == sft.tokenizer.eos_id());
+    for (size_t i = 0; i < texts.size(); ++i) {
+        INFO(texts[i]);
+        CHECK(encoded["rows"][i]["ids"].get<std::vector<int32_t>>() == sft.tokenizer.encode(texts[i]));
+        CHECK(encoded["rows"][i]["decoded_equal"].get<bool>());
+    }
+
+    // And back in: every tensor bit for bit, the same vocabulary.
+    r = test::run_cli("convert --from-hf " + ws.q("export") + " --out " + ws.q("back"));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto before = load_safetensors(step / "model.safetensors");
+    const auto after = load_safetensors(resolve_checkpoint(ws.dir / "back") / "model.safetensors");
+    REQUIRE(before.tensors.size() == after.tensors.size());
+    for (const auto& [name, tensor] : before.tensors) {
+        INFO(name);
+        REQUIRE(after.tensors.count(name));
+        REQUIRE(torch::equal(tensor, after.tensors.at(name)));
+    }
+    LoadedModel back = load_model_from_checkpoint(ws.dir / "back", torch::kCPU);
+    REQUIRE(back.tokenizer.same_vocabulary(sft.tokenizer));
+    REQUIRE(back.model->config().activation == "gelu_tanh");
+
+    // An existing --out is refused, and left alone.
+    r = test::run_cli("convert --to-hf " + ws.q("sft") + " --out " + ws.q("export"));
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("already exists"));
+}
+
+TEST_CASE("a reward model exports as GPT2ForSequenceClassification: its logit plus score.bias is our score",
+          "[integration][hf]") {
+    HfWorkspace ws;
+    const Tokenizer tok = Tokenizer::load(ws.dir / "hf" / "lm");  // 262 + <|pad|>
+    RunConfig cfg;
+    cfg.stage = "reward";
+    cfg.init_from = cfg.data.files.emplace_back("unused");
+    cfg.model = test::tiny_model(tok.vocab_size());
+    cfg.model.bias = false;  // exported as zero biases
+    cfg.model.activation = "gelu";  // exact GELU: transformers' "gelu"
+    torch::manual_seed(3);
+    RewardModel rm(cfg.model);
+    {
+        torch::NoGradGuard no_grad;
+        for (auto& p : rm->parameters()) p.normal_(0.0, 0.3);  // layer norms too: a wrong mapping cannot pass
+    }
+    rm->set_normalisation(torch::randn({16}) * 3 + 5, /*with_gain=*/true);
+    save_checkpoint(ws.dir / "rm" / "checkpoints", cfg, TrainState{}, *rm, OptimizerState{}, tok, 0);
+    auto r = test::run_cli("convert --to-hf " + ws.q("rm") + " --out " + ws.q("rm_hf"));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto config = nlohmann::json::parse(read_file(ws.dir / "rm_hf" / "config.json"));
+    REQUIRE(config["architectures"][0] == "GPT2ForSequenceClassification");
+
+    // Right padding with PAD: transformers reads the last non-PAD token, as we read the last real one.
+    Batch batch{{{104, 101, 108, 108, 111, 262, 262, 262, 262}, {72, 105, 33, 259, 260, 10, 261, 7, 200}},
+                {{1, 1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 1, 1, 1, 1, 1, 1, 1}}};
+    const auto reference = reference_json("reward " + ws.q("rm_hf") + " " + batch.arg());
+    torch::NoGradGuard no_grad;
+    rm->eval();
+    const auto ours = rm->scores(ids_tensor(batch), mask_tensor(batch));  // (2,)
+    INFO("ours " << ours << " transformers " << reference.dump());
+    REQUIRE(test::max_abs_diff(ours, torch::tensor(reference.get<std::vector<float>>())) < 1e-4);
 }
 
 TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integration][hf]") {
@@ -116,4 +227,55 @@ TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integ
     CHECK(r.exit_code != 0);
     CHECK_THAT(r.output, Contains("has shape") && Contains("model.safetensors"));
     CHECK_FALSE(std::filesystem::exists(ws.dir / "out3"));
+
+    // A tensor missing from model.safetensors is named.
+    std::filesystem::copy_file(ws.dir / "hf" / "lm" / "config.json", ws.dir / "bad" / "config.json",
+                               std::filesystem::copy_options::overwrite_existing);
+    auto st = load_safetensors(ws.dir / "hf" / "lm" / "model.safetensors");
+    NamedTensors kept;
+    for (const auto& [name, tensor] : st.tensors) {
+        if (name != "transformer.h.1.mlp.c_fc.bias") kept.emplace_back(name, tensor);
+    }
+    save_safetensors(ws.dir / "bad" / "model.safetensors", kept, {{"format", "pt"}});
+    r = convert("bad", "out4");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("h.1.mlp.c_fc.bias") && Contains("missing"));
+    CHECK_FALSE(std::filesystem::exists(ws.dir / "out4"));
+}
+
+TEST_CASE("rlhf convert --to-hf refuses what GPT-2 cannot hold, with one line and nothing written", "[integration][hf]") {
+    test::TempDir dir;
+    auto to_hf = [&](const std::string& from, const std::string& out) {
+        return test::run_cli("convert --to-hf " + test::shell_quote((dir / from).string()) + " --out " +
+                             test::shell_quote((dir / out).string()));
+    };
+    auto r = to_hf("nothing", "out1");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("checkpoint not found"));
+    CHECK_FALSE(std::filesystem::exists(dir / "out1"));
+
+    // A post-LN (GPT-1 layout) model has no GPT2LMHeadModel equivalent.
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
+    test::write_text(dir / "vocab.json", vocab);
+    test::write_text(dir / "merges.txt", merges);
+    const Tokenizer tok = Tokenizer::load(dir.path());
+    RunConfig cfg;
+    cfg.model = test::tiny_model(tok.vocab_size());
+    cfg.model.arch = "gpt1";
+    cfg.data.text = {"unused"};
+    Gpt model(cfg.model);
+    save_checkpoint(dir / "gpt1" / "checkpoints", cfg, TrainState{}, *model, OptimizerState{}, tok, 0);
+    r = to_hf("gpt1", "out2");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("post-LN") && Contains("model.arch"));
+    CHECK_FALSE(std::filesystem::exists(dir / "out2"));
+
+    r = test::run_cli("convert --out " + test::shell_quote((dir / "out3").string()));
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("--from-hf") && Contains("--to-hf"));
+    // And a run that would export a GPT-1 layout at every checkpoint is refused before it starts.
+    r = test::run_cli("train " + test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/pretrain.yaml") +
+                      " --set model.arch=gpt1 checkpoint.export_hf=true");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("checkpoint.export_hf"));
 }

@@ -6,14 +6,22 @@
                               and layer norms included, so a wrong mapping cannot pass
   hf_gpt2.py logits DIR IDS   logits (B, T, V) of DIR/lm for the JSON batch IDS
                               {"ids": [[...]], "mask": [[...]]} (left padding), as JSON
+  hf_gpt2.py causal DIR IDS   the same for DIR as `rlhf convert --to-hf` wrote it, loaded with
+                              AutoModelForCausalLM
+  hf_gpt2.py reward DIR IDS   scores (B,) of an exported reward model: AutoModelForSequenceClassification's
+                              logit at the last non-pad token plus the exported score.bias
+  hf_gpt2.py encode DIR TEXTS AutoTokenizer's ids for each text of the JSON list TEXTS, and whether
+                              decoding them gives the text back
 """
 import json
 import shutil
 import sys
 
+import safetensors.torch
 import torch
 import transformers
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config,
+                          GPT2LMHeadModel)
 
 transformers.utils.logging.disable_progress_bar()  # stdout/stderr carry only the result
 
@@ -33,8 +41,8 @@ def make(d):
             shutil.copy(f"{d}/{f}", f"{d}/{sub}/{f}")
 
 
-def logits(d, batch):
-    model = GPT2LMHeadModel.from_pretrained(f"{d}/lm").eval()
+def logits(d, batch, model=None):
+    model = model or GPT2LMHeadModel.from_pretrained(f"{d}/lm").eval()
     b = json.loads(batch)
     ids, mask = torch.tensor(b["ids"]), torch.tensor(b["mask"])
     pos = (mask.cumsum(1) - 1).clamp(min=0)
@@ -43,8 +51,30 @@ def logits(d, batch):
     print("\n" + json.dumps(out.tolist()))  # the last line
 
 
+def causal(d, batch):
+    logits(d, batch, AutoModelForCausalLM.from_pretrained(d).eval())
+
+
+def reward(d, batch):
+    model = AutoModelForSequenceClassification.from_pretrained(d).eval()
+    bias = safetensors.torch.load_file(f"{d}/model.safetensors")["score.bias"]
+    b = json.loads(batch)
+    ids, mask = torch.tensor(b["ids"]), torch.tensor(b["mask"])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask).logits[:, 0] + bias
+    print("\n" + json.dumps(out.tolist()))
+
+
+def encode(d, texts):
+    tok = AutoTokenizer.from_pretrained(d)
+    rows = []
+    for text in json.loads(texts):
+        ids = tok.encode(text)
+        rows.append({"ids": ids, "decoded_equal": tok.decode(ids) == text})
+    print("\n" + json.dumps({"rows": rows, "pad": tok.pad_token_id, "eos": tok.eos_token_id}))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "make":
-        make(sys.argv[2])
-    else:
-        logits(sys.argv[2], sys.argv[3])
+    {"make": lambda: make(sys.argv[2]), "logits": lambda: logits(sys.argv[2], sys.argv[3]),
+     "causal": lambda: causal(sys.argv[2], sys.argv[3]), "reward": lambda: reward(sys.argv[2], sys.argv[3]),
+     "encode": lambda: encode(sys.argv[2], sys.argv[3])}[sys.argv[1]]()

@@ -129,6 +129,7 @@ struct PpoConfig {
 struct CheckpointConfig {
     int64_t every     = 250;  // steps between checkpoints (one is always written at the end); 0 = end only
     int     keep_last = 3;    // newest checkpoints kept; older ones are deleted; 0 = keep all
+    bool    export_hf = false;  // also write <step>/hf: the model as transformers loads it (GPT-2 layout)
 };
 
 struct RunConfig {

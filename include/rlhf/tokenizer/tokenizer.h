@@ -79,6 +79,9 @@ public:
     // Write <dir>/tokenizer.model (SentencePiece) or <dir>/vocab.json + merges.txt (GPT-2 BPE), a
     // human-readable <dir>/tokenizer.vocab, and <dir>/added_tokens.json when there are added tokens.
     void save(const std::filesystem::path& dir) const;
+    // Only the base vocabulary's files (tokenizer.model, or vocab.json + merges.txt): what other
+    // tools read, who keep added tokens in their own formats (Hugging Face: tokenizer_config.json).
+    void save_base_files(const std::filesystem::path& dir) const;
 
 private:
     std::shared_ptr<RlhfSpm> spm_;

@@ -1,0 +1,157 @@
+// Weights out: a checkpoint as a directory transformers' from_pretrained loads (see hf_gpt2.h).
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/hf_gpt2.h"
+#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+
+namespace rlhf {
+
+namespace {
+
+bool is_reward_model(const std::map<std::string, torch::Tensor>& weights) { return weights.count("score.weight") > 0; }
+
+// GPT2Config as transformers writes it, with the fields that change what the model computes.
+nlohmann::json hf_config(const ModelConfig& m, const Tokenizer& tokenizer, bool reward) {
+    nlohmann::json j = {
+        {"model_type", "gpt2"},
+        {"architectures", {reward ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel"}},
+        {"vocab_size", m.vocab_size},
+        {"n_positions", m.block_size},
+        {"n_embd", m.n_embd},
+        {"n_layer", m.n_layer},
+        {"n_head", m.n_head},
+        {"n_inner", nullptr},  // 4 × n_embd
+        // transformers' "gelu" is the exact (erf) GELU; "gelu_new" is GPT-2's tanh approximation.
+        {"activation_function", m.activation == "gelu_tanh" ? "gelu_new" : "gelu"},
+        {"layer_norm_epsilon", 1e-5},
+        {"resid_pdrop", m.dropout},
+        {"embd_pdrop", m.dropout},
+        {"attn_pdrop", m.dropout},
+        {"initializer_range", 0.02},
+        {"scale_attn_weights", true},
+        {"scale_attn_by_inverse_layer_idx", false},
+        {"reorder_and_upcast_attn", false},
+        {"tie_word_embeddings", true},
+        {"use_cache", true},
+        {"bos_token_id", tokenizer.bos_id()},
+        {"eos_token_id", tokenizer.eos_id()},
+        {"pad_token_id", tokenizer.pad_id()},  // GPT2ForSequenceClassification reads the last non-pad token
+        {"dtype", "float32"},
+    };
+    if (reward) {
+        j["num_labels"] = 1;
+        j["id2label"] = {{"0", "LABEL_0"}};
+        j["label2id"] = {{"LABEL_0", 0}};
+    }
+    return j;
+}
+
+// tokenizer_config.json: the added tokens as special tokens at their ids, and no clean-up of
+// spaces on decode (it would change text our decode returns exactly).
+nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size) {
+    auto special = [](const std::string& content) {
+        return nlohmann::json{{"content", content}, {"special", true},   {"normalized", false},
+                              {"lstrip", false},    {"rstrip", false},   {"single_word", false}};
+    };
+    const std::string eos = tokenizer.piece(tokenizer.eos_id());
+    nlohmann::json decoder = {{std::to_string(tokenizer.eos_id()), special(eos)}};
+    for (int32_t i = 0; i < static_cast<int32_t>(tokenizer.added_tokens().size()); ++i) {
+        decoder[std::to_string(tokenizer.spm_vocab_size() + i)] = special(tokenizer.added_tokens()[i]);
+    }
+    return {
+        {"tokenizer_class", "GPT2Tokenizer"},
+        {"add_prefix_space", false},
+        {"clean_up_tokenization_spaces", false},
+        {"model_max_length", block_size},
+        {"bos_token", eos},
+        {"eos_token", eos},
+        {"unk_token", eos},
+        {"pad_token", tokenizer.piece(tokenizer.pad_id())},
+        {"added_tokens_decoder", decoder},
+    };
+}
+
+// Our tensors -> transformers' (Conv1D weights transposed, zero biases where ours has none, a
+// reward head with its normalisation folded in).
+NamedTensors hf_tensors(const ModelConfig& m, const std::map<std::string, torch::Tensor>& weights) {
+    if (!weights.count("transformer.wte.weight")) {
+        throw Error("the checkpoint has no tensor 'transformer.wte.weight'", "model.safetensors", "");
+    }
+    NamedTensors out;
+    for (const auto& [name, tensor] : weights) {
+        if (name.rfind("transformer.", 0) != 0) continue;  // score.* below
+        auto value = tensor.to(torch::kFloat32);
+        out.emplace_back(name, is_hf_conv1d_weight(name) ? value.t().contiguous() : value);
+    }
+    if (!m.bias) {
+        const int64_t C = m.n_embd;
+        auto zeros = [](int64_t n) { return torch::zeros({n}); };
+        out.emplace_back("transformer.ln_f.bias", zeros(C));
+        for (int l = 0; l < m.n_layer; ++l) {
+            const std::string p = "transformer.h." + std::to_string(l) + ".";
+            out.emplace_back(p + "ln_1.bias", zeros(C));
+            out.emplace_back(p + "ln_2.bias", zeros(C));
+            out.emplace_back(p + "attn.c_attn.bias", zeros(3 * C));
+            out.emplace_back(p + "attn.c_proj.bias", zeros(C));
+            out.emplace_back(p + "mlp.c_fc.bias", zeros(4 * C));
+            out.emplace_back(p + "mlp.c_proj.bias", zeros(C));
+        }
+    }
+    if (is_reward_model(weights)) {
+        // score = gain · (w·h + b) + bias: fold into one affine map.
+        auto f32 = [&](const char* name) { return weights.at(name).to(torch::kFloat32); };
+        const auto gain = f32("score.norm_gain"), shift = f32("score.norm_bias");
+        out.emplace_back("score.weight", (f32("score.weight") * gain).reshape({1, m.n_embd}));
+        out.emplace_back("score.bias", (f32("score.bias") * gain + shift).reshape({1}));
+    }
+    return out;
+}
+
+}  // namespace
+
+void export_hf_gpt2(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
+                    const Tokenizer& tokenizer, const std::filesystem::path& dir) {
+    if (config.arch != "gpt2") {
+        throw Error("a " + config.arch + " (post-LN) model has no Hugging Face GPT-2 equivalent", "model.arch",
+                    "only pre-LN (gpt2) models export");
+    }
+    if (std::filesystem::exists(dir)) throw Error("already exists", dir.string(), "choose another --out");
+    const bool reward = is_reward_model(weights);
+    const NamedTensors tensors = hf_tensors(config, weights);  // every check before anything is written
+
+    // Built beside its final place and renamed: the directory is complete or absent.
+    const auto tmp = dir.parent_path() / (".tmp-" + dir.filename().string() + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(tmp);
+    ensure_dir(tmp);
+    // transformers refuses a safetensors file whose metadata lacks format "pt".
+    save_safetensors(tmp / "model.safetensors", tensors, {{"format", "pt"}});
+    atomic_write(tmp / "config.json", hf_config(config, tokenizer, reward).dump(2) + "\n");
+    tokenizer.save_base_files(tmp);
+    if (tokenizer.kind() == Tokenizer::Kind::gpt2_bpe) {
+        atomic_write(tmp / "tokenizer_config.json", hf_tokenizer_config(tokenizer, config.block_size).dump(2) + "\n");
+    }
+    fsync_path(tmp);
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir, ec);
+    if (ec) throw Error("cannot move the export into place: " + ec.message(), dir.string(), "");
+}
+
+void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std::filesystem::path& dir) {
+    const auto step_dir = resolve_checkpoint(checkpoint);
+    const CheckpointInfo info = read_checkpoint_info(step_dir);
+    const Tokenizer tokenizer = load_checkpoint_tokenizer(step_dir);
+    const SafetensorsFile st = load_safetensors(step_dir / "model.safetensors");
+    export_hf_gpt2(info.config.model, st.tensors, tokenizer, dir);
+    if (tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
+        spdlog::warn("{}: a SentencePiece tokenizer is written as tokenizer.model, which sentencepiece reads; "
+                     "transformers' AutoTokenizer does not load it as GPT-2's", dir.string());
+    }
+}
+
+}  // namespace rlhf
