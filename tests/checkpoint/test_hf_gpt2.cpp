@@ -214,6 +214,12 @@ TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integ
     CHECK_THAT(r.output, Contains("config.json") && Contains("no config.json"));
     CHECK_FALSE(std::filesystem::exists(ws.dir / "out1"));
 
+    test::write_text(ws.dir / "bad" / "config.json", "{\"model_type\": \"gpt2\", \"n_layer\": ");
+    r = convert("bad", "out1");
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Contains("config.json") && Contains("not valid JSON"));
+    CHECK_FALSE(std::filesystem::exists(ws.dir / "out1"));
+
     test::write_text(ws.dir / "bad" / "config.json", "{\"model_type\": \"llama\", \"n_layer\": 2}");
     r = convert("bad", "out2");
     CHECK(r.exit_code != 0);
