@@ -158,6 +158,9 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.critic_lr", &c.ppo.critic_lr, "ppo: critic learning rate; 0 = optim.lr", 0, 10},
         {"ppo.frozen_dtype", &c.ppo.frozen_dtype, "ppo: weights of the reference and reward models", -kInf, kInf,
          {"float32", "bfloat16"}},
+        {"ppo.check_invariants", &c.ppo.check_invariants, "ppo: every iteration, sampling log-probs = the training "
+         "forward's and the first minibatch's ratio = 1; a gap stops the run (error), is logged (warn), or is not checked "
+         "(off; also when model.dropout > 0)", -kInf, kInf, {"error", "warn", "off"}},
 
         {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
         {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},

@@ -44,6 +44,7 @@
 #include "rlhf/model/reward_model.h"
 #include "rlhf/rl/advantages.h"
 #include "rlhf/rl/experience.h"
+#include "rlhf/rl/invariants.h"
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/ppo_loss.h"
 #include "rlhf/rl/rewards.h"
@@ -313,6 +314,11 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     sampling.vocab_limit = tokenizer.vocab_size();
     sampling.bf16 = bf16;
     sampling.throw_on_nonfinite = false;  // checked over all ranks below, so that they stop together
+    // Dropout makes the training forward differ from sampling by design: nothing to check then.
+    const bool check_invariants = cfg.ppo.check_invariants != "off" && cfg.model.dropout == 0.0;
+    if (cfg.ppo.check_invariants != "off" && !check_invariants) {
+        spdlog::info("ppo.check_invariants: not checked, model.dropout > 0 makes the training forward differ from sampling");
+    }
     const int64_t eos = tokenizer.eos_id();
 
     // Scores with the penalty for responses that never end, and the optional clip.
@@ -420,6 +426,8 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         // computes).
         std::vector<rl::RolloutChunk> chunks;
         double gen_seconds = 0;
+        rl::InvariantGaps gaps;
+        auto gap_sums = torch::zeros({2}, torch::kFloat64);
         for (size_t c0 = 0; c0 < batch.size(); c0 += static_cast<size_t>(cfg.ppo.rollout_chunk)) {
             const size_t c1 = std::min(batch.size(), c0 + static_cast<size_t>(cfg.ppo.rollout_chunk));
             const std::vector<std::vector<int32_t>> part(batch.begin() + static_cast<long>(c0),
@@ -439,12 +447,20 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                                                cfg.ppo.temperature, bf16 || frozen_bf16, nullptr, sampling.vocab_limit) * mask;
             c.old_values = rl::response_values(*critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, bf16)
                                .to(torch::kFloat32) * mask;
+            if (check_invariants) {  // sum of |sampling - training log-prob| and the token count
+                gap_sums[0] += ((c.g.logprobs - c.old_logprobs).abs() * mask).sum().item<double>();
+                gap_sums[1] += mask.sum().item<double>();
+            }
             chunks.push_back(std::move(c));
         }
         auto nonfinite = torch::zeros({1}, torch::kFloat64);
         for (const auto& c : chunks) if (c.g.nonfinite) nonfinite.fill_(1.0);
         dist.all_reduce_max(nonfinite);
         if (nonfinite.item<double>() > 0) throw nonfinite_logits_error();
+        if (check_invariants) {
+            dist.all_reduce_sum(gap_sums);
+            gaps.sampling_logprob = gap_sums[1].item<double>() > 0 ? (gap_sums[0] / gap_sums[1]).item<double>() : 0.0;
+        }
         // Every rank then holds the whole batch: what follows (rewards, advantages, whitening, β,
         // the minibatches) is computed as one process computes it.
         rl::Experience e = rl::gather_experience(rl::assemble_experience(chunks, tokenizer.pad_id(), rt.device),
@@ -557,6 +573,16 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const bool first_seen = max_a[1] >= 0;  // some micro-batch of the first minibatch had tokens
         const double first_ratio_dev = first_seen ? max_a[1] : NAN;
         const double first_approx_kl = first_seen ? sums_a[kFirstApproxKl] : NAN;
+        if (check_invariants) {
+            gaps.first_ratio = first_ratio_dev;
+            if (const std::string broken = rl::invariant_violation(iteration, gaps, bf16); !broken.empty()) {
+                if (cfg.ppo.check_invariants == "error") {
+                    throw Error(broken, "ppo.check_invariants",
+                                "a bug to report with the config; ppo.check_invariants: warn lets the run go on");
+                }
+                spdlog::warn("{}", broken);
+            }
+        }
 
         // g. β and the record
         const double kl_per_seq = (e.kl * e.mask).sum(1).mean().item<double>();
@@ -584,6 +610,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                     {"ratio_max", ratio_max},
                     {"first_minibatch_ratio_deviation", first_ratio_dev},
                     {"first_minibatch_approx_kl", first_approx_kl},
+                    {"sampling_logprob_gap", check_invariants ? gaps.sampling_logprob : NAN},
                     {"explained_variance", explained_var},
                     {"rollouts", B},  // ppo.rollout_batch, or fewer at an epoch's end
                     {"response_length", e.mask.sum(1).mean().item<double>()},

@@ -124,6 +124,7 @@ struct PpoConfig {
     double      ema_decay = 0.0;          // EMA of policy weights (InstructGPT 0.992); 0 = off
     double      critic_lr = 0.0;          // 0 = optim.lr
     std::string frozen_dtype = "float32"; // reference and reward models: float32 | bfloat16 (half the memory)
+    std::string check_invariants = "error";  // rl/invariants.h, every iteration: error | warn | off
 };
 
 struct CheckpointConfig {
