@@ -117,7 +117,11 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     atomic_write(tmp / "config.yaml", dump_config(cfg));
     tokenizer.save(tmp);  // tokenizer.model (+ added_tokens.json): ids mean nothing without it
     if (cfg.checkpoint.export_hf) {
+        // The model as readers take it (model_weights_file's "auto"): a PPO run's EMA when it keeps one.
         std::map<std::string, torch::Tensor> by_name(weights.begin(), weights.end());
+        for (const auto& [file, tensors] : extras.tensor_files) {
+            if (file == kEmaFile) by_name = std::map<std::string, torch::Tensor>(tensors.begin(), tensors.end());
+        }
         export_hf_gpt2(cfg.model, by_name, tokenizer, tmp / "hf");  // inside the step: pruned with it
     }
     atomic_write(tmp / "state.json", state_to_json(state, extras.stage_state));
@@ -282,7 +286,22 @@ void restore_rng_states(const std::filesystem::path& step_dir) {
     }
 }
 
-LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device) {
+std::filesystem::path model_weights_file(const std::filesystem::path& step_dir, const std::string& weights) {
+    const auto ema = step_dir / kEmaFile;
+    if (weights == "raw") return step_dir / "model.safetensors";
+    if (weights == "auto") return std::filesystem::exists(ema) ? ema : step_dir / "model.safetensors";
+    if (weights == "ema") {
+        if (!std::filesystem::exists(ema)) {
+            throw Error("this checkpoint has no EMA weights (ema.safetensors)", step_dir.string(),
+                        "only a ppo run with ppo.ema_decay > 0 saves them; use --weights raw");
+        }
+        return ema;
+    }
+    throw Error("'" + weights + "' is not one of: auto, ema, raw", "--weights", "");
+}
+
+LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device,
+                                       const std::string& weights) {
     LoadedModel out;
     const auto dir = resolve_checkpoint(path);
     out.info = read_checkpoint_info(dir);
@@ -292,7 +311,8 @@ LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const 
     }
     out.tokenizer = load_checkpoint_tokenizer(dir);
     out.model = Gpt(out.info.config.model);
-    load_model_weights(dir, *out.model);
+    out.weights_file = model_weights_file(dir, weights);
+    load_weights_file(out.weights_file, *out.model);
     out.model->to(device);
     out.model->eval();
     return out;

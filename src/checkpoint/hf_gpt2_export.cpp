@@ -142,12 +142,15 @@ void export_hf_gpt2(const ModelConfig& config, const std::map<std::string, torch
     if (ec) throw Error("cannot move the export into place: " + ec.message(), dir.string(), "");
 }
 
-void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std::filesystem::path& dir) {
+void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std::filesystem::path& dir,
+                             const std::string& weights) {
     const auto step_dir = resolve_checkpoint(checkpoint);
     const CheckpointInfo info = read_checkpoint_info(step_dir);
     const Tokenizer tokenizer = load_checkpoint_tokenizer(step_dir);
-    const SafetensorsFile st = load_safetensors(step_dir / "model.safetensors");
+    const auto weights_file = model_weights_file(step_dir, weights);
+    const SafetensorsFile st = load_safetensors(weights_file);
     export_hf_gpt2(info.config.model, st.tensors, tokenizer, dir);
+    if (weights_file.filename() == kEmaFile) spdlog::info("exported the EMA weights ({})", weights_file.string());
     if (tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
         spdlog::warn("{}: a SentencePiece tokenizer is written as tokenizer.model, which sentencepiece reads; "
                      "transformers' AutoTokenizer does not load it as GPT-2's", dir.string());

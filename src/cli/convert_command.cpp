@@ -5,13 +5,14 @@
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/hf_gpt2.h"
 #include "rlhf/cli/commands.h"
+#include "rlhf/cli/sampling_flags.h"
 #include "rlhf/core/error.h"
 
 namespace rlhf::cli {
 
 void add_convert_command(CLI::App& app, Action& action) {
     struct Args {
-        std::string from_hf, to_hf, out;
+        std::string from_hf, to_hf, out, weights = "auto";
     };
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
@@ -23,6 +24,7 @@ void add_convert_command(CLI::App& app, Action& action) {
                                "A checkpoint (run or step directory) to write as GPT2LMHeadModel, or "
                                "GPT2ForSequenceClassification for a reward model (docs/checkpoint-format.md)");
     from->excludes(to);
+    add_weights_flag(*cmd, args->weights);
     cmd->add_option("--out", args->out,
                     "--from-hf: run directory to create (RUN/checkpoints/step-000000); --to-hf: directory to create")
         ->required();
@@ -33,7 +35,7 @@ void add_convert_command(CLI::App& app, Action& action) {
                 throw Error("give one of --from-hf DIR or --to-hf CHECKPOINT", "rlhf convert", "");
             }
             if (!args->to_hf.empty()) {
-                export_checkpoint_to_hf(args->to_hf, out);
+                export_checkpoint_to_hf(args->to_hf, out, args->weights);
                 spdlog::info("wrote {}: config.json, model.safetensors and the tokenizer's files "
                              "(transformers: AutoModelForCausalLM / AutoModelForSequenceClassification.from_pretrained)",
                              out.string());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/cli/sampling_flags.h"
 #include "rlhf/cli/commands.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
@@ -22,7 +23,7 @@ namespace rlhf::cli {
 
 void add_eval_command(CLI::App& app, Action& action) {
     struct Args {
-        std::string checkpoint, task, prompts, out, device = "cpu", dtype = "float32";
+        std::string checkpoint, weights = "auto", task, prompts, out, device = "cpu", dtype = "float32";
         int64_t max_new_tokens = 32;
         double temperature = 0;
         int samples = 1, batch_size = 32, threads = 0;
@@ -31,6 +32,7 @@ void add_eval_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts");
     cmd->add_option("--checkpoint", args->checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
+    add_weights_flag(*cmd, args->weights);
     cmd->add_option("--task", args->task, "Task whose gold checker judges the answers (ages)")
         ->required()
         ->check(CLI::IsMember(synth_task_names()));
@@ -70,7 +72,7 @@ void add_eval_command(CLI::App& app, Action& action) {
                 items = std::move(repeated);
             }
             Runtime rt = init_runtime(args->threads, args->seed, args->device, "--device");
-            LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device);
+            LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device, args->weights);
             const Tokenizer& tok = m.tokenizer;
             const bool chat = has_chat_tokens(tok);
             SamplingOptions o;

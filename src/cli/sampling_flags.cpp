@@ -9,6 +9,7 @@ namespace rlhf::cli {
 
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
     cmd.add_option("--checkpoint", f.checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
+    add_weights_flag(cmd, f.weights);
     cmd.add_option("--max-new-tokens", f.max_new_tokens,
                    "Tokens to generate per sample, < block_size (default: min(256, block_size / 2))")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
@@ -26,9 +27,17 @@ void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
     cmd.add_option("--threads", f.threads, "CPU threads (0 = all cores)")->capture_default_str();
 }
 
+void add_weights_flag(CLI::App& cmd, std::string& weights) {
+    cmd.add_option("--weights", weights,
+                   "auto: a PPO run's EMA of the policy (ppo.ema_decay > 0, as InstructGPT) when the checkpoint has one, "
+                   "else its weights; ema: the EMA or an error; raw: the trained weights")
+        ->check(CLI::IsMember({"auto", "ema", "raw"}))
+        ->capture_default_str();
+}
+
 SamplingSession open_sampling_session(const SamplingFlags& f) {
     Runtime rt = init_runtime(f.threads, f.seed, f.device, "--device");
-    SamplingSession s{load_model_from_checkpoint(f.checkpoint, rt.device), {}, make_generator(f.seed, rt.device)};
+    SamplingSession s{load_model_from_checkpoint(f.checkpoint, rt.device, f.weights), {}, make_generator(f.seed, rt.device)};
     auto& o = s.options;
     const int64_t block = s.loaded.model->config().block_size;
     o.max_new_tokens = f.max_new_tokens > 0 ? f.max_new_tokens : std::min<int64_t>(256, block / 2);

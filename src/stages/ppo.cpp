@@ -267,12 +267,12 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                               start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
                               (resume_dir / "critic_optimizer.safetensors").string());
         if (!ema.empty()) {
-            auto file = load_safetensors(resume_dir / "ema.safetensors");
+            auto file = load_safetensors(resume_dir / kEmaFile);
             size_t i = 0;
             for (const auto& item : policy->named_parameters()) {
                 auto it = file.tensors.find(item.key());
                 if (it == file.tensors.end()) {
-                    throw Error("EMA weight '" + item.key() + "' is missing", (resume_dir / "ema.safetensors").string(),
+                    throw Error("EMA weight '" + item.key() + "' is missing", (resume_dir / kEmaFile).string(),
                                 "resume with the ppo.ema_decay the run started with");
                 }
                 ema[i++].copy_(it->second);
@@ -386,7 +386,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
             NamedTensors ema_named;
             size_t i = 0;
             for (const auto& item : policy->named_parameters()) ema_named.emplace_back(item.key(), ema[i++]);
-            extras.tensor_files.emplace_back("ema.safetensors", ema_named);
+            extras.tensor_files.emplace_back(kEmaFile, ema_named);
         }
         extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()}, {"critic_optimizer_step", critic_opt.steps_taken()}};
         auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *policy,

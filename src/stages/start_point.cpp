@@ -58,7 +58,11 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
         start.lineage = start.info.stage_state.value("lineage", nlohmann::json());
     }
     start.trunk = Gpt(cfg.model);
-    load_model_weights(start.dir, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
+    // Starting afresh from a PPO run that keeps an EMA takes the EMA (InstructGPT's model); a
+    // resume takes the trained weights, which the optimizer state belongs to.
+    const auto weights = model_weights_file(start.dir, resume_dir.empty() ? "auto" : "raw");
+    if (weights.filename() == kEmaFile) spdlog::info("init_from: the EMA weights of {}", start.dir.string());
+    load_weights_file(weights, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
 
     const int32_t spm_size = start.tokenizer.spm_vocab_size();
     start.tokenizer = with_chat_tokens(start.tokenizer);  // a no-op when the checkpoint has them

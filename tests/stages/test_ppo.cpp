@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/stages/ppo.h"
 #include "rlhf/stages/pretrain.h"
@@ -162,6 +164,30 @@ TEST_CASE("ppo resumed from a checkpoint equals an uninterrupted run", "[integra
             REQUIRE(a[i][key].get<double>() == b[i][key].get<double>());
         }
     }
+    // The EMA comes back too: the resumed run's equals the uninterrupted run's, bit for bit.
+    const auto full_step = resolve_checkpoint(full.out_dir), part_step = resolve_checkpoint(part.out_dir);
+    const auto ema_full = load_safetensors(full_step / kEmaFile), ema_part = load_safetensors(part_step / kEmaFile);
+    REQUIRE(ema_full.tensors.size() == ema_part.tensors.size());
+    for (const auto& [name, t] : ema_full.tensors) {
+        INFO(name);
+        REQUIRE(torch::equal(t, ema_part.tensors.at(name)));
+    }
+    // Readers take the EMA as the model (InstructGPT); --weights raw the trained weights.
+    const auto raw_file = load_safetensors(full_step / "model.safetensors");
+    LoadedModel as_read = load_model_from_checkpoint(full.out_dir, torch::kCPU);
+    LoadedModel raw = load_model_from_checkpoint(full.out_dir, torch::kCPU, "raw");
+    REQUIRE(as_read.weights_file.filename() == kEmaFile);
+    bool differs = false;
+    for (const auto& item : as_read.model->named_parameters()) {
+        INFO(item.key());
+        REQUIRE(torch::equal(item.value(), ema_full.tensors.at(item.key())));
+        REQUIRE(torch::equal(raw.model->named_parameters()[item.key()], raw_file.tensors.at(item.key())));
+        differs = differs || !torch::equal(item.value(), raw_file.tensors.at(item.key()));
+    }
+    REQUIRE(differs);  // decay 0.9 over 6 iterations: the EMA is not the last weights
+    // A checkpoint without an EMA: "ema" is a clear error, "auto" its weights.
+    REQUIRE_THROWS_WITH(load_model_from_checkpoint(sft.dir / "sft", torch::kCPU, "ema"), Contains("no EMA weights"));
+    REQUIRE(load_model_from_checkpoint(sft.dir / "sft", torch::kCPU).weights_file.filename() == "model.safetensors");
 }
 
 TEST_CASE("ppo's rollout chunks change the memory it needs, not what it samples or learns", "[integration][ppo]") {

@@ -90,14 +90,24 @@ void restore_rng_states(const std::filesystem::path& step_dir);
 // Errors (one line per differing key) if the two model configs describe different shapes.
 void check_same_model_shape(const ModelConfig& checkpoint, const ModelConfig& current, const std::string& where);
 
+// Which weights of a checkpoint are "the model". A PPO run with ppo.ema_decay > 0 also saves the
+// policy's exponential moving average (ema.safetensors), which InstructGPT uses as the model:
+//   auto  the EMA when the checkpoint has one, else model.safetensors (what every reader uses)
+//   ema   the EMA, an error when there is none
+//   raw   model.safetensors (what training resumes from)
+inline constexpr const char* kEmaFile = "ema.safetensors";
+std::filesystem::path model_weights_file(const std::filesystem::path& step_dir, const std::string& weights = "auto");
+
 // For `rlhf generate` / `rlhf chat`: the model (in eval mode, on `device`) and its tokenizer.
 struct LoadedModel {
     Gpt model{nullptr};
     Tokenizer tokenizer;
     CheckpointInfo info;
+    std::filesystem::path weights_file;  // model.safetensors or ema.safetensors
 };
 // A reward-model checkpoint is an error here (it scores text; it does not generate).
-LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device);
+LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device,
+                                       const std::string& weights = "auto");
 
 // For `rlhf score` and PPO: a reward model (normalisation included), in eval mode.
 struct LoadedRewardModel {

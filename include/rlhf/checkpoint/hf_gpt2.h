@@ -45,8 +45,10 @@ ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir);
 // A post-LN (gpt1) model has no GPT-2 equivalent and is an rlhf::Error.
 void export_hf_gpt2(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
                     const Tokenizer& tokenizer, const std::filesystem::path& dir);
-// The same for a saved checkpoint (a run directory or a step directory).
-void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std::filesystem::path& dir);
+// The same for a saved checkpoint (a run directory or a step directory); `weights` as
+// model_weights_file (checkpoint.h) chooses a PPO run's EMA or its trained weights.
+void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std::filesystem::path& dir,
+                             const std::string& weights = "auto");
 
 // Whether a Hugging Face GPT-2 tensor is a Conv1D weight, stored (in, out) where our Linear is (out, in).
 bool is_hf_conv1d_weight(const std::string& name);

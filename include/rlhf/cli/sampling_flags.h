@@ -13,6 +13,7 @@ namespace rlhf::cli {
 
 struct SamplingFlags {
     std::string checkpoint;
+    std::string weights = "auto";  // checkpoint.h: model_weights_file
     int64_t max_new_tokens = 0;  // 0 = min(256, block_size / 2)
     double temperature = 0.8;
     int64_t top_k = 200;
@@ -26,6 +27,8 @@ struct SamplingFlags {
 };
 
 void add_sampling_flags(CLI::App& cmd, SamplingFlags& flags);
+// --weights auto | ema | raw: which weights of a checkpoint are the model (checkpoint.h).
+void add_weights_flag(CLI::App& cmd, std::string& weights);
 
 // Sets up threads/device, loads the checkpoint, and turns the flags into SamplingOptions
 // (stop at EOS, never sample ids beyond the tokenizer). Validates the sampling values.
