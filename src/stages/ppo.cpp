@@ -123,19 +123,26 @@ Prompts load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
                         std::to_string(cfg.ppo.max_new_tokens) + ")",
                     cfg.data.files.front(), "use shorter prompts or lower ppo.max_new_tokens");
     }
+    // Held-out prompts beyond train.eval_prompts would be evaluated by nothing: they train.
     Prompts p;
     const auto held = held_out_items(all.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
+    size_t returned = 0;
     for (size_t i = 0; i < all.size(); ++i) {
         if (held[i] && p.eval.size() < static_cast<size_t>(cfg.train.eval_prompts)) {
             p.eval.push_back(all[i]);
             p.eval_text.push_back(texts[i]);
-        } else if (!held[i]) {
+        } else {
+            returned += held[i];
             p.train.push_back(all[i]);
         }
     }
     if (p.train.empty()) throw Error("no training prompts left after the validation split", "data.val_fraction", "lower it");
     spdlog::info("prompts: {} for training, {} for evaluation; {} longer than {} tokens left out", p.train.size(),
                  p.eval.size(), too_long, room);
+    if (returned > 0) {
+        spdlog::info("prompts: {} of the data.val_fraction held out are beyond train.eval_prompts = {} and train",
+                     returned, cfg.train.eval_prompts);
+    }
     return p;
 }
 

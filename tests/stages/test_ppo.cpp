@@ -5,6 +5,7 @@
 
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/core/fs.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/stages/ppo.h"
 #include "rlhf/stages/pretrain.h"
@@ -213,6 +214,18 @@ TEST_CASE("ppo's rollout chunks change the memory it needs, not what it samples 
             REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5);
         }
     }
+}
+
+TEST_CASE("ppo's held-out prompts beyond train.eval_prompts train instead of being dropped", "[integration][ppo]") {
+    SftTiny sft;
+    RunConfig cfg = sft.ppo_config("split");
+    cfg.train.max_steps = 1;
+    cfg.train.eval_prompts = 1;  // of the 2 prompts val_fraction 0.2 holds out from 10
+    cfg.runtime.log_level = "info";
+    REQUIRE(run_ppo(cfg, {}) == 0);
+    const std::string log = read_file(std::filesystem::path(cfg.out_dir) / "train.log");
+    CHECK_THAT(log, Contains("prompts: 9 for training, 1 for evaluation"));
+    CHECK_THAT(log, Contains("1 of the data.val_fraction held out are beyond train.eval_prompts = 1 and train"));
 }
 
 TEST_CASE("ppo with PPO-ptx and bf16 frozen models", "[integration][ppo]") {
