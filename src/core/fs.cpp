@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <vector>
 
 #include "rlhf/core/error.h"
 
@@ -117,6 +118,19 @@ uint64_t fnv1a64(const void* data, size_t n, uint64_t seed) {
         h ^= p[i];
         h *= 0x100000001b3ULL;
     }
+    return h;
+}
+
+uint64_t file_fnv1a64(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error("cannot open", path.string(), "");
+    std::vector<char> buf(1 << 20);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        h = fnv1a64(buf.data(), static_cast<size_t>(in.gcount()), h);
+    }
+    if (in.bad()) throw Error("read failed", path.string(), "");
     return h;
 }
 

@@ -146,6 +146,29 @@ Prompts load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
     return p;
 }
 
+// The checkpoint a frozen model comes from. A fresh run: the configured one. A resumed run: the
+// step directory its lineage recorded at the start, whose weights must still hash the same.
+// (Lineages written before the hashes existed give the directory alone, or nothing.)
+std::string pinned_checkpoint(const nlohmann::json& started_from, const char* dir_key, const char* hash_key,
+                              const std::string& configured, const char* weights, const char* config_key) {
+    if (configured.empty()) return configured;  // nothing to pin: a toy reward
+    if (!started_from.is_object() || !started_from.contains(dir_key) || !started_from[dir_key].is_string()) return configured;
+    const std::filesystem::path dir = started_from[dir_key].get<std::string>();
+    if (!std::filesystem::exists(dir / "state.json")) {
+        throw Error("the checkpoint this run started from (" + dir.string() + ") is gone", config_key,
+                    "restore it: resuming against another checkpoint would change the run");
+    }
+    if (started_from.contains(hash_key)) {
+        const std::string now = hex64(file_fnv1a64(model_weights_file(dir, weights)));
+        if (now != started_from[hash_key].get<std::string>()) {
+            throw Error("the weights of " + dir.string() + " changed since this run started from them (hash " +
+                            started_from[hash_key].get<std::string>() + ", now " + now + ")",
+                        config_key, "restore that checkpoint, or start a new run");
+        }
+    }
+    return dir.string();
+}
+
 // The score of each response: the reward model at the last real token (normalised), or the toy
 // reward; then the missing-EOS penalty and the clip.
 struct Scorer {
@@ -187,8 +210,13 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     const std::filesystem::path out_dir = cfg.out_dir;
 
     // 2. Models -------------------------------------------------------------------------------------
-    // The reference is loaded from init_from on its own, never a second handle to the policy.
+    // The reference is loaded from init_from on its own, never a second handle to the policy. On
+    // resume the frozen models are the very checkpoints the run started from (init_from and
+    // ppo.reward_model name runs that may have trained on since), checked against their hashes.
+    const nlohmann::json started_from =
+        resume_dir.empty() ? nlohmann::json() : read_checkpoint_info(resume_dir).stage_state.value("lineage", nlohmann::json());
     RunConfig sft_cfg = cfg;
+    sft_cfg.init_from = pinned_checkpoint(started_from, "checkpoint", "weights_fnv1a64", cfg.init_from, "auto", "init_from");
     StartPoint sft = load_start_point(sft_cfg, {});
     StartPoint start = load_start_point(cfg, resume_dir);  // the policy: the SFT weights again, or our own checkpoint
     const Tokenizer tokenizer = start.tokenizer;
@@ -205,7 +233,10 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
             throw Error("ppo.reward_model '" + cfg.ppo.reward_model + "' does not exist", cfg.source + ": ppo.reward_model",
                         "point it at a reward run directory or one of its checkpoints");
         }
-        LoadedRewardModel rm = load_reward_model_from_checkpoint(cfg.ppo.reward_model, rt.device);
+        LoadedRewardModel rm = load_reward_model_from_checkpoint(
+            pinned_checkpoint(started_from, "reward_model", "reward_model_weights_fnv1a64", cfg.ppo.reward_model, "raw",
+                              "ppo.reward_model"),
+            rt.device);
         if (!rm.tokenizer.same_vocabulary(tokenizer)) {
             throw Error("the reward model's tokenizer is not the policy's (" + rm.info.dir.string() + " vs " +
                             start.dir.string() + ")",
@@ -233,7 +264,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         load_model_weights(reward_dir, *critic);  // its own trunk: a copy, not the frozen reward model
         critic->fold_normalisation();  // values on the scale of the normalised scores the returns hold
     } else {
-        RunConfig critic_cfg = cfg;
+        RunConfig critic_cfg = sft_cfg;
         critic = RewardModel(load_start_point(critic_cfg, {}).trunk);
         critic->zero_head();  // a fresh head predicts 0 until it learns (OpenAI's lm-human-preferences)
     }
@@ -295,8 +326,13 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                      reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string(), cfg.ppo.critic_from);
     }
     nlohmann::json lineage = start.lineage;  // the SFT checkpoint (and what it came from), plus the reward model
-    lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
-                                                 : nlohmann::json(std::filesystem::absolute(reward_dir).string());
+    if (resume_dir.empty()) {
+        lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
+                                                     : nlohmann::json(std::filesystem::absolute(reward_dir).string());
+        if (!reward_dir.empty()) {
+            lineage["reward_model_weights_fnv1a64"] = hex64(file_fnv1a64(model_weights_file(reward_dir, "raw")));
+        }
+    }
     std::unique_ptr<TokenShards> ptx;
     if (cfg.ppo.ptx_coef > 0) ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
 

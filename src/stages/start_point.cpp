@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
 #include "rlhf/data/chat_format.h"
 
 namespace rlhf {
@@ -62,6 +63,8 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
     // resume takes the trained weights, which the optimizer state belongs to.
     const auto weights = model_weights_file(start.dir, resume_dir.empty() ? "auto" : "raw");
     if (weights.filename() == kEmaFile) spdlog::info("init_from: the EMA weights of {}", start.dir.string());
+    // What the weights were, so that a resume can tell the checkpoint has not changed since.
+    if (resume_dir.empty()) start.lineage["weights_fnv1a64"] = hex64(file_fnv1a64(weights));
     load_weights_file(weights, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
 
     const int32_t spm_size = start.tokenizer.spm_vocab_size();

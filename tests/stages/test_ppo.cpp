@@ -51,6 +51,9 @@ struct SftTiny {
         }
         test::write_text(dir / "sft.jsonl", sft);
         test::write_text(dir / "prompts.jsonl", prompts);
+        REQUIRE(run_sft(sft_config(), {}) == 0);
+    }
+    RunConfig sft_config() const {
         RunConfig cfg = base_config("sft", dir, "sft", "base");
         cfg.data.files = {(dir / "sft.jsonl").string()};
         cfg.data.val_fraction = 0;
@@ -62,7 +65,7 @@ struct SftTiny {
         cfg.train.eval_every = 0;
         cfg.train.eval_prompts = 0;
         cfg.checkpoint.every = 0;
-        REQUIRE(run_sft(cfg, {}) == 0);
+        return cfg;
     }
     // Toy reward: the number of 'o' tokens in the reply ("Hello" has one; more pays, but a reply
     // that never ends scores -1).
@@ -214,6 +217,45 @@ TEST_CASE("ppo's rollout chunks change the memory it needs, not what it samples 
             REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5);
         }
     }
+}
+
+TEST_CASE("ppo resumes against the SFT checkpoint it started from, not a newer one, and refuses a changed one",
+          "[integration][ppo]") {
+    SftTiny sft;
+    RunConfig full = sft.ppo_config("full");
+    full.train.max_steps = 4;
+    full.train.eval_every = 0;
+    full.checkpoint.every = 2;
+    REQUIRE(run_ppo(full, {}) == 0);
+    RunConfig part = full;
+    part.out_dir = (sft.dir / "part").string();
+    part.train.max_steps = 2;
+    REQUIRE(run_ppo(part, {}) == 0);
+    const auto started_from = resolve_checkpoint(sft.dir / "sft");
+    // The SFT run trains on: init_from's newest checkpoint is now another one.
+    RunConfig more = sft.sft_config();
+    more.train.max_steps = 62;
+    StageOptions resume;
+    resume.resume = true;
+    REQUIRE(run_sft(more, resume) == 0);
+    REQUIRE(resolve_checkpoint(sft.dir / "sft") != started_from);
+    part.train.max_steps = 4;
+    REQUIRE(run_ppo(part, resume) == 0);
+    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    REQUIRE(b.size() == 4);
+    for (size_t i = 0; i < a.size(); ++i) {
+        INFO("step " << i + 1);
+        REQUIRE(a[i]["kl"].get<double>() == b[i]["kl"].get<double>());  // the same reference
+        REQUIRE(a[i]["loss"].get<double>() == b[i]["loss"].get<double>());
+    }
+    // Its weights replaced: one line, naming the checkpoint.
+    std::filesystem::copy_file(resolve_checkpoint(sft.dir / "sft") / "model.safetensors", started_from / "model.safetensors",
+                               std::filesystem::copy_options::overwrite_existing);
+    part.train.max_steps = 6;
+    REQUIRE_THROWS_WITH(run_ppo(part, resume), Contains("changed since this run started") && Contains(started_from.string()));
+    // Gone: one line too.
+    std::filesystem::remove_all(started_from);
+    REQUIRE_THROWS_WITH(run_ppo(part, resume), Contains("is gone") && Contains("init_from"));
 }
 
 TEST_CASE("ppo's held-out prompts beyond train.eval_prompts train instead of being dropped", "[integration][ppo]") {

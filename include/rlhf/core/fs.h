@@ -36,5 +36,7 @@ std::string read_text_file(const fs::path& path);
 // another (not a cryptographic hash). `seed` chains calls over a file read in pieces.
 uint64_t fnv1a64(const void* data, size_t n, uint64_t seed = 0xcbf29ce484222325ULL);
 std::string hex64(uint64_t value);
+// fnv1a64 of a whole file, read in pieces (a checkpoint's weights: ~1 GB/s).
+uint64_t file_fnv1a64(const fs::path& path);
 
 }  // namespace rlhf
