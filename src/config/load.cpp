@@ -124,6 +124,9 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"reward.reference_files", &c.reward.reference_files, "reward: demonstrations to normalise on (sft formats); "
          "empty = the best response of each training group"},
         {"reward.reference_count", &c.reward.reference_count, "reward: at most this many reference responses", 1, 1 << 24},
+        {"reward.micro_batch_tokens", &c.reward.micro_batch_tokens, "reward: padded tokens (completions x longest) per "
+         "forward and backward, which bounds memory; a step's groups are split into runs this size (a group never is); "
+         "0 = the whole micro-batch at once", 0, kInf},
 
         {"ppo.reward_model", &c.ppo.reward_model, "ppo: reward-model checkpoint (stage: reward) that scores responses"},
         {"ppo.toy_reward", &c.ppo.toy_reward, "ppo: instead of a reward model, count:TEXT scores how often TEXT's token "

@@ -9,6 +9,7 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "rlhf/core/error.h"
@@ -76,7 +77,20 @@ void keep_freed_memory_for_reuse() {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
+static void bound_onednn_primitive_cache() {
+    // oneDNN (LibTorch's CPU bf16 matmuls and more) keeps a compiled primitive, with its
+    // buffers, for each of the last 1024 shapes it ran. Batches whose shape changes every step
+    // (the reward stage: completions × the longest one) filled it to ~1.7 GB in the demo's 200
+    // steps (docs/benchmarks.md). A training step runs a few dozen shapes; 64 keeps those.
+    // Read by oneDNN at its first primitive, so this runs before any tensor op; a value the
+    // user set wins.
+    for (const char* name : {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"}) {
+        ::setenv(name, "64", /*overwrite=*/0);
+    }
+}
+
 Runtime init_runtime(int threads, uint64_t seed, const std::string& device, const std::string& device_key) {
+    bound_onednn_primitive_cache();
     keep_freed_memory_for_reuse();
     Runtime rt;
     rt.threads = threads > 0 ? threads : available_cores();

@@ -1,11 +1,34 @@
 #include "rlhf/data/ranked_batches.h"
 
+#include <algorithm>
+
 #include <torch/torch.h>
 
 #include "rlhf/core/runtime.h"      // to_device
 #include "rlhf/data/comparisons.h"  // ranked_pairs
 
 namespace rlhf {
+
+std::vector<std::vector<const RenderedGroup*>> split_by_tokens(const std::vector<const RenderedGroup*>& groups,
+                                                               int64_t max_tokens) {
+    std::vector<std::vector<const RenderedGroup*>> runs;
+    int64_t rows = 0, longest = 0;
+    for (const auto* g : groups) {
+        int64_t g_longest = 0;
+        for (const auto& c : g->completions) g_longest = std::max(g_longest, static_cast<int64_t>(c.size()));
+        const int64_t g_rows = static_cast<int64_t>(g->completions.size());
+        const bool fits = (rows + g_rows) * std::max(longest, g_longest) <= max_tokens;
+        if (runs.empty() || (max_tokens > 0 && !fits)) {
+            runs.emplace_back();
+            rows = 0;
+            longest = 0;
+        }
+        runs.back().push_back(g);
+        rows += g_rows;
+        longest = std::max(longest, g_longest);
+    }
+    return runs;
+}
 
 RankedBatch collate_groups(const std::vector<const RenderedGroup*>& groups, int64_t pad_id) {
     int64_t rows = 0, T = 1;

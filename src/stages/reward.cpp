@@ -261,7 +261,10 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
         for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
             std::vector<const RenderedGroup*> groups;
             for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
-            micro_batches.push_back(to_device(collate_groups(groups, tokenizer.pad_id()), rt.device));
+            // In runs of at most reward.micro_batch_tokens: the same gradient, bounded activations.
+            for (const auto& run : split_by_tokens(groups, cfg.reward.micro_batch_tokens)) {
+                micro_batches.push_back(to_device(collate_groups(run, tokenizer.pad_id()), rt.device));
+            }
         }
         state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
         epoch = sampler.epoch_of(state.next_batch_index - 1);

@@ -175,3 +175,35 @@ TEST_CASE("pair statistics: accuracy, margin, better and worse reward", "[reward
     const double expected_loss = (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(1.0)) + std::log1p(std::exp(2.0))) / 3.0;
     REQUIRE(s.loss == Approx(expected_loss));
 }
+
+TEST_CASE("a reward step split into token-bounded runs takes the same step as one forward", "[reward][loss]") {
+    RenderedGroup g1{{{2, 5, 9, 4}, {2, 5, 7}, {2, 5, 8, 8, 3}, {2, 6}}, {0, 1, 1, 2}};  // 4 rows, longest 5: 20 tokens
+    RenderedGroup g2{{{4, 4, 1, 3}, {4, 9}, {4, 2, 2}}, {2, 0, 1}};                       // 3 rows, longest 4: 12
+    RenderedGroup g3{{{7, 1}, {7, 3, 3}}, {1, 0}};                                        // 2 rows, longest 3: 6
+    const std::vector<const RenderedGroup*> groups = {&g1, &g2, &g3};
+    // Runs never split a group; a group over the budget is a run on its own; 0 = one run.
+    auto runs = split_by_tokens(groups, 20);  // g1 + g2 would be 7 × 5 = 35; g2 + g3 is 5 × 4 = 20
+    REQUIRE(runs.size() == 2);
+    REQUIRE(runs[1].size() == 2);
+    REQUIRE(split_by_tokens(groups, 19).size() == 3);  // g1 alone although over the budget (20 > 19)
+    REQUIRE(split_by_tokens(groups, 0).size() == 1);
+
+    auto step_with = [&](const std::vector<std::vector<const RenderedGroup*>>& parts) {
+        auto model = tiny_reward_model(11);
+        model->to(torch::kFloat64);
+        AdamW opt(*model, OptimConfig{});
+        std::vector<RankedBatch> micro;
+        for (const auto& p : parts) micro.push_back(collate_groups(p, 0));
+        const RewardStepStats s = reward_train_step(*model, opt, micro, 1e-2, 1.0, false, 0.0, nullptr);
+        std::vector<torch::Tensor> params;
+        for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
+        return std::make_pair(s, params);
+    };
+    const auto [whole, whole_params] = step_with({groups});
+    const auto [split, split_params] = step_with(split_by_tokens(groups, 19));
+    REQUIRE(split.groups == 3);
+    REQUIRE(split.pairs == whole.pairs);
+    REQUIRE(std::abs(split.loss - whole.loss) < 1e-12);
+    REQUIRE(std::abs(split.grad_norm - whole.grad_norm) < 1e-12);
+    for (size_t i = 0; i < whole_params.size(); ++i) REQUIRE(test::max_abs_diff(split_params[i], whole_params[i]) < 1e-12);
+}

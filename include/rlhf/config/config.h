@@ -89,6 +89,7 @@ struct RewardConfig {
     std::vector<std::string> reference_files;       // demonstrations (sft formats) to normalise on; empty = the
                                                     // best response of each training group
     int                      reference_count = 512; // at most this many reference responses are scored
+    int64_t                  micro_batch_tokens = 8192;  // padded tokens per forward+backward (memory bound); 0 = all
 };
 
 // PPO (stage: ppo). init_from is the SFT policy; train.max_steps counts PPO iterations (one

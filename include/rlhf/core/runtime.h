@@ -19,7 +19,8 @@ struct Runtime {
 // threads <= 0 means "all cores". device: "cpu", "cuda", "cuda:N" or "auto"; a bad one is an
 // rlhf::Error naming `device_key` (the config key, or a command's flag).
 // Seeds LibTorch's global CPU (and CUDA) generators with `seed`, and tunes glibc malloc to keep
-// freed tensor memory for reuse (keep_freed_memory_for_reuse).
+// freed tensor memory for reuse (keep_freed_memory_for_reuse), and bounds oneDNN's cache of compiled
+// primitives to 64 shapes (ONEDNN_PRIMITIVE_CACHE_CAPACITY, unless set).
 Runtime init_runtime(int threads, uint64_t seed, const std::string& device,
                      const std::string& device_key = "runtime.device");
 

@@ -27,6 +27,13 @@ struct RankedBatch {
 
 RankedBatch collate_groups(const std::vector<const RenderedGroup*>& groups, int64_t pad_id);
 
+// Consecutive runs of `groups` whose collated batch holds at most `max_tokens` padded tokens
+// (rows × the longest row): the activations a backward keeps grow with that product, so this
+// bounds a step's memory whatever train.batch_size. A group over the budget on its own is its
+// own run (a group is never split: its pairs share rows). 0 = one run.
+std::vector<std::vector<const RenderedGroup*>> split_by_tokens(const std::vector<const RenderedGroup*>& groups,
+                                                               int64_t max_tokens);
+
 // The same batch on `device`.
 RankedBatch to_device(const RankedBatch& batch, const torch::Device& device);
 
