@@ -89,8 +89,8 @@ std::pair<std::string, bool> our_name(std::string name) {
 }
 
 // The added tokens Hugging Face keeps in tokenizer_config.json ("added_tokens_decoder": {id:
-// {"content": …}}) beyond the base vocabulary, appended in id order; each must land on its id.
-Tokenizer with_hf_added_tokens(Tokenizer tok, const std::filesystem::path& dir) {
+// {"content": …}}), each at its id.
+Tokenizer with_hf_added_tokens(const Tokenizer& tok, const std::filesystem::path& dir) {
     const auto file = dir / "tokenizer_config.json";
     if (!std::filesystem::is_regular_file(file)) return tok;
     std::vector<std::pair<int64_t, std::string>> added;
@@ -98,22 +98,12 @@ Tokenizer with_hf_added_tokens(Tokenizer tok, const std::filesystem::path& dir) 
         const auto j = nlohmann::json::parse(read_file(file));
         if (!j.contains("added_tokens_decoder")) return tok;
         for (const auto& [id, entry] : j.at("added_tokens_decoder").items()) {
-            const int64_t n = std::stoll(id);
-            if (n >= tok.spm_vocab_size()) added.emplace_back(n, entry.at("content").get<std::string>());
+            added.emplace_back(std::stoll(id), entry.at("content").get<std::string>());
         }
     } catch (const std::exception& e) {
         throw Error(std::string("unreadable added_tokens_decoder: ") + e.what(), file.string(), "");
     }
-    std::sort(added.begin(), added.end());
-    for (const auto& [id, token] : added) {
-        tok = tok.with_added_tokens({token});
-        if (tok.piece_to_id(token) != id) {
-            throw Error("added token '" + token + "' has id " + std::to_string(id) + " but follows the vocabulary at " +
-                            std::to_string(tok.piece_to_id(token)),
-                        file.string() + ": added_tokens_decoder", "added tokens must follow the vocabulary without gaps");
-        }
-    }
-    return tok;
+    return tok.with_added_tokens_at(added, file.string() + ": added_tokens_decoder");
 }
 
 }  // namespace

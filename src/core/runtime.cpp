@@ -83,10 +83,9 @@ static void bound_onednn_primitive_cache() {
     // (the reward stage: completions × the longest one) filled it to ~1.7 GB in the demo's 200
     // steps (docs/benchmarks.md). A training step runs a few dozen shapes; 64 keeps those.
     // Read by oneDNN at its first primitive, so this runs before any tensor op; a value the
-    // user set wins.
-    for (const char* name : {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"}) {
-        ::setenv(name, "64", /*overwrite=*/0);
-    }
+    // user set (either name, ONEDNN_ or the older DNNL_) wins.
+    if (std::getenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY") || std::getenv("DNNL_PRIMITIVE_CACHE_CAPACITY")) return;
+    ::setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64", /*overwrite=*/0);
 }
 
 Runtime init_runtime(int threads, uint64_t seed, const std::string& device, const std::string& device_key) {

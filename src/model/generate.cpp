@@ -234,7 +234,8 @@ torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, con
     auto log_p = torch::log_softmax(logits, -1);
     if (entropy) {
         torch::NoGradGuard no_grad;
-        *entropy = -(log_p.exp() * log_p).sum(-1);
+        // Ids left out by vocab_limit have p = 0 and log p = -inf: 0 · -inf would be NaN.
+        *entropy = -(log_p.exp() * log_p.clamp_min(std::numeric_limits<float>::lowest())).sum(-1);
     }
     return log_p.gather(-1, targets).squeeze(-1);
 }

@@ -338,6 +338,14 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
 
     // 3. Prompts ------------------------------------------------------------------------------------
     const Prompts prompts = load_prompts(cfg, tokenizer);
+    // The sampler's cursor indexes the training prompts: a resume must see the same ones.
+    if (const int64_t saved = start.info.stage_state.value("train_prompts", int64_t{-1});
+        !resume_dir.empty() && saved >= 0 && saved != static_cast<int64_t>(prompts.train.size())) {
+        throw Error("the run trained on " + std::to_string(saved) + " prompts, the data now gives " +
+                        std::to_string(prompts.train.size()),
+                    cfg.source + ": data.files", "resume with the prompt files, data.val_fraction and train.eval_prompts "
+                                                 "the run started with");
+    }
     EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
     if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
@@ -431,7 +439,8 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
             for (const auto& item : policy->named_parameters()) ema_named.emplace_back(item.key(), ema[i++]);
             extras.tensor_files.emplace_back(kEmaFile, ema_named);
         }
-        extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()}, {"critic_optimizer_step", critic_opt.steps_taken()}};
+        extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()}, {"critic_optimizer_step", critic_opt.steps_taken()},
+                              {"train_prompts", prompts.train.size()}};
         auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *policy,
                                    {policy_opt.state_tensors(), policy_opt.steps_taken()}, tokenizer,
                                    cfg.checkpoint.keep_last, extras);
@@ -618,7 +627,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const double first_approx_kl = first_seen ? sums_a[kFirstApproxKl] : NAN;
         if (check_invariants) {
             gaps.first_ratio = first_ratio_dev;
-            if (const std::string broken = rl::invariant_violation(iteration, gaps, bf16); !broken.empty()) {
+            if (const std::string broken = rl::invariant_violation(iteration, gaps, /*reduced_precision=*/bf16 || rt.device.is_cuda()); !broken.empty()) {
                 if (cfg.ppo.check_invariants == "error") {
                     throw Error(broken, "ppo.check_invariants",
                                 "a bug to report with the config; ppo.check_invariants: warn lets the run go on");

@@ -1,6 +1,7 @@
 #include "rlhf/stages/start_point.h"
 
 #include <spdlog/spdlog.h>
+#include <torch/torch.h>
 
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
@@ -67,13 +68,29 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
     if (resume_dir.empty()) start.lineage["weights_fnv1a64"] = hex64(file_fnv1a64(weights));
     load_weights_file(weights, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
 
+    // The model comes from init_from, so only now is its layout known.
+    if (cfg.checkpoint.export_hf && cfg.model.arch != "gpt2") {
+        throw Error("init_from's model is post-LN (model.arch: gpt1), which has no Hugging Face GPT-2 equivalent",
+                    cfg.source + ": checkpoint.export_hf", "remove the key");
+    }
+
     const int32_t spm_size = start.tokenizer.spm_vocab_size();
+    const int32_t before = start.tokenizer.vocab_size();
     start.tokenizer = with_chat_tokens(start.tokenizer);  // a no-op when the checkpoint has them
     if (start.tokenizer.vocab_size() > cfg.model.vocab_size) {
         spdlog::info("vocabulary {} -> {}: added {} (new embedding rows start as the mean of the others)",
                      cfg.model.vocab_size, start.tokenizer.vocab_size(), fmt::join(kChatRoleTokens, " "));
         start.trunk = grow_vocabulary(*start.trunk, start.tokenizer.vocab_size(), std::min(spm_size, cfg.model.vocab_size));
         cfg.model.vocab_size = start.tokenizer.vocab_size();
+    } else if (start.tokenizer.vocab_size() > before) {
+        // A padded embedding (model.preset: gpt2's 50304 rows) has rows for the new tokens, but
+        // pre-training pushed them down as never-seen outputs: they start as the mean too.
+        spdlog::info("vocabulary {} -> {} of {} embedding rows: added {} (their rows start as the mean of the others)",
+                     before, start.tokenizer.vocab_size(), cfg.model.vocab_size, fmt::join(kChatRoleTokens, " "));
+        torch::NoGradGuard no_grad;
+        auto wte = start.trunk->transformer->wte->weight;  // (V, C), tied to the LM head
+        wte.narrow(0, before, start.tokenizer.vocab_size() - before)
+            .copy_(wte.narrow(0, 0, spm_size).mean(0, /*keepdim=*/true).expand({start.tokenizer.vocab_size() - before, -1}));
     }
     return start;
 }

@@ -59,23 +59,19 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
     const auto added_path = (std::filesystem::is_directory(path) ? path : path.parent_path()) / kAddedTokensFile;
     if (std::filesystem::exists(added_path)) {
         std::vector<std::string> added;
+        std::vector<std::pair<int64_t, std::string>> by_id;  // Hugging Face's {token: id}
         try {
             const auto j = nlohmann::json::parse(read_file(added_path));
             if (j.contains("added_tokens")) {
                 added = j.at("added_tokens").get<std::vector<std::string>>();  // ours: in id order
             } else {
-                // Hugging Face's {token: id}: in id order. Their ids must follow the base
-                // vocabulary; the Hugging Face importer checks them.
-                std::vector<std::pair<int64_t, std::string>> by_id;
                 for (const auto& [token, id] : j.items()) by_id.emplace_back(id.get<int64_t>(), token);
-                std::sort(by_id.begin(), by_id.end());
-                for (auto& [id, token] : by_id) added.push_back(std::move(token));
             }
         } catch (const nlohmann::json::exception& e) {
             throw Error(std::string("unreadable added tokens: ") + e.what(), added_path.string(),
                         "restore the file from the checkpoint it came from");
         }
-        tok = tok.with_added_tokens(added);
+        tok = by_id.empty() ? tok.with_added_tokens(added) : tok.with_added_tokens_at(by_id, added_path.string());
     }
     return tok;
 }
@@ -123,6 +119,21 @@ Tokenizer Tokenizer::from_gpt2_bpe(Gpt2Bpe bpe, const std::string& source, const
 const std::string& Tokenizer::model_bytes() const {
     if (!model_bytes_) throw Error("a GPT-2 BPE tokenizer has no SentencePiece model", source_, "");
     return *model_bytes_;
+}
+
+Tokenizer Tokenizer::with_added_tokens_at(std::vector<std::pair<int64_t, std::string>> by_id, const std::string& where) const {
+    std::sort(by_id.begin(), by_id.end());
+    Tokenizer out = *this;
+    for (const auto& [id, token] : by_id) {
+        if (id < spm_size_) continue;  // the base vocabulary's own (<|endoftext|>)
+        out = out.with_added_tokens({token});
+        if (out.piece_to_id(token) != id) {
+            throw Error("added token '" + token + "' has id " + std::to_string(id) + " but follows the vocabulary at " +
+                            std::to_string(out.piece_to_id(token)),
+                        where, "added tokens must follow the vocabulary without gaps");
+        }
+    }
+    return out;
 }
 
 Tokenizer Tokenizer::with_added_tokens(const std::vector<std::string>& tokens) const {

@@ -117,7 +117,9 @@ TEST_CASE("a padded vocabulary's unused ids are never sampled and are left out o
     Generation g = generate(*model, prompts, o, 3, gen);
     REQUIRE((g.response.masked_select(g.response_mask) < 40).all().item<bool>());
     torch::NoGradGuard ng;
-    auto limited = sequence_logprobs(*model, g.tokens, g.attention_mask, g.prompt_len, 1.0, false, nullptr, 40);
+    torch::Tensor entropy;
+    auto limited = sequence_logprobs(*model, g.tokens, g.attention_mask, g.prompt_len, 1.0, false, &entropy, 40);
+    REQUIRE(entropy.isfinite().all().item<bool>());  // p = 0 on the left-out ids: no 0 · -inf
     auto full = sequence_logprobs(*model, g.tokens, g.attention_mask, g.prompt_len, 1.0);
     const auto real = g.response_mask;
     REQUIRE(test::max_abs_diff(limited.masked_select(real), g.logprobs.masked_select(real)) < 1e-5);

@@ -268,6 +268,12 @@ TEST_CASE("ppo's held-out prompts beyond train.eval_prompts train instead of bei
     const std::string log = read_file(std::filesystem::path(cfg.out_dir) / "train.log");
     CHECK_THAT(log, Contains("prompts: 9 for training, 1 for evaluation"));
     CHECK_THAT(log, Contains("1 of the data.val_fraction held out are beyond train.eval_prompts = 1 and train"));
+    // The sampler's cursor indexes those prompts: a resume that would see others is refused.
+    cfg.train.eval_prompts = 2;
+    cfg.train.max_steps = 2;
+    StageOptions resume;
+    resume.resume = true;
+    REQUIRE_THROWS_WITH(run_ppo(cfg, resume), Contains("trained on 9 prompts") && Contains("gives 8"));
 }
 
 TEST_CASE("ppo with PPO-ptx and bf16 frozen models", "[integration][ppo]") {

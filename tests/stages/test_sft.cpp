@@ -1,11 +1,13 @@
 // Whole SFT runs: a tiny pre-trained model fine-tuned on generated demonstrations (seconds each).
 #include <catch2/catch.hpp>
+#include <torch/torch.h>
 
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/data/chat_format.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/stages/pretrain.h"
 #include "rlhf/stages/sft.h"
+#include "rlhf/stages/start_point.h"
 #include "rlhf/train/metrics.h"
 #include "support/helpers.h"
 
@@ -126,4 +128,31 @@ TEST_CASE("sft input errors are one clear line", "[integration][sft]") {
     cfg = base.sft_config("bad4");
     cfg.model.n_layer = 7;
     REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("model.n_layer") && Contains("init_from"));
+}
+
+TEST_CASE("in a padded embedding the chat markers' rows start as the mean, like grown ones", "[integration][gpt2]") {
+    test::TempDir dir;
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
+    std::filesystem::create_directories(dir / "tok");
+    test::write_text(dir / "tok" / "vocab.json", vocab);
+    test::write_text(dir / "tok" / "merges.txt", merges);
+    auto r = test::run_cli("data demo-corpus --out " + test::shell_quote((dir / "corpus.txt").string()) + " --bytes 20000");
+    REQUIRE(r.exit_code == 0);
+    r = test::run_cli("train " + test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/pretrain.yaml") +
+                      " --set data.text=[" + (dir / "corpus.txt").string() + "] tokenizer.path=" + (dir / "tok").string() +
+                      " out_dir=" + (dir / "pre").string() +
+                      " model.vocab_size=320 train.max_steps=4 train.eval_every=0 checkpoint.every=0 runtime.threads=1");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    RunConfig cfg;
+    cfg.stage = "sft";
+    cfg.init_from = (dir / "pre").string();
+    StartPoint start = load_start_point(cfg, {});
+    REQUIRE(cfg.model.vocab_size == 320);  // rows to spare: not grown
+    REQUIRE(start.tokenizer.vocab_size() == 266);  // 262 + <|pad|> + 3 chat markers
+    torch::NoGradGuard no_grad;
+    const auto wte = start.trunk->transformer->wte->weight;
+    const auto mean = wte.narrow(0, 0, 262).mean(0);
+    for (int64_t id = 263; id < 266; ++id) CHECK(test::max_abs_diff(wte[id], mean) < 1e-6);
+    CHECK(test::max_abs_diff(wte[300], mean) > 1e-3);  // rows beyond the tokenizer are left alone
 }

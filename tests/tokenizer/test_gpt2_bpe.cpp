@@ -180,3 +180,20 @@ TEST_CASE("a GPT-2 BPE tokenizer goes through pre-training, SFT and their checkp
     CHECK(sft.added_tokens().front() == "<|pad|>");
     CHECK(sft.encode("hello world") == original.encode("hello world"));
 }
+
+TEST_CASE("Hugging Face's added_tokens.json ({token: id}) is read at its ids, and a token off its id is an error",
+          "[tokenizer][gpt2]") {
+    test::TempDir dir;
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
+    test::write_text(dir / "vocab.json", vocab);
+    test::write_text(dir / "merges.txt", merges);
+    // <|endoftext|> (261) is the base vocabulary's own; <|pad|> is already 262.
+    test::write_text(dir / "added_tokens.json", R"({"<|user|>": 263, "<|endoftext|>": 261, "<|pad|>": 262})");
+    const Tokenizer tok = Tokenizer::load(dir.path());
+    CHECK(tok.vocab_size() == 264);
+    CHECK(tok.piece_to_id("<|user|>") == 263);
+    CHECK(tok.pad_id() == 262);
+    // "[PAD]" at 262 would land at 263, after our <|pad|>: ids would shift silently.
+    test::write_text(dir / "added_tokens.json", R"({"[PAD]": 262})");
+    REQUIRE_THROWS_WITH(Tokenizer::load(dir.path()), Contains("[PAD]") && Contains("262") && Contains("added_tokens.json"));
+}

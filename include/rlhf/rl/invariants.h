@@ -5,7 +5,8 @@
 //      that did not sample the data (a masking, temperature or padding bug);
 //   2. the policy ratio is 1 on the first minibatch of every iteration, before any update — else
 //      the "old" log-probs are not the current policy's (stale weights, a mode switch).
-// bf16 matmuls round differently for different batch shapes, so its tolerances are wider. The
+// bf16 matmuls (and CUDA's fp32 ones, which run as TF32) round differently for different batch
+// shapes, so reduced precision gets wider tolerances. The
 // sampling gap is a mean over tokens: a bug moves every token, bf16 rounding moves a few far.
 #pragma once
 
@@ -22,9 +23,9 @@ struct InvariantGaps {
 struct InvariantTolerances {
     double sampling_logprob, first_ratio;
 };
-InvariantTolerances invariant_tolerances(bool bf16);
+InvariantTolerances invariant_tolerances(bool reduced_precision);
 
 // "" when both gaps are within tolerance; else one line naming the iteration, the invariant and the gap.
-std::string invariant_violation(uint64_t iteration, const InvariantGaps& gaps, bool bf16);
+std::string invariant_violation(uint64_t iteration, const InvariantGaps& gaps, bool reduced_precision);
 
 }  // namespace rlhf::rl

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 struct RlhfSpm;
@@ -54,6 +55,10 @@ public:
 
     // This tokenizer plus `tokens` appended as added tokens (those already present are kept once).
     Tokenizer with_added_tokens(const std::vector<std::string>& tokens) const;
+    // The same from (id, token) pairs as Hugging Face stores them, in id order: ids inside the
+    // base vocabulary are skipped, and each other token must land on its id (else an
+    // rlhf::Error naming `where`).
+    Tokenizer with_added_tokens_at(std::vector<std::pair<int64_t, std::string>> by_id, const std::string& where) const;
     const std::vector<std::string>& added_tokens() const { return added_; }
     // Id of an added token, or -1.
     int32_t added_token_id(std::string_view token) const;
