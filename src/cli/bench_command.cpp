@@ -41,7 +41,7 @@ void add_bench_command(CLI::App& app, Action& action) {
     gen->add_option("--prompt-tokens", args->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::Range(1, 1 << 20));
     gen->add_flag("--no-cache", args->no_cache, "Recompute the whole prefix per token");
     gen->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
-    gen->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str();
+    gen->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
     gen->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     gen->callback([args, &action] {
         action = [args] {

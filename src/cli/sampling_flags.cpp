@@ -24,7 +24,7 @@ void add_sampling_flags(CLI::App& cmd, SamplingFlags& f) {
     cmd.add_option("--dtype", f.dtype, "float32 | bfloat16")
         ->check(CLI::IsMember({"float32", "bfloat16"}))
         ->capture_default_str();
-    cmd.add_option("--threads", f.threads, "CPU threads (0 = all cores)")->capture_default_str();
+    cmd.add_option("--threads", f.threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
 }
 
 void add_weights_flag(CLI::App& cmd, std::string& weights) {

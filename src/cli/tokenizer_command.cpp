@@ -41,7 +41,7 @@ void add_tokenizer_command(CLI::App& app, Action& action) {
         ->check(CLI::IsMember({"on", "off", "auto"}))
         ->capture_default_str();
     train->add_option("--user-symbols", args->user_symbols, "Pieces never split (e.g. chat markers)")->delimiter(',');
-    train->add_option("--threads", args->threads, "Training threads (0 = all cores)")->capture_default_str();
+    train->add_option("--threads", args->threads, "Training threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
     train->callback([args, &action] {
         action = [args] {
             TokenizerTrainOptions opts;

@@ -362,6 +362,7 @@ private:
     }
 
     void walk(const YAML::Node& map, const std::string& prefix) {
+        std::map<std::string, std::string> seen;  // name -> where, in this mapping
         for (const auto& kv : map) {
             if (!kv.first.IsScalar()) {
                 errors_.push_back(describe_mark(source_, kv.first.Mark()) + ": a key must be a plain name");
@@ -370,6 +371,11 @@ private:
             std::string name = kv.first.Scalar();
             std::string key = prefix.empty() ? name : prefix + "." + name;
             std::string where = describe_mark(source_, kv.first.Mark());
+            // YAML forbids a key twice in one mapping; yaml-cpp keeps both and the last would win.
+            if (auto [it, fresh] = seen.emplace(name, where); !fresh) {
+                errors_.push_back(where + ": '" + key + "' is given twice (first at " + it->second + ")");
+                continue;
+            }
             if (const Field* field = find(key)) {
                 set(*field, kv.second, where);
             } else if (is_section(key)) {

@@ -198,6 +198,8 @@ TEST_CASE("flag mistakes are one error line and exit 1 too", "[cli]") {
                            {"--max-new-tokens", "rlhf generate --help"});
     require_one_line_error(test::run_cli("frobnicate", dir.path()), {"frobnicate"});
     require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --bogus", dir.path()), {"--bogus"});
+    require_one_line_error(test::run_cli("generate --checkpoint x --threads -3", dir.path()), {"--threads"});
+    require_one_line_error(test::run_cli("eval --checkpoint x --task ages --threads -1", dir.path()), {"--threads"});
     REQUIRE(test::run_cli("--version").exit_code == 0);
 }
 

@@ -88,6 +88,16 @@ TEST_CASE("a stage without data is an error naming the key", "[config]") {
     REQUIRE_THROWS_WITH(load_config_text("stage: train\n", "x.yaml"), Contains("'train' is not one of"));
 }
 
+TEST_CASE("a key given twice in one mapping is an error naming both lines", "[config]") {
+    // Two train: sections, and max_steps twice in one section: yaml-cpp keeps both, the last would win.
+    REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\ndata: {text: [c]}\ntrain:\n  max_steps: 5\ntrain:\n  max_steps: 7\n", "x.yaml"),
+                        Contains("x.yaml:5") && Contains("'train' is given twice") && Contains("first at x.yaml:3"));
+    REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\ndata: {text: [c]}\ntrain:\n  max_steps: 5\n  max_steps: 7\n", "x.yaml"),
+                        Contains("'train.max_steps' is given twice") && Contains("x.yaml:5"));
+    // The same name in different sections is fine.
+    REQUIRE_NOTHROW(load_config_text("stage: pretrain\ndata: {text: [c]}\ntrain: {batch_size: 4}\nreward: {margin: 0.1}\n", "x.yaml"));
+}
+
 TEST_CASE("presets fill the size but explicit keys win", "[config]") {
     RunConfig c = load_config_text("stage: pretrain\ndata: {text: [c]}\nmodel: {preset: gpt2-medium, n_layer: 2}\n", "x");
     REQUIRE(c.model.n_layer == 2);       // explicit
