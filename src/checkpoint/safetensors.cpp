@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -106,14 +107,24 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
             }
             auto shape = entry.at("shape").get<std::vector<int64_t>>();
             auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
-            int64_t numel = 1;
+            // The size is checked for overflow here, in the order LibTorch multiplies, so that a
+            // damaged shape is this file's error and not LibTorch's nameless "Storage size
+            // calculation overflowed".
+            uint64_t numel = 1, nbytes = 0;
+            bool overflow = false;
             for (auto d : shape) {
                 if (d < 0) throw Error("tensor '" + name + "' has a negative dimension", where, hint);
-                numel *= d;
+                overflow |= __builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel);
             }
             const auto elem = static_cast<uint64_t>(c10::elementSize(dtype));
+            overflow |= __builtin_mul_overflow(numel, elem, &nbytes);
+            if (overflow || nbytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+                throw Error("tensor '" + name + "' has a shape " + entry.at("shape").dump() +
+                                " whose size overflows 64 bits",
+                            where, hint);
+            }
             if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_len ||
-                offsets[1] - offsets[0] != static_cast<uint64_t>(numel) * elem) {
+                offsets[1] - offsets[0] != nbytes) {
                 throw Error("tensor '" + name + "' lies outside the file or has the wrong size (truncated?)", where,
                             hint);
             }

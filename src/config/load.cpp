@@ -196,6 +196,17 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 std::string suggest(const std::string& key, const std::vector<Field>& fields) {
     std::string best;
     size_t best_d = 4;  // only close matches are worth suggesting
+    // Section names first: `trian:` is the train section misspelt, not model.bias misplaced.
+    for (const auto& f : fields) {
+        const auto dot = f.key.find('.');
+        if (dot == std::string::npos) continue;
+        const std::string section = f.key.substr(0, dot);
+        const std::string key_section = key.substr(0, key.find('.'));
+        if (const size_t d = edit_distance(key_section, section); d < best_d && d > 0) {
+            best_d = d;
+            best = section + key.substr(key_section.size());
+        }
+    }
     for (const auto& f : fields) {
         // Compare with the full key and with its last component (a misplaced key).
         std::string last = f.key.substr(f.key.rfind('.') + 1);
@@ -343,6 +354,7 @@ public:
             // Reported by the choices check below.
         }
         validate();
+        cfg_.given_keys.assign(explicit_keys.begin(), explicit_keys.end());
         if (!errors_.empty()) {
             std::string all;
             for (size_t i = 0; i < errors_.size(); ++i) all += (i ? "\n" : "") + errors_[i];

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -90,8 +91,53 @@ void ensure_dir(const fs::path& dir) {
     if (ec) throw Error("cannot create directory: " + ec.message(), dir.string(), "check permissions");
 }
 
+size_t invalid_utf8_at(std::string_view text) {
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const size_t n = text.size();
+    size_t i = 0;
+    while (i < n) {
+        const unsigned char c = p[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        // The lead byte fixes the length and the allowed range of the first continuation byte,
+        // which rules out overlong forms, UTF-16 surrogates and code points above U+10FFFF.
+        size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c == 0xE0) len = 3, lo = 0xA0;
+        else if (c >= 0xE1 && c <= 0xEC) len = 3;
+        else if (c == 0xED) len = 3, hi = 0x9F;
+        else if (c >= 0xEE && c <= 0xEF) len = 3;
+        else if (c == 0xF0) len = 4, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3) len = 4;
+        else if (c == 0xF4) len = 4, hi = 0x8F;
+        else return i;
+        if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+        for (size_t k = 2; k < len; ++k) {
+            if ((p[i + k] & 0xC0) != 0x80) return i;
+        }
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
 std::string read_text_file(const fs::path& path) {
     std::string raw = read_file(path);
+    // Not UTF-8 is an error, not U+FFFD: replacing bytes silently trains on text the user never
+    // wrote, and a binary file given by mistake would train as "text" with a huge alphabet.
+    if (const size_t bad = invalid_utf8_at(raw); bad != std::string_view::npos) {
+        const size_t line_start = raw.rfind('\n', bad == 0 ? 0 : bad - 1);
+        const size_t line = static_cast<size_t>(std::count(raw.begin(), raw.begin() + static_cast<long>(bad), '\n')) + 1;
+        const size_t column = bad - (line_start == std::string::npos || bad == 0 ? 0 : line_start + 1) + 1;
+        char byte[8];
+        std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(raw[bad]));
+        throw Error(std::string("not UTF-8 text: byte ") + byte + " at offset " + std::to_string(bad) +
+                        " does not start a valid character",
+                    path.string() + ":" + std::to_string(line) + ":" + std::to_string(column),
+                    "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8), or check it is text at all");
+    }
     size_t start = 0;
     if (raw.size() >= 3 && static_cast<unsigned char>(raw[0]) == 0xEF &&
         static_cast<unsigned char>(raw[1]) == 0xBB && static_cast<unsigned char>(raw[2]) == 0xBF) {

@@ -69,7 +69,11 @@ RankedGroup read_ranked(const nlohmann::json& r, const ComparisonReadOptions& o,
     RankedGroup g;
     g.prompt = read_prompt(r, o, where);
     const auto it = r.find("responses");
-    if (it == r.end() || !it->is_array()) throw Error("missing field \"responses\" (a list, best first)", where, "");
+    if (it == r.end()) throw Error("missing field \"responses\" (a list, best first)", where, "");
+    if (!it->is_array()) {
+        throw Error("field \"responses\" must be a list of responses, best first, got " + it->dump().substr(0, 60), where,
+                    "give at least two responses: [\"best\", \"worse\", ...]");
+    }
     std::vector<int> object_ranks;
     for (const auto& resp : *it) {
         if (resp.is_string()) {

@@ -124,6 +124,11 @@ TokenShards::TokenShards(const std::filesystem::path& dir, const std::string& sp
         if (name.rfind(split + "_", 0) == 0 && entry.path().extension() == ".bin") paths.push_back(entry.path());
     }
     std::sort(paths.begin(), paths.end());
+    if (paths.empty() && shards_listed_tokens(dir, split) > 0) {
+        throw Error("meta.json lists " + std::to_string(shards_listed_tokens(dir, split)) + " " + split +
+                        " tokens but there are no " + split + "_*.bin shards: they were deleted or moved",
+                    dir.string(), "re-create the directory with `rlhf data prepare`");
+    }
     if (paths.empty()) {
         throw Error("no " + split + "_*.bin shards", dir.string(),
                     split == "val" ? "prepare the data with --val-fraction > 0" : "run `rlhf data prepare`");
@@ -137,6 +142,26 @@ TokenShards::TokenShards(const std::filesystem::path& dir, const std::string& sp
         vocab_size_ = std::max(vocab_size_, shard->header().vocab_size);
         total_tokens_ += shard->size();
         shards_.push_back(std::move(shard));
+    }
+    // A shard deleted or copied in from elsewhere would otherwise go unnoticed: training would
+    // run on part of the data, or on someone else's.
+    if (const int64_t listed = shards_listed_tokens(dir, split); listed >= 0 && listed != total_tokens_) {
+        throw Error("the " + split + "_*.bin shards hold " + std::to_string(total_tokens_) + " tokens but meta.json lists " +
+                        std::to_string(listed) + ": a shard is missing or does not belong here",
+                    dir.string(), "re-create the directory with `rlhf data prepare`");
+    }
+}
+
+int64_t shards_listed_tokens(const std::filesystem::path& dir, const std::string& split) {
+    const auto path = dir / "meta.json";
+    if (!std::filesystem::exists(path)) return -1;
+    try {
+        const auto meta = nlohmann::json::parse(read_file(path));
+        const std::string key = split + "_tokens";
+        return meta.contains(key) ? meta.at(key).get<int64_t>() : -1;
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("unreadable meta.json: ") + e.what(), path.string(),
+                    "re-create the directory with `rlhf data prepare`");
     }
 }
 
@@ -226,6 +251,27 @@ torch::Tensor TokenShards::epoch_batch(int64_t batch_size, int64_t block_size, u
     return out;
 }
 
+size_t encode_piece_end(std::string_view text, size_t pos) {
+    constexpr size_t kPiece = size_t{1} << 16, kLookAhead = size_t{1} << 20;
+    if (text.size() - pos <= kPiece) return text.size();
+    const size_t end = pos + kPiece;
+    // 1. After a newline: "\n" is a piece of its own in every tokenizer we train or import.
+    const size_t nl = text.substr(end, kLookAhead).find('\n');
+    if (nl != std::string_view::npos) return end + nl + 1;
+    // 2. A line longer than that (a file without newlines): before a single space between two
+    // non-space characters. Both SentencePiece (split by whitespace) and GPT-2's pre-tokenizer
+    // start a new word there, so no token spans the cut either.
+    auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+    for (size_t i = end; i > pos + 1; --i) {
+        if (text[i] == ' ' && !is_space(text[i - 1]) && i + 1 < text.size() && !is_space(text[i + 1])) return i;
+    }
+    // 3. No space either (random bytes, a script without spaces): at a character boundary. A
+    // token may differ from the whole-text encoding here, once per 64 KiB.
+    size_t cut = end;
+    while (cut > pos + 1 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return cut;
+}
+
 PrepareStats prepare_token_shards(const Tokenizer& tokenizer, const std::vector<std::filesystem::path>& inputs,
                                   const std::filesystem::path& out_dir, double val_fraction,
                                   int64_t tokens_per_shard) {
@@ -256,18 +302,13 @@ PrepareStats prepare_token_shards(const Tokenizer& tokenizer, const std::vector<
 
     for (const auto& path : inputs) {
         std::string text = read_text_file(path);
-        // Encode in ~64 KiB pieces cut after a newline: "\n" is a piece of its own, so no token
-        // spans a cut and the result equals encoding the whole text at once. Small pieces keep
-        // SentencePiece's working memory (tens of bytes per input byte) from setting peak RSS.
+        // Encode in ~64 KiB pieces (see encode_piece_end): small pieces keep SentencePiece's
+        // working memory (tens of bytes per input byte) from setting peak RSS.
         std::vector<int32_t> tokens;
         Progress progress("tokenize " + path.filename().string(), static_cast<int64_t>(text.size()));
         size_t pos = 0;
         while (pos < text.size()) {
-            size_t end = std::min(text.size(), pos + (size_t{1} << 16));
-            if (end < text.size()) {
-                size_t nl = text.find('\n', end);
-                end = nl == std::string::npos ? text.size() : nl + 1;
-            }
+            const size_t end = encode_piece_end(text, pos);
             auto ids = tokenizer.encode(std::string_view(text).substr(pos, end - pos));
             tokens.insert(tokens.end(), ids.begin(), ids.end());
             pos = end;

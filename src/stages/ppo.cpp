@@ -218,6 +218,11 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     RunConfig sft_cfg = cfg;
     sft_cfg.init_from = pinned_checkpoint(started_from, "checkpoint", "weights_fnv1a64", cfg.init_from, "auto", "init_from");
     StartPoint sft = load_start_point(sft_cfg, {});
+    if (sft.info.config.stage == "reward") {  // its trunk would silently become policy and reference
+        throw Error("init_from is a reward model (" + sft.dir.string() + ", stage: reward), not a policy",
+                    cfg.source + ": init_from",
+                    "point init_from at the SFT run; the reward model goes in ppo.reward_model");
+    }
     StartPoint start = load_start_point(cfg, resume_dir);  // the policy: the SFT weights again, or our own checkpoint
     const Tokenizer tokenizer = start.tokenizer;
     Gpt policy = start.trunk;

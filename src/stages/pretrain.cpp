@@ -75,7 +75,8 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     });
     TokenShards train_data(shard_dir, "train", tokenizer.fingerprint());
     std::unique_ptr<TokenShards> val_data;
-    if (std::filesystem::exists(shard_dir / "val_000000.bin")) {
+    // meta.json's count decides, so a deleted val shard is an error rather than a run without validation.
+    if (std::filesystem::exists(shard_dir / "val_000000.bin") || shards_listed_tokens(shard_dir, "val") > 0) {
         val_data = std::make_unique<TokenShards>(shard_dir, "val", tokenizer.fingerprint());
     }
     resolve_vocab_size(cfg, tokenizer);

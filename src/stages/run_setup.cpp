@@ -80,10 +80,30 @@ std::filesystem::path open_run_dir(const RunConfig& cfg, bool resume) {
                     "continue it with --resume, or choose another out_dir (--set out_dir=...)");
     }
     if (resume && latest.empty()) spdlog::info("--resume: no checkpoint in {} yet, starting from scratch", cfg.out_dir);
+    if (resume && !latest.empty()) {
+        // Say it is another stage's run before its tensors fail to fit this stage's model.
+        const std::string stage = read_checkpoint_info(latest).config.stage;
+        if (stage != cfg.stage) {
+            throw Error("cannot resume: this run directory holds a stage " + stage + " run, and the config is stage " +
+                            cfg.stage,
+                        cfg.out_dir, "choose another out_dir for the " + cfg.stage + " run (--set out_dir=...)");
+        }
+    }
     return resume ? latest : std::filesystem::path();
 }
 
 Tokenizer resolve_tokenizer(const RunConfig& cfg) {
+    if (!cfg.data.shards.empty()) {  // before anything is read from it, so the message says what is wrong
+        const std::filesystem::path dir = cfg.data.shards;
+        if (!std::filesystem::exists(dir)) {
+            throw Error("data.shards '" + cfg.data.shards + "' does not exist", cfg.source + ": data.shards",
+                        "point it at a directory made by `rlhf data prepare`");
+        }
+        if (!std::filesystem::is_directory(dir)) {
+            throw Error("data.shards '" + cfg.data.shards + "' is a file, not a directory", cfg.source + ": data.shards",
+                        "point it at a directory made by `rlhf data prepare` (not one of its .bin files)");
+        }
+    }
     if (!cfg.tokenizer.path.empty()) return Tokenizer::load(cfg.tokenizer.path);
     if (!cfg.data.shards.empty()) {
         const std::filesystem::path dir = cfg.data.shards;

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/chat_format.h"
@@ -11,12 +13,16 @@ namespace rlhf {
 
 namespace {
 
-// Shape keys come from the checkpoint; one set in the config to something else is a mistake.
-void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::string& stage, const std::string& where) {
+// Shape keys come from the checkpoint; one set in the config to something else is a mistake. A key
+// counts as set when the config gave it (even at its default value: `--set model.n_embd=128` on a
+// 64-wide checkpoint) or when a preset changed it.
+void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::vector<std::string>& given_keys,
+                     const std::string& stage, const std::string& where) {
     const ModelConfig defaults;
     std::vector<std::string> diffs;
     auto check = [&](const char* key, auto ModelConfig::*field) {
-        if (cfg.*field != defaults.*field && cfg.*field != ckpt.*field) {
+        const bool given = std::find(given_keys.begin(), given_keys.end(), std::string("model.") + key) != given_keys.end();
+        if ((given || cfg.*field != defaults.*field) && cfg.*field != ckpt.*field) {
             diffs.push_back(fmt::format("{}: model.{} is {} but init_from's model has {}; {} takes the model from "
                                         "init_from (remove the key)",
                                         where, key, cfg.*field, ckpt.*field, stage));
@@ -50,7 +56,7 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
         throw Error("tokenizer.path is not the tokenizer of init_from (" + start.dir.string() + ")",
                     cfg.source + ": tokenizer.path", "remove tokenizer.path: the tokenizer travels with the checkpoint");
     }
-    take_shape_from(start.info.config.model, cfg.model, cfg.stage, cfg.source);
+    take_shape_from(start.info.config.model, cfg.model, cfg.given_keys, cfg.stage, cfg.source);
     if (resume_dir.empty()) {
         start.lineage = {{"checkpoint", std::filesystem::absolute(start.dir).string()},
                          {"stage", start.info.config.stage},

@@ -24,9 +24,11 @@ std::vector<std::string_view> split_sentences(std::string_view text) {
     while (start < text.size()) {
         size_t end = std::min(text.size(), start + kMaxSentenceBytes);
         if (end < text.size()) {
-            size_t nl = text.rfind('\n', end - 1);
-            if (nl != std::string_view::npos && nl >= start) {
-                end = nl + 1;
+            // Search this chunk only: rfind over the whole text rescans everything before it for
+            // every chunk of a long line, which made a 50 MB text without newlines quadratic.
+            size_t nl = text.substr(start, end - start).rfind('\n');
+            if (nl != std::string_view::npos) {
+                end = start + nl + 1;
             } else {
                 while (end > start + 1 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
             }
@@ -141,8 +143,14 @@ Tokenizer train_tokenizer(const TokenizerTrainOptions& opts) {
     int rc = api.train(keys.data(), values.data(), static_cast<int>(keys.size()), sentence_ptrs.data(),
                        sentence_lens.data(), sentence_ptrs.size(), &model, &model_len, err, sizeof(err));
     if (rc != 0) {
-        throw Error(std::string("SentencePiece training failed: ") + err, opts.inputs.front().string(),
-                    "a vocabulary larger than the corpus supports, or too little text? try a smaller --vocab-size");
+        // The usual failure is too few pieces for the corpus's characters (too many is not an
+        // error: hard_vocab_limit is off), so the hint must ask for a larger size, not a smaller one.
+        const std::string message = err;
+        const bool too_small = message.find("smaller than required_chars") != std::string::npos;
+        throw Error("SentencePiece training failed: " + message, opts.inputs.front().string(),
+                    too_small ? "the corpus has more distinct characters than that: use a larger --vocab-size "
+                                "(tokenizer.vocab_size), or model type char with size 0 (all characters)"
+                              : "check the input text and --vocab-size");
     }
     std::string bytes(model, model_len);
     api.free(model);

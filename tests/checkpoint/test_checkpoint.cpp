@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <cstring>
+
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/config/load.h"
@@ -93,6 +95,21 @@ TEST_CASE("damaged safetensors files are clear errors", "[checkpoint]") {
     REQUIRE_THROWS_WITH(load_safetensors(dir / "bad.safetensors"), Contains("corrupted"));
     atomic_write(dir / "tiny.safetensors", "abc");
     REQUIRE_THROWS_WITH(load_safetensors(dir / "tiny.safetensors"), Contains("truncated"));
+
+    // A shape whose byte count overflows (2^62 * 2^3 elements, 4 bytes each) is named with the file.
+    auto with_header = [](const std::string& json) {
+        std::string out(8, '\0');
+        const uint64_t n = json.size();
+        std::memcpy(out.data(), &n, 8);
+        return out + json + std::string(16, '\0');
+    };
+    atomic_write(dir / "huge.safetensors",
+                 with_header(R"({"w":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,16]}})"));
+    REQUIRE_THROWS_WITH(load_safetensors(dir / "huge.safetensors"),
+                        Contains("huge.safetensors") && Contains("overflows") && !Contains("Storage size"));
+    atomic_write(dir / "bytes.safetensors",
+                 with_header(R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,16]}})"));
+    REQUIRE_THROWS_WITH(load_safetensors(dir / "bytes.safetensors"), Contains("bytes.safetensors") && Contains("overflows"));
 }
 
 TEST_CASE("a checkpoint restores weights, optimizer, state and config exactly", "[checkpoint]") {

@@ -144,6 +144,37 @@ TEST_CASE("resuming with a different model shape is refused", "[cli]") {
                            {"different model shape", "model.n_embd is 64 in the checkpoint but 32"});
 }
 
+TEST_CASE("bad inputs are named for what they are (issue 19)", "[cli]") {
+    TrainedRun run;
+    const std::string pretrain = "train " + TrainedRun::cfg() + " --set ";
+    const std::string sft = "train " + test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/sft.yaml") + " --set ";
+    require_one_line_error(test::run_cli(pretrain + "out_dir=r1 data.text=[] data.shards=nowhere", run.dir.path()),
+                           {"data.shards", "'nowhere' does not exist"});
+    require_one_line_error(test::run_cli(pretrain + "out_dir=r2 data.text=[] data.shards=corpus.txt", run.dir.path()),
+                           {"data.shards", "is a file, not a directory"});
+
+    // Text that is not UTF-8 (here: random bytes) is refused, not trained on as U+FFFD.
+    std::string random(20000, '\0');
+    uint64_t state = 11;
+    for (auto& c : random) c = static_cast<char>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 56);
+    test::write_text(run.dir / "random.bin", random);
+    require_one_line_error(test::run_cli(pretrain + "out_dir=r3 data.text=random.bin", run.dir.path()),
+                           {"random.bin:1:", "not UTF-8"});
+
+    // An SFT config resumed into the pre-training run's directory names the stages, not a tensor.
+    test::write_text(run.dir / "sft.jsonl", "{\"prompt\": \"Hi\", \"response\": \"Hello.\"}\n");
+    require_one_line_error(test::run_cli(sft + "out_dir=run init_from=run data.files=sft.jsonl --resume", run.dir.path()),
+                           {"stage pretrain run", "config is stage sft"});
+    // A shape key given at its default value (128) still has to match init_from's 64.
+    require_one_line_error(test::run_cli(sft + "out_dir=s1 init_from=run data.files=sft.jsonl model.n_embd=128", run.dir.path()),
+                           {"model.n_embd is 128", "init_from's model has 64"});
+
+    // A deleted validation shard is an error, not a run without validation.
+    std::filesystem::remove(run.dir / "run" / "data" / "val_000000.bin");
+    require_one_line_error(test::run_cli(pretrain + "out_dir=r4 data.text=[] data.shards=run/data", run.dir.path()),
+                           {"meta.json lists", "val"});
+}
+
 TEST_CASE("generate: samples, and rejects bad options and inputs", "[cli]") {
     TrainedRun run;
     auto ok = test::run_cli("generate --checkpoint run --prompt 'The cat' --max-new-tokens 20 --seed 3", run.dir.path());

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "rlhf/config/load.h"
 #include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
@@ -32,6 +34,15 @@ TEST_CASE("overrides (--set) apply in order and parse YAML values", "[config]") 
     REQUIRE(c.data.text == std::vector<std::string>{"a.txt", "b.txt"});
 }
 
+TEST_CASE("a key given at its default value is still known as given (init_from's shape check needs it)", "[config]") {
+    RunConfig c = load_config_text(kMinimal, "mem.yaml", {"model.n_embd=128"});
+    REQUIRE(c.model.n_embd == RunConfig{}.model.n_embd);
+    const auto& given = c.given_keys;
+    REQUIRE(std::count(given.begin(), given.end(), "model.n_embd") == 1);
+    REQUIRE(std::count(given.begin(), given.end(), "stage") == 1);  // from the YAML
+    REQUIRE(std::count(given.begin(), given.end(), "model.n_layer") == 0);
+}
+
 TEST_CASE("an unknown key names file:line and suggests the right key", "[config]") {
     const std::string yaml = "stage: pretrain\ndata:\n  text: [c.txt]\nmodel:\n  n_layers: 4\n";
     REQUIRE_THROWS_WITH(load_config_text(yaml, "x.yaml"),
@@ -39,6 +50,11 @@ TEST_CASE("an unknown key names file:line and suggests the right key", "[config]
                             Contains("did you mean 'model.n_layer'"));
     REQUIRE_THROWS_WITH(load_config_text(kMinimal, "x.yaml", {"optim.learning_rate=1"}),
                         Contains("--set optim.learning_rate=1") && Contains("unknown key"));
+    // A misspelt section is that section, not some key whose last part looks alike (model.bias).
+    REQUIRE_THROWS_WITH(load_config_text(std::string(kMinimal) + "trian:\n  max_steps: 5\n", "x.yaml"),
+                        Contains("x.yaml:4") && Contains("unknown key 'trian'") && Contains("did you mean 'train'"));
+    REQUIRE_THROWS_WITH(load_config_text(kMinimal, "x.yaml", {"trian.max_steps=5"}), Contains("did you mean 'train.max_steps'"));
+    REQUIRE_THROWS_WITH(load_config_text(kMinimal, "x.yaml", {"bias=true"}), Contains("did you mean 'model.bias'"));
 }
 
 TEST_CASE("a wrong type names file:line, key and the value", "[config]") {

@@ -31,6 +31,28 @@ TEST_CASE("read_text_file strips a BOM and normalises CRLF and CR to LF", "[core
     REQUIRE(read_text_file(dir / "t.txt") == "line one\nline two\nline three\n");
 }
 
+TEST_CASE("text that is not UTF-8 is refused with file:line:column, not turned into U+FFFD", "[core]") {
+    REQUIRE(invalid_utf8_at("plain ASCII\n") == std::string_view::npos);
+    REQUIRE(invalid_utf8_at("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF") == std::string_view::npos);
+    REQUIRE(invalid_utf8_at("caf\xE9!") == 3);            // Latin-1 é
+    REQUIRE(invalid_utf8_at("a\xC0\x80") == 1);          // overlong NUL
+    REQUIRE(invalid_utf8_at("ab\xE0\x80\xAF") == 2);    // overlong '/'
+    REQUIRE(invalid_utf8_at("\xED\xA0\x80") == 0);      // a UTF-16 surrogate
+    REQUIRE(invalid_utf8_at("\xF4\x90\x80\x80") == 0);  // above U+10FFFF
+    REQUIRE(invalid_utf8_at("ok\xE2\x82") == 2);         // cut short at the end
+    REQUIRE(invalid_utf8_at("\x80") == 0);                // a lone continuation byte
+
+    test::TempDir dir;
+    test::write_text(dir / "latin1.txt", "first line\nna\xEFve\n");
+    REQUIRE_THROWS_WITH(read_text_file(dir / "latin1.txt"), Catch::Contains("latin1.txt:2:3") &&
+                                                                  Catch::Contains("not UTF-8") && Catch::Contains("0xEF"));
+    std::string random(4096, '\0');
+    uint64_t state = 7;
+    for (auto& c : random) c = static_cast<char>((state = state * 6364136223846793005ULL + 1442695040888963407ULL) >> 56);
+    test::write_text(dir / "random.bin", random);
+    REQUIRE_THROWS_WITH(read_text_file(dir / "random.bin"), Catch::Contains("random.bin:") && Catch::Contains("not UTF-8"));
+}
+
 TEST_CASE("read_file names a missing path and refuses a directory", "[core]") {
     REQUIRE_THROWS_WITH(read_file("/nonexistent/file.txt"), Catch::Contains("/nonexistent/file.txt") &&
                                                                  Catch::Contains("not found"));

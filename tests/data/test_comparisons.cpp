@@ -136,6 +136,8 @@ TEST_CASE("bad comparison records: file:line, or skipped and counted", "[reward]
                         Contains("noasst.jsonl:1") && Contains("no \"Assistant:\" turn"));
     REQUIRE(read_one(dir, "empty.jsonl", "{\"prompt\": \"Q\", \"chosen\": \"b\", \"rejected\": \"\"}\n")[0].responses[1].empty());
     REQUIRE_THROWS_WITH(read_one(dir, "json.jsonl", good + "{\"prompt\": \n"), Contains("json.jsonl:2") && Contains("invalid JSON"));
+    REQUIRE_THROWS_WITH(read_one(dir, "str.jsonl", good + "{\"prompt\": \"Q\", \"responses\": \"just one\"}\n"),
+                        Contains("str.jsonl:2") && Contains("\"responses\" must be a list") && !Contains("missing"));
 
     ComparisonReadOptions skip;
     skip.skip_bad = true;

@@ -94,6 +94,58 @@ TEST_CASE("data prepare splits each file's tail into val and ends documents with
     REQUIRE(std::filesystem::exists(dir / "shards" / "tokenizer.model"));
 }
 
+TEST_CASE("data prepare encodes a file without newlines in bounded pieces, with the whole text's ids", "[data]") {
+    test::TempDir dir;
+    std::string line;  // ~400 KB on one line: words, double spaces and punctuation
+    for (int i = 0; line.size() < 400'000; ++i) line += "word" + std::to_string(i % 97) + (i % 13 ? " " : ",  ");
+    test::write_text(dir / "line.txt", line);
+    TokenizerTrainOptions topts;
+    topts.inputs = {dir / "line.txt"};
+    topts.model_type = "bpe";
+    topts.vocab_size = 300;
+    Tokenizer tok = train_tokenizer(topts);
+
+    size_t pieces = 0, longest = 0;
+    for (size_t pos = 0; pos < line.size(); ++pieces) {
+        const size_t end = encode_piece_end(line, pos);
+        REQUIRE(end > pos);
+        longest = std::max(longest, end - pos);
+        pos = end;
+    }
+    REQUIRE(pieces >= 6);
+    REQUIRE(longest <= (size_t{1} << 16));
+
+    prepare_token_shards(tok, {dir / "line.txt"}, dir / "shards", 0.0);
+    Shard shard(dir / "shards" / "train_000000.bin");
+    std::vector<int64_t> got(static_cast<size_t>(shard.size()));
+    shard.read(0, shard.size(), got.data());
+    std::vector<int32_t> want = tok.encode(line);
+    want.push_back(tok.eos_id());
+    REQUIRE(std::vector<int64_t>(want.begin(), want.end()) == got);
+}
+
+TEST_CASE("a shard deleted from a prepared directory is an error, not less data", "[data]") {
+    test::TempDir dir;
+    test::write_text(dir / "a.txt", demo_corpus(6000, 1));
+    TokenizerTrainOptions topts;
+    topts.inputs = {dir / "a.txt"};
+    topts.model_type = "char";
+    Tokenizer tok = train_tokenizer(topts);
+    auto stats = prepare_token_shards(tok, {dir / "a.txt"}, dir / "shards", 0.5, /*tokens_per_shard=*/1000);
+    REQUIRE(stats.val_shards >= 2);
+    REQUIRE(TokenShards(dir / "shards", "val", tok.fingerprint()).total_tokens() == stats.val_tokens);
+    std::filesystem::remove(dir / "shards" / "val_000001.bin");
+    REQUIRE_THROWS_WITH(TokenShards(dir / "shards", "val", tok.fingerprint()),
+                        Contains("meta.json lists " + std::to_string(stats.val_tokens)) && Contains("missing"));
+    std::vector<std::filesystem::path> val_shards;
+    for (const auto& entry : std::filesystem::directory_iterator(dir / "shards")) {
+        if (entry.path().filename().string().rfind("val_", 0) == 0) val_shards.push_back(entry.path());
+    }
+    for (const auto& p : val_shards) std::filesystem::remove(p);
+    REQUIRE_THROWS_WITH(TokenShards(dir / "shards", "val", tok.fingerprint()),
+                        Contains("no val_*.bin shards: they were deleted"));
+}
+
 TEST_CASE("data prepare rejects an empty corpus and a bad val fraction", "[data]") {
     test::TempDir dir;
     test::write_text(dir / "a.txt", "hello world\n");

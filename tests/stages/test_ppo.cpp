@@ -330,4 +330,9 @@ TEST_CASE("ppo input errors are one clear line", "[integration][ppo]") {
     cfg.ppo.toy_reward = "";
     cfg.ppo.reward_model = rm.out_dir;
     REQUIRE_THROWS_WITH(run_ppo(cfg, {}), Contains("ppo.reward_model") && Contains("tokenizer"));
+
+    // A reward run as init_from would make its trunk the policy and the reference without a word.
+    cfg = sft.ppo_config("bad4");
+    cfg.init_from = rm.out_dir;
+    REQUIRE_THROWS_WITH(run_ppo(cfg, {}), Contains("init_from is a reward model") && Contains("ppo.reward_model"));
 }

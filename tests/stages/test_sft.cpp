@@ -128,6 +128,12 @@ TEST_CASE("sft input errors are one clear line", "[integration][sft]") {
     cfg = base.sft_config("bad4");
     cfg.model.n_layer = 7;
     REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("model.n_layer") && Contains("init_from"));
+
+    // A key given at its default value counts too (--set model.n_embd=128 on a narrower checkpoint).
+    cfg = base.sft_config("bad5");
+    REQUIRE(cfg.model.n_embd == 128);
+    cfg.given_keys = {"model.n_embd"};
+    REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("model.n_embd is 128") && Contains("init_from"));
 }
 
 TEST_CASE("in a padded embedding the chat markers' rows start as the mean, like grown ones", "[integration][gpt2]") {

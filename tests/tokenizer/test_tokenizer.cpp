@@ -98,6 +98,28 @@ TEST_CASE("tokenizer errors are clear", "[tokenizer]") {
     REQUIRE_THROWS_WITH(train_tokenizer(o), Contains("unknown model type"));
     Tokenizer tok = train_on(dir, "abc", "char", 0);
     REQUIRE_THROWS_WITH(tok.decode({1000}), Contains("outside the vocabulary"));
+
+    // Too few pieces for the corpus's characters asks for a larger size, too many for a smaller one.
+    test::write_text(dir / "alphabet.txt", "the quick brown fox jumps over the lazy dog\n0123456789 ,.;:!?\n");
+    o.inputs = {dir / "alphabet.txt"};
+    o.model_type = "bpe";
+    o.vocab_size = 12;
+    REQUIRE_THROWS_WITH(train_tokenizer(o), Contains("larger --vocab-size") && !Contains("smaller --vocab-size"));
+    o.vocab_size = 5000;  // more than the text can make: fewer pieces (hard_vocab_limit is off), no error
+    REQUIRE(train_tokenizer(o).vocab_size() < 5000);
+}
+
+TEST_CASE("a long text without newlines trains a tokenizer", "[tokenizer]") {
+    test::TempDir dir;
+    std::string words;
+    while (words.size() < 2'000'000) words += "lorem ipsum dolor sit amet ";  // 2 MB, one line
+    test::write_text(dir / "one_line.txt", words);
+    TokenizerTrainOptions o;
+    o.inputs = {dir / "one_line.txt"};
+    o.model_type = "bpe";
+    o.vocab_size = 400;  // byte fallback's 256 pieces plus the alphabet plus merges
+    Tokenizer tok = train_tokenizer(o);
+    REQUIRE(tok.decode(tok.encode("dolor sit amet")) == "dolor sit amet");
 }
 
 TEST_CASE("a real UTF-8 book with BOM and CRLF round-trips", "[tokenizer][shared-data]") {

@@ -149,6 +149,7 @@ struct RunConfig {
     CheckpointConfig checkpoint;
 
     std::string source;  // where this config came from (a path, or "<defaults>"); not a YAML key
+    std::vector<std::string> given_keys;  // keys the YAML or a --set gave, even at their default; not a YAML key
 };
 
 }  // namespace rlhf

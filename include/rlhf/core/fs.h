@@ -29,8 +29,13 @@ void atomic_symlink(const fs::path& target, const fs::path& link);
 void ensure_dir(const fs::path& dir);
 
 // Text loaded for training: strips a UTF-8 byte-order mark and turns CRLF / lone CR into LF,
-// so a Windows-edited file tokenizes like its Unix twin.
+// so a Windows-edited file tokenizes like its Unix twin. A file that is not valid UTF-8 (Latin-1,
+// a binary file) is an rlhf::Error naming file:line:column of the first bad byte.
 std::string read_text_file(const fs::path& path);
+
+// Offset of the first byte that does not begin a well-formed UTF-8 character (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), or npos when all of `text` is UTF-8.
+size_t invalid_utf8_at(std::string_view text);
 
 // 64-bit FNV-1a of a byte range: a cheap fingerprint that tells a tokenizer or a shard apart from
 // another (not a cryptographic hash). `seed` chains calls over a file read in pieces.

@@ -110,6 +110,15 @@ PrepareStats prepare_token_shards(const Tokenizer& tokenizer, const std::vector<
                                   const std::filesystem::path& out_dir, double val_fraction,
                                   int64_t tokens_per_shard = int64_t{1} << 28);
 
+// Where the piece of `text` that prepare encodes at once, starting at pos, ends: ~64 KiB on, after
+// a newline, else before a space between two words, else at a character boundary. Encoding the
+// pieces one by one gives the whole text's ids (except at a cut of the last kind) with bounded memory.
+size_t encode_piece_end(std::string_view text, size_t pos);
+
+// The tokens meta.json lists for a split ("train" or "val"), or -1 when there is no meta.json or
+// it does not say. TokenShards checks its shards against it.
+int64_t shards_listed_tokens(const std::filesystem::path& dir, const std::string& split);
+
 // The fingerprint of the tokenizer a prepared directory was made with (from meta.json).
 uint64_t shards_tokenizer_fingerprint(const std::filesystem::path& dir);
 
