@@ -45,13 +45,23 @@ std::vector<std::pair<int64_t, std::filesystem::path>> list_step_dirs(const std:
     return out;
 }
 
-// Points `latest` at `step_dir` and deletes all but the newest keep_last checkpoints.
+// Points `latest` at `step_dir` and deletes all but the newest keep_last checkpoints. Each goes
+// by rename first: killed mid-delete, a step-NNNNNN directory without its state.json would look
+// like a checkpoint and fail to load, whereas a .tmp-* leftover is ignored and cleared at the
+// next save.
 void publish(const std::filesystem::path& checkpoints_dir, const std::filesystem::path& step_dir, int keep_last) {
     atomic_symlink(step_dir.filename(), checkpoints_dir / "latest");
     if (keep_last <= 0) return;
     auto dirs = list_step_dirs(checkpoints_dir);
     for (size_t i = 0; i + static_cast<size_t>(keep_last) < dirs.size(); ++i) {
-        if (dirs[i].second != step_dir) std::filesystem::remove_all(dirs[i].second);
+        if (dirs[i].second == step_dir) continue;
+        const auto doomed = checkpoints_dir / (".tmp-pruned-" + dirs[i].second.filename().string());
+        std::error_code ec;
+        std::filesystem::remove_all(doomed, ec);
+        std::filesystem::rename(dirs[i].second, doomed, ec);
+        if (!ec) std::filesystem::remove_all(doomed, ec);
+        // An old checkpoint that will not go away costs disk, not the run: say so and train on.
+        if (ec) spdlog::warn("could not delete old checkpoint {}: {}", dirs[i].second.string(), ec.message());
     }
 }
 

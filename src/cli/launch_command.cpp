@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "rlhf/cli/commands.h"
+#include "rlhf/core/command_line.h"
 #include "rlhf/core/error.h"
 
 namespace rlhf::cli {
@@ -93,6 +94,8 @@ int run_launch(const LaunchArgs& a) {
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
 
+    // The ranks' hints ("continue with: ...") should quote what the user typed: this launch.
+    ::setenv("RLHF_COMMAND_LINE", command_line().c_str(), 1);
     std::vector<pid_t> pids;
     for (int r = 0; r < a.nproc_per_node; ++r) pids.push_back(start_rank(a, r));
     std::vector<bool> running(pids.size(), true);

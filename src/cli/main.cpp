@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "rlhf/cli/commands.h"
+#include "rlhf/core/command_line.h"
 #include "rlhf/core/distributed.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/logging.h"
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
     rlhf::cli::add_config_command(app, action);
     rlhf::cli::add_bench_command(app, action);
 
+    rlhf::remember_command_line(argc, argv);  // for "continue with: ..." after a signal
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

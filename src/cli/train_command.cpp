@@ -56,8 +56,14 @@ void add_config_command(CLI::App& app, Action& action) {
         };
     });
     auto* keys = cmd->add_subcommand("keys", "List every config key with its default and meaning");
-    keys->callback([&action] {
-        action = [] {
+    auto markdown = std::make_shared<bool>(false);
+    keys->add_flag("--markdown", *markdown, "Print the table docs/config.md holds");
+    keys->callback([&action, markdown] {
+        action = [markdown] {
+            if (*markdown) {
+                std::fputs(config_keys_markdown().c_str(), stdout);
+                return 0;
+            }
             for (const auto& k : config_key_docs()) {
                 std::printf("%-26s %-14s %s\n", k.key.c_str(), k.default_value.c_str(), k.doc.c_str());
             }

@@ -48,7 +48,7 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"runtime.log_level", &c.runtime.log_level, "console and file log level", -kInf, kInf,
          {"debug", "info", "warn", "error"}},
         {"runtime.dist_timeout", &c.runtime.dist_timeout,
-         "distributed runs: seconds a rank waits for the others before it stops with an error", 1, 86400},
+         "distributed runs: seconds a rank waits for the others before it stops with an error (see docs/distributed.md)", 1, 86400},
         {"runtime.dist_bucket_mb", &c.runtime.dist_bucket_mb,
          "distributed runs: MiB of gradients per all-reduce, started while backward goes on (PyTorch DDP's bucket_cap_mb)",
          0.001, 4096},
@@ -573,6 +573,20 @@ std::vector<ConfigKeyDoc> config_key_docs() {
     std::vector<ConfigKeyDoc> docs;
     for (const auto& f : fields_of(defaults)) docs.push_back({f.key, value_text(f.ref), f.doc});
     return docs;
+}
+
+std::string config_keys_markdown() {
+    auto cell = [](const std::string& text) {  // a '|' would end the cell
+        std::string out;
+        for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+        return out;
+    };
+    std::string out = "| key | default | meaning |\n|---|---|---|\n";
+    for (const auto& k : config_key_docs()) {
+        out += "| `" + k.key + "` | " + (k.default_value.empty() ? std::string("\"\"") : "`" + cell(k.default_value) + "`") +
+               " | " + cell(k.doc) + " |\n";
+    }
+    return out;
 }
 
 }  // namespace rlhf

@@ -1,5 +1,7 @@
 #include "rlhf/train/metrics.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -11,7 +13,8 @@ namespace rlhf {
 
 MetricsWriter::MetricsWriter(const std::filesystem::path& path, int64_t keep_through_step) {
     if (!distributed().is_main()) return;  // rank 0 writes for the whole run
-    if (std::filesystem::exists(path)) {
+    path_ = path;
+    if (std::filesystem::is_regular_file(path)) {
         std::string kept;
         std::istringstream in(read_file(path));
         for (std::string line; std::getline(in, line);) {
@@ -35,8 +38,17 @@ MetricsWriter::~MetricsWriter() {
 void MetricsWriter::write(const nlohmann::json& record) {
     if (!file_) return;
     const std::string line = record.dump() + "\n";
-    std::fwrite(line.data(), 1, line.size(), file_);
-    std::fflush(file_);
+    // A full disk shows here first (records are small and frequent): stop at once rather than
+    // train on with a log that no longer records anything (the training loop then tries to save).
+    errno = 0;
+    const bool written = std::fwrite(line.data(), 1, line.size(), file_) == line.size();
+    if (!written || std::fflush(file_) != 0) {
+        const int err = errno;
+        failed_ = true;
+        std::clearerr(file_);
+        throw Error(std::string("cannot write metrics: ") + (err ? std::strerror(err) : "write failed"), path_.string(),
+                    "free disk space, then continue from the last checkpoint with --resume");
+    }
 }
 
 std::vector<nlohmann::json> read_metrics(const std::filesystem::path& path) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "rlhf/core/command_line.h"
 #include "rlhf/core/distributed.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/progress.h"
@@ -20,8 +21,12 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
     using clock = std::chrono::steady_clock;
     const Distributed& dist = distributed();
     // Rank 0 writes the run's checkpoints; the others hold the same weights.
+    // Once per step: a signal at a step that was just saved must not save (and log) it again.
+    int64_t saved_step = -1;
     auto save = [&]() {
+        if (saved_step == state.step) return;
         if (dist.is_main()) hooks.checkpoint();
+        saved_step = state.step;
     };
     // A signal may reach one rank only (kill -TERM PID): all ranks stop after the same step.
     auto agreed_stop = [&]() {
@@ -54,7 +59,7 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
     const auto t_start = clock::now();
     const int64_t start_step = state.step;
     LoopResult result;
-    while (state.step < cfg.train.max_steps) {
+    while (state.step < cfg.train.max_steps) try {
         const auto t0 = clock::now();
         const double lr = lr_at(state.step, cfg.optim, cfg.train.max_steps);
         StepReport r = hooks.step(lr);
@@ -78,11 +83,24 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
             progress.finish();
             save();
             dist.barrier();  // leave together: a launcher would count an early exit as a failure
-            spdlog::warn("stopped by signal {} at step {}; continue with: rlhf train {} --resume", signo, state.step,
-                         cfg.source);
+            spdlog::warn("stopped by signal {} at step {}; continue with: {}", signo, state.step,
+                         resume_command("rlhf train " + shell_quote(cfg.source) + " --resume"));
             result.exit_code = 128 + signo;
             break;
         }
+    } catch (const Error& e) {
+        if (!metrics.failed()) throw;
+        // metrics.jsonl could not be written (a full disk): stop now, keeping this step if a
+        // checkpoint still fits, instead of training on unrecorded and losing it all at the end.
+        progress.finish();
+        std::string saved;
+        try {
+            save();
+            saved = "saved a checkpoint of step " + std::to_string(state.step);
+        } catch (const std::exception& save_error) {
+            saved = "no checkpoint could be saved either (" + std::string(save_error.what()) + ")";
+        }
+        throw Error(e.message() + " at step " + std::to_string(state.step) + "; " + saved, e.where(), e.hint());
     }
     if (result.exit_code == 0) progress.finish();
     result.steps_run = state.step - start_step;

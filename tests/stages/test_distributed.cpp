@@ -349,7 +349,9 @@ TEST_CASE("SIGTERM to the launcher stops every rank after the same step, with on
     const auto latest = latest_checkpoint(ws.dir / "stopped");
     REQUIRE(!latest.empty());
     CHECK(read_checkpoint_info(latest).state.step == train_records(ws.dir / "stopped").back()["step"].get<int64_t>());
-    CHECK_THAT(r.output, Contains("rlhf train"));  // the resume hint
+    // The resume hint is the launch the user typed, not one rank's own command.
+    CHECK_THAT(r.output, Contains("continue with: ") && Contains(" launch --nproc-per-node 2 --master-port ") &&
+                             Contains(" train ") && Contains(" --resume"));
 }
 
 TEST_CASE("bad distributed input is one clear line and a non-zero exit", "[integration][distributed]") {

@@ -205,5 +205,9 @@ TEST_CASE("SIGTERM saves a checkpoint and exits with 128 + 15", "[integration][p
     auto latest = latest_checkpoint(dir / "run");
     REQUIRE_FALSE(latest.empty());
     REQUIRE(read_checkpoint_info(latest).state.step == static_cast<int64_t>(train_losses(dir / "run").size()));
-    REQUIRE_THAT(read_file(dir / "log.txt"), Catch::Contains("--resume"));
+    // The hint repeats every --set: pasting it continues this run, not one with the config's values.
+    REQUIRE_THAT(read_file(dir / "log.txt"),
+                 Catch::Contains("continue with: ") && Catch::Contains("/configs/tiny/pretrain.yaml --set out_dir=run "
+                                                                      "data.text=corpus.txt train.max_steps=100000 "
+                                                                      "checkpoint.every=0 train.eval_every=0 --resume"));
 }

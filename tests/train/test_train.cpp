@@ -2,16 +2,19 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <csignal>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/core/signals.h"
 #include "rlhf/model/gpt.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/optimizer.h"
+#include "rlhf/train/training_loop.h"
 #include "rlhf/core/precision.h"
 #include "support/helpers.h"
 
@@ -295,4 +298,57 @@ TEST_CASE("training steps match an independent PyTorch reference (AdamW, clippin
         INFO(p.key() << " max diff " << test::max_abs_diff(p.value(), ref.at(p.key())));
         REQUIRE(test::max_abs_diff(p.value(), ref.at(p.key())) < 1e-5);
     }
+}
+
+TEST_CASE("a stop signal at a step that was just checkpointed saves it once, not twice", "[train]") {
+    test::TempDir dir;
+    RunConfig cfg;
+    cfg.out_dir = dir.path().string();
+    cfg.train.max_steps = 10;
+    cfg.train.eval_every = 0;
+    cfg.train.log_every = 100;
+    cfg.checkpoint.every = 4;
+    TrainState state;
+    MetricsWriter metrics(dir / "metrics.jsonl", -1);
+    std::vector<int64_t> saved_at;
+    TrainingLoopHooks hooks;
+    hooks.step = [&](double) {
+        if (state.step == 3) std::raise(SIGTERM);  // lands during the step that ends at 4, a checkpoint step
+        return StepReport{};
+    };
+    hooks.evaluate = [] {};
+    hooks.checkpoint = [&] { saved_at.push_back(state.step); };  // the reward stage writes its normalisation here
+    reset_stop_request();
+    const LoopResult result = run_training_loop("test", cfg, state, metrics, hooks);
+    reset_stop_request();
+    REQUIRE(result.exit_code == 128 + SIGTERM);
+    REQUIRE(saved_at == std::vector<int64_t>{4});
+}
+
+TEST_CASE("a metrics write that fails (a full disk) stops the run at once, keeping the step", "[train]") {
+    test::TempDir dir;
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    std::filesystem::create_symlink("/dev/full", dir / "metrics.jsonl");
+    RunConfig cfg;
+    cfg.out_dir = dir.path().string();
+    cfg.train.max_steps = 50;
+    cfg.train.eval_every = 0;
+    cfg.checkpoint.every = 20;
+    TrainState state;
+    MetricsWriter metrics(dir / "metrics.jsonl", -1);
+    std::vector<int64_t> saved_at;
+    int steps = 0;
+    TrainingLoopHooks hooks;
+    hooks.step = [&](double) {
+        ++steps;
+        return StepReport{};
+    };
+    hooks.evaluate = [] {};
+    hooks.checkpoint = [&] { saved_at.push_back(state.step); };
+    REQUIRE_THROWS_WITH(run_training_loop("test", cfg, state, metrics, hooks),
+                        Catch::Contains("metrics.jsonl") && Catch::Contains("cannot write metrics") &&
+                            Catch::Contains("No space left") && Catch::Contains("saved a checkpoint of step 1"));
+    REQUIRE(steps == 1);
+    REQUIRE(saved_at == std::vector<int64_t>{1});
+    REQUIRE(metrics.failed());
 }

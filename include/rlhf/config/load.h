@@ -29,4 +29,8 @@ struct ConfigKeyDoc {
 };
 std::vector<ConfigKeyDoc> config_key_docs();
 
+// The same as the Markdown table docs/config.md holds (`rlhf config keys --markdown`); a test
+// checks the docs carry exactly this text.
+std::string config_keys_markdown();
+
 }  // namespace rlhf

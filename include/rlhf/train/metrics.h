@@ -20,10 +20,15 @@ public:
     MetricsWriter(const MetricsWriter&) = delete;
     MetricsWriter& operator=(const MetricsWriter&) = delete;
 
+    // Appends one record and flushes it. A failed write (a full disk) is an rlhf::Error naming
+    // the file; failed() then stays true.
     void write(const nlohmann::json& record);
+    bool failed() const { return failed_; }
 
 private:
     std::FILE* file_ = nullptr;
+    std::filesystem::path path_;
+    bool failed_ = false;
 };
 
 // Reads every record of a metrics.jsonl (for tests and tools).
