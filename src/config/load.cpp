@@ -52,6 +52,9 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"runtime.dist_bucket_mb", &c.runtime.dist_bucket_mb,
          "distributed runs: MiB of gradients per all-reduce, started while backward goes on (PyTorch DDP's bucket_cap_mb)",
          0.001, 4096},
+        {"runtime.adapt_threads", &c.runtime.adapt_threads,
+         "while other processes keep the CPUs busy, train on one intra-op thread (spinning threads would fight "
+         "them); false keeps runtime.threads, for bit-identical results under load"},
 
         {"model.preset", &c.model.preset, "named size and GPT-2's layout; explicit model keys win",
          -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},

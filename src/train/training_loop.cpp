@@ -12,6 +12,7 @@
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/core/signals.h"
+#include "rlhf/core/thread_governor.h"
 #include "rlhf/train/lr_schedule.h"
 
 namespace rlhf {
@@ -59,11 +60,13 @@ LoopResult run_training_loop(const std::string& name, const RunConfig& cfg, Trai
     const auto t_start = clock::now();
     const int64_t start_step = state.step;
     LoopResult result;
+    ThreadGovernor governor(cfg.runtime.adapt_threads);
     while (state.step < cfg.train.max_steps) try {
         const auto t0 = clock::now();
         const double lr = lr_at(state.step, cfg.optim, cfg.train.max_steps);
         StepReport r = hooks.step(lr);
         state.step += 1;
+        governor.tick();
         const double ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 
         nlohmann::json record = {{"type", "train"}, {"step", state.step}, {"loss", r.loss}, {"lr", lr},

@@ -2,6 +2,7 @@
 
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/core/thread_governor.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
@@ -67,4 +68,36 @@ TEST_CASE("fnv1a64 matches the published test vectors and chains", "[core]") {
     REQUIRE(fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
     REQUIRE(fnv1a64("bar", 3, fnv1a64("foo", 3)) == 0x85944171f73967e8ULL);
     REQUIRE(hex64(0xabcULL) == "0000000000000abc");
+}
+
+TEST_CASE("the thread policy yields to a busy machine, probes back, and backs off", "[core]") {
+    ThreadPolicy::Options o;  // window 0.5 s, busy above 0.15 s of wait per thread-second, probes 10 s then doubling
+    ThreadPolicy p(2, o);
+    double delay = 0;
+    REQUIRE(p.update(0.0, delay) == 2);
+    delay += 0.05;  // alone: 0.05 s of waiting over 2 threads x 1 s
+    REQUIRE(p.update(1.0, delay) == 2);
+    delay += 0.8;  // another process: 0.8 / (2 x 1 s) = 0.4
+    REQUIRE(p.update(2.0, delay) == 1);
+    REQUIRE_FALSE(p.probing());
+    delay += 5;  // whatever happens while reduced is not judged until the probe
+    REQUIRE(p.update(11.9, delay) == 1);
+    REQUIRE(p.update(12.0, delay) == 2);  // 10 s on: try both threads again
+    REQUIRE(p.probing());
+    REQUIRE(p.update(12.3, delay + 0.1) == 2);  // a window is at least 0.5 s
+    delay += 0.5;
+    REQUIRE(p.update(12.6, delay) == 1);  // still busy: 0.5 / (2 x 0.6) > 0.15
+    REQUIRE(p.update(31.9, delay) == 1);  // the next probe waits twice as long (20 s)
+    REQUIRE(p.update(32.6, delay) == 2);
+    REQUIRE(p.update(33.2, delay + 0.01) == 2);  // the other process is gone
+    REQUIRE_FALSE(p.probing());
+    delay += 0.01;
+    REQUIRE(p.update(40.0, delay) == 2);
+    // A thread that exits takes its wait with it: the sum falls, which is no wait, not an error.
+    REQUIRE(p.update(41.0, delay - 3) == 2);
+
+    ThreadPolicy one(1, o);
+    REQUIRE(one.update(0, 0) == 1);
+    REQUIRE(one.update(1, 100) == 1);
+    REQUIRE(process_run_delay_s() >= 0);  // Linux exposes schedstat
 }
