@@ -110,9 +110,13 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     }
     if (std::filesystem::exists(final_dir)) std::filesystem::remove_all(final_dir);  // incomplete: not ours to keep
 
-    // Leftovers of a writer that was killed mid-save are never loaded; clear them.
+    // Leftovers of a writer killed mid-save, or of pruning, are never loaded; clear them. One that
+    // will not go away costs disk, not the run.
     for (const auto& e : std::filesystem::directory_iterator(checkpoints_dir)) {
-        if (e.path().filename().string().rfind(".tmp-", 0) == 0) std::filesystem::remove_all(e.path());
+        if (e.path().filename().string().rfind(".tmp-", 0) != 0) continue;
+        std::error_code ec;
+        std::filesystem::remove_all(e.path(), ec);
+        if (ec) spdlog::warn("could not delete {}: {}", e.path().string(), ec.message());
     }
     const auto tmp = checkpoints_dir / (".tmp-" + step_dir_name(state.step) + "-" + std::to_string(::getpid()));
     ensure_dir(tmp);

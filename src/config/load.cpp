@@ -199,15 +199,23 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 std::string suggest(const std::string& key, const std::vector<Field>& fields) {
     std::string best;
     size_t best_d = 4;  // only close matches are worth suggesting
-    // Section names first: `trian:` is the train section misspelt, not model.bias misplaced.
+    // Section names first: `trian:` is the train section misspelt, not model.bias misplaced. Only
+    // a close one (2 edits), and only when what it suggests exists (`trian.max_stpes` does not).
+    auto exists = [&](const std::string& k) {
+        for (const auto& f : fields) {
+            if (f.key == k || f.key.rfind(k + ".", 0) == 0) return true;
+        }
+        return false;
+    };
+    const std::string key_section = key.substr(0, key.find('.'));
     for (const auto& f : fields) {
         const auto dot = f.key.find('.');
         if (dot == std::string::npos) continue;
         const std::string section = f.key.substr(0, dot);
-        const std::string key_section = key.substr(0, key.find('.'));
-        if (const size_t d = edit_distance(key_section, section); d < best_d && d > 0) {
+        const std::string candidate = section + key.substr(key_section.size());
+        if (const size_t d = edit_distance(key_section, section); d <= 2 && d > 0 && d < best_d && exists(candidate)) {
             best_d = d;
-            best = section + key.substr(key_section.size());
+            best = candidate;
         }
     }
     for (const auto& f : fields) {

@@ -29,7 +29,10 @@ std::string shell_quote(const std::string& word) {
 
 void remember_command_line(int argc, char** argv) {
     remembered().assign(argv, argv + argc);
-    if (const char* launched = std::getenv("RLHF_COMMAND_LINE"); launched && *launched) inherited() = launched;
+    // Only a rank started by `rlhf launch` (which sets RANK too) takes the launcher's command; a
+    // stray RLHF_COMMAND_LINE in a user's shell must not replace the real one.
+    const char* launched = std::getenv("RLHF_COMMAND_LINE");
+    if (launched && *launched && std::getenv("RANK")) inherited() = launched;
 }
 
 std::string command_line() {

@@ -128,9 +128,15 @@ std::string read_text_file(const fs::path& path) {
     // Not UTF-8 is an error, not U+FFFD: replacing bytes silently trains on text the user never
     // wrote, and a binary file given by mistake would train as "text" with a huge alphabet.
     if (const size_t bad = invalid_utf8_at(raw); bad != std::string_view::npos) {
-        const size_t line_start = raw.rfind('\n', bad == 0 ? 0 : bad - 1);
-        const size_t line = static_cast<size_t>(std::count(raw.begin(), raw.begin() + static_cast<long>(bad), '\n')) + 1;
-        const size_t column = bad - (line_start == std::string::npos || bad == 0 ? 0 : line_start + 1) + 1;
+        // Lines as the normalised text will have them: LF, CRLF and a lone CR each end one.
+        size_t line = 1, line_start = 0;
+        for (size_t i = 0; i < bad; ++i) {
+            if (raw[i] == '\n' || (raw[i] == '\r' && (i + 1 >= raw.size() || raw[i + 1] != '\n'))) {
+                ++line;
+                line_start = i + 1;
+            }
+        }
+        const size_t column = bad - line_start + 1;  // in bytes
         char byte[8];
         std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(raw[bad]));
         throw Error(std::string("not UTF-8 text: byte ") + byte + " at offset " + std::to_string(bad) +

@@ -70,9 +70,13 @@ double now_s() {
 }  // namespace
 
 ThreadGovernor::ThreadGovernor(bool enabled) {
-    const int threads = at::get_num_threads();
-    active_ = enabled && threads > 1 && process_run_delay_s() >= 0;
-    if (active_) policy_ = ThreadPolicy(threads);
+    initial_threads_ = at::get_num_threads();
+    active_ = enabled && initial_threads_ > 1 && process_run_delay_s() >= 0;
+    if (active_) policy_ = ThreadPolicy(initial_threads_);
+}
+
+ThreadGovernor::~ThreadGovernor() {
+    if (active_ && policy_.threads() != initial_threads_) at::set_num_threads(initial_threads_);
 }
 
 void ThreadGovernor::tick() {

@@ -103,7 +103,7 @@ void read_jsonl(const std::filesystem::path& path, const RecordFn& fn, const Ski
             nlohmann::json record;
             try {
                 record = nlohmann::json::parse(line);
-            } catch (const nlohmann::json::parse_error& e) {
+            } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number too large
                 std::string msg = e.what();
                 auto colon = msg.find("parse error");
                 throw Error("invalid JSON: " + (colon == std::string::npos ? msg : msg.substr(colon)), where,
@@ -138,7 +138,7 @@ void read_records(const std::filesystem::path& path, const RecordFn& fn, const S
     nlohmann::json array;
     try {
         array = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number too large
         throw Error(std::string("invalid JSON: ") + e.what(), path.string(),
                     "a .json file must be one JSON array of records (or use JSON Lines)");
     }

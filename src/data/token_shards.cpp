@@ -93,10 +93,12 @@ Shard::Shard(const std::filesystem::path& path) : file_(path) {
     if (header_.token_bytes != 2 && header_.token_bytes != 4) {
         throw Error("corrupted shard header (token size " + std::to_string(header_.token_bytes) + ")", where, hint);
     }
-    const size_t expected = kShardHeaderBytes + header_.n_tokens * header_.token_bytes;
-    if (file_.size() != expected) {
-        throw Error("truncated or padded token shard: " + std::to_string(file_.size()) + " bytes, header promises " +
-                        std::to_string(expected),
+    // Compared by division: n_tokens * token_bytes can wrap around 64 bits (found by fuzzing: a
+    // header promising 2^63 + 5 tokens matched a 74-byte file).
+    const uint64_t body_bytes = file_.size() - kShardHeaderBytes;
+    if (body_bytes % header_.token_bytes != 0 || header_.n_tokens != body_bytes / header_.token_bytes) {
+        throw Error("truncated or padded token shard: " + std::to_string(body_bytes) + " bytes of tokens, header promises " +
+                        std::to_string(header_.n_tokens) + " tokens of " + std::to_string(header_.token_bytes) + " bytes",
                     where, hint);
     }
     if (fnv1a64(p + kShardHeaderBytes, file_.size() - kShardHeaderBytes) != header_.checksum) {
@@ -158,7 +160,7 @@ int64_t shards_listed_tokens(const std::filesystem::path& dir, const std::string
     try {
         const auto meta = nlohmann::json::parse(read_file(path));
         const std::string key = split + "_tokens";
-        return meta.contains(key) ? meta.at(key).get<int64_t>() : -1;
+        return meta.contains(key) && meta.at(key).is_number_integer() ? meta.at(key).get<int64_t>() : -1;
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("unreadable meta.json: ") + e.what(), path.string(),
                     "re-create the directory with `rlhf data prepare`");
@@ -258,6 +260,8 @@ size_t encode_piece_end(std::string_view text, size_t pos) {
     // 1. After a newline: "\n" is a piece of its own in every tokenizer we train or import.
     const size_t nl = text.substr(end, kLookAhead).find('\n');
     if (nl != std::string_view::npos) return end + nl + 1;
+    const size_t nl_before = text.substr(pos, end - pos).rfind('\n');
+    if (nl_before != std::string_view::npos) return pos + nl_before + 1;
     // 2. A line longer than that (a file without newlines): before a single space between two
     // non-space characters. Both SentencePiece (split by whitespace) and GPT-2's pre-tokenizer
     // start a new word there, so no token spans the cut either.

@@ -115,23 +115,27 @@ Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& s
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("not valid JSON: ") + e.what(), source, "expected a Hugging Face tokenizer.json");
     }
-    const auto model = doc.value("model", nlohmann::json());
-    if (!model.is_object() || model.value("type", "") != "BPE" || !model.contains("vocab") || !model.contains("merges")) {
+    // Every access is checked: a tokenizer.json of the wrong shape (found by fuzzing: a bare
+    // number) is this file's error, not nlohmann's type_error.
+    const nlohmann::json model = doc.is_object() && doc.contains("model") ? doc.at("model") : nlohmann::json();
+    const auto type = model.is_object() && model.contains("type") ? model.at("type") : nlohmann::json();
+    if (!type.is_string() || type.get<std::string>() != "BPE" || !model.contains("vocab") || !model.at("vocab").is_object() ||
+        !model.contains("merges") || !model.at("merges").is_array()) {
         throw Error("not a byte-level BPE tokenizer (model.type BPE with vocab and merges)", source, "");
     }
     // merges are "a b" strings (tokenizers < 0.20) or [a, b] pairs (later).
     std::string merges = "#version: 0.2\n";
-    for (const auto& m : model["merges"]) {
+    for (const auto& m : model.at("merges")) {
         if (m.is_string()) {
             merges += m.get<std::string>();
-        } else if (m.is_array() && m.size() == 2) {
+        } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
             merges += m[0].get<std::string>() + " " + m[1].get<std::string>();
         } else {
             throw Error("a merge is neither \"a b\" nor [a, b]: " + m.dump(), source + ": model.merges", "");
         }
         merges += '\n';
     }
-    return Gpt2Bpe(model["vocab"].dump(), source + ": model.vocab", merges, source + ": model.merges");
+    return Gpt2Bpe(model.at("vocab").dump(), source + ": model.vocab", merges, source + ": model.merges");
 }
 
 void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, const std::string& vocab_source,

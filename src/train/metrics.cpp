@@ -36,7 +36,9 @@ MetricsWriter::~MetricsWriter() {
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {
-    if (!file_) return;
+    // After a failure, nothing more: the rescue checkpoint (whose hook may log a record, as the
+    // reward stage's normalisation does) must not fail on the same full disk.
+    if (!file_ || failed_) return;
     const std::string line = record.dump() + "\n";
     // A full disk shows here first (records are small and frequent): stop at once rather than
     // train on with a log that no longer records anything (the training loop then tries to save).

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "rlhf/checkpoint/checkpoint.h"
@@ -198,10 +200,19 @@ TEST_CASE("pruning interrupted half-way never leaves a step directory without it
     f.save(1, 1);
     const auto ckpts = f.dir / "run" / "checkpoints";
     // An undeletable file stops the deletion part-way, as a SIGKILL would: whatever was deleted
-    // by then, what is left must not look like a checkpoint.
-    const auto stuck = ckpts / "step-000001" / "zz-stuck";
-    test::write_text(stuck, "x");
-    if (test::run_shell("chattr +i " + test::shell_quote(stuck.string())).exit_code != 0) {
+    // by then, what is left must not look like a checkpoint. Root ignores permissions, so it
+    // takes the immutable attribute; anyone else, a read-only directory.
+    const auto stuck_dir = ckpts / "step-000001" / "zz-stuck";
+    std::filesystem::create_directories(stuck_dir);
+    test::write_text(stuck_dir / "file", "x");
+    const bool root = ::geteuid() == 0;
+    const auto lock = [&](const std::filesystem::path& dir, bool on) {
+        const std::string q = test::shell_quote((dir / "file").string());
+        return test::run_shell(root ? (on ? "chattr +i " : "chattr -i ") + q
+                                    : (on ? "chmod 0555 " : "chmod 0755 ") + test::shell_quote(dir.string()))
+                   .exit_code == 0;
+    };
+    if (!lock(stuck_dir, true)) {
         WARN("chattr +i is not available here: the interrupted-pruning part is not checked");
         return;
     }
@@ -218,8 +229,10 @@ TEST_CASE("pruning interrupted half-way never leaves a step directory without it
     REQUIRE(latest_checkpoint(f.dir / "run").filename() == "step-000002");
     const auto leftover = ckpts / ".tmp-pruned-step-000001";
     REQUIRE(std::filesystem::exists(leftover));
-    REQUIRE(test::run_shell("chattr -i " + test::shell_quote((leftover / "zz-stuck").string())).exit_code == 0);
-    f.save(3, 1);  // the next save clears the leftover
+    f.save(3, 1);  // the leftover still will not go: a warning again, and the save goes through
+    REQUIRE(latest_checkpoint(f.dir / "run").filename() == "step-000003");
+    REQUIRE(lock(leftover / "zz-stuck", false));
+    f.save(4, 1);  // now the next save clears it
     REQUIRE_FALSE(std::filesystem::exists(leftover));
 }
 

@@ -54,6 +54,7 @@ TEST_CASE("an unknown key names file:line and suggests the right key", "[config]
     REQUIRE_THROWS_WITH(load_config_text(std::string(kMinimal) + "trian:\n  max_steps: 5\n", "x.yaml"),
                         Contains("x.yaml:4") && Contains("unknown key 'trian'") && Contains("did you mean 'train'"));
     REQUIRE_THROWS_WITH(load_config_text(kMinimal, "x.yaml", {"trian.max_steps=5"}), Contains("did you mean 'train.max_steps'"));
+    REQUIRE_THROWS_WITH(load_config_text(kMinimal, "x.yaml", {"trian.max_stpes=5"}), !Contains("'train.max_stpes'"));
     REQUIRE_THROWS_WITH(load_config_text(kMinimal, "x.yaml", {"bias=true"}), Contains("did you mean 'model.bias'"));
 }
 

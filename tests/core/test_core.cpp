@@ -44,6 +44,8 @@ TEST_CASE("text that is not UTF-8 is refused with file:line:column, not turned i
     REQUIRE(invalid_utf8_at("\x80") == 0);                // a lone continuation byte
 
     test::TempDir dir;
+    test::write_text(dir / "cr.txt", "old Mac\rline\r\ncaf\xE9\n");  // a lone CR ends a line too
+    REQUIRE_THROWS_WITH(read_text_file(dir / "cr.txt"), Catch::Contains("cr.txt:3:4"));
     test::write_text(dir / "latin1.txt", "first line\nna\xEFve\n");
     REQUIRE_THROWS_WITH(read_text_file(dir / "latin1.txt"), Catch::Contains("latin1.txt:2:3") &&
                                                                   Catch::Contains("not UTF-8") && Catch::Contains("0xEF"));

@@ -114,14 +114,32 @@ TEST_CASE("data prepare encodes a file without newlines in bounded pieces, with 
     }
     REQUIRE(pieces >= 6);
     REQUIRE(longest <= (size_t{1} << 16));
+    // No newline and no space: cut between characters, never inside one (here 2- and 3-byte ones).
+    std::string dense;
+    while (dense.size() < 200'000) dense += "\xC3\xA9\xE2\x82\xACx";
+    for (size_t pos = 0; pos < dense.size();) {
+        pos = encode_piece_end(dense, pos);
+        REQUIRE((pos == dense.size() || (static_cast<unsigned char>(dense[pos]) & 0xC0) != 0x80));
+    }
+    // A newline before the cut point is used when none follows within reach.
+    const std::string lines = std::string(1000, 'a') + "\n" + std::string(200'000, 'b');
+    REQUIRE(encode_piece_end(lines, 0) == 1001);
 
-    prepare_token_shards(tok, {dir / "line.txt"}, dir / "shards", 0.0);
-    Shard shard(dir / "shards" / "train_000000.bin");
-    std::vector<int64_t> got(static_cast<size_t>(shard.size()));
-    shard.read(0, shard.size(), got.data());
-    std::vector<int32_t> want = tok.encode(line);
-    want.push_back(tok.eos_id());
-    REQUIRE(std::vector<int64_t>(want.begin(), want.end()) == got);
+    // The same ids as the whole text, with a SentencePiece BPE and with GPT-2's byte-level BPE.
+    const auto [vocab, merges] = test::toy_gpt2_bpe_files();
+    std::filesystem::create_directories(dir / "gpt2");
+    test::write_text(dir / "gpt2" / "vocab.json", vocab);
+    test::write_text(dir / "gpt2" / "merges.txt", merges);
+    for (const Tokenizer& t : {tok, Tokenizer::load(dir / "gpt2")}) {
+        std::filesystem::remove_all(dir / "shards");
+        prepare_token_shards(t, {dir / "line.txt"}, dir / "shards", 0.0);
+        Shard shard(dir / "shards" / "train_000000.bin");
+        std::vector<int64_t> got(static_cast<size_t>(shard.size()));
+        shard.read(0, shard.size(), got.data());
+        std::vector<int32_t> want = t.encode(line);
+        want.push_back(t.eos_id());
+        REQUIRE(std::vector<int64_t>(want.begin(), want.end()) == got);
+    }
 }
 
 TEST_CASE("a shard deleted from a prepared directory is an error, not less data", "[data]") {

@@ -29,6 +29,7 @@ RunConfig base_config(const std::string& stage, const test::TempDir& dir, const 
     cfg.out_dir = (dir / out).string();
     cfg.init_from = (dir / init_from).string();
     cfg.runtime.threads = 2;
+    cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
     cfg.runtime.log_level = "warn";
     cfg.optim.weight_decay = 0;
     cfg.checkpoint.keep_last = 0;

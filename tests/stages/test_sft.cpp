@@ -43,6 +43,7 @@ struct PretrainedTiny {
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
         cfg.runtime.threads = 2;
+        cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
         cfg.runtime.log_level = "warn";
         cfg.data.files = {(dir / "sft.jsonl").string()};
         cfg.data.val_fraction = 0.1;

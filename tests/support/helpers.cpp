@@ -61,6 +61,7 @@ RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir) 
     cfg.stage = "pretrain";
     cfg.out_dir = out_dir.string();
     cfg.runtime.threads = 2;
+    cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
     cfg.runtime.log_level = "warn";
     cfg.model = tiny_model(0);
     cfg.tokenizer.model_type = "char";

@@ -344,7 +344,10 @@ TEST_CASE("a metrics write that fails (a full disk) stops the run at once, keepi
         return StepReport{};
     };
     hooks.evaluate = [] {};
-    hooks.checkpoint = [&] { saved_at.push_back(state.step); };
+    hooks.checkpoint = [&] {  // as the reward stage's does: a record (its normalisation), then the save
+        metrics.write({{"type", "normalisation"}, {"step", state.step}});
+        saved_at.push_back(state.step);
+    };
     REQUIRE_THROWS_WITH(run_training_loop("test", cfg, state, metrics, hooks),
                         Catch::Contains("metrics.jsonl") && Catch::Contains("cannot write metrics") &&
                             Catch::Contains("No space left") && Catch::Contains("saved a checkpoint of step 1"));

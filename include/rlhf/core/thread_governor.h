@@ -47,12 +47,16 @@ class ThreadGovernor {
 public:
     // Off when !enabled, when LibTorch runs one thread anyway, or when the kernel gives no schedstat.
     explicit ThreadGovernor(bool enabled);
+    ~ThreadGovernor();  // leaves LibTorch with the thread count it found
+    ThreadGovernor(const ThreadGovernor&) = delete;
+    ThreadGovernor& operator=(const ThreadGovernor&) = delete;
     // Call once per step: a clock read, and a few small /proc reads 4 times a second at most.
     void tick();
     bool active() const { return active_; }
 
 private:
     bool active_ = false;
+    int initial_threads_ = 1;
     ThreadPolicy policy_{1};
     double last_read_ = -1e9;
 };

@@ -21,7 +21,7 @@ public:
     MetricsWriter& operator=(const MetricsWriter&) = delete;
 
     // Appends one record and flushes it. A failed write (a full disk) is an rlhf::Error naming
-    // the file; failed() then stays true.
+    // the file; failed() then stays true and later writes do nothing.
     void write(const nlohmann::json& record);
     bool failed() const { return failed_; }
 
