@@ -1,4 +1,5 @@
 #include "rlhf/cli/commands.h"
+#include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/error.h"
 #include "rlhf/stages/ppo.h"
@@ -51,7 +52,16 @@ void add_config_command(CLI::App& app, Action& action) {
     show->add_option("--set", args->overrides, "Override a config key (repeatable)")->take_all();
     show->callback([args, &action] {
         action = [args] {
-            std::fputs(dump_config(load_config(args->config, args->overrides)).c_str(), stdout);
+            RunConfig cfg = load_config(args->config, args->overrides);
+            // A fine-tuning stage takes its model from init_from: show that model, so that the
+            // printed config, saved and trained, does not name shapes init_from does not have
+            // (an error: start_point.cpp checks every model key a config gives).
+            if (cfg.stage != "pretrain" && !cfg.init_from.empty() && std::filesystem::exists(cfg.init_from)) {
+                const double dropout = cfg.model.dropout;
+                cfg.model = read_checkpoint_info(resolve_checkpoint(cfg.init_from)).config.model;
+                cfg.model.dropout = dropout;
+            }
+            std::fputs(dump_config(cfg).c_str(), stdout);
             return 0;
         };
     });

@@ -168,6 +168,12 @@ TEST_CASE("bad inputs are named for what they are (issue 19)", "[cli]") {
     // A shape key given at its default value (128) still has to match init_from's 64.
     require_one_line_error(test::run_cli(sft + "out_dir=s1 init_from=run data.files=sft.jsonl model.n_embd=128", run.dir.path()),
                            {"model.n_embd is 128", "init_from's model has 64"});
+    // ... so `config show`, whose output may be saved as a config, names init_from's model.
+    const auto shown = test::run_cli("config show " + test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/sft.yaml") +
+                                         " --set init_from=run",
+                                     run.dir.path());
+    REQUIRE(shown.exit_code == 0);
+    REQUIRE_THAT(shown.output, Contains("n_embd: 64") && Contains("n_layer: 2"));
 
     // A deleted validation shard is an error, not a run without validation.
     std::filesystem::remove(run.dir / "run" / "data" / "val_000000.bin");

@@ -109,6 +109,7 @@ struct Workspace {
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = base();
+        cfg.model = pretrain("base").model;  // as a resolved config names it (file() writes every key)
         cfg.runtime.threads = 1;
         cfg.runtime.log_level = "warn";
         cfg.data.files = {(dir / (stage == "sft" ? "sft.jsonl" : "ranked.jsonl")).string()};
