@@ -300,14 +300,24 @@ TEST_CASE("training steps match an independent PyTorch reference (AdamW, clippin
     }
 }
 
-TEST_CASE("a stop signal at a step that was just checkpointed saves it once, not twice", "[train]") {
-    test::TempDir dir;
+namespace {
+
+// The loop alone, on steps that do nothing: max_steps steps, a checkpoint every `every`.
+RunConfig loop_config(const test::TempDir& dir, int64_t max_steps, int64_t every) {
     RunConfig cfg;
     cfg.out_dir = dir.path().string();
-    cfg.train.max_steps = 10;
+    cfg.train.max_steps = max_steps;
     cfg.train.eval_every = 0;
     cfg.train.log_every = 100;
-    cfg.checkpoint.every = 4;
+    cfg.checkpoint.every = every;
+    return cfg;
+}
+
+}  // namespace
+
+TEST_CASE("a stop signal at a step that was just checkpointed saves it once, not twice", "[train]") {
+    test::TempDir dir;
+    const RunConfig cfg = loop_config(dir, 10, 4);
     TrainState state;
     MetricsWriter metrics(dir / "metrics.jsonl", -1);
     std::vector<int64_t> saved_at;
@@ -329,11 +339,7 @@ TEST_CASE("a metrics write that fails (a full disk) stops the run at once, keepi
     test::TempDir dir;
     // /dev/full fails every write with ENOSPC, as a full disk does.
     std::filesystem::create_symlink("/dev/full", dir / "metrics.jsonl");
-    RunConfig cfg;
-    cfg.out_dir = dir.path().string();
-    cfg.train.max_steps = 50;
-    cfg.train.eval_every = 0;
-    cfg.checkpoint.every = 20;
+    const RunConfig cfg = loop_config(dir, 50, 20);
     TrainState state;
     MetricsWriter metrics(dir / "metrics.jsonl", -1);
     std::vector<int64_t> saved_at;
