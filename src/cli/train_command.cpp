@@ -47,7 +47,7 @@ void add_config_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("config", "Inspect configurations");
     cmd->require_subcommand(1);
-    auto* show = cmd->add_subcommand("show", "Print the resolved config (defaults, presets and --set applied)");
+    auto* show = cmd->add_subcommand("show", "Print the resolved config (defaults, presets and --set applied; sft, reward and ppo: init_from's model)");
     show->add_option("config", args->config, "YAML config file")->required();
     show->add_option("--set", args->overrides, "Override a config key (repeatable)")->take_all();
     show->callback([args, &action] {
