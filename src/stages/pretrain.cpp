@@ -39,16 +39,10 @@ namespace {
 constexpr uint64_t kTrainDataStream = 0x7472616e2d646174ULL;
 constexpr uint64_t kEvalDataStream = 0x6576616c2d646174ULL;
 
-LmBatch to_lm_batch(const torch::Tensor& windows, const torch::Device& device) {
-    using torch::indexing::Slice;
-    auto w = to_device(windows, device);                          // (B, T+1)
-    return {w.index({Slice(), Slice(0, -1)}).contiguous(), w.index({Slice(), Slice(1, torch::indexing::None)}).contiguous()};
-}
-
 std::vector<LmBatch> fixed_batches(const TokenShards& shards, const RunConfig& cfg, const torch::Device& device) {
     std::vector<LmBatch> out;
     for (int i = 0; i < cfg.train.eval_batches; ++i) {
-        out.push_back(to_lm_batch(shards.batch(cfg.train.batch_size, cfg.model.block_size,
+        out.push_back(lm_batch_from_windows(shards.batch(cfg.train.batch_size, cfg.model.block_size,
                                                cfg.runtime.seed ^ kEvalDataStream, static_cast<uint64_t>(i)),
                                   device));
     }
@@ -155,7 +149,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         std::vector<LmBatch> micro_batches;
         const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
         for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
-            micro_batches.push_back(to_lm_batch(
+            micro_batches.push_back(lm_batch_from_windows(
                 cfg.data.sampler == "epoch"
                     ? train_data.epoch_batch(cfg.train.batch_size, cfg.model.block_size, seed, index)
                     : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index),

@@ -6,23 +6,30 @@
 
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
+#include "rlhf/core/runtime.h"  // to_device
 
 namespace rlhf {
-
-namespace {
-torch::Tensor batch_logits(GptImpl& model, const LmBatch& b) {
-    AttentionContext ctx;
-    ctx.position_ids = b.position_ids;
-    ctx.segment_ids = b.segment_ids;
-    return model.logits(model.forward(b.inputs, ctx));  // (B, T, V)
-}
-}  // namespace
 
 torch::Tensor lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
     // Cross-entropy in fp32 even under autocast: the softmax over V is where bf16 loses most.
     return torch::nn::functional::cross_entropy(
         logits.to(torch::kFloat32), targets,
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex).reduction(torch::kSum));
+}
+
+torch::Tensor lm_batch_loss_sum(GptImpl& model, const LmBatch& batch, bool bf16) {
+    AutocastGuard autocast(bf16, batch.inputs.device().type());
+    AttentionContext ctx;
+    ctx.position_ids = batch.position_ids;
+    ctx.segment_ids = batch.segment_ids;
+    auto logits = model.logits(model.forward(batch.inputs, ctx));  // (B, T, V)
+    return lm_loss_sum(logits.view({-1, logits.size(-1)}), batch.targets.reshape({-1}));
+}
+
+LmBatch lm_batch_from_windows(const torch::Tensor& windows, const torch::Device& device) {
+    using torch::indexing::Slice;
+    auto w = to_device(windows, device);  // (B, T+1)
+    return {w.index({Slice(), Slice(0, -1)}).contiguous(), w.index({Slice(), Slice(1, torch::indexing::None)}).contiguous(), {}, {}};
 }
 
 namespace {
@@ -45,12 +52,7 @@ AccumulatedLoss accumulate(GptImpl& model, const std::vector<LmBatch>& micro_bat
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     for (size_t m = 0; m < micro_batches.size(); ++m) {
         const auto& mb = micro_batches[m];
-        torch::Tensor loss;
-        {
-            AutocastGuard autocast(bf16, device.type());
-            auto logits = batch_logits(model, mb);
-            loss = lm_loss_sum(logits.view({-1, logits.size(-1)}), mb.targets.reshape({-1})) / divisor;
-        }
+        const torch::Tensor loss = lm_batch_loss_sum(model, mb, bf16) / divisor;
         if (sync && m + 1 == micro_batches.size()) sync->arm();
         loss.backward();
         loss_sum += loss.detach();
@@ -94,13 +96,10 @@ double lm_eval_loss(GptImpl& model, const std::vector<LmBatch>& batches, bool bf
     const bool was_training = model.is_training();
     model.eval();
     torch::NoGradGuard no_grad;
-    const torch::Device device = model.transformer->wte->weight.device();
     double loss_sum = 0.0;
     int64_t count = 0;
     for (const auto& b : batches) {
-        AutocastGuard autocast(bf16, device.type());
-        auto logits = batch_logits(model, b);
-        loss_sum += lm_loss_sum(logits.view({-1, logits.size(-1)}), b.targets.reshape({-1})).item<double>();
+        loss_sum += lm_batch_loss_sum(model, b, bf16).item<double>();
         count += b.targets.ne(kIgnoreIndex).sum().item<int64_t>();
     }
     model.train(was_training);

@@ -7,6 +7,7 @@
 #include "rlhf/rl/advantages.h"
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/ppo_loss.h"
+#include "rlhf/rl/response_scores.h"
 #include "rlhf/rl/rewards.h"
 
 using namespace rlhf::rl;
@@ -109,4 +110,28 @@ TEST_CASE("KL estimators, per-token rewards and the adaptive controller", "[rl][
     REQUIRE_THAT(up.beta(), WithinAbs(0.1 * (1 + 0.2 * 0.0512), 1e-12));
     down.update(3.0, 512);  // below: error -0.5 clipped to -0.2
     REQUIRE(down.beta() < 0.1);
+}
+
+TEST_CASE("response scores: the toy reward, the missing-EOS penalty and the clip", "[rl][scores]") {
+    // Two responses of 3 tokens (ids), EOS = 9, toy token 5: row 0 "5 5 9" ended, row 1 "5 1 5"
+    // was cut off; masks cover what was generated.
+    rlhf::Generation g;
+    g.response = torch::tensor({5, 5, 9, 5, 1, 5}, torch::kLong).view({2, 3});
+    g.response_mask = torch::ones({2, 3}, torch::kBool);
+    g.tokens = g.response;
+    g.attention_mask = g.response_mask;
+    ResponseScorer scorer;
+    scorer.toy_token = 5;
+    scorer.eos_id = 9;
+    scorer.missing_eos_score = -1.5;
+    auto s = scorer(g);
+    REQUIRE(s.scores[0].item<float>() == 2.0f);   // two 5s, ended
+    REQUIRE(s.scores[1].item<float>() == -1.5f);  // never ended: the penalty, not its two 5s
+    REQUIRE(s.has_eos[0].item<bool>());
+    REQUIRE_FALSE(s.has_eos[1].item<bool>());
+    scorer.missing_eos_penalty = false;
+    scorer.score_clip = 1.0;
+    s = scorer(g);
+    REQUIRE(s.scores[0].item<float>() == 1.0f);  // clipped to ±1
+    REQUIRE(s.scores[1].item<float>() == 1.0f);
 }

@@ -11,6 +11,7 @@
 #include "rlhf/core/fs.h"
 #include "rlhf/core/signals.h"
 #include "rlhf/model/gpt.h"
+#include "rlhf/train/ema.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/optimizer.h"
@@ -360,4 +361,35 @@ TEST_CASE("a metrics write that fails (a full disk) stops the run at once, keepi
     REQUIRE(steps == 1);
     REQUIRE(saved_at == std::vector<int64_t>{1});
     REQUIRE(metrics.failed());
+}
+
+TEST_CASE("EMA weights: decay · ema + (1 - decay) · θ after each step, named as the model, loaded back", "[train][ema]") {
+    torch::nn::Linear model(2, 1);
+    {
+        torch::NoGradGuard no_grad;
+        model->weight.copy_(torch::tensor({{1.0f, 2.0f}}));
+        model->bias.fill_(0.0f);
+    }
+    EmaWeights ema(*model, 0.9);
+    {
+        torch::NoGradGuard no_grad;
+        model->weight.copy_(torch::tensor({{3.0f, 4.0f}}));
+        model->bias.fill_(10.0f);
+    }
+    ema.update(*model);  // 0.9·(1, 2) + 0.1·(3, 4) = (1.2, 2.2); bias 0.9·0 + 0.1·10 = 1
+    ema.update(*model);  // 0.9·(1.2, 2.2) + 0.1·(3, 4) = (1.38, 2.38); bias 1.9
+    const auto named = ema.named(*model);
+    REQUIRE(named.size() == 2);
+    REQUIRE(named[0].first == "weight");
+    REQUIRE(named[0].second[0][0].item<float>() == Approx(1.38));
+    REQUIRE(named[0].second[0][1].item<float>() == Approx(2.38));
+    REQUIRE(named[1].first == "bias");
+    REQUIRE(named[1].second[0].item<float>() == Approx(1.9));
+    REQUIRE(model->weight[0][0].item<float>() == 3.0f);  // the model itself is untouched
+
+    EmaWeights other(*model, 0.9);
+    other.load(*model, {named.begin(), named.end()}, "ema.safetensors");
+    REQUIRE(torch::equal(other.named(*model)[0].second, named[0].second));
+    REQUIRE_THROWS_WITH(other.load(*model, {{"weight", named[0].second}}, "x/ema.safetensors"),
+                        Catch::Contains("x/ema.safetensors") && Catch::Contains("'bias' is missing"));
 }

@@ -28,6 +28,13 @@ struct LmBatch {
 // Sum over tokens of -log p(target); logits (N, V), targets (N).
 torch::Tensor lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets);
 
+// The forward of one micro-batch (under bf16 autocast with `bf16`) and its summed loss: what
+// every LM-trained step divides by its target count and backpropagates (PPO-ptx included).
+torch::Tensor lm_batch_loss_sum(GptImpl& model, const LmBatch& batch, bool bf16);
+
+// Token windows (B, T+1) from data/token_shards as inputs (B, T) and next-token targets (B, T) on `device`.
+LmBatch lm_batch_from_windows(const torch::Tensor& windows, const torch::Device& device);
+
 struct StepStats {
     double loss = 0.0;       // mean CE per target token over the whole step
     double grad_norm = 0.0;  // global norm before clipping

@@ -1,0 +1,93 @@
+// One PPO iteration in its two halves, the steps stages/ppo.cpp's loop calls
+// (InstructGPT step 3, after Ziegler et al. 2019 and OpenAI's lm-human-preferences):
+//
+//   collect_experience: this rank's prompts -> rollouts (generate(), KV cache, one random stream
+//     per row) -> scores (reward model, missing-EOS penalty, clip) -> old and reference log-probs
+//     and values (training-style forwards) -> the whole batch on every rank -> per-token rewards
+//     (-β·KL, + score at the last token) -> GAE advantages and returns
+//   ppo_update: epochs x minibatches (a fresh permutation each epoch) of the clipped policy loss +
+//     vf_coef x the clipped value loss (+ PPO-ptx: the LM step's loss on pre-training windows) ->
+//     one AdamW step per minibatch for each of policy and critic -> EMA
+//
+// Everything is in chunks and shares so that no tensor spans more than ppo.rollout_chunk rollouts
+// or train.batch_size sequences, and so that N ranks compute what one process computes.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rlhf/config/config.h"
+#include "rlhf/core/distributed.h"
+#include "rlhf/data/token_shards.h"
+#include "rlhf/model/generate.h"
+#include "rlhf/model/gpt.h"
+#include "rlhf/model/reward_model.h"
+#include "rlhf/rl/experience.h"
+#include "rlhf/rl/response_scores.h"
+#include "rlhf/train/data_parallel.h"
+#include "rlhf/train/ema.h"
+#include "rlhf/train/optimizer.h"
+
+namespace rlhf {
+
+// What every iteration of a run uses: run_ppo builds it once.
+struct PpoRun {
+    const RunConfig& cfg;
+    const Distributed& dist;
+    torch::Device device;
+    Gpt policy, reference;            // reference: frozen, the SFT weights in their own tensors
+    RewardModel critic;               // trained beside the policy, its own Adam
+    rl::ResponseScorer scorer;        // the frozen reward model (or the toy reward)
+    std::unique_ptr<AdamW> policy_opt, critic_opt;
+    std::unique_ptr<GradientSync> grad_sync;  // one for both models: buckets in the same order on every rank
+    std::unique_ptr<EmaWeights> ema;          // ppo.ema_decay > 0
+    std::unique_ptr<TokenShards> ptx;         // ppo.ptx_coef > 0
+    SamplingOptions sampling;         // the rollouts': full distribution at ppo.temperature
+    bool bf16 = false;                // runtime.dtype
+    bool frozen_bf16 = false;         // ppo.frozen_dtype
+    bool check_invariants = false;    // rl/invariants.h
+    int64_t pad_id = 0;
+    double critic_lr_scale = 1.0;     // ppo.critic_lr / optim.lr
+};
+
+// This rank's share of an iteration's prompts: rows first_row … of the `total_rows` in the batch.
+struct RolloutShare {
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<uint64_t> row_seeds;  // each row's sampling stream (model/sampling_streams.h)
+    int64_t first_row = 0, total_rows = 0;
+};
+
+struct CollectedExperience {
+    rl::Experience experience;         // the whole batch, on every rank
+    double generation_seconds = 0;     // this rank's time in generate()
+    double sampling_logprob_gap = 0;   // mean |generate()'s - training forward's log-prob| (checked runs)
+};
+
+// Rollouts, scores, log-probs, values, rewards with the KL penalty at β = `beta`, advantages.
+CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, double beta);
+
+// What the update did, summed over its optimizer steps (the `_sum` fields weigh each micro-batch
+// by its share of its minibatch's tokens, so that / updates is the mean per step).
+struct PpoUpdateStats {
+    double policy_loss_sum = 0, value_loss_sum = 0, clip_fraction_sum = 0, value_clip_fraction_sum = 0;
+    double approx_kl_sum = 0, ratio_mean_sum = 0, ptx_loss_sum = 0, grad_norm_sum = 0;
+    double ratio_max = 0;
+    double first_ratio_deviation = NAN;  // max |ratio - 1| on the first minibatch (NaN: no tokens there)
+    double first_approx_kl = NAN;
+    int64_t updates = 0;                 // optimizer steps
+};
+
+// ppo.epochs passes over the experience in minibatches, at learning rate `lr`.
+PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr);
+
+// The policy's greedy answers to the evaluation prompts, shared by rank.
+struct PolicyEvaluation {
+    double score_mean = 0, eos_rate = 0;
+    std::vector<std::pair<std::string, std::string>> samples;  // (question, answer [score]) from rank 0's share
+};
+PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
+                                 const std::vector<std::string>& questions, const Tokenizer& tokenizer);
+
+}  // namespace rlhf

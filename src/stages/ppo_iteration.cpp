@@ -1,0 +1,228 @@
+#include "rlhf/stages/ppo_iteration.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "rlhf/rl/advantages.h"
+#include "rlhf/rl/masked.h"
+#include "rlhf/rl/ppo_loss.h"
+#include "rlhf/rl/rewards.h"
+#include "rlhf/rl/values.h"
+#include "rlhf/tokenizer/tokenizer.h"
+#include "rlhf/train/lm_step.h"
+
+namespace rlhf {
+
+namespace {
+constexpr uint64_t kPermStream = 0x70706f2d70726d70ULL;
+constexpr uint64_t kPtxStream = 0x70706f2d70747800ULL;
+
+// One chunk of the rollout: generated, scored, and run through policy, reference and critic
+// without gradients. The log-probs and values come from a training-style forward rather than from
+// generate() (the same numbers in fp32, tests/model/test_generate.cpp), so that they are exactly
+// what the update computes.
+rl::RolloutChunk roll_out(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
+                          const std::vector<uint64_t>& seeds, double* gen_seconds) {
+    const auto& ppo = run.cfg.ppo;
+    const auto t0 = std::chrono::steady_clock::now();
+    rl::RolloutChunk c;
+    c.g = generate(*run.policy, prompts, run.sampling, run.pad_id, seeds);
+    *gen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto scored = run.scorer(c.g);
+    c.scores = scored.scores;
+    c.has_eos = scored.has_eos;
+    torch::NoGradGuard no_grad;
+    const auto mask = c.g.response_mask.to(torch::kFloat32);
+    const int64_t vocab = run.sampling.vocab_limit;
+    c.old_logprobs = sequence_logprobs(*run.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
+                                       run.bf16, &c.entropy, vocab) * mask;
+    c.ref_logprobs = sequence_logprobs(*run.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
+                                       run.bf16 || run.frozen_bf16, nullptr, vocab) * mask;
+    c.old_values = rl::response_values(*run.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.bf16)
+                       .to(torch::kFloat32) * mask;
+    return c;
+}
+}  // namespace
+
+CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, double beta) {
+    const auto& ppo = run.cfg.ppo;
+    CollectedExperience out;
+    // 1. Rollouts, ppo.rollout_chunk sequences at a time, so that no KV cache or (b, T, V) logits
+    // tensor ever spans the whole batch.
+    std::vector<rl::RolloutChunk> chunks;
+    auto gap_sums = torch::zeros({2}, torch::kFloat64);  // sum |sampling - training log-prob|, tokens
+    const size_t n = share.prompts.size(), chunk = static_cast<size_t>(ppo.rollout_chunk);
+    for (size_t c0 = 0; c0 < n; c0 += chunk) {
+        const size_t c1 = std::min(n, c0 + chunk);
+        const std::vector<std::vector<int32_t>> prompts(share.prompts.begin() + static_cast<long>(c0),
+                                                        share.prompts.begin() + static_cast<long>(c1));
+        const std::vector<uint64_t> seeds(share.row_seeds.begin() + static_cast<long>(c0),
+                                          share.row_seeds.begin() + static_cast<long>(c1));
+        rl::RolloutChunk c = roll_out(run, prompts, seeds, &out.generation_seconds);
+        if (run.check_invariants) {
+            const auto mask = c.g.response_mask.to(torch::kFloat32);
+            gap_sums[0] += ((c.g.logprobs - c.old_logprobs).abs() * mask).sum().item<double>();
+            gap_sums[1] += mask.sum().item<double>();
+        }
+        chunks.push_back(std::move(c));
+    }
+    // A rank whose rollout met non-finite logits stops every rank, so that none waits for it.
+    auto nonfinite = torch::zeros({1}, torch::kFloat64);
+    for (const auto& c : chunks) if (c.g.nonfinite) nonfinite.fill_(1.0);
+    run.dist.all_reduce_max(nonfinite);
+    if (nonfinite.item<double>() > 0) throw nonfinite_logits_error();
+    if (run.check_invariants) {
+        run.dist.all_reduce_sum(gap_sums);
+        out.sampling_logprob_gap = gap_sums[1].item<double>() > 0 ? (gap_sums[0] / gap_sums[1]).item<double>() : 0.0;
+    }
+
+    // 2. Every rank then holds the whole batch: what follows (rewards, advantages, whitening, β,
+    // the minibatches) is computed as one process computes it.
+    rl::Experience& e = out.experience;
+    e = rl::gather_experience(rl::assemble_experience(chunks, run.pad_id, run.device), share.total_rows,
+                              share.first_row, run.pad_id, run.dist);
+
+    // 3. Per-token rewards: -β·KL on every token, the score at the last.
+    e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, ppo.kl_estimator) * e.mask;
+    auto rewards = rl::per_token_rewards(e.kl, e.scores, e.mask, beta);
+    if (ppo.whiten_rewards) rewards = rl::masked_whiten(rewards, e.mask, /*shift_mean=*/false);
+
+    // 4. Advantages and returns.
+    auto adv = rl::gae(rewards, e.old_values, e.mask, ppo.gamma, ppo.lambda);
+    e.advantages = adv.advantages;
+    e.returns = adv.returns;
+    return out;
+}
+
+PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr) {
+    const RunConfig& cfg = run.cfg;
+    const auto& ppo = cfg.ppo;
+    // Every rank draws the same permutation; each takes its contiguous share of every minibatch,
+    // weighs its tokens by the WHOLE minibatch's count, and the gradients are summed over ranks
+    // before each optimizer step.
+    const int64_t B = e.tokens.size(0);
+    const int64_t ranks = run.dist.world_size(), rank = run.dist.rank();
+    auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * 0x9E3779B97F4A7C15ULL), torch::kCPU);
+    // Sums over this rank's micro-batches, each weighted by its share of its minibatch's tokens;
+    // summed over ranks at the end.
+    enum Sum { kPolicyLoss, kValueLoss, kClipFrac, kValueClipFrac, kApproxKl, kRatioMean, kPtxLoss, kFirstApproxKl, kSums };
+    auto sums = torch::zeros({kSums}, torch::kFloat64);
+    auto sums_a = sums.accessor<double, 1>();
+    // Maxima; the first minibatch's ratio deviation starts below any real one (-1 = none seen).
+    auto maxima = torch::tensor({0.0, -1.0}, torch::kFloat64);  // ratio max, first-minibatch ratio deviation
+    auto max_a = maxima.accessor<double, 1>();
+    PpoUpdateStats stats;
+    // PPO-ptx: this rank's share of each step's pre-training windows, after its PPO backwards.
+    const int64_t w0 = ppo.ptx_batch * rank / ranks, w1 = ppo.ptx_batch * (rank + 1) / ranks;
+    const bool ptx_backward = run.ptx && w1 > w0;
+    for (int epoch = 0; epoch < ppo.epochs; ++epoch) {
+        auto perm = torch::randperm(B, perm_gen, torch::kLong).to(run.device);
+        for (int64_t m0 = 0; m0 < B; m0 += ppo.minibatch) {
+            const int64_t mb_rows = std::min<int64_t>(ppo.minibatch, B - m0);
+            const rl::Experience mb = take_rows(e, perm.narrow(0, m0, mb_rows));
+            auto mb_adv = rl::masked_whiten(mb.advantages, mb.mask);  // per minibatch (OpenAI, TRL)
+            const double mb_tokens = mb.mask.sum().item<double>();
+            if (mb_tokens == 0) continue;
+            const int64_t mine_begin = mb_rows * rank / ranks, mine_end = mb_rows * (rank + 1) / ranks;
+            for (int64_t u0 = mine_begin; u0 < mine_end; u0 += cfg.train.batch_size) {
+                const int64_t n = std::min<int64_t>(cfg.train.batch_size, mine_end - u0);
+                auto rows = torch::arange(u0, u0 + n, torch::TensorOptions().dtype(torch::kLong).device(run.device));
+                const rl::Experience u = take_rows(mb, rows);
+                const double weight = u.mask.sum().item<double>() / mb_tokens;  // masked mean over the minibatch
+                if (weight == 0) continue;
+                auto logprobs = sequence_logprobs(*run.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature,
+                                                  run.bf16, nullptr, run.sampling.vocab_limit);
+                auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, ppo.clip);
+                auto values = rl::response_values(*run.critic, u.tokens, u.attention_mask, u.prompt_len, run.bf16)
+                                  .to(torch::kFloat32);
+                auto vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, ppo.value_clip);
+                // The rank's last backward of the step sends the gradients as they finish.
+                if (u0 + n == mine_end && !ptx_backward) run.grad_sync->arm();
+                ((pl.loss + ppo.vf_coef * vl.loss) * weight).backward();
+                sums_a[kPolicyLoss] += pl.loss.item<double>() * weight;
+                sums_a[kValueLoss] += vl.loss.item<double>() * weight;
+                sums_a[kClipFrac] += pl.clip_fraction * weight;
+                sums_a[kValueClipFrac] += vl.clip_fraction * weight;
+                sums_a[kApproxKl] += pl.approx_kl * weight;
+                sums_a[kRatioMean] += pl.ratio_mean * weight;
+                max_a[0] = std::max(max_a[0], pl.ratio_max);
+                if (epoch == 0 && m0 == 0) {  // the policy has not moved yet: ratio 1, approx-KL 0
+                    max_a[1] = std::max({max_a[1], pl.ratio_max - 1.0, 1.0 - pl.ratio_min});
+                    sums_a[kFirstApproxKl] += pl.approx_kl * weight;
+                }
+            }
+            if (ptx_backward) {  // the LM step's loss, as a mean over ALL ranks' windows
+                auto windows = run.ptx->batch(ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
+                                              static_cast<uint64_t>(run.policy_opt->steps_taken()));
+                run.grad_sync->arm();
+                const LmBatch lm = lm_batch_from_windows(windows.narrow(0, w0, w1 - w0), run.device);
+                const torch::Tensor loss = lm_batch_loss_sum(*run.policy, lm, run.bf16) /
+                                           static_cast<double>(ppo.ptx_batch * cfg.model.block_size);
+                (ppo.ptx_coef * loss).backward();
+                sums_a[kPtxLoss] += loss.item<double>();
+            }
+            run.grad_sync->finish();
+            stats.grad_norm_sum += run.policy_opt->step(lr, cfg.optim.grad_clip);
+            run.critic_opt->step(lr * run.critic_lr_scale, cfg.optim.grad_clip);
+            if (run.ema) run.ema->update(*run.policy);
+            ++stats.updates;
+        }
+    }
+    run.dist.all_reduce_sum(sums);
+    run.dist.all_reduce_max(maxima);
+    stats.policy_loss_sum = sums_a[kPolicyLoss];
+    stats.value_loss_sum = sums_a[kValueLoss];
+    stats.clip_fraction_sum = sums_a[kClipFrac];
+    stats.value_clip_fraction_sum = sums_a[kValueClipFrac];
+    stats.approx_kl_sum = sums_a[kApproxKl];
+    stats.ratio_mean_sum = sums_a[kRatioMean];
+    stats.ptx_loss_sum = sums_a[kPtxLoss];
+    stats.ratio_max = max_a[0];
+    if (max_a[1] >= 0) {  // some micro-batch of the first minibatch had tokens
+        stats.first_ratio_deviation = max_a[1];
+        stats.first_approx_kl = sums_a[kFirstApproxKl];
+    }
+    return stats;
+}
+
+PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
+                                 const std::vector<std::string>& questions, const Tokenizer& tokenizer) {
+    PolicyEvaluation out;
+    if (prompts.empty()) return out;
+    SamplingOptions greedy = run.sampling;
+    greedy.temperature = 0;
+    auto gen = make_generator(run.cfg.runtime.seed, run.device);
+    // Each rank answers its contiguous share of the prompts; the sums are summed over ranks, and
+    // the samples come from rank 0's share (the one that writes them).
+    const size_t n_eval = prompts.size(), ranks = static_cast<size_t>(run.dist.world_size());
+    const size_t first = n_eval * static_cast<size_t>(run.dist.rank()) / ranks;
+    const size_t end = n_eval * static_cast<size_t>(run.dist.rank() + 1) / ranks;
+    const size_t chunk = static_cast<size_t>(run.cfg.ppo.rollout_chunk);
+    auto sums = torch::zeros({2}, torch::kFloat64);  // score, EOS count
+    for (size_t i = first; i < end; i += chunk) {
+        const std::vector<std::vector<int32_t>> part(prompts.begin() + static_cast<long>(i),
+                                                     prompts.begin() + static_cast<long>(std::min(end, i + chunk)));
+        Generation g = generate(*run.policy, part, greedy, run.pad_id, gen);
+        auto scored = run.scorer(g);
+        sums[0] += scored.scores.sum().item<double>();
+        sums[1] += scored.has_eos.sum().item<double>();
+        auto response = g.response.cpu(), mask = g.response_mask.cpu();
+        for (int64_t b = 0; b < response.size(0) && static_cast<int>(out.samples.size()) < run.cfg.train.log_samples; ++b) {
+            std::vector<int32_t> ids;
+            for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
+                ids.push_back(static_cast<int32_t>(response[b][t].item<int64_t>()));
+            }
+            out.samples.emplace_back(questions[i + static_cast<size_t>(b)],
+                                     fmt::format("{} [score {:.3f}]", tokenizer.decode(ids), scored.scores[b].item<double>()));
+        }
+    }
+    run.dist.all_reduce_sum(sums);
+    out.score_mean = sums[0].item<double>() / static_cast<double>(n_eval);
+    out.eos_rate = sums[1].item<double>() / static_cast<double>(n_eval);
+    return out;
+}
+
+}  // namespace rlhf
