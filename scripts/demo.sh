@@ -6,6 +6,8 @@
 #   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~4 min): what the CI test runs
 #   scripts/demo.sh --no-setup # skip scripts/setup.sh and the build (build/rlhf must exist)
 #   scripts/demo.sh --runs DIR --data DIR   # other places for the runs and the generated data
+#   scripts/demo.sh --seed N   # every stage with runtime.seed N (default: each config's, 1337), in
+#                              # runs/demo-seedN unless --runs says otherwise; the data stay the same
 #   scripts/demo.sh --device cuda           # every stage and evaluation on a GPU (builds against
 #                                           # the PyPI LibTorch unless --torch or RLHF= says otherwise)
 #   scripts/demo.sh --torch pip|DIR         # the LibTorch to set up and build with (scripts/build.sh)
@@ -24,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch=
+fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED=
 while [ $# -gt 0 ]; do
     case "$1" in
         --fresh) fresh=1 ;;
@@ -33,6 +35,8 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=${2:?--runs needs a directory}; shift ;;
         --data) DATA=${2:?--data needs a directory}; shift ;;
         --device) DEVICE=${2:?--device needs cpu, cuda or cuda:N}; shift ;;
+        --seed) SEED=${2:?--seed needs a number}; shift
+                [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "demo.sh: --seed needs a whole number, not '$SEED'" >&2; exit 2; } ;;
         --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown option '$1' (see scripts/demo.sh --help)" >&2; exit 2 ;;
@@ -62,6 +66,7 @@ if [ "$small" = 1 ]; then
     RUNS=${RUNS:-runs/demo-small}
     EVAL_SAMPLES=2
 fi
+[ -n "$SEED" ] && RUNS=${RUNS:-runs/demo-seed$SEED}
 RUNS=${RUNS:-runs/demo}
 if [ "$fresh" = 1 ]; then
     echo "demo: --fresh, removing $RUNS and $DATA"
@@ -98,6 +103,7 @@ fi
 train() {
     local stage=$1 previous=${2:-} sets=()
     sets+=("out_dir=$RUNS/$stage" "runtime.device=$DEVICE")
+    [ -n "$SEED" ] && sets+=("runtime.seed=$SEED")
     [ -n "$previous" ] && sets+=("init_from=$RUNS/$previous")
     case "$stage" in  # the configs name data/synth/ages and runs/demo; --data and --runs move them
         pretrain) sets+=("data.shards=$DATA/shards") ;;

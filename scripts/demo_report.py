@@ -88,7 +88,8 @@ def print_checks(s):
         ("SFT accuracy > pre-trained", sft["accuracy_sampled"] > pre["accuracy_sampled"]),
         ("SFT EOS rate >= 90%", sft["eos_rate"] >= 0.9),
         ("reward model pairwise accuracy >= 90%", s["reward"]["pairwise_accuracy"] >= 0.9),
-        ("PPO accuracy >= SFT + 10 points", ppo["accuracy_sampled"] >= sft["accuracy_sampled"] + 0.10),
+        ("PPO sampled accuracy >= SFT + 10 points", ppo["accuracy_sampled"] >= sft["accuracy_sampled"] + 0.10),
+        ("PPO greedy accuracy >= SFT greedy", ppo["accuracy_greedy"] >= sft["accuracy_greedy"]),
         ("PPO KL finite", ppo["kl"] == ppo["kl"] and abs(ppo["kl"]) != float("inf")),
     ]
     print()

@@ -157,6 +157,7 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.missing_eos_score", &c.ppo.missing_eos_score, "ppo: the score of a response without EOS", -kInf, kInf},
         {"ppo.score_clip", &c.ppo.score_clip, "ppo: clip scores to +-this; 0 = off", 0, kInf},
         {"ppo.whiten_rewards", &c.ppo.whiten_rewards, "ppo: scale per-token rewards per batch (mean kept)"},
+        {"ppo.whiten_advantages", &c.ppo.whiten_advantages, "ppo: scale each minibatch's advantages to std 1 (false: only remove their mean)"},
         {"ppo.ptx_coef", &c.ppo.ptx_coef, "ppo: PPO-ptx pre-training loss weight (InstructGPT 27.8); 0 = off", 0, kInf},
         {"ppo.ptx_shards", &c.ppo.ptx_shards, "ppo: token shards for PPO-ptx (rlhf data prepare)"},
         {"ppo.ptx_batch", &c.ppo.ptx_batch, "ppo: pre-training windows per optimizer step", 1, 1 << 20},

@@ -108,17 +108,6 @@ int64_t stray_number(const SynthProblem& p, std::mt19937_64& rng) {
     return w;
 }
 
-// A slip of 1 or 2 from the answer: what a policy that almost has the arithmetic samples. The
-// labelers never write one (they get the arithmetic right), but a reward model that has never
-// seen one scores it as right, and PPO then moves the policy's mass onto near misses as readily
-// as onto right answers (docs/demo.md). Ranking it below the right answer is a judgement the
-// reward model's trunk can make: pre-training taught it the exact arithmetic.
-int64_t near_miss(const SynthProblem& p, std::mt19937_64& rng) {
-    int64_t w = 0;
-    while (w < 1) w = p.answer + (uniform(rng, 0, 1) ? 1 : -1) * uniform(rng, 1, 2);
-    return w;
-}
-
 }  // namespace
 
 const std::vector<std::string>& synth_task_names() {
@@ -221,13 +210,13 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
         std::set<size_t> used_filler;
         bool said_no_answer = false;
         for (int64_t tries = 0; static_cast<int64_t>(candidates.size()) < extra + 1 && tries < 100; ++tries) {
-            // 3 in 12 padded, 3 a typical mistake, 2 a stray number, 2 a near miss, 2 no answer
-            const int64_t kind = uniform(rng, 0, 11);
+            // 3 in 10 padded, 3 a typical mistake, 2 a stray number, 2 no answer
+            const int64_t kind = uniform(rng, 0, 9);
             if (kind < 3) {
                 const auto f = static_cast<size_t>(uniform(rng, 0, static_cast<int64_t>(kFiller.size()) - 1));
                 if (used_filler.insert(f).second) candidates.emplace_back(gold_response(p) + kFiller[f], 1);
-            } else if (kind < 10) {
-                const int64_t w = kind < 6 ? wrong_answer(p, rng) : kind < 8 ? stray_number(p, rng) : near_miss(p, rng);
+            } else if (kind < 8) {
+                const int64_t w = kind < 6 ? wrong_answer(p, rng) : stray_number(p, rng);
                 if (used_wrong.insert(w).second) candidates.emplace_back(p.subject + " " + std::to_string(w) + ".", 2);
             } else if (!said_no_answer) {
                 candidates.emplace_back(kNoAnswer, 3);

@@ -138,6 +138,70 @@ RewardModel make_critic(const RunConfig& cfg, RunConfig sft_cfg, const rl::Respo
     return critic;
 }
 
+// The SFT checkpoint: policy and reference start from it (pinned on resume); never a reward run.
+StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, RunConfig* sft_cfg) {
+    sft_cfg->init_from = pinned_checkpoint(started_from, "checkpoint", "weights_fnv1a64", cfg.init_from, "auto", "init_from");
+    StartPoint sft = load_start_point(*sft_cfg, {});
+    if (sft.info.config.stage == "reward") {  // its trunk would silently become policy and reference
+        throw Error("init_from is a reward model (" + sft.dir.string() + ", stage: reward), not a policy",
+                    cfg.source + ": init_from", "point init_from at the SFT run; the reward model goes in ppo.reward_model");
+    }
+    return sft;
+}
+
+// The models on the device (the reference frozen, in bf16 with ppo.frozen_dtype), every rank
+// from rank 0's weights; the optimizers, the gradient sync, the EMA, PPO-ptx's windows, and the
+// rollouts' sampling options.
+void prepare_ppo_run(PpoRun& run, const Tokenizer& tokenizer) {
+    const RunConfig& cfg = run.cfg;
+    run.bf16 = wants_bf16(cfg.runtime.dtype);
+    run.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
+    run.check_invariants = cfg.ppo.check_invariants != "off";
+    run.pad_id = tokenizer.pad_id();
+    for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
+    run.reference->eval();
+    run.policy->to(run.device);
+    run.reference->to(run.device);
+    run.critic->to(run.device);
+    if (run.frozen_bf16) run.reference->to(torch::kBFloat16);
+    broadcast_module(*run.policy, run.dist);
+    broadcast_module(*run.critic, run.dist);
+    run.policy->train();
+    run.critic->train();
+    run.policy_opt = std::make_unique<AdamW>(*run.policy, cfg.optim);
+    run.critic_opt = std::make_unique<AdamW>(*run.critic, cfg.optim);
+    std::vector<torch::Tensor> trained = run.policy_opt->trained_parameters();
+    for (const auto& p : run.critic_opt->trained_parameters()) trained.push_back(p);
+    run.grad_sync = std::make_unique<GradientSync>(run.dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
+    run.critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
+    if (cfg.ppo.ema_decay > 0) run.ema = std::make_unique<EmaWeights>(*run.policy, cfg.ppo.ema_decay);
+    if (cfg.ppo.ptx_coef > 0) run.ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
+    run.sampling.max_new_tokens = cfg.ppo.max_new_tokens;
+    run.sampling.temperature = cfg.ppo.temperature;
+    run.sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
+    run.sampling.top_p = 1.0;
+    run.sampling.stop_ids = {tokenizer.eos_id()};
+    run.sampling.vocab_limit = tokenizer.vocab_size();
+    run.sampling.bf16 = run.bf16;
+    run.sampling.throw_on_nonfinite = false;  // checked over all ranks, so that they stop together
+}
+
+// A resume: both optimizers, the EMA, β, the RNG streams and the loop's state from the checkpoint.
+TrainState restore_ppo_state(PpoRun& run, const std::filesystem::path& resume_dir, const StartPoint& start,
+                             rl::KlController& kl_ctl) {
+    OptimizerState saved = load_optimizer_state(resume_dir);
+    run.policy_opt->load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
+    auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
+    run.critic_opt->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
+                               start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
+                               (resume_dir / "critic_optimizer.safetensors").string());
+    if (run.ema) run.ema->load(*run.policy, load_safetensors(resume_dir / kEmaFile).tensors, (resume_dir / kEmaFile).string());
+    kl_ctl.set_beta(start.info.stage_state.value("kl_beta", run.cfg.ppo.kl_coef));
+    restore_rng_states(resume_dir);
+    spdlog::info("resumed from {} (step {}, beta {:.4g})", resume_dir.string(), start.info.state.step, kl_ctl.beta());
+    return start.info.state;
+}
+
 PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
     PromptSetOptions o;
     o.field = cfg.data.fields.prompt.empty() ? "prompt" : cfg.data.fields.prompt;
@@ -252,13 +316,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     const nlohmann::json started_from =
         resume_dir.empty() ? nlohmann::json() : read_checkpoint_info(resume_dir).stage_state.value("lineage", nlohmann::json());
     RunConfig sft_cfg = cfg;
-    sft_cfg.init_from = pinned_checkpoint(started_from, "checkpoint", "weights_fnv1a64", cfg.init_from, "auto", "init_from");
-    StartPoint sft = load_start_point(sft_cfg, {});
-    if (sft.info.config.stage == "reward") {  // its trunk would silently become policy and reference
-        throw Error("init_from is a reward model (" + sft.dir.string() + ", stage: reward), not a policy",
-                    cfg.source + ": init_from",
-                    "point init_from at the SFT run; the reward model goes in ppo.reward_model");
-    }
+    StartPoint sft = load_sft(cfg, started_from, &sft_cfg);
     StartPoint start = load_start_point(cfg, resume_dir);  // the policy: the SFT weights again, or our own checkpoint
     const Tokenizer tokenizer = start.tokenizer;
     std::filesystem::path reward_dir;
@@ -266,50 +324,16 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                make_scorer(cfg, started_from, tokenizer, start, rt.device, &reward_dir)};
     run.critic = make_critic(cfg, sft_cfg, run.scorer, reward_dir);
     if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *run.critic);
-    run.bf16 = wants_bf16(cfg.runtime.dtype);
-    run.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
-    run.check_invariants = cfg.ppo.check_invariants != "off";
-    run.pad_id = tokenizer.pad_id();
-    for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
-    run.reference->eval();
-    run.policy->to(rt.device);
-    run.reference->to(rt.device);
-    run.critic->to(rt.device);
-    if (run.frozen_bf16) run.reference->to(torch::kBFloat16);
-    broadcast_module(*run.policy, dist);  // every rank starts from rank 0's weights
-    broadcast_module(*run.critic, dist);
-    run.policy->train();
-    run.critic->train();
-    run.policy_opt = std::make_unique<AdamW>(*run.policy, cfg.optim);
-    run.critic_opt = std::make_unique<AdamW>(*run.critic, cfg.optim);
-    std::vector<torch::Tensor> trained = run.policy_opt->trained_parameters();
-    for (const auto& p : run.critic_opt->trained_parameters()) trained.push_back(p);
-    run.grad_sync = std::make_unique<GradientSync>(dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    run.critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
-    if (cfg.ppo.ema_decay > 0) run.ema = std::make_unique<EmaWeights>(*run.policy, cfg.ppo.ema_decay);
-    if (cfg.ppo.ptx_coef > 0) run.ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
+    prepare_ppo_run(run, tokenizer);
     rl::KlController kl_ctl(cfg.ppo.kl_coef, cfg.ppo.kl_target, cfg.ppo.kl_horizon);
-
     TrainState state;
+    nlohmann::json lineage = start.lineage;  // the SFT checkpoint (and what it came from), plus the reward model
     if (!resume_dir.empty()) {
-        OptimizerState saved = load_optimizer_state(resume_dir);
-        run.policy_opt->load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-        auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
-        run.critic_opt->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
-                                   start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
-                                   (resume_dir / "critic_optimizer.safetensors").string());
-        if (run.ema) run.ema->load(*run.policy, load_safetensors(resume_dir / kEmaFile).tensors, (resume_dir / kEmaFile).string());
-        kl_ctl.set_beta(start.info.stage_state.value("kl_beta", cfg.ppo.kl_coef));
-        restore_rng_states(resume_dir);
-        state = start.info.state;
-        spdlog::info("resumed from {} (step {}, beta {:.4g})", resume_dir.string(), state.step, kl_ctl.beta());
+        state = restore_ppo_state(run, resume_dir, start, kl_ctl);
     } else {
         spdlog::info("policy and reference from {} (step {} of run {}); score: {}; critic from the {}", start.dir.string(),
                      start.info.state.step, start.info.config.out_dir,
                      reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string(), cfg.ppo.critic_from);
-    }
-    nlohmann::json lineage = start.lineage;  // the SFT checkpoint (and what it came from), plus the reward model
-    if (resume_dir.empty()) {
         lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
                                                      : nlohmann::json(std::filesystem::absolute(reward_dir).string());
         if (!reward_dir.empty()) {
@@ -336,15 +360,6 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                  cfg.ppo.rollout_batch, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
                  kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
                  dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());
-
-    run.sampling.max_new_tokens = cfg.ppo.max_new_tokens;
-    run.sampling.temperature = cfg.ppo.temperature;
-    run.sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
-    run.sampling.top_p = 1.0;
-    run.sampling.stop_ids = {tokenizer.eos_id()};
-    run.sampling.vocab_limit = tokenizer.vocab_size();
-    run.sampling.bf16 = run.bf16;
-    run.sampling.throw_on_nonfinite = false;  // checked over all ranks, so that they stop together
 
     auto evaluate = [&]() {
         if (prompts.eval.empty()) return;

@@ -123,7 +123,11 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
         for (int64_t m0 = 0; m0 < B; m0 += ppo.minibatch) {
             const int64_t mb_rows = std::min<int64_t>(ppo.minibatch, B - m0);
             const rl::Experience mb = take_rows(e, perm.narrow(0, m0, mb_rows));
-            auto mb_adv = rl::masked_whiten(mb.advantages, mb.mask);  // per minibatch (OpenAI, TRL)
+            // Per minibatch (OpenAI, TRL). Whitening rescales whatever reward differences remain to
+            // std 1: once the big ones are learned, a reward model's noise among near-equal answers
+            // gets full-size steps. Without it the mean is removed and the scale kept.
+            auto mb_adv = ppo.whiten_advantages ? rl::masked_whiten(mb.advantages, mb.mask)
+                                                : (mb.advantages - rl::masked_mean(mb.advantages, mb.mask)) * mb.mask;
             const double mb_tokens = mb.mask.sum().item<double>();
             if (mb_tokens == 0) continue;
             const int64_t mine_begin = mb_rows * rank / ranks, mine_end = mb_rows * (rank + 1) / ranks;

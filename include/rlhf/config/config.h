@@ -120,6 +120,8 @@ struct PpoConfig {
     double      missing_eos_score = -1.0;
     double      score_clip = 0.0;         // clip scores to ±this; 0 = off
     bool        whiten_rewards = false;   // scale per-token rewards per batch (mean kept)
+    bool        whiten_advantages = true; // scale each minibatch's advantages to std 1 (false: mean removed only,
+                                          // so that steps shrink as the reward left to gain does)
     double      ptx_coef = 0.0;           // PPO-ptx γ: pre-training loss weight (InstructGPT 27.8); 0 = off
     std::string ptx_shards = "";          // token shards for PPO-ptx (rlhf data prepare)
     int         ptx_batch = 4;            // pre-training windows per optimizer step
