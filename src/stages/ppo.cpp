@@ -241,14 +241,13 @@ RolloutShare rollout_share(EpochSampler& sampler, const PromptSet& prompts, cons
 }
 
 // rl/invariants.h: an error (or a warning, ppo.check_invariants: warn) naming the iteration.
-void check_invariants(const RunConfig& cfg, const PpoRun& run, uint64_t iteration, double sampling_gap,
-                      double first_ratio_deviation) {
+void check_invariants(const PpoRun& run, uint64_t iteration, double sampling_gap, double first_ratio_deviation) {
     rl::InvariantGaps gaps;
     gaps.sampling_logprob = sampling_gap;
     gaps.first_ratio = first_ratio_deviation;
     const std::string broken = rl::invariant_violation(iteration, gaps, /*reduced_precision=*/run.bf16 || run.device.is_cuda());
     if (broken.empty()) return;
-    if (cfg.ppo.check_invariants == "error") {
+    if (run.cfg.ppo.check_invariants == "error") {
         throw Error(broken, "ppo.check_invariants", "a bug to report with the config; ppo.check_invariants: warn lets the run go on");
     }
     spdlog::warn("{}", broken);
@@ -405,7 +404,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         if (!std::isfinite(update.policy_loss_sum) || !std::isfinite(update.value_loss_sum)) {
             throw Error("PPO loss became non-finite", "training", "lower optim.lr, raise ppo.kl_coef, keep optim.grad_clip > 0");
         }
-        if (run.check_invariants) check_invariants(cfg, run, iteration, collected.sampling_logprob_gap, update.first_ratio_deviation);
+        if (run.check_invariants) check_invariants(run, iteration, collected.sampling_logprob_gap, update.first_ratio_deviation);
         const double kl_per_seq = (e.kl * e.mask).sum(1).mean().item<double>();
         kl_ctl.update(kl_per_seq, e.tokens.size(0));
         state.tokens_seen += e.mask.sum().item<int64_t>();

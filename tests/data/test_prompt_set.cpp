@@ -6,21 +6,10 @@
 
 #include "rlhf/data/chat_format.h"
 #include "rlhf/data/prompt_set.h"
-#include "rlhf/tokenizer/train.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
 using Catch::Contains;
-
-namespace {
-Tokenizer chat_tokenizer(const test::TempDir& dir) {
-    test::write_text(dir / "chars.txt", "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,?!:'\"-+=\n");
-    TokenizerTrainOptions o;
-    o.inputs = {dir / "chars.txt"};
-    o.model_type = "char";
-    return with_chat_tokens(train_tokenizer(o));
-}
-}  // namespace
 
 TEST_CASE("prompt turns: plain text is one user turn, an HH dialogue keeps its turns", "[data][prompts]") {
     auto plain = prompt_turns("How old is Anna?", "f:1");
@@ -35,7 +24,7 @@ TEST_CASE("prompt turns: plain text is one user turn, an HH dialogue keeps its t
 
 TEST_CASE("prompt set: long prompts counted out, held-out prompts beyond eval_prompts train", "[data][prompts]") {
     test::TempDir dir;
-    const Tokenizer tok = chat_tokenizer(dir);
+    const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     std::string text;
     for (int i = 0; i < 40; ++i) text += "{\"q\": \"question " + std::to_string(i) + "?\"}\n";
     text += "{\"q\": \"" + std::string(200, 'x') + "\"}\n";  // longer than the room

@@ -9,7 +9,6 @@
 #include "rlhf/data/sft_batches.h"
 #include "rlhf/data/sft_examples.h"
 #include "rlhf/model/gpt.h"
-#include "rlhf/tokenizer/train.h"
 #include "rlhf/train/lm_step.h"
 #include "support/helpers.h"
 
@@ -17,14 +16,6 @@ using namespace rlhf;
 using Catch::Contains;
 
 namespace {
-
-Tokenizer chat_tokenizer(const test::TempDir& dir) {
-    test::write_text(dir / "chars.txt", "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,?!'\"-+=\n");
-    TokenizerTrainOptions o;
-    o.inputs = {dir / "chars.txt"};
-    o.model_type = "char";
-    return with_chat_tokens(train_tokenizer(o));
-}
 
 std::vector<Conversation> read_one(const test::TempDir& dir, const std::string& name, const std::string& text,
                                    SftReadOptions opts = {}) {
@@ -117,7 +108,7 @@ TEST_CASE("bad SFT records are one error with file:line, or skipped and counted"
 
 TEST_CASE("the chat format's loss mask is the reply and its EOS, nothing of the prompt", "[sft][data]") {
     test::TempDir dir;
-    const Tokenizer tok = chat_tokenizer(dir);
+    const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     REQUIRE(has_chat_tokens(tok));
     REQUIRE(tok.vocab_size() == tok.spm_vocab_size() + 3);
     REQUIRE(tok.encode("<|user|>").size() > 1);  // text cannot forge a role marker
@@ -147,7 +138,7 @@ TEST_CASE("the chat format's loss mask is the reply and its EOS, nothing of the 
 
 TEST_CASE("too-long examples: prompt cut from the left, reply from the right", "[sft][data]") {
     test::TempDir dir;
-    const Tokenizer tok = chat_tokenizer(dir);
+    const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     auto r = render_conversation({{"user", "abcdefghijklmnopqrstuvwxyz"}, {"assistant", "0123456789"}}, tok);
     // BOS <|user|> 26 <|assistant|> 10 EOS = 40 ids
     REQUIRE(r.ids.size() == 40);
@@ -176,7 +167,7 @@ TEST_CASE("too-long examples: prompt cut from the left, reply from the right", "
 
 TEST_CASE("packing gives each example the loss it has alone", "[sft][data]") {
     test::TempDir dir;
-    const Tokenizer tok = chat_tokenizer(dir);
+    const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     torch::manual_seed(3);
     ModelConfig mc = test::tiny_model(tok.vocab_size());
     mc.block_size = 64;
@@ -226,7 +217,7 @@ TEST_CASE("packing gives each example the loss it has alone", "[sft][data]") {
 
 TEST_CASE("prompt tokens receive zero gradient", "[sft][data]") {
     test::TempDir dir;
-    const Tokenizer tok = chat_tokenizer(dir);
+    const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     torch::manual_seed(5);
     Gpt model(test::tiny_model(tok.vocab_size()));
     auto r = render_conversation({{"user", "abc def"}, {"assistant", "xyz"}}, tok);

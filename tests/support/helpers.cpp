@@ -1,5 +1,8 @@
 #include "support/helpers.h"
 
+#include "rlhf/data/chat_format.h"
+#include "rlhf/tokenizer/train.h"
+
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -54,6 +57,14 @@ ModelConfig tiny_model(int vocab_size) {
     m.bias = true;
     m.dropout = 0.0;
     return m;
+}
+
+Tokenizer chat_char_tokenizer(const fs::path& dir) {
+    write_text(dir / "chars.txt", "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,?!:'\"-+=\n");
+    TokenizerTrainOptions o;
+    o.inputs = {dir / "chars.txt"};
+    o.model_type = "char";
+    return with_chat_tokens(train_tokenizer(o));
 }
 
 RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir) {

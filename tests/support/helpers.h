@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rlhf/config/config.h"
+#include "rlhf/tokenizer/tokenizer.h"
 
 namespace rlhf::test {
 
@@ -36,6 +37,9 @@ void write_text(const fs::path& path, const std::string& text);
 
 // A tiny model config (2 layers, 32 wide, context 32) for fast tests.
 ModelConfig tiny_model(int vocab_size = 64);
+
+// A character tokenizer (letters, digits, punctuation) with the chat tokens, trained in `dir`.
+Tokenizer chat_char_tokenizer(const fs::path& dir);
 
 // A pretrain config for a tiny model on `corpus` (char tokenizer), writing into `out_dir`.
 RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir);

@@ -4,7 +4,8 @@
 //
 // A prompt that is an HH-RLHF dialogue ("\n\nHuman: …\n\nAssistant: …\n\nHuman: …\n\nAssistant:")
 // keeps its turns; anything else is one user turn. A prompt longer than the context leaves
-// beside the response is left out and counted. Every error names file:line.
+// beside the response is left out and counted. A bad record's error names its file:line; an
+// error about the whole set names the first file.
 #pragma once
 
 #include <cstdint>

@@ -34,7 +34,7 @@ namespace rlhf {
 
 // What every iteration of a run uses: run_ppo builds it once.
 struct PpoRun {
-    const RunConfig& cfg;
+    const RunConfig& cfg;             // run_ppo's: outlives the run
     const Distributed& dist;
     torch::Device device;
     Gpt policy, reference;            // reference: frozen, the SFT weights in their own tensors
