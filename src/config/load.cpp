@@ -143,6 +143,9 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.epochs", &c.ppo.epochs, "ppo: passes over each rollout batch", 1, 1000},
         {"ppo.max_new_tokens", &c.ppo.max_new_tokens, "ppo: response length cap", 1, 1 << 20},
         {"ppo.temperature", &c.ppo.temperature, "ppo: rollout temperature (log-probs use logits / T)", 1e-3, 100},
+        {"ppo.reference_temperature", &c.ppo.reference_temperature, "ppo: the reference's log-probs in the KL "
+         "penalty use logits / this (below ppo.temperature: the policy is held near a sharper SFT model); 0 = ppo.temperature",
+         0, 100},
         {"ppo.kl_coef", &c.ppo.kl_coef, "ppo: beta of the per-token KL penalty (initial beta when adaptive)", 0, kInf},
         {"ppo.kl_target", &c.ppo.kl_target, "ppo: > 0 adapts beta toward this KL per sequence (Ziegler et al.)", 0, kInf},
         {"ppo.kl_horizon", &c.ppo.kl_horizon, "ppo: episodes over which beta adapts", 1, kInf},

@@ -39,7 +39,8 @@ rl::RolloutChunk roll_out(PpoRun& run, const std::vector<std::vector<int32_t>>& 
     const int64_t vocab = run.sampling.vocab_limit;
     c.old_logprobs = sequence_logprobs(*run.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
                                        run.bf16, &c.entropy, vocab) * mask;
-    c.ref_logprobs = sequence_logprobs(*run.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
+    const double ref_temperature = ppo.reference_temperature > 0 ? ppo.reference_temperature : ppo.temperature;
+    c.ref_logprobs = sequence_logprobs(*run.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
                                        run.bf16 || run.frozen_bf16, nullptr, vocab) * mask;
     c.old_values = rl::response_values(*run.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.bf16)
                        .to(torch::kFloat32) * mask;

@@ -162,6 +162,30 @@ TEST_CASE("ppo without advantage whitening: the mean removed, the scale kept, an
     REQUIRE(mean_of(k, 25, 30, "score_mean") > mean_of(k, 0, 5, "score_mean") + 0.5);
 }
 
+TEST_CASE("ppo.reference_temperature: the KL is taken to the reference at that temperature", "[integration][ppo]") {
+    SftTiny sft;
+    auto first_iteration = [&](const std::string& out, double reference_temperature) {
+        RunConfig cfg = sft.ppo_config(out);
+        cfg.ppo.reference_temperature = reference_temperature;
+        cfg.train.max_steps = 1;
+        cfg.checkpoint.every = 0;
+        cfg.train.eval_every = 0;
+        REQUIRE(run_ppo(cfg, {}) == 0);
+        return records(cfg.out_dir, "train").front();
+    };
+    // The policy starts as the reference. At the rollout's own temperature (1, and 0 = the
+    // rollout's) the KL of the first rollouts is 0; against the same model sharpened to T = 0.5 it
+    // is KL(pi || pi_0.5) > 0 on the same samples (same seed), paid on every token.
+    const auto same = first_iteration("same", 0.0), explicit_one = first_iteration("one", 1.0);
+    const auto sharper = first_iteration("sharper", 0.5);
+    REQUIRE(std::abs(same["kl"].get<double>()) < 1e-6);
+    REQUIRE(explicit_one["kl"] == same["kl"]);
+    REQUIRE(sharper["score_mean"] == same["score_mean"]);  // the same samples
+    REQUIRE(sharper["kl"].get<double>() > 0.01);
+    // Only the reference moved: the policy's own ratio is still 1 before its first update.
+    REQUIRE(sharper["first_minibatch_ratio_deviation"].get<double>() <= 1e-5);
+}
+
 TEST_CASE("ppo resumed from a checkpoint equals an uninterrupted run", "[integration][ppo]") {
     SftTiny sft;
     RunConfig full = sft.ppo_config("full");

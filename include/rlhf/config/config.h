@@ -107,6 +107,8 @@ struct PpoConfig {
     int         epochs = 1;               // PPO passes over each rollout batch (InstructGPT 1, OpenAI 2019 4)
     int         max_new_tokens = 64;      // response length cap
     double      temperature = 1.0;        // rollout sampling temperature (log-probs use logits / T too)
+    double      reference_temperature = 0.0;  // the reference's log-probs in the KL use logits / this:
+                                          // below the rollout's, the anchor is a sharper SFT model; 0 = temperature
     double      kl_coef = 0.02;           // β of the per-token KL penalty (InstructGPT 0.02)
     double      kl_target = 0.0;          // > 0: adapt β toward this KL per sequence (Ziegler: 6)
     double      kl_horizon = 10000;       // episodes over which β adapts
