@@ -79,7 +79,8 @@ def print_table(s):
     n = s["sft"]["answers_sampled"]
     print(f"\ngold acc: share of held-out questions answered right ({n} answers sampled at T=1, "
           f"{s['sft']['samples_per_prompt']} per question; greedy: one each). RM pair acc: held-out ranked pairs "
-          f"({s['reward']['pairs']}). PPO score, KL: mean of the last {PPO_TAIL} iterations' rollouts.")
+          f"({s['reward']['pairs']}). PPO score, KL: mean of the last {PPO_TAIL} iterations' rollouts; the KL is to "
+          f"the anchor PPO is held to, the SFT model at ppo.reference_temperature.")
 
 
 def print_checks(s):
