@@ -3,7 +3,9 @@
 #
 #   scripts/demo.sh            # setup + build, then every stage; reuses stages already finished
 #   scripts/demo.sh --fresh    # start over (deletes runs/demo and data/synth/ages first)
-#   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~4 min): what the CI test runs
+#   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~5 min): what the CI test runs
+#   scripts/demo.sh --only grpo   # retrain and re-evaluate one stage (pretrain, sft, reward, dpo,
+#                                 # grpo or ppo) from the stages before it, then the report
 #   scripts/demo.sh --no-setup # skip scripts/setup.sh and the build (build/rlhf must exist)
 #   scripts/demo.sh --runs DIR --data DIR   # other places for the runs and the generated data
 #   scripts/demo.sh --seed N   # every stage with runtime.seed N (default: each config's, 1337), in
@@ -17,16 +19,20 @@
 #   3. pre-train      configs/demo/pretrain.yaml                     -> runs/demo/pretrain
 #   4. SFT            configs/demo/sft.yaml                          -> runs/demo/sft
 #   5. reward model   configs/demo/reward.yaml                       -> runs/demo/reward
-#   6. PPO            configs/demo/ppo.yaml                          -> runs/demo/ppo
-#   7. gold accuracy of every stage on 200 held-out questions, the table, PNG curves, samples
-#                                                                     -> runs/demo/{eval,plots}/, summary.json
+#   6. three ways past SFT, each from the SFT model (docs/demo.md compares them):
+#      DPO on the rankings             configs/demo/dpo.yaml         -> runs/demo/dpo
+#      GRPO on the gold checker        configs/demo/grpo.yaml        -> runs/demo/grpo
+#      PPO against the reward model    configs/demo/ppo.yaml         -> runs/demo/ppo
+#   7. gold accuracy of every stage on 200 held-out questions, the KL of each tuned model to SFT,
+#      the table, PNG curves, samples                                 -> runs/demo/{eval,plots}/, summary.json
 # Every stage runs with --resume: a demo stopped anywhere (Ctrl-C saves a checkpoint) continues
 # where it stopped, and a finished stage is reused as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED=
+fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY=
+STAGES="pretrain sft reward dpo grpo ppo"
 while [ $# -gt 0 ]; do
     case "$1" in
         --fresh) fresh=1 ;;
@@ -38,6 +44,8 @@ while [ $# -gt 0 ]; do
         --seed) SEED=${2:?--seed needs a number}; shift
                 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "demo.sh: --seed needs a whole number, not '$SEED'" >&2; exit 2; } ;;
         --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
+        --only) ONLY=${2:?--only needs a stage: $STAGES}; shift
+                [[ " $STAGES " == *" $ONLY "* ]] || { echo "demo.sh: --only '$ONLY' is not a stage ($STAGES)" >&2; exit 2; } ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "demo.sh: unknown option '$1' (see scripts/demo.sh --help)" >&2; exit 2 ;;
     esac
@@ -60,6 +68,8 @@ declare -A SMALL=(
     [sft]="train.max_steps=200 train.eval_every=200 checkpoint.every=200"
     [reward]="train.max_steps=100 train.eval_every=50 checkpoint.every=50"
     [ppo]="train.max_steps=40 train.eval_every=20 checkpoint.every=20"
+    [dpo]="train.max_steps=40 train.eval_every=20 checkpoint.every=20"
+    [grpo]="train.max_steps=30 train.eval_every=15 checkpoint.every=15"
 )
 EVAL_SAMPLES=4
 if [ "$small" = 1 ]; then
@@ -72,12 +82,21 @@ if [ "$fresh" = 1 ]; then
     echo "demo: --fresh, removing $RUNS and $DATA"
     rm -rf "$RUNS" "$DATA"
 fi
+if [ -n "$ONLY" ]; then  # the stages it starts from must be there; its own run starts over
+    case "$ONLY" in pretrain) needs= ;; sft) needs=pretrain ;; *) needs=sft ;; esac
+    [ "$ONLY" = ppo ] && needs="sft reward"
+    for n in $needs; do
+        [ -f "$RUNS/$n/checkpoints/latest/state.json" ] || { echo "demo.sh: --only $ONLY starts from $RUNS/$n, which has no checkpoint; run the whole demo first" >&2; exit 1; }
+    done
+    echo "demo: --only $ONLY, removing $RUNS/$ONLY"
+    rm -rf "${RUNS:?}/$ONLY"
+fi
 mkdir -p "$RUNS"
 start=$(date +%s)
 step() { printf '\n== %s  [%s elapsed]\n' "$*" "$(date -u -d @$(( $(date +%s) - start )) +%M:%S)"; }
 
 step "1. generating the ages task"
-if [ -f "$DATA/prompts.jsonl" ]; then  # written last
+if [ -f "$DATA/prompts.jsonl" ] && [ -f "$DATA/train_prompts.jsonl" ]; then  # prompts.jsonl is written last
     echo "reusing $DATA"
 else
     $RLHF data synth --task ages --out "$DATA"
@@ -110,7 +129,13 @@ train() {
         sft) sets+=("data.files=[$DATA/sft.jsonl]") ;;
         reward) sets+=("data.files=[$DATA/ranked.jsonl]" "reward.reference_files=[$DATA/sft.jsonl]") ;;
         ppo) sets+=("data.files=[$DATA/sft.jsonl]" "ppo.reward_model=$RUNS/reward" "ppo.ptx_shards=$DATA/shards") ;;
+        dpo) sets+=("data.files=[$DATA/ranked.jsonl]") ;;
+        grpo) sets+=("data.files=[$DATA/train_prompts.jsonl]") ;;
     esac
+    if [ -n "$ONLY" ] && [ "$ONLY" != "$stage" ]; then
+        echo "(--only $ONLY: reusing $RUNS/$stage)"
+        return
+    fi
     if [ "$small" = 1 ]; then
         for s in ${SMALL[$stage]}; do sets+=("$s"); done
     fi
@@ -123,22 +148,31 @@ step "4. supervised fine-tuning on the labelers' demonstrations (configs/demo/sf
 train sft pretrain
 step "5. reward model on the ranked answers (configs/demo/reward.yaml)"
 train reward sft
-step "6. PPO against the reward model (configs/demo/ppo.yaml)"
+step "6a. DPO on the ranked answers (configs/demo/dpo.yaml)"
+train dpo sft
+step "6b. GRPO on the gold checker (configs/demo/grpo.yaml)"
+train grpo sft
+step "6c. PPO against the reward model (configs/demo/ppo.yaml)"
 train ppo sft
 
 step "7. gold accuracy on the held-out questions"
 mkdir -p "$RUNS/eval"
 # 48 tokens: the longest demonstration (a padded answer) is 42 tokens and its EOS, so the EOS rate
 # counts answers that do not stop, not padded ones cut at eval's default 32 (9% of the labelers').
-for stage in pretrain sft ppo; do
+# The tuned models' sampled answers also give their KL to the SFT model (--reference), at T = 1.
+for stage in pretrain sft dpo grpo ppo; do
+    [ -n "$ONLY" ] && [ "$ONLY" != "$stage" ] && [ -f "$RUNS/eval/$stage.sampled.json" ] && continue
+    reference=()
+    case "$stage" in dpo|grpo|ppo) reference=(--reference "$RUNS/sft") ;; esac
     $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --device "$DEVICE" --max-new-tokens 48 \
         --out "$RUNS/eval/$stage.greedy.jsonl" | tail -n 1 > "$RUNS/eval/$stage.greedy.json"
     $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --device "$DEVICE" --max-new-tokens 48 \
-        --temperature 1 --samples "$EVAL_SAMPLES" --out "$RUNS/eval/$stage.sampled.jsonl" | tail -n 1 > "$RUNS/eval/$stage.sampled.json"
+        --temperature 1 --samples "$EVAL_SAMPLES" "${reference[@]}" --out "$RUNS/eval/$stage.sampled.jsonl" \
+        | tail -n 1 > "$RUNS/eval/$stage.sampled.json"
     echo "$stage: greedy $(cat "$RUNS/eval/$stage.greedy.json")"
 done
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
-    scripts/plot_metrics.py "$RUNS/pretrain" "$RUNS/sft" "$RUNS/reward" "$RUNS/ppo" --out "$RUNS/plots"
+    scripts/plot_metrics.py "$RUNS/pretrain" "$RUNS/sft" "$RUNS/reward" "$RUNS/dpo" "$RUNS/grpo" "$RUNS/ppo" --out "$RUNS/plots"
 else
     echo "(no PNG curves: python3-matplotlib is missing; scripts/setup.sh installs it)"
 fi

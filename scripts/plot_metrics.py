@@ -3,9 +3,10 @@
 
     scripts/plot_metrics.py runs/demo/pretrain runs/demo/sft runs/demo/reward runs/demo/ppo --out runs/demo/plots
 
-One PNG per run, named after its stage (pretrain.png, sft.png, reward.png, ppo.png), with the
-panels that stage has: losses for every stage, EOS rate for SFT, pairwise accuracy for the reward
-model, score / KL / value loss for PPO. Runs with Debian's python3-matplotlib (scripts/setup.sh);
+One PNG per run, named after its directory (pretrain.png, sft.png, reward.png, dpo.png, grpo.png,
+ppo.png in the demo), with the panels its stage has: losses for every stage, EOS rate for SFT,
+pairwise accuracy for the reward model and DPO, score / KL / value loss for PPO (and GRPO, a PPO
+stage without a critic). Runs with Debian's python3-matplotlib (scripts/setup.sh);
 no display needed.
 """
 import argparse
@@ -62,8 +63,13 @@ PANELS = {
         ("pairwise loss", [("train", "loss", "train"), ("eval", "val_loss", "val")]),
         ("pairwise accuracy", [("train", "accuracy", "train"), ("eval", "val_accuracy", "held out")]),
     ],
+    "dpo": [
+        ("DPO loss", [("train", "loss", "train"), ("eval", "val_loss", "val")]),
+        ("pair accuracy (implicit reward)", [("train", "accuracy", "train"), ("eval", "val_accuracy", "held out")]),
+    ],
     "ppo": [
-        ("reward-model score", [("train", "score_mean", "rollouts"), ("eval", "eval_score", "held out, greedy")]),
+        ("score (reward model and/or checker)", [("train", "score_mean", "rollouts"), ("eval", "eval_score", "held out, greedy"),
+                                                 ("train", "checker_accuracy", "rollouts right (checker)")]),
         ("KL to the SFT reference (nats/sequence)", [("train", "kl", "kl")]),
         ("value loss", [("train", "value_loss", "critic")]),
     ],
@@ -90,7 +96,7 @@ def plot_run(run_dir, out_dir):
     fig.suptitle(f"{stage}: {run_dir}")
     fig.tight_layout()
     os.makedirs(out_dir, exist_ok=True)
-    out = os.path.join(out_dir, f"{stage}.png")
+    out = os.path.join(out_dir, os.path.basename(os.path.normpath(run_dir)) + ".png")
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

@@ -26,6 +26,7 @@ void add_eval_command(CLI::App& app, Action& action) {
         std::string checkpoint, weights = "auto", task, prompts, out, device = "cpu", dtype = "float32";
         int64_t max_new_tokens = 32;
         double temperature = 0;
+        std::string reference;
         int samples = 1, batch_size = 32, threads = 0;
         uint64_t seed = 1337;
     };
@@ -44,11 +45,14 @@ void add_eval_command(CLI::App& app, Action& action) {
         ->check(CLI::Range(0.0, 100.0));
     cmd->add_option("--samples", args->samples, "Answers per prompt (with --temperature > 0)")->capture_default_str()->check(CLI::Range(1, 1000));
     cmd->add_option("--seed", args->seed, "Sampling seed")->capture_default_str();
+    cmd->add_option("--reference", args->reference,
+                    "With --temperature > 0: also the KL of the answers' distribution to this checkpoint's at the same "
+                    "temperature (\"kl_to_reference\", nats per answer; e.g. the SFT run a policy was tuned from)");
     cmd->add_option("--batch-size", args->batch_size, "Answers generated together")->capture_default_str()->check(CLI::Range(1, 100000));
     cmd->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     cmd->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
     cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-    cmd->footer("Prints one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"}. A checkpoint with the chat tokens (sft and "
+    cmd->footer("Prints one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"; with --reference \"kl_to_reference\"}. A checkpoint with the chat tokens (sft and "
                 "later) gets each prompt as a user turn; a pre-trained one gets \"question\\n\\n\" (a paragraph break, as in a corpus) and the line it writes next counts.");
     cmd->callback([args, &action] {
         action = [args] {
@@ -62,6 +66,10 @@ void add_eval_command(CLI::App& app, Action& action) {
                 items.emplace_back(q, r.at("answer").get<int64_t>());
             });
             if (items.empty()) throw Error("no prompts", prompts_path, "one {\"prompt\", \"answer\"} per line");
+            if (!args->reference.empty() && args->temperature == 0) {
+                throw Error("--reference with greedy decoding", "--temperature",
+                            "the KL is of the sampling distribution; give --temperature > 0 (e.g. 1)");
+            }
             if (args->samples > 1 && args->temperature == 0) {
                 throw Error("--samples " + std::to_string(args->samples) + " with greedy decoding", "--temperature",
                             "greedy answers are all the same; give --temperature > 0 (e.g. 1) to sample");
@@ -75,6 +83,14 @@ void add_eval_command(CLI::App& app, Action& action) {
             LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device, args->weights);
             const Tokenizer& tok = m.tokenizer;
             const bool chat = has_chat_tokens(tok);
+            LoadedModel ref;
+            if (!args->reference.empty()) {
+                ref = load_model_from_checkpoint(args->reference, rt.device);
+                if (!ref.tokenizer.same_vocabulary(tok)) {
+                    throw Error("the reference's tokenizer is not the checkpoint's", "--reference", "compare models of one lineage");
+                }
+            }
+            double kl_sum = 0;  // Σ over answers of Σ_t log π(y_t) - log π_ref(y_t): an unbiased estimate of each KL
             SamplingOptions o;
             o.temperature = args->temperature;
             o.max_new_tokens = args->max_new_tokens;
@@ -97,6 +113,12 @@ void add_eval_command(CLI::App& app, Action& action) {
                     batch.push_back(chat ? render_prompt({{"user", items[j].first}}, tok) : tok.encode(items[j].first + "\n\n"));
                 }
                 Generation g = generate(*m.model, batch, o, tok.pad_id(), gen);
+                if (ref.model) {
+                    torch::NoGradGuard no_grad;
+                    auto ref_logprobs = sequence_logprobs(*ref.model, g.tokens, g.attention_mask, g.prompt_len, o.temperature,
+                                                          o.bf16, nullptr, o.vocab_limit);
+                    kl_sum += ((g.logprobs - ref_logprobs) * g.response_mask.to(torch::kFloat32)).sum().item<double>();
+                }
                 auto response = g.response.cpu(), mask = g.response_mask.cpu();
                 for (size_t j = i; j < end; ++j) {
                     const auto b = static_cast<int64_t>(j - i);
@@ -122,10 +144,11 @@ void add_eval_command(CLI::App& app, Action& action) {
                 }
             }
             const double n = static_cast<double>(items.size());
-            std::cout << nlohmann::json{{"task", args->task}, {"checkpoint", m.info.dir.string()},
-                                        {"accuracy", static_cast<double>(correct) / n}, {"eos_rate", static_cast<double>(ended) / n},
-                                        {"count", items.size()}, {"temperature", args->temperature}, {"samples", args->samples}}.dump()
-                      << std::endl;
+            nlohmann::json line = {{"task", args->task}, {"checkpoint", m.info.dir.string()},
+                                   {"accuracy", static_cast<double>(correct) / n}, {"eos_rate", static_cast<double>(ended) / n},
+                                   {"count", items.size()}, {"temperature", args->temperature}, {"samples", args->samples}};
+            if (ref.model) line["kl_to_reference"] = kl_sum / n;
+            std::cout << line.dump() << std::endl;
             return 0;
         };
     });

@@ -229,9 +229,9 @@ void add_data_command(CLI::App& app, Action& action) {
         action = [synth] {
             const SynthStats s = write_synth_task(synth->task, synth->out, synth->seed);
             spdlog::info("wrote {}: corpus.txt ({} bytes), sft.jsonl ({} demonstrations, {} wrong or no answer), ranked.jsonl ({} groups, "
-                         "{} pairs), prompts.jsonl ({} held out)",
+                         "{} pairs), train_prompts.jsonl ({} questions with answers), prompts.jsonl ({} held out)",
                          synth->out, s.corpus_bytes, s.demonstrations, s.wrong_demonstrations, s.comparisons, s.pairs,
-                         s.held_out);
+                         s.demonstrations, s.held_out);
             return 0;
         };
     });

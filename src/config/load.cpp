@@ -36,7 +36,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // round-trip test in tests/config fails otherwise).
 std::vector<Field> fields_of(RunConfig& c) {
     return {
-        {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo"}},
+        {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo", "dpo"}},
         {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
         {"init_from", &c.init_from, "sft, reward, ppo: checkpoint or run directory to start from (its model, weights and tokenizer)"},
 
@@ -89,6 +89,7 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"data.fields.prompt", &c.data.fields.prompt, "sft, reward, ppo: source key of the prompt (\"\" = the format's own)"},
         {"data.fields.response", &c.data.fields.response, "sft: source key of the response"},
         {"data.fields.messages", &c.data.fields.messages, "sft: source key of the message list"},
+        {"data.fields.answer", &c.data.fields.answer, "ppo with a checker reward: source key of the gold answer (\"\" = answer)"},
         {"data.on_error", &c.data.on_error, "a bad record: error (stop, naming file:line) | skip (count it)", -kInf, kInf,
          {"error", "skip"}},
         {"data.packing", &c.data.packing, "sft: pack several examples per window (block-diagonal attention)"},
@@ -171,6 +172,33 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.check_invariants", &c.ppo.check_invariants, "ppo: every iteration, sampling log-probs = the training "
          "forward's and the first minibatch's ratio = 1; a gap stops the run (error), is logged (warn), or is not checked "
          "(off; also when model.dropout > 0)", -kInf, kInf, {"error", "warn", "off"}},
+        {"ppo.advantage", &c.ppo.advantage, "ppo: gae (a critic, GAE) | grpo (the group's mean and std) | rloo (the mean "
+         "of the group's other samples); grpo and rloo allocate no critic", -kInf, kInf, {"gae", "grpo", "rloo"}},
+        {"ppo.group_size", &c.ppo.group_size, "ppo: samples per prompt; ppo.rollout_batch prompts x this sequences per "
+         "iteration (grpo and rloo: >= 2)", 1, 1 << 16},
+        {"ppo.scale_by_std", &c.ppo.scale_by_std, "ppo, grpo: divide by the group's std (false: Dr.GRPO)"},
+        {"ppo.loss_aggregation", &c.ppo.loss_aggregation, "ppo: the policy loss as the mean over all tokens, the mean "
+         "of each sequence's token mean, or token sums / max_new_tokens (Dr.GRPO)", -kInf, kInf,
+         {"token_mean", "sequence_mean", "token_sum"}},
+        {"ppo.clip_low", &c.ppo.clip_low, "ppo: the ratio is clipped below at 1 - this; 0 = ppo.clip", 0, 1},
+        {"ppo.clip_high", &c.ppo.clip_high, "ppo: the ratio is clipped above at 1 + this (DAPO's clip-higher: 0.28); "
+         "0 = ppo.clip", 0, 10},
+        {"ppo.kl_penalty", &c.ppo.kl_penalty, "ppo: reward: -beta x KL in each token's reward | loss: beta x the k3 "
+         "KL added to the policy loss (GRPO); kl_coef 0 loads no reference model", -kInf, kInf, {"reward", "loss"}},
+        {"ppo.reward", &c.ppo.reward, "ppo: model (ppo.reward_model or ppo.toy_reward) | checker:ages | checker:gsm8k "
+         "(1 when the response's last number is the prompt's answer; with ppo.reward_model set too, weighted together)"},
+        {"ppo.checker_weight", &c.ppo.checker_weight, "ppo: weight of the checker's 0/1 when a reward model scores too",
+         -kInf, kInf},
+        {"ppo.reward_model_weight", &c.ppo.reward_model_weight, "ppo: weight of the reward model's score when a "
+         "checker scores too", -kInf, kInf},
+        {"ppo.format_reward", &c.ppo.format_reward, "ppo, checker: added when the response ends and has the answer's "
+         "form (a number; gsm8k: '#### N')", -kInf, kInf},
+
+        {"dpo.beta", &c.dpo.beta, "dpo: strength of the implicit KL to the reference (DPO's beta)", 1e-6, 1e6},
+        {"dpo.loss", &c.dpo.loss, "dpo: sigmoid (DPO) | ipo (IPO's squared loss)", -kInf, kInf, {"sigmoid", "ipo"}},
+        {"dpo.label_smoothing", &c.dpo.label_smoothing, "dpo, sigmoid: share of pairs assumed flipped (conservative "
+         "DPO)", 0, 0.5},
+        {"dpo.reference", &c.dpo.reference, "dpo: the frozen reference checkpoint; \"\" = init_from"},
 
         {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
         {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},
@@ -470,11 +498,11 @@ private:
                 fail("tokenizer.vocab_size", "training a " + cfg_.tokenizer.model_type + " tokenizer needs a size");
             }
         }
-        if (cfg_.stage == "sft" || cfg_.stage == "reward") {
+        if (cfg_.stage == "sft" || cfg_.stage == "reward" || cfg_.stage == "dpo") {
             const std::string& st = cfg_.stage;
             if (cfg_.init_from.empty()) {
                 fail("init_from", st + " starts from a checkpoint: set init_from (" +
-                                      (st == "sft" ? "a pretrain run)" : "an sft or pretrain run)"));
+                                      (st == "sft" ? "a pretrain run)" : st == "dpo" ? "the SFT run)" : "an sft or pretrain run)"));
             }
             if (cfg_.data.files.empty()) fail("data.files", st + " needs example files: set data.files");
             if (!cfg_.data.text.empty() || !cfg_.data.shards.empty()) {
@@ -484,27 +512,41 @@ private:
             const std::set<std::string> reward_formats = {"auto", "ranked", "pairwise", "hh", "pandalm"};
             const auto& allowed = st == "sft" ? sft_formats : reward_formats;
             if (!allowed.count(cfg_.data.format)) {
-                fail("data.format", "'" + cfg_.data.format + "' is not a " + st + " format (" +
+                fail("data.format", "'" + cfg_.data.format + "' is not a " + (st == "dpo" ? "comparison" : st) + " format (" +
                                         fmt::format("{}", fmt::join(allowed, ", ")) + ")");
             }
         }
         if (cfg_.stage == "ppo") {
             if (cfg_.init_from.empty()) fail("init_from", "ppo starts from the SFT policy: set init_from (an sft run)");
             if (cfg_.data.files.empty()) fail("data.files", "ppo needs prompts: set data.files (JSONL {\"prompt\"})");
-            if (cfg_.ppo.reward_model.empty() == cfg_.ppo.toy_reward.empty()) {
+            const PpoConfig& p = cfg_.ppo;
+            const bool checker = p.reward.rfind("checker:", 0) == 0;
+            if (p.reward != "model" && p.reward != "checker:ages" && p.reward != "checker:gsm8k") {
+                fail("ppo.reward", "'" + p.reward + "' is not one of: model, checker:ages, checker:gsm8k");
+            } else if (!checker && p.reward_model.empty() == p.toy_reward.empty()) {
                 fail("ppo.reward_model", "set exactly one of ppo.reward_model (a reward checkpoint) and ppo.toy_reward");
+            } else if (checker && !p.toy_reward.empty()) {
+                fail("ppo.toy_reward", "a checker reward (ppo.reward: " + p.reward + ") does not combine with the toy reward");
+            }
+            const bool critic_free = p.advantage != "gae";
+            if (critic_free && p.group_size < 2) {
+                fail("ppo.group_size", fmt::format("{} with ppo.advantage: {}; a group baseline needs >= 2 samples per prompt",
+                                                   p.group_size, p.advantage));
+            }
+            if (!critic_free && checker && p.reward_model.empty() && p.critic_from == "reward") {
+                fail("ppo.critic_from", "with a checker and no ppo.reward_model there is no reward model to copy: use policy");
             }
             if (!cfg_.ppo.toy_reward.empty() && cfg_.ppo.toy_reward.rfind("count:", 0) != 0) {
                 fail("ppo.toy_reward", "'" + cfg_.ppo.toy_reward + "' is not count:TEXT");
             }
-            if (!cfg_.ppo.toy_reward.empty() && cfg_.ppo.critic_from == "reward") {
+            if (!critic_free && !cfg_.ppo.toy_reward.empty() && cfg_.ppo.critic_from == "reward") {
                 fail("ppo.critic_from", "with ppo.toy_reward there is no reward model to copy: use policy");
             }
             if (cfg_.ppo.ptx_coef > 0 && cfg_.ppo.ptx_shards.empty()) {
                 fail("ppo.ptx_shards", "ppo.ptx_coef > 0 needs pre-training token shards");
             }
-            if (cfg_.ppo.minibatch > cfg_.ppo.rollout_batch) {
-                fail("ppo.minibatch", "is larger than ppo.rollout_batch");
+            if (cfg_.ppo.minibatch > cfg_.ppo.rollout_batch * cfg_.ppo.group_size) {
+                fail("ppo.minibatch", "is larger than the sequences of an iteration (ppo.rollout_batch x ppo.group_size)");
             }
             // With ε = 0 the clipped term is constant wherever it is taken, so the update has no
             // gradient: the run would "train" without learning.

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "rlhf/core/error.h"
+#include "rlhf/data/answer_checkers.h"
 #include "rlhf/data/chat_format.h"
 #include "rlhf/data/comparisons.h"  // parse_hh_dialogue
 #include "rlhf/data/epoch_sampler.h"  // held_out_items
@@ -25,11 +26,30 @@ std::vector<ChatTurn> prompt_turns(const std::string& text, const std::string& w
     return turns;
 }
 
+namespace {
+// The record's gold answer, as the checker compares it.
+double read_answer(const nlohmann::json& r, const PromptSetOptions& opts, const std::string& where) {
+    const std::string& key = opts.answer_field;
+    if (!r.contains(key)) {
+        throw Error("no \"" + key + "\" field: the checker " + opts.checker + " needs each prompt's gold answer", where,
+                    "add it ({\"prompt\": ..., \"" + key + "\": ...}) or name the field with data.fields.answer");
+    }
+    const auto gold = gold_answer(opts.checker, r[key]);
+    if (!gold) {
+        throw Error("the \"" + key + "\" field (" + r[key].dump().substr(0, 60) + ") holds no answer the checker " +
+                        opts.checker + " can compare with",
+                    where, opts.checker == "ages" ? "a whole number" : "a number, or a solution ending in '#### N'");
+    }
+    return *gold;
+}
+}  // namespace
+
 PromptSet read_prompt_set(const std::vector<std::string>& files, const PromptSetOptions& opts, const Tokenizer& tokenizer) {
     PromptSet set;
     std::string first_skip;
     std::vector<std::vector<int32_t>> all;
     std::vector<std::string> texts;
+    std::vector<double> answers;
     for (const auto& file : files) {
         read_records(
             file,
@@ -37,6 +57,8 @@ PromptSet read_prompt_set(const std::vector<std::string>& files, const PromptSet
                 const std::string text = json_string_field(r, opts.field, where);
                 if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw Error("empty prompt", where, "");
                 auto turns = prompt_turns(text, where);
+                double answer = 0;
+                if (!opts.checker.empty()) answer = read_answer(r, opts, where);
                 ++set.read;
                 auto ids = render_prompt(turns, tokenizer);
                 if (static_cast<int64_t>(ids.size()) > opts.max_prompt_tokens) {
@@ -45,6 +67,7 @@ PromptSet read_prompt_set(const std::vector<std::string>& files, const PromptSet
                 }
                 all.push_back(std::move(ids));
                 texts.push_back(turns.back().content);
+                answers.push_back(answer);
             },
             count_skips(opts.skip_bad, set.skipped, first_skip));
     }
@@ -62,9 +85,11 @@ PromptSet read_prompt_set(const std::vector<std::string>& files, const PromptSet
         if (held[i] && static_cast<int64_t>(set.eval.size()) < opts.eval_prompts) {
             set.eval.push_back(std::move(all[i]));
             set.eval_text.push_back(std::move(texts[i]));
+            if (!opts.checker.empty()) set.eval_answers.push_back(answers[i]);
         } else {
             set.held_out_training += held[i];
             set.train.push_back(std::move(all[i]));
+            if (!opts.checker.empty()) set.train_answers.push_back(answers[i]);
         }
     }
     if (set.train.empty()) throw Error("no training prompts left after the validation split", "data.val_fraction", "lower it");

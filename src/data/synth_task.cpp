@@ -181,9 +181,10 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
 
     // Demonstrations by imperfect labelers: right and concise, right but padded, a typical
     // mistake, or no answer at all.
-    std::string sft;
+    std::string sft, train_prompts;
     for (int64_t i = 0; i < sizes.demonstrations; ++i) {
         const SynthProblem p = next_problem();
+        train_prompts += nlohmann::json{{"prompt", p.question}, {"answer", p.answer}}.dump() + "\n";
         const double roll = static_cast<double>(rng() % 1000000) / 1e6;
         std::string response = gold_response(p);
         if (roll < sizes.wrong_share) {
@@ -241,6 +242,7 @@ SynthStats write_synth_task(const std::string& task, const std::filesystem::path
     atomic_write(out_dir / "corpus.txt", corpus);
     atomic_write(out_dir / "sft.jsonl", sft);
     atomic_write(out_dir / "ranked.jsonl", ranked);
+    atomic_write(out_dir / "train_prompts.jsonl", train_prompts);
     atomic_write(out_dir / "prompts.jsonl", prompts);
     stats.corpus_bytes = static_cast<int64_t>(corpus.size());
     return stats;

@@ -2,18 +2,38 @@
 
 #include <torch/torch.h>
 
+#include "rlhf/core/error.h"
 #include "rlhf/rl/masked.h"
 
 namespace rlhf::rl {
 
+torch::Tensor aggregate(const torch::Tensor& per_token, const torch::Tensor& mask, const PolicyLossOptions& o) {
+    const auto m = mask.to(per_token.scalar_type());
+    if (o.aggregation == "token_mean") return masked_mean(per_token, mask);
+    const double rows = static_cast<double>(std::max<int64_t>(per_token.size(0), 1));
+    if (o.aggregation == "sequence_mean") return ((per_token * m).sum(1) / m.sum(1).clamp_min(1)).sum() / rows;
+    if (o.aggregation == "token_sum") {
+        return (per_token * m).sum() / (rows * static_cast<double>(std::max<int64_t>(o.max_tokens, 1)));
+    }
+    throw Error("unknown loss aggregation '" + o.aggregation + "'", "ppo.loss_aggregation",
+                "use token_mean, sequence_mean or token_sum");
+}
+
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip) {
+    PolicyLossOptions o;
+    o.clip_low = o.clip_high = clip;
+    return clipped_policy_loss(logprobs, old_logprobs, advantages, mask, o);
+}
+
+PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
+                               const torch::Tensor& advantages, const torch::Tensor& mask, const PolicyLossOptions& o) {
     auto log_ratio = logprobs - old_logprobs;
     auto ratio = torch::exp(log_ratio);
     auto unclipped = -advantages * ratio;
-    auto clipped = -advantages * torch::clamp(ratio, 1.0 - clip, 1.0 + clip);
+    auto clipped = -advantages * torch::clamp(ratio, 1.0 - o.clip_low, 1.0 + o.clip_high);
     PolicyLoss out;
-    out.loss = masked_mean(torch::max(unclipped, clipped), mask);
+    out.loss = aggregate(torch::max(unclipped, clipped), mask, o);
     torch::NoGradGuard no_grad;
     const auto m = mask.to(torch::kBool);
     out.clip_fraction = masked_mean(clipped.gt(unclipped).to(torch::kFloat64), mask).item<double>();

@@ -1,14 +1,16 @@
-// Stage 4, PPO (InstructGPT step 3). Top to bottom:
+// Stage 4, PPO (InstructGPT step 3), and its critic-free variants GRPO and RLOO. Top to bottom:
 //   1. runtime, run directory
-//   2. four models of the one GPT type: policy (from SFT), reference (a separate copy of the SFT
-//      weights, frozen), reward model (frozen, normalised), critic (a copy of the reward model with
-//      its normalisation folded into its head, or the SFT trunk with a zero head); dropout off in
-//      all of them; an AdamW for each of policy and critic; EMA weights; PPO-ptx windows
-//   3. prompts (data/prompt_set), rendered in the chat format, left-padded at rollout time
+//   2. up to four models of the one GPT type: policy (from SFT), reference (a separate copy of the
+//      SFT weights, frozen; none with kl_coef 0), reward model (frozen, normalised; none with a
+//      checker alone), critic (gae only: a copy of the reward model with its normalisation folded
+//      into its head, or the SFT trunk with a zero head); dropout off in all of them; an AdamW for
+//      each of policy and critic; EMA weights; PPO-ptx windows
+//   3. prompts (data/prompt_set), rendered in the chat format, left-padded at rollout time; with
+//      a checker reward, each with its gold answer
 //   4. the loop (train/training_loop), one PPO iteration per step (stages/ppo_iteration.h):
-//        share = this rank's prompts of the iteration
+//        share = this rank's prompts of the iteration (each ppo.group_size times)
 //        experience = collect_experience(share, β)   rollouts -> scores -> log-probs, values ->
-//                                                     -β·KL + score -> GAE
+//                                                     -β·KL + score -> GAE, or group advantages
 //        update = ppo_update(experience)             epochs x minibatches of clipped losses -> AdamW -> EMA
 //        check the invariants; adapt β; log
 //      eval: greedy answers to fixed prompts -> mean score, EOS rate, samples; checkpoint.
@@ -81,7 +83,8 @@ NamedTensors named(torch::nn::Module& m) {
     return out;
 }
 
-// The frozen reward model of ppo.reward_model (pinned on resume), or the toy reward.
+// The frozen reward model of ppo.reward_model (pinned on resume), or the toy reward; and the
+// checker of ppo.reward: checker:NAME. `tokenizer` must outlive the scorer (it decodes for the checker).
 rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& started_from, const Tokenizer& tokenizer,
                                const StartPoint& start, const torch::Device& device, std::filesystem::path* reward_dir) {
     rl::ResponseScorer scorer;
@@ -90,6 +93,14 @@ rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& start
     scorer.missing_eos_penalty = cfg.ppo.missing_eos_penalty;
     scorer.missing_eos_score = cfg.ppo.missing_eos_score;
     scorer.score_clip = cfg.ppo.score_clip;
+    if (cfg.ppo.reward != "model") {
+        scorer.checker = cfg.ppo.reward.substr(std::string("checker:").size());
+        scorer.tokenizer = &tokenizer;
+        scorer.checker_weight = cfg.ppo.checker_weight;
+        scorer.reward_model_weight = cfg.ppo.reward_model_weight;
+        scorer.format_reward = cfg.ppo.format_reward;
+        if (cfg.ppo.reward_model.empty()) return scorer;  // the checker alone
+    }
     if (cfg.ppo.reward_model.empty()) {
         const auto ids = tokenizer.encode(cfg.ppo.toy_reward.substr(6));
         if (ids.size() != 1) {
@@ -157,21 +168,30 @@ void prepare_ppo_run(PpoRun& run, const Tokenizer& tokenizer) {
     run.bf16 = wants_bf16(cfg.runtime.dtype);
     run.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
     run.check_invariants = cfg.ppo.check_invariants != "off";
+    run.critic_free = cfg.ppo.advantage != "gae";
+    run.loss.clip_low = cfg.ppo.clip_low > 0 ? cfg.ppo.clip_low : cfg.ppo.clip;
+    run.loss.clip_high = cfg.ppo.clip_high > 0 ? cfg.ppo.clip_high : cfg.ppo.clip;
+    run.loss.aggregation = cfg.ppo.loss_aggregation;
+    run.loss.max_tokens = cfg.ppo.max_new_tokens;
     run.pad_id = tokenizer.pad_id();
-    for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
-    run.reference->eval();
+    if (run.reference) {
+        for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
+        run.reference->eval();
+        run.reference->to(run.device);
+        if (run.frozen_bf16) run.reference->to(torch::kBFloat16);
+    }
     run.policy->to(run.device);
-    run.reference->to(run.device);
-    run.critic->to(run.device);
-    if (run.frozen_bf16) run.reference->to(torch::kBFloat16);
     broadcast_module(*run.policy, run.dist);
-    broadcast_module(*run.critic, run.dist);
     run.policy->train();
-    run.critic->train();
     run.policy_opt = std::make_unique<AdamW>(*run.policy, cfg.optim);
-    run.critic_opt = std::make_unique<AdamW>(*run.critic, cfg.optim);
     std::vector<torch::Tensor> trained = run.policy_opt->trained_parameters();
-    for (const auto& p : run.critic_opt->trained_parameters()) trained.push_back(p);
+    if (run.critic) {
+        run.critic->to(run.device);
+        broadcast_module(*run.critic, run.dist);
+        run.critic->train();
+        run.critic_opt = std::make_unique<AdamW>(*run.critic, cfg.optim);
+        for (const auto& p : run.critic_opt->trained_parameters()) trained.push_back(p);
+    }
     run.grad_sync = std::make_unique<GradientSync>(run.dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
     run.critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
     if (cfg.ppo.ema_decay > 0) run.ema = std::make_unique<EmaWeights>(*run.policy, cfg.ppo.ema_decay);
@@ -191,10 +211,12 @@ TrainState restore_ppo_state(PpoRun& run, const std::filesystem::path& resume_di
                              rl::KlController& kl_ctl) {
     OptimizerState saved = load_optimizer_state(resume_dir);
     run.policy_opt->load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-    auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
-    run.critic_opt->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
-                               start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
-                               (resume_dir / "critic_optimizer.safetensors").string());
+    if (run.critic_opt) {
+        auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
+        run.critic_opt->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
+                                   start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
+                                   (resume_dir / "critic_optimizer.safetensors").string());
+    }
     if (run.ema) run.ema->load(*run.policy, load_safetensors(resume_dir / kEmaFile).tensors, (resume_dir / kEmaFile).string());
     kl_ctl.set_beta(start.info.stage_state.value("kl_beta", run.cfg.ppo.kl_coef));
     restore_rng_states(resume_dir);
@@ -212,6 +234,8 @@ PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
     o.val_fraction = cfg.data.val_fraction;
     o.split_seed = cfg.runtime.seed ^ kSplitStream;
     o.eval_prompts = cfg.train.eval_prompts;
+    if (cfg.ppo.reward != "model") o.checker = cfg.ppo.reward.substr(std::string("checker:").size());
+    if (!cfg.data.fields.answer.empty()) o.answer_field = cfg.data.fields.answer;
     PromptSet p = read_prompt_set(cfg.data.files, o, tokenizer);
     spdlog::info("prompts: {} for training, {} for evaluation; {} longer than {} tokens left out", p.train.size(),
                  p.eval.size(), p.too_long, o.max_prompt_tokens);
@@ -222,20 +246,24 @@ PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
     return p;
 }
 
-// This rank's contiguous share of the iteration's prompts, each with the random stream of its
-// place in the whole batch (model/sampling_streams.h), so that N ranks sample what one process
-// samples. (An epoch's last batch may be smaller than ppo.rollout_batch; shares may differ by one.)
+// This rank's contiguous share of the iteration's rollouts — every prompt ppo.group_size times,
+// in consecutive rows — each row with the random stream of its place in the whole batch
+// (model/sampling_streams.h), so that N ranks sample what one process samples. (An epoch's last
+// batch may be smaller than ppo.rollout_batch; shares may differ by one.)
 RolloutShare rollout_share(EpochSampler& sampler, const PromptSet& prompts, const RunConfig& cfg,
                            const Distributed& dist, uint64_t iteration) {
-    const auto all_rows = sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration);
+    const auto batch_prompts = sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration);
+    const int64_t group = cfg.ppo.group_size;
     RolloutShare share;
-    share.total_rows = static_cast<int64_t>(all_rows.size());
+    share.total_rows = static_cast<int64_t>(batch_prompts.size()) * group;
     share.first_row = share.total_rows * dist.rank() / dist.world_size();
     const int64_t end_row = share.total_rows * (dist.rank() + 1) / dist.world_size();
     const uint64_t iteration_seed = derive_seed(cfg.runtime.seed ^ kSampleStream, iteration);
     for (int64_t r = share.first_row; r < end_row; ++r) {
-        share.prompts.push_back(prompts.train[static_cast<size_t>(all_rows[static_cast<size_t>(r)])]);
+        const auto prompt = static_cast<size_t>(batch_prompts[static_cast<size_t>(r / group)]);
+        share.prompts.push_back(prompts.train[prompt]);
         share.row_seeds.push_back(derive_seed(iteration_seed, static_cast<uint64_t>(r)));
+        if (!prompts.train_answers.empty()) share.answers.push_back(prompts.train_answers[prompt]);
     }
     return share;
 }
@@ -254,13 +282,14 @@ void check_invariants(const PpoRun& run, uint64_t iteration, double sampling_gap
 }
 
 // The iteration's metrics record, progress and log line.
-StepReport iteration_report(const CollectedExperience& collected, const PpoUpdateStats& u, bool checked, bool ptx,
+StepReport iteration_report(const PpoRun& run, const CollectedExperience& collected, const PpoUpdateStats& u,
                             double beta, double kl_per_seq, double step_seconds, int64_t epoch) {
     const rl::Experience& e = collected.experience;
+    const bool checked = run.check_invariants, critic = static_cast<bool>(run.critic);
     const double nu = static_cast<double>(std::max<int64_t>(u.updates, 1));
     const auto returns_var = rl::masked_var(e.returns, e.mask).item<double>();
-    const double explained_var =
-        returns_var > 0 ? 1.0 - rl::masked_var(e.returns - e.old_values, e.mask).item<double>() / returns_var : NAN;
+    const double explained_var = critic && returns_var > 0
+        ? 1.0 - rl::masked_var(e.returns - e.old_values, e.mask).item<double>() / returns_var : NAN;
     const double score_mean = e.scores.mean().item<double>();
     StepReport r;
     r.loss = u.policy_loss_sum / nu;
@@ -271,9 +300,9 @@ StepReport iteration_report(const CollectedExperience& collected, const PpoUpdat
                 {"beta", beta},
                 {"entropy", rl::masked_mean(e.entropy, e.mask).item<double>()},
                 {"policy_loss", u.policy_loss_sum / nu},
-                {"value_loss", u.value_loss_sum / nu},
+                {"value_loss", critic ? u.value_loss_sum / nu : NAN},
                 {"clip_fraction", u.clip_fraction_sum / nu},
-                {"value_clip_fraction", u.value_clip_fraction_sum / nu},
+                {"value_clip_fraction", critic ? u.value_clip_fraction_sum / nu : NAN},
                 {"approx_kl", u.approx_kl_sum / nu},
                 {"ratio_mean", u.ratio_mean_sum / nu},
                 {"ratio_max", u.ratio_max},
@@ -286,10 +315,17 @@ StepReport iteration_report(const CollectedExperience& collected, const PpoUpdat
                 {"eos_rate", e.has_eos.to(torch::kFloat32).mean().item<double>()},
                 {"generation_share", collected.generation_seconds / step_seconds},
                 {"epoch", epoch}};
-    if (ptx) r.fields["ptx_loss"] = u.ptx_loss_sum / nu;
-    r.progress = fmt::format(" | score {:.3f} | kl {:.3f}", score_mean, kl_per_seq);
-    r.log = fmt::format(" | score {:.3f} ± {:.3f} | kl {:.3f} | beta {:.4f} | clip {:.3f} | len {:.1f} | EOS {:.0f}% | gen {:.0f}%",
-                        score_mean, r.fields["score_std"].get<double>(), kl_per_seq, beta, u.clip_fraction_sum / nu,
+    if (run.ptx) r.fields["ptx_loss"] = u.ptx_loss_sum / nu;
+    if (run.cfg.ppo.kl_penalty == "loss") r.fields["kl_loss"] = u.kl_loss_sum / nu;
+    if (run.critic_free) r.fields["uniform_groups"] = collected.uniform_groups;
+    std::string checker_text;
+    if (!run.scorer.checker.empty()) {
+        r.fields["checker_accuracy"] = collected.checker_accuracy;
+        checker_text = fmt::format(" | right {:.1f}%", 100 * collected.checker_accuracy);
+    }
+    r.progress = fmt::format(" | score {:.3f}{} | kl {:.3f}", score_mean, checker_text, kl_per_seq);
+    r.log = fmt::format(" | score {:.3f} ± {:.3f}{} | kl {:.3f} | beta {:.4f} | clip {:.3f} | len {:.1f} | EOS {:.0f}% | gen {:.0f}%",
+                        score_mean, r.fields["score_std"].get<double>(), checker_text, kl_per_seq, beta, u.clip_fraction_sum / nu,
                         r.fields["response_length"].get<double>(), 100 * r.fields["eos_rate"].get<double>(),
                         100 * collected.generation_seconds / step_seconds);
     return r;
@@ -319,10 +355,15 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     StartPoint start = load_start_point(cfg, resume_dir);  // the policy: the SFT weights again, or our own checkpoint
     const Tokenizer tokenizer = start.tokenizer;
     std::filesystem::path reward_dir;
-    PpoRun run{cfg, dist, rt.device, start.trunk, sft.trunk, nullptr,
+    // kl_coef 0: no KL, so no reference model is kept at all (the memory and a forward per rollout).
+    const Gpt reference = cfg.ppo.kl_coef > 0 ? sft.trunk : Gpt{nullptr};
+    sft.trunk = Gpt{nullptr};
+    PpoRun run{cfg, dist, rt.device, start.trunk, reference, nullptr,
                make_scorer(cfg, started_from, tokenizer, start, rt.device, &reward_dir)};
-    run.critic = make_critic(cfg, sft_cfg, run.scorer, reward_dir);
-    if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *run.critic);
+    if (cfg.ppo.advantage == "gae") {  // grpo, rloo: no critic, not even allocated
+        run.critic = make_critic(cfg, sft_cfg, run.scorer, reward_dir);
+        if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *run.critic);
+    }
     prepare_ppo_run(run, tokenizer);
     rl::KlController kl_ctl(cfg.ppo.kl_coef, cfg.ppo.kl_target, cfg.ppo.kl_horizon);
     TrainState state;
@@ -330,9 +371,13 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     if (!resume_dir.empty()) {
         state = restore_ppo_state(run, resume_dir, start, kl_ctl);
     } else {
-        spdlog::info("policy and reference from {} (step {} of run {}); score: {}; critic from the {}", start.dir.string(),
-                     start.info.state.step, start.info.config.out_dir,
-                     reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string(), cfg.ppo.critic_from);
+        const std::string rm = reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string();
+        const std::string score = cfg.ppo.reward == "model" ? rm : rm.empty() ? cfg.ppo.reward : cfg.ppo.reward + " + " + rm;
+        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.reference ? "and reference " : "",
+                     start.dir.string(), start.info.state.step, start.info.config.out_dir, score,
+                     run.critic ? "critic from the " + cfg.ppo.critic_from
+                                : fmt::format("no critic: {} advantages over groups of {}", cfg.ppo.advantage, cfg.ppo.group_size));
+        if (cfg.ppo.reward != "model") lineage["checker"] = cfg.ppo.reward;
         lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
                                                      : nlohmann::json(std::filesystem::absolute(reward_dir).string());
         if (!reward_dir.empty()) {
@@ -353,22 +398,24 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
     if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
-    spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} episodes per iteration, minibatch {}, "
-                 "{} epoch(s), beta {} ({}), {} KL{}",
+    spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} prompts x {} samples per iteration, "
+                 "minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
                  run.policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
-                 cfg.ppo.rollout_batch, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
+                 cfg.ppo.rollout_batch, cfg.ppo.group_size, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
                  kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
                  dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());
 
     auto evaluate = [&]() {
         if (prompts.eval.empty()) return;
-        const PolicyEvaluation ev = evaluate_policy(run, prompts.eval, prompts.eval_text, tokenizer);
+        const PolicyEvaluation ev = evaluate_policy(run, prompts.eval, prompts.eval_text, prompts.eval_answers, tokenizer);
         nlohmann::json rec = {{"type", "eval"}, {"step", state.step}, {"eval_score", ev.score_mean},
                               {"eval_eos_rate", ev.eos_rate}, {"samples", nlohmann::json::array()}};
+        if (!std::isnan(ev.accuracy)) rec["eval_accuracy"] = ev.accuracy;
         for (const auto& [q, a] : ev.samples) rec["samples"].push_back({{"prompt", q}, {"answer", a}});
         metrics.write(rec);
-        spdlog::info("eval step {}: greedy score {:.4f}, EOS rate {:.1f}% of {} prompts", state.step, ev.score_mean,
-                     100 * ev.eos_rate, prompts.eval.size());
+        spdlog::info("eval step {}: greedy score {:.4f}{}, EOS rate {:.1f}% of {} prompts", state.step, ev.score_mean,
+                     std::isnan(ev.accuracy) ? "" : fmt::format(", right {:.1f}%", 100 * ev.accuracy), 100 * ev.eos_rate,
+                     prompts.eval.size());
         auto one_line = [](std::string t, size_t max_chars) {
             for (char& c : t) if (c == '\n' || c == '\t') c = ' ';
             return t.size() > max_chars ? t.substr(0, max_chars) + "…" : t;
@@ -378,11 +425,14 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
 
     auto checkpoint = [&]() {
         CheckpointExtras extras;
-        extras.tensor_files.emplace_back("critic.safetensors", named(*run.critic));
-        extras.tensor_files.emplace_back("critic_optimizer.safetensors", run.critic_opt->state_tensors());
+        if (run.critic) {
+            extras.tensor_files.emplace_back("critic.safetensors", named(*run.critic));
+            extras.tensor_files.emplace_back("critic_optimizer.safetensors", run.critic_opt->state_tensors());
+        }
         if (run.ema) extras.tensor_files.emplace_back(kEmaFile, run.ema->named(*run.policy));
         extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()},
-                              {"critic_optimizer_step", run.critic_opt->steps_taken()}, {"train_prompts", prompts.train.size()}};
+                              {"critic_optimizer_step", run.critic ? run.critic_opt->steps_taken() : 0},
+                              {"train_prompts", prompts.train.size()}};
         auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *run.policy,
                                    {run.policy_opt->state_tensors(), run.policy_opt->steps_taken()}, tokenizer,
                                    cfg.checkpoint.keep_last, extras);
@@ -400,7 +450,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const RolloutShare share = rollout_share(sampler, prompts, cfg, dist, iteration);
         const CollectedExperience collected = collect_experience(run, share, beta);
         const rl::Experience& e = collected.experience;
-        const PpoUpdateStats update = ppo_update(run, e, iteration, lr);
+        const PpoUpdateStats update = ppo_update(run, e, iteration, lr, beta);
         if (!std::isfinite(update.policy_loss_sum) || !std::isfinite(update.value_loss_sum)) {
             throw Error("PPO loss became non-finite", "training", "lower optim.lr, raise ppo.kl_coef, keep optim.grad_clip > 0");
         }
@@ -409,8 +459,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         kl_ctl.update(kl_per_seq, e.tokens.size(0));
         state.tokens_seen += e.mask.sum().item<int64_t>();
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        return iteration_report(collected, update, run.check_invariants, run.ptx != nullptr, beta, kl_per_seq, seconds,
-                                sampler.epoch_of(iteration));
+        return iteration_report(run, collected, update, beta, kl_per_seq, seconds, sampler.epoch_of(iteration));
     };
     const LoopResult done = run_training_loop("ppo", cfg, state, metrics, hooks);
     if (done.exit_code != 0) return done.exit_code;

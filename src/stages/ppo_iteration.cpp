@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "rlhf/rl/advantages.h"
+#include "rlhf/rl/group_advantages.h"
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/ppo_loss.h"
 #include "rlhf/rl/rewards.h"
@@ -25,25 +26,34 @@ constexpr uint64_t kPtxStream = 0x70706f2d70747800ULL;
 // generate() (the same numbers in fp32, tests/model/test_generate.cpp), so that they are exactly
 // what the update computes.
 rl::RolloutChunk roll_out(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
-                          const std::vector<uint64_t>& seeds, double* gen_seconds) {
+                          const std::vector<uint64_t>& seeds, const std::vector<double>& answers, double* gen_seconds) {
     const auto& ppo = run.cfg.ppo;
     const auto t0 = std::chrono::steady_clock::now();
     rl::RolloutChunk c;
     c.g = generate(*run.policy, prompts, run.sampling, run.pad_id, seeds);
     *gen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto scored = run.scorer(c.g);
+    auto scored = run.scorer(c.g, answers);
     c.scores = scored.scores;
     c.has_eos = scored.has_eos;
+    c.correct = scored.correct;
     torch::NoGradGuard no_grad;
     const auto mask = c.g.response_mask.to(torch::kFloat32);
     const int64_t vocab = run.sampling.vocab_limit;
     c.old_logprobs = sequence_logprobs(*run.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
                                        run.bf16, &c.entropy, vocab) * mask;
     const double ref_temperature = ppo.reference_temperature > 0 ? ppo.reference_temperature : ppo.temperature;
-    c.ref_logprobs = sequence_logprobs(*run.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
-                                       run.bf16 || run.frozen_bf16, nullptr, vocab) * mask;
-    c.old_values = rl::response_values(*run.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.bf16)
-                       .to(torch::kFloat32) * mask;
+    if (run.reference) {
+        c.ref_logprobs = sequence_logprobs(*run.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
+                                           run.bf16 || run.frozen_bf16, nullptr, vocab) * mask;
+    } else {
+        c.ref_logprobs = c.old_logprobs.clone();  // kl_coef 0: no reference, a KL of 0
+    }
+    if (run.critic) {
+        c.old_values = rl::response_values(*run.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.bf16)
+                           .to(torch::kFloat32) * mask;
+    } else {
+        c.old_values = torch::zeros_like(mask);  // grpo, rloo: no critic
+    }
     return c;
 }
 }  // namespace
@@ -55,6 +65,7 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     // tensor ever spans the whole batch.
     std::vector<rl::RolloutChunk> chunks;
     auto gap_sums = torch::zeros({2}, torch::kFloat64);  // sum |sampling - training log-prob|, tokens
+    auto checker_sums = torch::zeros({2}, torch::kFloat64);  // right answers, responses checked
     const size_t n = share.prompts.size(), chunk = static_cast<size_t>(ppo.rollout_chunk);
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const size_t c1 = std::min(n, c0 + chunk);
@@ -62,7 +73,13 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
                                                         share.prompts.begin() + static_cast<long>(c1));
         const std::vector<uint64_t> seeds(share.row_seeds.begin() + static_cast<long>(c0),
                                           share.row_seeds.begin() + static_cast<long>(c1));
-        rl::RolloutChunk c = roll_out(run, prompts, seeds, &out.generation_seconds);
+        const std::vector<double> answers = share.answers.empty() ? std::vector<double>{}
+            : std::vector<double>(share.answers.begin() + static_cast<long>(c0), share.answers.begin() + static_cast<long>(c1));
+        rl::RolloutChunk c = roll_out(run, prompts, seeds, answers, &out.generation_seconds);
+        if (c.correct.defined()) {
+            checker_sums[0] += c.correct.sum().item<double>();
+            checker_sums[1] += c.scores.numel();
+        }
         if (run.check_invariants) {
             const auto mask = c.g.response_mask.to(torch::kFloat32);
             gap_sums[0] += ((c.g.logprobs - c.old_logprobs).abs() * mask).sum().item<double>();
@@ -75,6 +92,10 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     for (const auto& c : chunks) if (c.g.nonfinite) nonfinite.fill_(1.0);
     run.dist.all_reduce_max(nonfinite);
     if (nonfinite.item<double>() > 0) throw nonfinite_logits_error();
+    if (!run.scorer.checker.empty()) {
+        run.dist.all_reduce_sum(checker_sums);
+        out.checker_accuracy = (checker_sums[0] / checker_sums[1].clamp_min(1)).item<double>();
+    }
     if (run.check_invariants) {
         run.dist.all_reduce_sum(gap_sums);
         out.sampling_logprob_gap = gap_sums[1].item<double>() > 0 ? (gap_sums[0] / gap_sums[1]).item<double>() : 0.0;
@@ -86,19 +107,31 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     e = rl::gather_experience(rl::assemble_experience(chunks, run.pad_id, run.device), share.total_rows,
                               share.first_row, run.pad_id, run.dist);
 
-    // 3. Per-token rewards: -β·KL on every token, the score at the last.
+    // 3. The KL to the reference: in the reward (-β·KL), or left to the loss (ppo.kl_penalty: loss).
     e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, ppo.kl_estimator) * e.mask;
-    auto rewards = rl::per_token_rewards(e.kl, e.scores, e.mask, beta);
-    if (ppo.whiten_rewards) rewards = rl::masked_whiten(rewards, e.mask, /*shift_mean=*/false);
+    const double reward_beta = ppo.kl_penalty == "reward" ? beta : 0.0;
 
-    // 4. Advantages and returns.
+    // 4a. grpo, rloo: one reward per sequence, judged against its group; every token gets its advantage.
+    if (run.critic_free) {
+        const auto sequence_rewards = e.scores - reward_beta * e.kl.sum(1);  // (B,)
+        const auto adv = ppo.advantage == "grpo" ? rl::grpo_advantages(sequence_rewards, ppo.group_size, ppo.scale_by_std)
+                                                 : rl::rloo_advantages(sequence_rewards, ppo.group_size);
+        e.advantages = adv.unsqueeze(1) * e.mask;
+        e.returns = torch::zeros_like(e.mask);
+        out.uniform_groups = rl::uniform_group_share(e.scores, ppo.group_size);
+        return out;
+    }
+
+    // 4b. gae: per-token rewards (-β·KL on every token, the score at the last) -> GAE advantages and returns.
+    auto rewards = rl::per_token_rewards(e.kl, e.scores, e.mask, reward_beta);
+    if (ppo.whiten_rewards) rewards = rl::masked_whiten(rewards, e.mask, /*shift_mean=*/false);
     auto adv = rl::gae(rewards, e.old_values, e.mask, ppo.gamma, ppo.lambda);
     e.advantages = adv.advantages;
     e.returns = adv.returns;
     return out;
 }
 
-PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr) {
+PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr, double beta) {
     const RunConfig& cfg = run.cfg;
     const auto& ppo = cfg.ppo;
     // Every rank draws the same permutation; each takes its contiguous share of every minibatch,
@@ -109,7 +142,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
     auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * 0x9E3779B97F4A7C15ULL), torch::kCPU);
     // Sums over this rank's micro-batches, each weighted by its share of its minibatch's tokens;
     // summed over ranks at the end.
-    enum Sum { kPolicyLoss, kValueLoss, kClipFrac, kValueClipFrac, kApproxKl, kRatioMean, kPtxLoss, kFirstApproxKl, kSums };
+    enum Sum { kPolicyLoss, kValueLoss, kClipFrac, kValueClipFrac, kApproxKl, kRatioMean, kPtxLoss, kFirstApproxKl, kKlLoss, kSums };
     auto sums = torch::zeros({kSums}, torch::kFloat64);
     auto sums_a = sums.accessor<double, 1>();
     // Maxima; the first minibatch's ratio deviation starts below any real one (-1 = none seen).
@@ -126,9 +159,11 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
             const rl::Experience mb = take_rows(e, perm.narrow(0, m0, mb_rows));
             // Per minibatch (OpenAI, TRL). Whitening rescales whatever reward differences remain to
             // std 1: once the big ones are learned, a reward model's noise among near-equal answers
-            // gets full-size steps. Without it the mean is removed and the scale kept.
-            auto mb_adv = ppo.whiten_advantages ? rl::masked_whiten(mb.advantages, mb.mask)
-                                                : (mb.advantages - rl::masked_mean(mb.advantages, mb.mask)) * mb.mask;
+            // gets full-size steps. Without it the mean is removed and the scale kept. Group
+            // advantages (grpo, rloo) are already centred on their group, and used as they are.
+            auto mb_adv = run.critic_free ? mb.advantages
+                          : ppo.whiten_advantages ? rl::masked_whiten(mb.advantages, mb.mask)
+                                                  : (mb.advantages - rl::masked_mean(mb.advantages, mb.mask)) * mb.mask;
             const double mb_tokens = mb.mask.sum().item<double>();
             if (mb_tokens == 0) continue;
             const int64_t mine_begin = mb_rows * rank / ranks, mine_end = mb_rows * (rank + 1) / ranks;
@@ -136,21 +171,35 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
                 const int64_t n = std::min<int64_t>(cfg.train.batch_size, mine_end - u0);
                 auto rows = torch::arange(u0, u0 + n, torch::TensorOptions().dtype(torch::kLong).device(run.device));
                 const rl::Experience u = take_rows(mb, rows);
-                const double weight = u.mask.sum().item<double>() / mb_tokens;  // masked mean over the minibatch
+                // The micro-batch's share of the minibatch's loss: of its tokens (a mean over
+                // tokens), or of its sequences (sequence_mean, token_sum: sums over sequences).
+                const double weight = u.mask.sum().item<double>() / mb_tokens;
                 if (weight == 0) continue;
+                const double loss_weight = run.loss.aggregation == "token_mean" ? weight
+                                                                                 : static_cast<double>(n) / static_cast<double>(mb_rows);
                 auto logprobs = sequence_logprobs(*run.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature,
                                                   run.bf16, nullptr, run.sampling.vocab_limit);
-                auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, ppo.clip);
-                auto values = rl::response_values(*run.critic, u.tokens, u.attention_mask, u.prompt_len, run.bf16)
-                                  .to(torch::kFloat32);
-                auto vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, ppo.value_clip);
+                auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, run.loss);
+                torch::Tensor loss = pl.loss * loss_weight;
+                if (ppo.kl_penalty == "loss" && run.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
+                    auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, "k3"), u.mask, run.loss);
+                    loss = loss + beta * kl_loss * loss_weight;
+                    sums_a[kKlLoss] += kl_loss.item<double>() * loss_weight;
+                }
+                rl::ValueLoss vl;
+                if (run.critic) {
+                    auto values = rl::response_values(*run.critic, u.tokens, u.attention_mask, u.prompt_len, run.bf16)
+                                      .to(torch::kFloat32);
+                    vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, ppo.value_clip);
+                    loss = loss + ppo.vf_coef * vl.loss * weight;
+                    sums_a[kValueLoss] += vl.loss.item<double>() * weight;
+                    sums_a[kValueClipFrac] += vl.clip_fraction * weight;
+                }
                 // The rank's last backward of the step sends the gradients as they finish.
                 if (u0 + n == mine_end && !ptx_backward) run.grad_sync->arm();
-                ((pl.loss + ppo.vf_coef * vl.loss) * weight).backward();
-                sums_a[kPolicyLoss] += pl.loss.item<double>() * weight;
-                sums_a[kValueLoss] += vl.loss.item<double>() * weight;
+                loss.backward();
+                sums_a[kPolicyLoss] += pl.loss.item<double>() * loss_weight;
                 sums_a[kClipFrac] += pl.clip_fraction * weight;
-                sums_a[kValueClipFrac] += vl.clip_fraction * weight;
                 sums_a[kApproxKl] += pl.approx_kl * weight;
                 sums_a[kRatioMean] += pl.ratio_mean * weight;
                 max_a[0] = std::max(max_a[0], pl.ratio_max);
@@ -171,7 +220,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
             }
             run.grad_sync->finish();
             stats.grad_norm_sum += run.policy_opt->step(lr, cfg.optim.grad_clip);
-            run.critic_opt->step(lr * run.critic_lr_scale, cfg.optim.grad_clip);
+            if (run.critic_opt) run.critic_opt->step(lr * run.critic_lr_scale, cfg.optim.grad_clip);
             if (run.ema) run.ema->update(*run.policy);
             ++stats.updates;
         }
@@ -185,6 +234,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
     stats.approx_kl_sum = sums_a[kApproxKl];
     stats.ratio_mean_sum = sums_a[kRatioMean];
     stats.ptx_loss_sum = sums_a[kPtxLoss];
+    stats.kl_loss_sum = sums_a[kKlLoss];
     stats.ratio_max = max_a[0];
     if (max_a[1] >= 0) {  // some micro-batch of the first minibatch had tokens
         stats.first_ratio_deviation = max_a[1];
@@ -194,7 +244,8 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
 }
 
 PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
-                                 const std::vector<std::string>& questions, const Tokenizer& tokenizer) {
+                                 const std::vector<std::string>& questions, const std::vector<double>& answers,
+                                 const Tokenizer& tokenizer) {
     PolicyEvaluation out;
     if (prompts.empty()) return out;
     SamplingOptions greedy = run.sampling;
@@ -206,14 +257,17 @@ PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int3
     const size_t first = n_eval * static_cast<size_t>(run.dist.rank()) / ranks;
     const size_t end = n_eval * static_cast<size_t>(run.dist.rank() + 1) / ranks;
     const size_t chunk = static_cast<size_t>(run.cfg.ppo.rollout_chunk);
-    auto sums = torch::zeros({2}, torch::kFloat64);  // score, EOS count
+    auto sums = torch::zeros({3}, torch::kFloat64);  // score, EOS count, right answers
     for (size_t i = first; i < end; i += chunk) {
         const std::vector<std::vector<int32_t>> part(prompts.begin() + static_cast<long>(i),
                                                      prompts.begin() + static_cast<long>(std::min(end, i + chunk)));
         Generation g = generate(*run.policy, part, greedy, run.pad_id, gen);
-        auto scored = run.scorer(g);
+        const std::vector<double> part_answers = answers.empty() ? std::vector<double>{}
+            : std::vector<double>(answers.begin() + static_cast<long>(i), answers.begin() + static_cast<long>(i + part.size()));
+        auto scored = run.scorer(g, part_answers);
         sums[0] += scored.scores.sum().item<double>();
         sums[1] += scored.has_eos.sum().item<double>();
+        if (scored.correct.defined()) sums[2] += scored.correct.sum().item<double>();
         auto response = g.response.cpu(), mask = g.response_mask.cpu();
         for (int64_t b = 0; b < response.size(0) && static_cast<int>(out.samples.size()) < run.cfg.train.log_samples; ++b) {
             std::vector<int32_t> ids;
@@ -227,6 +281,7 @@ PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int3
     run.dist.all_reduce_sum(sums);
     out.score_mean = sums[0].item<double>() / static_cast<double>(n_eval);
     out.eos_rate = sums[1].item<double>() / static_cast<double>(n_eval);
+    if (!run.scorer.checker.empty()) out.accuracy = sums[2].item<double>() / static_cast<double>(n_eval);
     return out;
 }
 

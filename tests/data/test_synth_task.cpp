@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <regex>
 #include <set>
@@ -177,6 +178,16 @@ TEST_CASE("rlhf data synth and rlhf eval from the command line", "[synth][cli]")
     auto synth = test::run_cli("data synth --task ages --out " + test::shell_quote((dir / "ages").string()));
     REQUIRE(synth.exit_code == 0);
     REQUIRE(std::filesystem::exists(dir / "ages" / "ranked.jsonl"));
+    // train_prompts.jsonl: the demonstrations' questions, in order, each with its gold answer.
+    std::vector<std::string> demo_questions, prompt_questions;
+    read_jsonl(dir / "ages" / "sft.jsonl", [&](const nlohmann::json& r, const std::string&) {
+        demo_questions.push_back(r["prompt"].get<std::string>());
+    });
+    read_jsonl(dir / "ages" / "train_prompts.jsonl", [&](const nlohmann::json& r, const std::string&) {
+        prompt_questions.push_back(r["prompt"].get<std::string>());
+        REQUIRE(r["answer"].is_number_integer());
+    });
+    REQUIRE(prompt_questions == demo_questions);
 
     // A tiny pre-trained model: accuracy is whatever it is, but every prompt is answered and judged.
     RunConfig cfg = test::tiny_pretrain_config(dir / "ages" / "corpus.txt", dir / "base");
@@ -209,6 +220,23 @@ TEST_CASE("rlhf data synth and rlhf eval from the command line", "[synth][cli]")
     auto sampled_summary = nlohmann::json::parse(sampled_line.substr(0, sampled_line.find('\n')));
     REQUIRE(sampled_summary["count"] == 400);
     REQUIRE(sampled_summary["samples"] == 2);
+    REQUIRE_FALSE(sampled_summary.contains("kl_to_reference"));
+
+    // --reference: the KL of the sampled answers to another model's distribution; to the model
+    // itself it is 0 (generate()'s log-probs against the training forward's: equal to ~1e-6).
+    auto self_kl = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
+                                 " --task ages --threads 1 --max-new-tokens 4 --temperature 1 --reference " +
+                                 test::shell_quote((dir / "base").string()) + " --prompts " +
+                                 test::shell_quote((dir / "ages" / "prompts.jsonl").string()));
+    INFO(self_kl.output);
+    REQUIRE(self_kl.exit_code == 0);
+    const auto kl_line = self_kl.output.substr(self_kl.output.rfind("{\"accuracy\""));
+    REQUIRE(std::abs(nlohmann::json::parse(kl_line.substr(0, kl_line.find('\n')))["kl_to_reference"].get<double>()) < 1e-4);
+    auto greedy_kl = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
+                                   " --task ages --reference " + test::shell_quote((dir / "base").string()) +
+                                   " --prompts " + test::shell_quote((dir / "ages" / "prompts.jsonl").string()));
+    REQUIRE(greedy_kl.exit_code == 1);
+    REQUIRE_THAT(greedy_kl.output, Contains("--reference with greedy decoding"));
     auto greedy_samples = test::run_cli("eval --checkpoint " + test::shell_quote((dir / "base").string()) +
                                         " --task ages --samples 2 --prompts " +
                                         test::shell_quote((dir / "ages" / "prompts.jsonl").string()));

@@ -1,6 +1,7 @@
 // The built-in demo end to end at a reduced size (scripts/demo.sh --small, a few minutes): every
-// stage runs and leaves its final checkpoint, the report is written, PPO's gold accuracy is not
-// below SFT's — and a second run reuses every finished stage instead of training again.
+// stage runs and leaves its final checkpoint, the report is written, PPO's and GRPO's gold
+// accuracy is not below SFT's — and a second run reuses every finished stage instead of training
+// again.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -19,8 +20,16 @@ std::string demo_command(const test::TempDir& dir) {
 }
 }  // namespace
 
-TEST_CASE("scripts/demo.sh --small runs all four stages and PPO is not below SFT", "[integration][demo]") {
+TEST_CASE("scripts/demo.sh --small runs every stage and PPO and GRPO are not below SFT", "[integration][demo]") {
     test::TempDir dir;
+    // --only names a stage, and the stages it starts from must be there.
+    const auto bogus = test::run_shell(demo_command(dir) + " --only nope");
+    REQUIRE(bogus.exit_code == 2);
+    REQUIRE_THAT(bogus.output, Contains("--only 'nope' is not a stage"));
+    const auto too_early = test::run_shell(demo_command(dir) + " --only grpo");
+    REQUIRE(too_early.exit_code == 1);
+    REQUIRE_THAT(too_early.output, Contains("--only grpo starts from") && Contains("run the whole demo first"));
+
     const auto first = test::run_shell(demo_command(dir));
     INFO(first.output);
     REQUIRE(first.exit_code == 0);
@@ -32,7 +41,9 @@ TEST_CASE("scripts/demo.sh --small runs all four stages and PPO is not below SFT
     REQUIRE(summary["sft"]["checkpoint_step"] == 200);
     REQUIRE(summary["reward"]["checkpoint_step"] == 100);
     REQUIRE(summary["ppo"]["checkpoint_step"] == 40);
-    for (const char* stage : {"pretrain", "sft", "reward", "ppo"}) {
+    REQUIRE(summary["dpo"]["checkpoint_step"] == 40);
+    REQUIRE(summary["grpo"]["checkpoint_step"] == 30);
+    for (const char* stage : {"pretrain", "sft", "reward", "dpo", "grpo", "ppo"}) {
         REQUIRE(std::filesystem::exists(dir / "runs" / stage / "checkpoints" / "latest" / "model.safetensors"));
     }
     REQUIRE(summary["sft"]["answers_sampled"] == 400);  // 200 held-out questions x 2 samples
@@ -40,7 +51,14 @@ TEST_CASE("scripts/demo.sh --small runs all four stages and PPO is not below SFT
     REQUIRE(summary["ppo"]["accuracy_sampled"].get<double>() >= summary["sft"]["accuracy_sampled"].get<double>());
     const double kl = summary["ppo"]["kl"].get<double>();
     REQUIRE(std::isfinite(kl));
-    for (const char* png : {"pretrain.png", "sft.png", "reward.png", "ppo.png"}) {
+    // GRPO is trained on the gold checker itself; every tuned model's KL to SFT is measured.
+    REQUIRE(summary["grpo"]["accuracy_sampled"].get<double>() >= summary["sft"]["accuracy_sampled"].get<double>());
+    for (const char* stage : {"dpo", "grpo", "ppo"}) {
+        INFO(stage);
+        REQUIRE(std::isfinite(summary[stage]["kl_to_sft"].get<double>()));
+    }
+    REQUIRE(summary["dpo"]["pair_accuracy"].get<double>() > 0.5);
+    for (const char* png : {"pretrain.png", "sft.png", "reward.png", "dpo.png", "grpo.png", "ppo.png"}) {
         if (std::filesystem::exists("/usr/lib/python3/dist-packages/matplotlib")) {
             REQUIRE(std::filesystem::file_size(dir / "runs" / "plots" / png) > 1000);
         }

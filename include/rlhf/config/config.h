@@ -53,6 +53,7 @@ struct DataConfig {
                                                    // reward: auto | ranked | pairwise | hh | pandalm
     struct Fields {                                // source key names; "" = the format's own
         std::string prompt, response, messages;
+        std::string answer;                        // ppo with a checker reward: the gold answer's key ("" = "answer")
     } fields;
     std::string              on_error = "error";   // error: stop at a bad record | skip: count and leave it out
     bool                     packing = false;      // several examples per window, no attention across them
@@ -131,6 +132,29 @@ struct PpoConfig {
     double      critic_lr = 0.0;          // 0 = optim.lr
     std::string frozen_dtype = "float32"; // reference and reward models: float32 | bfloat16 (half the memory)
     std::string check_invariants = "error";  // rl/invariants.h, every iteration: error | warn | off
+
+    // Critic-free policy gradients (docs/grpo.md): G samples per prompt, each scored against its group.
+    std::string advantage = "gae";        // gae (critic) | grpo (group-normalised) | rloo (leave-one-out); no critic for the last two
+    int         group_size = 1;           // samples per prompt (G); grpo and rloo need >= 2
+    bool        scale_by_std = true;      // grpo: divide by the group's std; false = Dr.GRPO
+    std::string loss_aggregation = "token_mean";  // token_mean | sequence_mean | token_sum (÷ max_new_tokens: Dr.GRPO)
+    double      clip_low = 0.0;           // ratio clip below 1 (1 - clip_low); 0 = ppo.clip
+    double      clip_high = 0.0;          // ratio clip above 1 (1 + clip_high; DAPO's clip-higher 0.28); 0 = ppo.clip
+    std::string kl_penalty = "reward";    // reward: -β·KL in the per-token reward | loss: β·k3 added to the policy loss (GRPO)
+    // Rewards: the reward model (or toy reward), a verifiable checker, or both weighted.
+    std::string reward = "model";         // model | checker:ages | checker:gsm8k
+    double      checker_weight = 1.0;     // weight of the checker's 0/1 when a reward model scores too
+    double      reward_model_weight = 1.0; // weight of the reward model's score when a checker scores too
+    double      format_reward = 0.0;      // added when the response has the checker's answer format
+};
+
+// DPO (stage: dpo; Rafailov et al. 2023): the policy from init_from trained directly on the
+// comparisons the reward stage reads, against a frozen reference (init_from's weights).
+struct DpoConfig {
+    double      beta = 0.1;               // strength of the implicit KL to the reference
+    std::string loss = "sigmoid";         // sigmoid (DPO) | ipo (Azar et al. 2023)
+    double      label_smoothing = 0.0;    // ε: the share of pairs assumed mislabeled (conservative DPO)
+    std::string reference = "";           // the frozen reference checkpoint; "" = init_from
 };
 
 struct CheckpointConfig {
@@ -140,7 +164,7 @@ struct CheckpointConfig {
 };
 
 struct RunConfig {
-    std::string      stage   = "pretrain";  // pretrain | sft | reward | ppo
+    std::string      stage   = "pretrain";  // pretrain | sft | reward | ppo | dpo
     std::string      out_dir = "runs/default";  // run directory: logs, metrics, checkpoints
     std::string      init_from = "";            // sft, reward, ppo: the checkpoint (or run directory) to start from
     RuntimeConfig    runtime;
@@ -151,6 +175,7 @@ struct RunConfig {
     TrainConfig      train;
     RewardConfig     reward;
     PpoConfig        ppo;
+    DpoConfig        dpo;
     CheckpointConfig checkpoint;
 
     std::string source;  // where this config came from (a path, or "<defaults>"); not a YAML key

@@ -1,6 +1,7 @@
 // PPO's prompts: JSONL records {"prompt": …} (data.fields.prompt renames the key), rendered in the
 // chat format up to the assistant's turn, and split into the prompts PPO trains on and the fixed
-// ones its greedy evaluation answers.
+// ones its greedy evaluation answers. With a checker reward (data/answer_checkers.h) every record
+// also carries its gold answer ({"prompt": …, "answer": 16}; data.fields.answer renames the key).
 //
 // A prompt that is an HH-RLHF dialogue ("\n\nHuman: …\n\nAssistant: …\n\nHuman: …\n\nAssistant:")
 // keeps its turns; anything else is one user turn. A prompt longer than the context leaves
@@ -25,11 +26,14 @@ struct PromptSetOptions {
     double val_fraction = 0.0;     // share of prompts held out (data.val_fraction)
     uint64_t split_seed = 0;       // which ones
     int64_t eval_prompts = 0;      // at most this many of the held-out ones evaluate; the rest train
+    std::string checker;           // "" = no answers read; else a checker name: every record needs its answer
+    std::string answer_field = "answer";
 };
 
 struct PromptSet {
     std::vector<std::vector<int32_t>> train, eval;  // rendered ids, each ending in <|assistant|>
     std::vector<std::string> eval_text;             // the last user turn of each eval prompt, for samples
+    std::vector<double> train_answers, eval_answers;  // the gold answers, beside train and eval (with a checker)
     int64_t read = 0, too_long = 0, skipped = 0;
     int64_t held_out_training = 0;  // held out, but beyond eval_prompts: they train rather than idle
 };

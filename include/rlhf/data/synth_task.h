@@ -17,6 +17,8 @@
 //   ranked.jsonl   comparisons {"prompt", "responses", "ranks"}: K = 4..9 distinct answers ranked
 //                  by the gold checker — right and concise > right but padded > wrong (wrong
 //                  answers tie) > no answer
+//   train_prompts.jsonl  the demonstrations' questions with their answers {"prompt", "answer"}:
+//                  what RL on the gold checker trains on (ppo.reward: checker:ages)
 //   prompts.jsonl  held-out prompts {"prompt", "answer"}, none of them in the other files
 #pragma once
 

@@ -33,6 +33,7 @@ Experience take_rows(const Experience& e, const torch::Tensor& rows);
 struct RolloutChunk {
     Generation g;
     torch::Tensor scores, has_eos;  // (b,)
+    torch::Tensor correct;          // (b,) the checker's 1/0 (undefined without a checker)
     torch::Tensor old_logprobs, ref_logprobs, old_values, entropy;
 };
 

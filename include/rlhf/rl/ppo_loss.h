@@ -1,7 +1,13 @@
-// PPO's clipped objectives (Schulman et al. 2017), averaged over response tokens:
+// PPO's clipped objectives (Schulman et al. 2017) over response tokens:
 //
 //   ρ_t = exp(log π_θ(a_t) - log π_old(a_t))
-//   policy loss = mean_t max(-A_t ρ_t, -A_t clip(ρ_t, 1 - ε, 1 + ε))
+//   ℓ_t = max(-A_t ρ_t, -A_t clip(ρ_t, 1 - ε_low, 1 + ε_high))      (ε_low = ε_high = ε: PPO; DAPO
+//                                                                    raises ε_high, "clip-higher")
+//   policy loss = agg(ℓ), where agg over a batch of B sequences is
+//     token_mean     Σ_bt ℓ m / Σ_bt m              every token weighs the same (PPO, DAPO)
+//     sequence_mean  mean_b (Σ_t ℓ m / Σ_t m)       every sequence weighs the same (GRPO's paper)
+//     token_sum      Σ_bt ℓ m / (B · max_tokens)    no length normalisation (Dr.GRPO): a long
+//                                                   wrong answer is not penalised less per token
 //   value loss  = ½ mean_t max((V_t - R_t)², (clip(V_t, V_old_t ± ε_v) - R_t)²)
 //
 // The stats are what a run logs to see PPO going wrong: clip fractions, approx-KL
@@ -9,6 +15,9 @@
 #pragma once
 
 #include <torch/types.h>
+
+#include <cstdint>
+#include <string>
 
 namespace rlhf::rl {
 
@@ -19,6 +28,18 @@ struct PolicyLoss {
     double ratio_mean = 0, ratio_min = 0, ratio_max = 0;
 };
 
+struct PolicyLossOptions {
+    double clip_low = 0.2, clip_high = 0.2;  // ρ is clipped to [1 - clip_low, 1 + clip_high]
+    std::string aggregation = "token_mean";  // token_mean | sequence_mean | token_sum
+    int64_t max_tokens = 0;                  // token_sum's length (ppo.max_new_tokens)
+};
+
+// agg(x) of a per-token (B, T) quantity, as above.
+torch::Tensor aggregate(const torch::Tensor& per_token, const torch::Tensor& mask, const PolicyLossOptions& o);
+
+PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
+                               const torch::Tensor& advantages, const torch::Tensor& mask, const PolicyLossOptions& o);
+// Symmetric clip ε, token mean.
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip);
 

@@ -2,12 +2,15 @@
 // (InstructGPT step 3, after Ziegler et al. 2019 and OpenAI's lm-human-preferences):
 //
 //   collect_experience: this rank's prompts -> rollouts (generate(), KV cache, one random stream
-//     per row) -> scores (reward model, missing-EOS penalty, clip) -> old and reference log-probs
-//     and values (training-style forwards) -> the whole batch on every rank -> per-token rewards
-//     (-β·KL, + score at the last token) -> GAE advantages and returns
-//   ppo_update: epochs x minibatches (a fresh permutation each epoch) of the clipped policy loss +
-//     vf_coef x the clipped value loss (+ PPO-ptx: the LM step's loss on pre-training windows) ->
-//     one AdamW step per minibatch for each of policy and critic -> EMA
+//     per row) -> scores (reward model and/or checker, missing-EOS penalty, clip) -> old and
+//     reference log-probs and values (training-style forwards) -> the whole batch on every rank ->
+//     gae: per-token rewards (-β·KL, + score at the last token) -> GAE advantages and returns
+//     grpo | rloo: each sequence's reward (score, - β·ΣKL unless the KL is a loss) against its
+//     group of ppo.group_size samples of the same prompt -> one advantage per sequence; no critic
+//   ppo_update: epochs x minibatches (a fresh permutation each epoch) of the clipped policy loss
+//     (+ β x the k3 KL to the reference with ppo.kl_penalty: loss) + vf_coef x the clipped value
+//     loss (gae) (+ PPO-ptx: the LM step's loss on pre-training windows) -> one AdamW step per
+//     minibatch for each of policy and critic -> EMA
 //
 // Everything is in chunks and shares so that no tensor spans more than ppo.rollout_chunk rollouts
 // or train.batch_size sequences, and so that N ranks compute what one process computes.
@@ -25,6 +28,7 @@
 #include "rlhf/model/gpt.h"
 #include "rlhf/model/reward_model.h"
 #include "rlhf/rl/experience.h"
+#include "rlhf/rl/ppo_loss.h"
 #include "rlhf/rl/response_scores.h"
 #include "rlhf/train/data_parallel.h"
 #include "rlhf/train/ema.h"
@@ -37,10 +41,11 @@ struct PpoRun {
     const RunConfig& cfg;             // run_ppo's: outlives the run
     const Distributed& dist;
     torch::Device device;
-    Gpt policy, reference;            // reference: frozen, the SFT weights in their own tensors
-    RewardModel critic;               // trained beside the policy, its own Adam
+    Gpt policy, reference;            // reference: frozen, the SFT weights in their own tensors;
+                                      // null with ppo.kl_coef 0 (no KL: nothing to compare with)
+    RewardModel critic;               // trained beside the policy, its own Adam; null for grpo, rloo
     rl::ResponseScorer scorer;        // the frozen reward model (or the toy reward)
-    std::unique_ptr<AdamW> policy_opt, critic_opt;
+    std::unique_ptr<AdamW> policy_opt, critic_opt;  // critic_opt: null without a critic
     std::unique_ptr<GradientSync> grad_sync;  // one for both models: buckets in the same order on every rank
     std::unique_ptr<EmaWeights> ema;          // ppo.ema_decay > 0
     std::unique_ptr<TokenShards> ptx;         // ppo.ptx_coef > 0
@@ -48,14 +53,18 @@ struct PpoRun {
     bool bf16 = false;                // runtime.dtype
     bool frozen_bf16 = false;         // ppo.frozen_dtype
     bool check_invariants = false;    // rl/invariants.h
+    bool critic_free = false;         // ppo.advantage grpo | rloo
+    rl::PolicyLossOptions loss;       // clip range and aggregation
     int64_t pad_id = 0;
     double critic_lr_scale = 1.0;     // ppo.critic_lr / optim.lr
 };
 
-// This rank's share of an iteration's prompts: rows first_row … of the `total_rows` in the batch.
+// This rank's share of an iteration's rollouts: rows first_row … of the `total_rows` in the batch
+// (each prompt ppo.group_size times, in consecutive rows).
 struct RolloutShare {
     std::vector<std::vector<int32_t>> prompts;
     std::vector<uint64_t> row_seeds;  // each row's sampling stream (model/sampling_streams.h)
+    std::vector<double> answers;      // each row's gold answer (a checker reward; else empty)
     int64_t first_row = 0, total_rows = 0;
 };
 
@@ -63,6 +72,9 @@ struct CollectedExperience {
     rl::Experience experience;         // the whole batch, on every rank
     double generation_seconds = 0;     // this rank's time in generate()
     double sampling_logprob_gap = 0;   // mean |generate()'s - training forward's log-prob| (checked runs)
+    double checker_accuracy = NAN;     // share of responses the checker found right (a checker reward)
+    double format_rate = NAN;          // share in the checker's answer form
+    double uniform_groups = NAN;       // grpo, rloo: share of groups whose scores are all equal (advantage 0)
 };
 
 // Rollouts, scores, log-probs, values, rewards with the KL penalty at β = `beta`, advantages.
@@ -72,22 +84,26 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
 // by its share of its minibatch's tokens, so that / updates is the mean per step).
 struct PpoUpdateStats {
     double policy_loss_sum = 0, value_loss_sum = 0, clip_fraction_sum = 0, value_clip_fraction_sum = 0;
-    double approx_kl_sum = 0, ratio_mean_sum = 0, ptx_loss_sum = 0, grad_norm_sum = 0;
+    double approx_kl_sum = 0, ratio_mean_sum = 0, ptx_loss_sum = 0, grad_norm_sum = 0, kl_loss_sum = 0;
     double ratio_max = 0;
     double first_ratio_deviation = NAN;  // max |ratio - 1| on the first minibatch (NaN: no tokens there)
     double first_approx_kl = NAN;
     int64_t updates = 0;                 // optimizer steps
 };
 
-// ppo.epochs passes over the experience in minibatches, at learning rate `lr`.
-PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr);
+// ppo.epochs passes over the experience in minibatches, at learning rate `lr`; `beta` weighs the
+// KL loss (ppo.kl_penalty: loss).
+PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr, double beta);
 
 // The policy's greedy answers to the evaluation prompts, shared by rank.
 struct PolicyEvaluation {
     double score_mean = 0, eos_rate = 0;
+    double accuracy = NAN;  // share the checker found right (a checker reward)
     std::vector<std::pair<std::string, std::string>> samples;  // (question, answer [score]) from rank 0's share
 };
+// `answers`: the prompts' gold answers (a checker reward; else empty).
 PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
-                                 const std::vector<std::string>& questions, const Tokenizer& tokenizer);
+                                 const std::vector<std::string>& questions, const std::vector<double>& answers,
+                                 const Tokenizer& tokenizer);
 
 }  // namespace rlhf

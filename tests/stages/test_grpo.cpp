@@ -1,0 +1,190 @@
+// Critic-free RL (ppo.advantage: grpo | rloo) with a verifiable reward, whole runs on a tiny model:
+// the checker's reward rises with no critic allocated, resume is exact, bad input is one line.
+//
+// The task: "Guess NAME's age", answered by an SFT policy that learned to say a RANDOM number of
+// 1..5, so it is right about 1 time in 5 when the gold answer (the same for every name) is 3; the
+// checker (ppo.reward: checker:ages) pays 1 when the reply's number is 3. Only the reward can
+// teach which number that is.
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/config/load.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/data/demo_corpus.h"
+#include "rlhf/stages/ppo.h"
+#include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/sft.h"
+#include "rlhf/train/metrics.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+using Catch::Contains;
+
+namespace {
+
+struct GuessTiny {
+    test::TempDir dir;
+    GuessTiny() {
+        test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Guess age's 1 2 3 4 5\n");
+        RunConfig pre = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
+        pre.train.max_steps = 20;
+        REQUIRE(run_pretrain(pre, {}) == 0);
+        std::string sft, prompts;
+        const char* names[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
+        for (int i = 0; i < 100; ++i) {  // each name with each reply 1..5 twice: uniform replies
+            sft += "{\"prompt\": \"Guess " + std::string(names[i % 10]) + "'s age\", \"response\": \"" +
+                   std::to_string(i / 10 % 5 + 1) + ".\"}\n";
+        }
+        for (int i = 0; i < 20; ++i) {
+            prompts += "{\"prompt\": \"Guess " + std::string(names[i % 10]) + "'s age\", \"answer\": 3}\n";
+        }
+        test::write_text(dir / "sft.jsonl", sft);
+        test::write_text(dir / "prompts.jsonl", prompts);
+        RunConfig cfg = config("sft", "sft", "base");
+        cfg.data.files = {(dir / "sft.jsonl").string()};
+        cfg.data.val_fraction = 0;
+        cfg.optim.lr = 1e-2;
+        cfg.optim.min_lr = 1e-3;
+        cfg.optim.lr_warmup_steps = 5;
+        cfg.train.max_steps = 60;
+        cfg.train.batch_size = 8;
+        cfg.train.eval_every = 0;
+        cfg.train.eval_prompts = 0;
+        cfg.checkpoint.every = 0;
+        REQUIRE(run_sft(cfg, {}) == 0);
+    }
+    RunConfig config(const std::string& stage, const std::string& out, const std::string& init_from) const {
+        RunConfig cfg;
+        cfg.stage = stage;
+        cfg.source = "<test>";
+        cfg.out_dir = (dir / out).string();
+        cfg.init_from = (dir / init_from).string();
+        cfg.runtime.threads = 2;
+        cfg.runtime.adapt_threads = false;  // results compared bit for bit
+        cfg.runtime.log_level = "warn";
+        cfg.optim.weight_decay = 0;
+        cfg.checkpoint.keep_last = 0;
+        return cfg;
+    }
+    // GRPO on the checker: 8 prompts x 4 samples per iteration, no KL (no reference either).
+    RunConfig grpo_config(const std::string& out) const {
+        RunConfig cfg = config("ppo", out, "sft");
+        cfg.data.files = {(dir / "prompts.jsonl").string()};
+        cfg.data.val_fraction = 0.2;  // 4 of the 20 evaluate, 16 train: two batches of 8 per epoch
+        cfg.ppo.reward = "checker:ages";
+        cfg.ppo.advantage = "grpo";
+        cfg.ppo.group_size = 4;
+        cfg.ppo.rollout_batch = 8;
+        cfg.ppo.minibatch = 8;
+        cfg.ppo.max_new_tokens = 6;
+        cfg.ppo.kl_coef = 0;
+        cfg.optim.lr = 1e-2;
+        cfg.optim.min_lr = 1e-2;
+        cfg.optim.lr_warmup_steps = 0;
+        cfg.train.max_steps = 25;
+        cfg.train.batch_size = 8;
+        cfg.train.eval_every = 25;
+        cfg.train.eval_prompts = 4;
+        cfg.train.log_samples = 0;
+        cfg.checkpoint.every = 0;
+        return cfg;
+    }
+};
+
+std::vector<nlohmann::json> train_records(const std::string& run) {
+    std::vector<nlohmann::json> out;
+    for (const auto& r : read_metrics(std::filesystem::path(run) / "metrics.jsonl")) if (r["type"] == "train") out.push_back(r);
+    return out;
+}
+
+double mean_accuracy(const std::vector<nlohmann::json>& steps, size_t from, size_t to) {
+    double s = 0;
+    for (size_t i = from; i < to; ++i) s += steps[i]["checker_accuracy"].get<double>();
+    return s / static_cast<double>(to - from);
+}
+
+}  // namespace
+
+TEST_CASE("grpo and rloo raise a checker's reward with no critic and, at kl_coef 0, no reference", "[integration][grpo]") {
+    GuessTiny guess;
+    for (const char* advantage : {"grpo", "rloo"}) {
+        INFO(advantage);
+        RunConfig cfg = guess.grpo_config(advantage);
+        cfg.ppo.advantage = advantage;
+        REQUIRE(run_ppo(cfg, {}) == 0);
+        auto steps = train_records(cfg.out_dir);
+        REQUIRE(steps.size() == 25);
+        INFO(steps.front().dump() << "\n" << steps.back().dump());
+        for (const auto& s : steps) {
+            REQUIRE(s["rollouts"].get<int64_t>() == 32);                  // 8 prompts x 4 samples
+            REQUIRE(s["first_minibatch_ratio_deviation"].get<double>() <= 1e-5);
+            REQUIRE(s["kl"].get<double>() == 0.0);                        // no reference: no KL
+            REQUIRE(s["value_loss"].is_null());                           // no critic: nothing to report
+            REQUIRE(s["explained_variance"].is_null());
+        }
+        // The SFT policy says a random number of five; the checker's reward teaches the right one.
+        const double first = mean_accuracy(steps, 0, 3), last = mean_accuracy(steps, 22, 25);
+        REQUIRE(first < 0.5);
+        REQUIRE(last > first + 0.3);
+        // Nothing of a critic was allocated or saved.
+        const auto step_dir = resolve_checkpoint(cfg.out_dir);
+        REQUIRE_FALSE(std::filesystem::exists(step_dir / "critic.safetensors"));
+        REQUIRE_FALSE(std::filesystem::exists(step_dir / "critic_optimizer.safetensors"));
+    }
+}
+
+TEST_CASE("grpo resumed from a checkpoint equals an uninterrupted run (KL as a k3 loss, token sums)", "[integration][grpo]") {
+    GuessTiny guess;
+    RunConfig full = guess.grpo_config("full");
+    full.ppo.kl_coef = 0.05;
+    full.ppo.kl_penalty = "loss";
+    full.ppo.loss_aggregation = "token_sum";
+    full.ppo.scale_by_std = false;
+    full.ppo.clip_high = 0.28;
+    full.ppo.format_reward = 0.1;
+    full.train.max_steps = 6;
+    full.train.eval_every = 0;
+    full.checkpoint.every = 3;
+    REQUIRE(run_ppo(full, {}) == 0);
+    RunConfig part = full;
+    part.out_dir = (guess.dir / "part").string();
+    part.train.max_steps = 3;
+    REQUIRE(run_ppo(part, {}) == 0);
+    part.train.max_steps = 6;
+    StageOptions resume;
+    resume.resume = true;
+    REQUIRE(run_ppo(part, resume) == 0);
+    auto a = train_records(full.out_dir), b = train_records(part.out_dir);
+    REQUIRE(a.size() == 6);
+    REQUIRE(b.size() == 6);
+    for (size_t i = 0; i < a.size(); ++i) {
+        INFO("step " << i + 1);
+        for (const char* key : {"loss", "score_mean", "kl", "kl_loss", "checker_accuracy", "grad_norm"}) {
+            INFO(key);
+            REQUIRE(a[i][key].get<double>() == b[i][key].get<double>());
+        }
+    }
+    // The k3 term is a loss here, not a reward: the policy moved, so after the first step it is > 0.
+    REQUIRE(a.back()["kl_loss"].get<double>() > 0);
+}
+
+TEST_CASE("grpo and checker input errors are one clear line", "[integration][grpo]") {
+    const std::string yaml = "stage: ppo\ninit_from: runs/x\ndata:\n  files: [p.jsonl]\nppo:\n  reward: checker:ages\n"
+                             "  advantage: grpo\n  critic_from: policy\n";
+    REQUIRE_THROWS_WITH(load_config_text(yaml, "g.yaml"), Contains("ppo.group_size") && Contains("needs >= 2 samples"));
+    REQUIRE_THROWS_WITH(load_config_text(yaml, "g.yaml", {"ppo.group_size=1"}), Contains("ppo.group_size"));
+    REQUIRE_THROWS_WITH(load_config_text(yaml, "g.yaml", {"ppo.group_size=4", "ppo.reward=checker:chess"}),
+                        Contains("ppo.reward") && Contains("'checker:chess' is not one of"));
+    REQUIRE_NOTHROW(load_config_text(yaml, "g.yaml", {"ppo.group_size=4"}));
+
+    GuessTiny guess;
+    RunConfig cfg = guess.grpo_config("bad");
+    test::write_text(guess.dir / "no_answer.jsonl", "{\"prompt\": \"Guess Anna's age\", \"answer\": 3}\n{\"prompt\": \"Guess Ben's age\"}\n");
+    cfg.data.files = {(guess.dir / "no_answer.jsonl").string()};
+    REQUIRE_THROWS_WITH(run_ppo(cfg, {}), Contains("no_answer.jsonl:2") && Contains("no \"answer\" field") &&
+                                              Contains("data.fields.answer"));
+    test::write_text(guess.dir / "bad_answer.jsonl", "{\"prompt\": \"Guess Anna's age\", \"answer\": \"three\"}\n");
+    cfg.data.files = {(guess.dir / "bad_answer.jsonl").string()};
+    REQUIRE_THROWS_WITH(run_ppo(cfg, {}), Contains("bad_answer.jsonl:1") && Contains("a whole number"));
+}
