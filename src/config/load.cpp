@@ -38,7 +38,7 @@ std::vector<Field> fields_of(RunConfig& c) {
     return {
         {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo", "dpo"}},
         {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
-        {"init_from", &c.init_from, "sft, reward, ppo: checkpoint or run directory to start from (its model, weights and tokenizer)"},
+        {"init_from", &c.init_from, "sft, reward, ppo, dpo: checkpoint or run directory to start from (its model, weights and tokenizer)"},
 
         {"runtime.threads", &c.runtime.threads, "intra-op CPU threads; 0 = all cores", 0, 4096},
         {"runtime.seed", &c.runtime.seed, "seeds weights, dropout and the data sampler"},
