@@ -69,7 +69,7 @@ declare -A SMALL=(
     [reward]="train.max_steps=100 train.eval_every=50 checkpoint.every=50"
     [ppo]="train.max_steps=40 train.eval_every=20 checkpoint.every=20"
     [dpo]="train.max_steps=40 train.eval_every=20 checkpoint.every=20"
-    [grpo]="train.max_steps=30 train.eval_every=15 checkpoint.every=15"
+    [grpo]="train.max_steps=20 train.eval_every=10 checkpoint.every=10 ppo.rollout_batch=16 ppo.minibatch=64"
 )
 EVAL_SAMPLES=4
 if [ "$small" = 1 ]; then

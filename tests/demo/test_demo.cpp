@@ -42,7 +42,7 @@ TEST_CASE("scripts/demo.sh --small runs every stage and PPO and GRPO are not bel
     REQUIRE(summary["reward"]["checkpoint_step"] == 100);
     REQUIRE(summary["ppo"]["checkpoint_step"] == 40);
     REQUIRE(summary["dpo"]["checkpoint_step"] == 40);
-    REQUIRE(summary["grpo"]["checkpoint_step"] == 30);
+    REQUIRE(summary["grpo"]["checkpoint_step"] == 20);
     for (const char* stage : {"pretrain", "sft", "reward", "dpo", "grpo", "ppo"}) {
         REQUIRE(std::filesystem::exists(dir / "runs" / stage / "checkpoints" / "latest" / "model.safetensors"));
     }
