@@ -169,6 +169,6 @@ TEST_CASE("docs/config.md's key table is the code's, default for default", "[con
     const std::string table = config_keys_markdown();
     INFO("regenerate the table with: build/rlhf config keys --markdown");
     REQUIRE_THAT(docs, Contains(table));
-    REQUIRE_THAT(table, Contains("| `init_from` | \"\" | sft, reward, ppo: checkpoint") &&
+    REQUIRE_THAT(table, Contains("| `init_from` | \"\" | sft, reward, ppo, dpo: checkpoint") &&
                             Contains("| `runtime.device` | `cpu` | cpu \\| cuda \\| cuda:N \\| auto |"));
 }
