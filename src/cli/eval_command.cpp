@@ -1,5 +1,7 @@
 // rlhf eval: the gold metric of a checkpoint on a generated task's held-out prompts — answers
-// (greedy, or sampled several times per prompt) checked by the task's gold checker (data/synth_task.h).
+// (greedy, or sampled several times per prompt) checked by the task's gold checker (data/synth_task.h);
+// or, for GPT-1's benchmarks (--task sst2|rte|stsb|story-cloze --data FILE), a classify run's
+// accuracy or correlation (task_eval.cpp).
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -26,19 +28,26 @@ void add_eval_command(CLI::App& app, Action& action) {
         std::string checkpoint, weights = "auto", task, prompts, out, device = "cpu", dtype = "float32";
         int64_t max_new_tokens = 32;
         double temperature = 0;
-        std::string reference;
+        std::string reference, data;
         int samples = 1, batch_size = 32, threads = 0;
         uint64_t seed = 1337;
     };
     auto args = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts");
+    auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts, or of a "
+                                           "classify run on a GPT-1 benchmark file");
+    std::vector<std::string> tasks = synth_task_names();
+    tasks.insert(tasks.end(), gpt1_task_names().begin(), gpt1_task_names().end());
     cmd->add_option("--checkpoint", args->checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
     add_weights_flag(*cmd, args->weights);
-    cmd->add_option("--task", args->task, "Task whose gold checker judges the answers (ages)")
+    cmd->add_option("--task", args->task,
+                    "A generated task whose gold checker judges the answers (ages), or a GPT-1 benchmark a classify run "
+                    "is scored on (sst2, rte: accuracy; stsb: Pearson, Spearman; story-cloze: accuracy)")
         ->required()
-        ->check(CLI::IsMember(synth_task_names()));
+        ->check(CLI::IsMember(tasks));
+    cmd->add_option("--data", args->data, "GPT-1 benchmarks: the labelled file in the benchmark's format (GLUE TSV, Story "
+                                          "Cloze CSV), e.g. a split held out from ../shared/data/gpt1-tasks");
     cmd->add_option("--prompts", args->prompts, "Held-out prompts {\"prompt\", \"answer\"} (default data/synth/TASK/prompts.jsonl)");
-    cmd->add_option("--out", args->out, "Also write each {prompt, answer, response, correct, eos} as JSONL here");
+    cmd->add_option("--out", args->out, "Also write each judgement as JSONL here: {prompt, answer, response, correct, eos}; GPT-1 benchmarks: {where, label or score, predicted}");
     cmd->add_option("--max-new-tokens", args->max_new_tokens, "Answer length cap")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
     cmd->add_option("--temperature", args->temperature, "0 = greedy; > 0 samples (the policy as PPO trains it: 1)")
         ->capture_default_str()
@@ -52,10 +61,21 @@ void add_eval_command(CLI::App& app, Action& action) {
     cmd->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     cmd->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
     cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-    cmd->footer("Prints one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"; with --reference \"kl_to_reference\"}. A checkpoint with the chat tokens (sft and "
+    cmd->footer("GPT-1 benchmarks print one JSON line: {\"task\", \"count\", \"accuracy\", \"majority_accuracy\"} or, "
+                "for stsb, {\"pearson\", \"spearman\", \"mse\", \"mean_mse\"}; --out writes each prediction.\n"
+                "Generated tasks print one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"; with --reference \"kl_to_reference\"}. A checkpoint with the chat tokens (sft and "
                 "later) gets each prompt as a user turn; a pre-trained one gets \"question\\n\\n\" (a paragraph break, as in a corpus) and the line it writes next counts.");
     cmd->callback([args, &action] {
         action = [args] {
+            const auto& gpt1 = gpt1_task_names();
+            if (std::find(gpt1.begin(), gpt1.end(), args->task) != gpt1.end()) {
+                return eval_gpt1_task({args->task, args->data, args->checkpoint, args->out, args->device, args->dtype,
+                                       args->batch_size, args->threads});
+            }
+            if (!args->data.empty()) {
+                throw Error("--data is for GPT-1 benchmarks (" + fmt::format("{}", fmt::join(gpt1, ", ")) + ")", "--data",
+                            "a generated task reads --prompts");
+            }
             const std::string prompts_path = args->prompts.empty() ? "data/synth/" + args->task + "/prompts.jsonl" : args->prompts;
             std::vector<std::pair<std::string, int64_t>> items;
             read_jsonl(prompts_path, [&](const nlohmann::json& r, const std::string& where) {

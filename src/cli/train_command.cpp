@@ -2,6 +2,7 @@
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/error.h"
+#include "rlhf/stages/classify.h"
 #include "rlhf/stages/dpo.h"
 #include "rlhf/stages/ppo.h"
 #include "rlhf/stages/pretrain.h"
@@ -17,7 +18,7 @@ void add_train_command(CLI::App& app, Action& action) {
         bool resume = false;
     };
     auto args = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain | sft | reward | ppo | dpo)");
+    auto* cmd = app.add_subcommand("train", "Run the stage a YAML config names (stage: pretrain | sft | reward | ppo | dpo | classify)");
     cmd->add_option("config", args->config, "YAML config file (see configs/ and docs/config.md)")->required();
     cmd->add_option("--set", args->overrides,
                     "Override config keys: --set train.max_steps=100 [more key=value ...] (repeatable)")
@@ -36,6 +37,7 @@ void add_train_command(CLI::App& app, Action& action) {
             if (cfg.stage == "sft") return run_sft(cfg, opts);
             if (cfg.stage == "reward") return run_reward(cfg, opts);
             if (cfg.stage == "dpo") return run_dpo(cfg, opts);
+            if (cfg.stage == "classify") return run_classify(cfg, opts);
             return run_ppo(cfg, opts);
         };
     });
@@ -49,7 +51,7 @@ void add_config_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("config", "Inspect configurations");
     cmd->require_subcommand(1);
-    auto* show = cmd->add_subcommand("show", "Print the resolved config (defaults, presets and --set applied; sft, reward, ppo and dpo: init_from's model)");
+    auto* show = cmd->add_subcommand("show", "Print the resolved config (defaults, presets and --set applied; sft, reward, ppo, dpo and classify: init_from's model)");
     show->add_option("config", args->config, "YAML config file")->required();
     show->add_option("--set", args->overrides, "Override a config key (repeatable)")->take_all();
     show->callback([args, &action] {

@@ -36,9 +36,10 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // round-trip test in tests/config fails otherwise).
 std::vector<Field> fields_of(RunConfig& c) {
     return {
-        {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo", "dpo"}},
+        {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo", "dpo", "classify"}},
         {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
-        {"init_from", &c.init_from, "sft, reward, ppo, dpo: checkpoint or run directory to start from (its model, weights and tokenizer)"},
+        {"init_from", &c.init_from, "sft, reward, ppo, dpo: checkpoint or run directory to start from (its model, weights and tokenizer); "
+         "classify: the same, or empty to train from scratch (then tokenizer.path and the model keys)"},
 
         {"runtime.threads", &c.runtime.threads, "intra-op CPU threads; 0 = all cores", 0, 4096},
         {"runtime.seed", &c.runtime.seed, "seeds weights, dropout and the data sampler"},
@@ -84,12 +85,18 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"data.files", &c.data.files, "sft, reward: example files; ppo: prompt files (JSONL, JSONL.gz, or a JSON array as Alpaca ships)"},
         {"data.val_files", &c.data.val_files, "sft, reward: held-out example files; empty = data.val_fraction of data.files"},
         {"data.format", &c.data.format, "record layout; auto = from each file's first record. sft: prompt_response | gsm8k | "
-         "alpaca | messages; reward: ranked | pairwise | hh | pandalm", -kInf, kInf,
-         {"auto", "prompt_response", "gsm8k", "alpaca", "messages", "ranked", "pairwise", "hh", "pandalm"}},
+         "alpaca | messages; reward: ranked | pairwise | hh | pandalm; classify: sst2 | rte | stsb | story_cloze | jsonl", -kInf, kInf,
+         {"auto", "prompt_response", "gsm8k", "alpaca", "messages", "ranked", "pairwise", "hh", "pandalm", "sst2", "rte",
+          "stsb", "story_cloze", "jsonl"}},
         {"data.fields.prompt", &c.data.fields.prompt, "sft, reward, ppo: source key of the prompt (\"\" = the format's own)"},
         {"data.fields.response", &c.data.fields.response, "sft: source key of the response"},
         {"data.fields.messages", &c.data.fields.messages, "sft: source key of the message list"},
         {"data.fields.answer", &c.data.fields.answer, "ppo with a checker reward: source key of the gold answer (\"\" = answer)"},
+        {"data.fields.text", &c.data.fields.text, "classify, JSONL: key of the text / premise / first sentence / context "
+         "(\"\" = text, premise, text_a or context by task.type)"},
+        {"data.fields.text_b", &c.data.fields.text_b, "classify, JSONL: key of the hypothesis / second sentence (\"\" = hypothesis or text_b)"},
+        {"data.fields.choices", &c.data.fields.choices, "classify, JSONL, multiple_choice: key of the answer list (\"\" = choices)"},
+        {"data.fields.label", &c.data.fields.label, "classify, JSONL: key of the class, right choice or score (\"\" = label)"},
         {"data.on_error", &c.data.on_error, "a bad record: error (stop, naming file:line) | skip (count it)", -kInf, kInf,
          {"error", "skip"}},
         {"data.packing", &c.data.packing, "sft: pack several examples per window (block-diagonal attention)"},
@@ -199,6 +206,18 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"dpo.label_smoothing", &c.dpo.label_smoothing, "dpo, sigmoid: share of pairs assumed flipped (conservative "
          "DPO)", 0, 0.5},
         {"dpo.reference", &c.dpo.reference, "dpo: the frozen reference checkpoint; \"\" = init_from"},
+
+        {"task.type", &c.task.type, "classify: classification | entailment | similarity | multiple_choice (GPT-1's input "
+         "transformations, docs/gpt1-tasks.md)", -kInf, kInf, {"classification", "entailment", "similarity", "multiple_choice"}},
+        {"task.num_classes", &c.task.num_classes, "classify: classes; similarity: 1 = regression on the score; "
+         "multiple_choice: unused (one score per choice)", 1, 1 << 16},
+        {"task.labels", &c.task.labels, "classify: class names in index order; [] = the format's own (RTE: entailment, "
+         "not_entailment) or integer labels"},
+        {"task.score_min", &c.task.score_min, "classify, similarity regression: lowest valid score", -kInf, kInf},
+        {"task.score_max", &c.task.score_max, "classify, similarity regression: highest valid score", -kInf, kInf},
+        {"task.lm_coef", &c.task.lm_coef, "classify: weight of the auxiliary LM loss on the input tokens (GPT-1's "
+         "lambda 0.5); 0 = off", 0, 1e6},
+        {"task.head_dropout", &c.task.head_dropout, "classify: dropout on the head's input (GPT-1: 0.1)", 0, 0.999},
 
         {"checkpoint.every", &c.checkpoint.every, "steps between checkpoints; 0 = only at the end", 0, kInf},
         {"checkpoint.keep_last", &c.checkpoint.keep_last, "newest checkpoints kept; 0 = all", 0, 1 << 20},
@@ -515,6 +534,29 @@ private:
                 fail("data.format", "'" + cfg_.data.format + "' is not a " + (st == "dpo" ? "comparison" : st) + " format (" +
                                         fmt::format("{}", fmt::join(allowed, ", ")) + ")");
             }
+        }
+        if (cfg_.stage == "classify") {
+            if (cfg_.data.files.empty()) fail("data.files", "classify needs labelled examples: set data.files");
+            if (!cfg_.data.text.empty() || !cfg_.data.shards.empty()) {
+                fail(cfg_.data.text.empty() ? "data.shards" : "data.text", "classify reads data.files, not raw text or shards");
+            }
+            const std::set<std::string> task_formats = {"auto", "sst2", "rte", "stsb", "story_cloze", "jsonl"};
+            if (!task_formats.count(cfg_.data.format)) {
+                fail("data.format", "'" + cfg_.data.format + "' is not a classify format (" +
+                                        fmt::format("{}", fmt::join(task_formats, ", ")) + ")");
+            }
+            if (cfg_.init_from.empty() && cfg_.tokenizer.path.empty()) {
+                fail("tokenizer.path", "classify from scratch (init_from empty) needs a tokenizer: set tokenizer.path "
+                                       "(for a fair comparison, the one of the pre-trained run)");
+            }
+            const TaskConfig& t = cfg_.task;
+            if (t.type != "similarity" && t.type != "multiple_choice" && t.num_classes < 2) {
+                fail("task.num_classes", fmt::format("{} for {}: a classifier needs >= 2 classes", t.num_classes, t.type));
+            }
+            if (!t.labels.empty() && static_cast<int>(t.labels.size()) != t.num_classes) {
+                fail("task.labels", fmt::format("names {} classes but task.num_classes is {}", t.labels.size(), t.num_classes));
+            }
+            if (t.score_min >= t.score_max) fail("task.score_min", "must be below task.score_max");
         }
         if (cfg_.stage == "ppo") {
             if (cfg_.init_from.empty()) fail("init_from", "ppo starts from the SFT policy: set init_from (an sft run)");

@@ -43,6 +43,41 @@ void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::vecto
 
 }  // namespace
 
+void add_tokens(StartPoint& start, RunConfig& cfg, const std::vector<std::string>& tokens) {
+    const int32_t spm_size = start.tokenizer.spm_vocab_size();
+    const int32_t before = start.tokenizer.vocab_size();
+    start.tokenizer = start.tokenizer.with_added_tokens(tokens);
+    if (start.tokenizer.vocab_size() > cfg.model.vocab_size) {
+        spdlog::info("vocabulary {} -> {}: added {} (new embedding rows start as the mean of the others)",
+                     cfg.model.vocab_size, start.tokenizer.vocab_size(), fmt::join(tokens, " "));
+        start.trunk = grow_vocabulary(*start.trunk, start.tokenizer.vocab_size(), std::min(spm_size, cfg.model.vocab_size));
+        cfg.model.vocab_size = start.tokenizer.vocab_size();
+    } else if (start.tokenizer.vocab_size() > before) {
+        // A padded embedding (model.preset: gpt2's 50304 rows) has rows for the new tokens, but
+        // pre-training pushed them down as never-seen outputs: they start as the mean too.
+        spdlog::info("vocabulary {} -> {} of {} embedding rows: added {} (their rows start as the mean of the others)",
+                     before, start.tokenizer.vocab_size(), cfg.model.vocab_size, fmt::join(tokens, " "));
+        torch::NoGradGuard no_grad;
+        auto wte = start.trunk->transformer->wte->weight;  // (V, C), tied to the LM head
+        wte.narrow(0, before, start.tokenizer.vocab_size() - before)
+            .copy_(wte.narrow(0, 0, spm_size).mean(0, /*keepdim=*/true).expand({start.tokenizer.vocab_size() - before, -1}));
+    }
+}
+
+StartPoint fresh_start_point(RunConfig& cfg, const std::vector<std::string>& tokens) {
+    StartPoint start;
+    start.tokenizer = Tokenizer::load(cfg.tokenizer.path).with_added_tokens(tokens);
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = start.tokenizer.vocab_size();
+    if (cfg.model.vocab_size < start.tokenizer.vocab_size()) {
+        throw Error("model.vocab_size " + std::to_string(cfg.model.vocab_size) + " is smaller than the tokenizer's " +
+                        std::to_string(start.tokenizer.vocab_size()) + " (added tokens included)",
+                    cfg.source + ": model.vocab_size", "use 0 (the tokenizer's size)");
+    }
+    start.trunk = Gpt(cfg.model);  // its weights drawn from runtime.seed's generator (init_stage_runtime)
+    start.lineage = nlohmann::json{{"checkpoint", nullptr}, {"stage", "scratch"}};
+    return start;
+}
+
 StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_dir) {
     if (resume_dir.empty() && !std::filesystem::exists(cfg.init_from)) {
         throw Error("init_from '" + cfg.init_from + "' does not exist", cfg.source + ": init_from",
@@ -80,24 +115,7 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
                     cfg.source + ": checkpoint.export_hf", "remove the key");
     }
 
-    const int32_t spm_size = start.tokenizer.spm_vocab_size();
-    const int32_t before = start.tokenizer.vocab_size();
-    start.tokenizer = with_chat_tokens(start.tokenizer);  // a no-op when the checkpoint has them
-    if (start.tokenizer.vocab_size() > cfg.model.vocab_size) {
-        spdlog::info("vocabulary {} -> {}: added {} (new embedding rows start as the mean of the others)",
-                     cfg.model.vocab_size, start.tokenizer.vocab_size(), fmt::join(kChatRoleTokens, " "));
-        start.trunk = grow_vocabulary(*start.trunk, start.tokenizer.vocab_size(), std::min(spm_size, cfg.model.vocab_size));
-        cfg.model.vocab_size = start.tokenizer.vocab_size();
-    } else if (start.tokenizer.vocab_size() > before) {
-        // A padded embedding (model.preset: gpt2's 50304 rows) has rows for the new tokens, but
-        // pre-training pushed them down as never-seen outputs: they start as the mean too.
-        spdlog::info("vocabulary {} -> {} of {} embedding rows: added {} (their rows start as the mean of the others)",
-                     before, start.tokenizer.vocab_size(), cfg.model.vocab_size, fmt::join(kChatRoleTokens, " "));
-        torch::NoGradGuard no_grad;
-        auto wte = start.trunk->transformer->wte->weight;  // (V, C), tied to the LM head
-        wte.narrow(0, before, start.tokenizer.vocab_size() - before)
-            .copy_(wte.narrow(0, 0, spm_size).mean(0, /*keepdim=*/true).expand({start.tokenizer.vocab_size() - before, -1}));
-    }
+    add_tokens(start, cfg, kChatRoleTokens);  // a no-op when the checkpoint has them
     return start;
 }
 

@@ -7,7 +7,8 @@
 //   rlhf generate --checkpoint DIR (--prompt TEXT | --prompts FILE.jsonl) [sampling options]
 //   rlhf chat --checkpoint DIR
 //   rlhf score --checkpoint DIR (--prompt TEXT --response TEXT | --input FILE)
-//   rlhf eval --checkpoint DIR --task NAME [--prompts FILE]
+//   rlhf eval --checkpoint DIR --task NAME [--prompts FILE]   (a generated task: answers checked)
+//   rlhf eval --checkpoint DIR --task sst2|rte|stsb|story-cloze --data FILE   (a classify run)
 //   rlhf data synth --task NAME --out DIR [--seed N]
 //   rlhf config show CONFIG [--set k=v]... | rlhf config keys
 //   rlhf bench generate [--preset gpt2 | --checkpoint DIR] [--batch-size N] [--no-cache]
@@ -16,6 +17,8 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace rlhf::cli {
 
@@ -34,5 +37,14 @@ void add_bench_command(CLI::App& app, Action& action);
 void add_score_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_convert_command(CLI::App& app, Action& action);
+
+// GPT-1's task benchmarks `rlhf eval --task` knows (sst2, rte, stsb, story-cloze), and the
+// evaluation of a classify checkpoint on one: prints one JSON line, returns the exit code.
+const std::vector<std::string>& gpt1_task_names();
+struct TaskEvalArgs {
+    std::string task, data, checkpoint, out, device = "cpu", dtype = "float32";
+    int batch_size = 32, threads = 0;
+};
+int eval_gpt1_task(const TaskEvalArgs& args);
 
 }  // namespace rlhf::cli

@@ -54,6 +54,7 @@ struct DataConfig {
     struct Fields {                                // source key names; "" = the format's own
         std::string prompt, response, messages;
         std::string answer;                        // ppo with a checker reward: the gold answer's key ("" = "answer")
+        std::string text, text_b, choices, label;  // classify, JSONL: the task's keys (data/task_examples.h)
     } fields;
     std::string              on_error = "error";   // error: stop at a bad record | skip: count and leave it out
     bool                     packing = false;      // several examples per window, no attention across them
@@ -157,6 +158,18 @@ struct DpoConfig {
     std::string reference = "";           // the frozen reference checkpoint; "" = init_from
 };
 
+// GPT-1's task fine-tuning (stage: classify; Radford et al. 2018, docs/gpt1-tasks.md): the
+// trunk from init_from (or fresh), a linear head on the extract token, L = task loss + λ·LM loss.
+struct TaskConfig {
+    std::string type = "classification";  // classification | entailment | similarity | multiple_choice
+    int         num_classes = 2;          // classes; similarity: 1 = regression on the score (MSE)
+    std::vector<std::string> labels;      // class names in index order; empty = the format's own (RTE) or indices
+    double      score_min = 0.0;          // similarity regression: the score range (STS-B 0-5); a score outside
+    double      score_max = 5.0;          //   it is a data error; predictions are read in this range
+    double      lm_coef = 0.5;            // λ: weight of the auxiliary LM loss on the input tokens; 0 = off
+    double      head_dropout = 0.1;       // dropout on the head's input (GPT-1: 0.1)
+};
+
 struct CheckpointConfig {
     int64_t every     = 250;  // steps between checkpoints (one is always written at the end); 0 = end only
     int     keep_last = 3;    // newest checkpoints kept; older ones are deleted; 0 = keep all
@@ -164,9 +177,9 @@ struct CheckpointConfig {
 };
 
 struct RunConfig {
-    std::string      stage   = "pretrain";  // pretrain | sft | reward | ppo | dpo
+    std::string      stage   = "pretrain";  // pretrain | sft | reward | ppo | dpo | classify
     std::string      out_dir = "runs/default";  // run directory: logs, metrics, checkpoints
-    std::string      init_from = "";            // sft, reward, ppo: the checkpoint (or run directory) to start from
+    std::string      init_from = "";            // sft, reward, ppo, dpo, classify: the checkpoint (or run directory) to start from
     RuntimeConfig    runtime;
     ModelConfig      model;
     TokenizerConfig  tokenizer;
@@ -176,6 +189,7 @@ struct RunConfig {
     RewardConfig     reward;
     PpoConfig        ppo;
     DpoConfig        dpo;
+    TaskConfig       task;
     CheckpointConfig checkpoint;
 
     std::string source;  // where this config came from (a path, or "<defaults>"); not a YAML key

@@ -28,4 +28,12 @@ struct StartPoint {
 // checkpoint's shape (keeping cfg.model.dropout) with the grown vocabulary.
 StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_dir);
 
+// Adds `tokens` to start.tokenizer (those it has are kept once) and grows the trunk's embedding to
+// match; a new row starts as the mean of the base vocabulary's rows. Updates cfg.model.vocab_size.
+void add_tokens(StartPoint& start, RunConfig& cfg, const std::vector<std::string>& tokens);
+
+// A fresh start, no checkpoint (classify from scratch): tokenizer.path's tokenizer with `tokens`
+// added, and a new GPT of cfg.model's shape (model.vocab_size 0 = the tokenizer's size).
+StartPoint fresh_start_point(RunConfig& cfg, const std::vector<std::string>& tokens);
+
 }  // namespace rlhf
