@@ -5,8 +5,15 @@ model and from scratch, the constant baseline, and GPT-1's published number for 
     scripts/gpt1_report.py RUNS      # reads RUNS/eval/{pretrained,scratch}-TASK.json, writes RUNS/summary.json
 """
 import json
+import math
 import os
 import sys
+
+
+def num(r, key):
+    """r[key] as a float; rlhf writes NaN (a constant prediction's correlation) as null."""
+    v = r.get(key)
+    return math.nan if v is None else float(v)
 
 # (task, metric, GPT-1's number: Radford et al. 2018, tables 2-4; GLUE test / Story Cloze test)
 TASKS = [("sst2", "accuracy", 91.3), ("rte", "accuracy", 56.0), ("stsb", "pearson", 82.0),
@@ -27,14 +34,14 @@ def main():
         pre, scr = got["pretrained"], got["scratch"]
         if metric == "pearson":
             # A constant prediction has no correlation; the baseline to beat is its MSE.
-            baseline_text = f"r = 0 (MSE {pre['mean_mse']:.2f})"
-            beat = pre["pearson"] > 0 and pre["mse"] < pre["mean_mse"]
-            cell = lambda r: f"{100 * r['pearson']:.1f} (ρ {100 * r['spearman']:.1f}, MSE {r['mse']:.2f})"
+            baseline_text = f"r = 0 (MSE {num(pre, 'mean_mse'):.2f})"
+            beat = num(pre, "pearson") > 0 and num(pre, "mse") < num(pre, "mean_mse")
+            cell = lambda r: f"{100 * num(r, 'pearson'):.1f} (ρ {100 * num(r, 'spearman'):.1f}, MSE {num(r, 'mse'):.2f})"
         else:
-            baseline_text = f"{100 * pre['majority_accuracy']:.1f} (majority class)"
-            beat = pre["accuracy"] > pre["majority_accuracy"]
-            cell = lambda r: f"{100 * r[metric]:.1f}"
-        win = pre[metric] > scr[metric]
+            baseline_text = f"{100 * num(pre, 'majority_accuracy'):.1f} (majority class)"
+            beat = num(pre, "accuracy") > num(pre, "majority_accuracy")
+            cell = lambda r: f"{100 * num(r, metric):.1f}"
+        win = num(pre, metric) > num(scr, metric)  # NaN (no correlation) never wins
         wins += win
         beats += beat
         print(f"| {task} | {metric} | {cell(pre)}{' **' if win else ''} | {cell(scr)} | {baseline_text} | {paper} | {pre['count']} |")

@@ -3,12 +3,14 @@
 # (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~45 minutes; --small ~4.
 #
 #   scripts/gpt1_tasks.sh               # setup + build, then every step; reuses finished runs
-#   scripts/gpt1_tasks.sh --small       # fewer steps, 1,000 held-out rows per task (runs/gpt1-tasks-small; CI)
+#   scripts/gpt1_tasks.sh --small       # fewer steps, at most 500 held-out rows per task (runs/gpt1-tasks-small; CI)
 #   scripts/gpt1_tasks.sh --fresh       # delete the runs first
 #   scripts/gpt1_tasks.sh --no-setup    # skip scripts/setup.sh and the build (build/rlhf must exist)
 #   scripts/gpt1_tasks.sh --runs DIR --data DIR --shared DIR   # other places (--shared: the four task
-#                                       # folders, default ../shared/data/gpt1-tasks)
-#   scripts/gpt1_tasks.sh --seed N      # every run with runtime.seed N
+#                                       # folders, default ../shared/data/gpt1-tasks; the books are read
+#                                       # from its parent: tinyshakespeare/, gutenberg/)
+#   scripts/gpt1_tasks.sh --seed N      # every run with runtime.seed N, in runs/gpt1-tasks-seedN unless
+#                                       # --runs says otherwise (the data split stays the same)
 #   scripts/gpt1_tasks.sh --torch pip|DIR   # the LibTorch to set up and build with
 #
 #   1. hold out every 10th row (Story Cloze: 5th) of each task file; the training rows' texts
@@ -59,6 +61,7 @@ HELDOUT_CAP=0
 if [ "$small" = 1 ]; then
     RUNS=${RUNS:-runs/gpt1-tasks-small} DATA=${DATA:-data/gpt1-tasks-small} HELDOUT_CAP=500
 fi
+[ -n "$SEED" ] && RUNS=${RUNS:-runs/gpt1-tasks-seed$SEED}  # --resume must not pick up another seed's runs
 RUNS=${RUNS:-runs/gpt1-tasks} DATA=${DATA:-data/gpt1-tasks}
 [ "$fresh" = 1 ] && rm -rf "$RUNS"
 mkdir -p "$RUNS/eval"
@@ -72,17 +75,17 @@ step "1. held-out splits and the training rows' text -> $DATA"
 step "2. pre-training -> $RUNS/pretrain"
 SHAKESPEARE=$(dirname "$SHARED")/tinyshakespeare/input.txt FRANKENSTEIN=$(dirname "$SHARED")/gutenberg/frankenstein_84-0.txt
 "$RLHF" train configs/gpt1/pretrain.yaml --resume --set out_dir="$RUNS/pretrain" \
-    "data.text=[$SHAKESPEARE, $FRANKENSTEIN, $DATA/task_text.txt]" $SEED_SET \
+    "data.text=[\"$SHAKESPEARE\", \"$FRANKENSTEIN\", \"$DATA/task_text.txt\"]" $SEED_SET \
     $([ "$small" = 1 ] && echo "$PRETRAIN_SMALL")
 
 for task in $TASKS; do
-    files="data.files=[$DATA/$task/train.${EXT[$task]}] data.val_files=[$DATA/$task/heldout.${EXT[$task]}]"
+    files=("data.files=[\"$DATA/$task/train.${EXT[$task]}\"]" "data.val_files=[\"$DATA/$task/heldout.${EXT[$task]}\"]")
     step "3. $task from the pre-trained model -> $RUNS/pretrained/$task"
     "$RLHF" train "configs/gpt1/${CONFIG[$task]}.yaml" --resume --set out_dir="$RUNS/pretrained/$task" \
-        init_from="$RUNS/pretrain" $files $SEED_SET $([ "$small" = 1 ] && echo "$TASK_SMALL")
+        init_from="$RUNS/pretrain" "${files[@]}" $SEED_SET $([ "$small" = 1 ] && echo "$TASK_SMALL")
     step "3. $task from scratch (the same steps) -> $RUNS/scratch/$task"
     "$RLHF" train "configs/gpt1/${CONFIG[$task]}.yaml" --resume --set out_dir="$RUNS/scratch/$task" \
-        init_from= tokenizer.path="$RUNS/pretrain/tokenizer" $files $SEED_SET $([ "$small" = 1 ] && echo "$TASK_SMALL")
+        init_from= tokenizer.path="$RUNS/pretrain/tokenizer" "${files[@]}" $SEED_SET $([ "$small" = 1 ] && echo "$TASK_SMALL")
     for start in pretrained scratch; do
         "$RLHF" eval --task "$task" --data "$DATA/$task/heldout.${EXT[$task]}" --checkpoint "$RUNS/$start/$task" \
             > "$RUNS/eval/$start-$task.json"

@@ -323,6 +323,10 @@ LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const 
         throw Error("this is a reward-model checkpoint: it scores text and does not generate", dir.string(),
                     "use rlhf score --checkpoint " + path.string());
     }
+    if (out.info.config.stage == "classify") {
+        throw Error("this is a task model (stage: classify): it labels text and does not generate", dir.string(),
+                    "use rlhf eval --task sst2|rte|stsb|story-cloze --data FILE --checkpoint " + path.string());
+    }
     out.tokenizer = load_checkpoint_tokenizer(dir);
     out.model = Gpt(out.info.config.model);
     out.weights_file = model_weights_file(dir, weights);

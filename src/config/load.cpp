@@ -82,8 +82,9 @@ std::vector<Field> fields_of(RunConfig& c) {
          "(prompts) drawn by runtime.seed", 0, 0.5},
         {"data.sampler", &c.data.sampler, "epoch: shuffled non-overlapping windows, every token once per epoch; "
          "random: windows drawn with replacement (nanoGPT)", -kInf, kInf, {"epoch", "random"}},
-        {"data.files", &c.data.files, "sft, reward: example files; ppo: prompt files (JSONL, JSONL.gz, or a JSON array as Alpaca ships)"},
-        {"data.val_files", &c.data.val_files, "sft, reward: held-out example files; empty = data.val_fraction of data.files"},
+        {"data.files", &c.data.files, "sft, reward, dpo: example files; ppo: prompt files (JSONL, JSONL.gz, or a JSON array as Alpaca ships); "
+         "classify: labelled task files (GLUE TSV, Story Cloze CSV, JSONL)"},
+        {"data.val_files", &c.data.val_files, "sft, reward, dpo, classify: held-out example files; empty = data.val_fraction of data.files"},
         {"data.format", &c.data.format, "record layout; auto = from each file's first record. sft: prompt_response | gsm8k | "
          "alpaca | messages; reward: ranked | pairwise | hh | pandalm; classify: sst2 | rte | stsb | story_cloze | jsonl", -kInf, kInf,
          {"auto", "prompt_response", "gsm8k", "alpaca", "messages", "ranked", "pairwise", "hh", "pandalm", "sst2", "rte",

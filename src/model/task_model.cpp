@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "rlhf/core/precision.h"
+
 namespace rlhf {
 
 int64_t task_head_outputs(TaskType type, int num_classes) {
@@ -27,7 +29,8 @@ TaskModelImpl::Output TaskModelImpl::forward(const torch::Tensor& ids, const tor
     out.hidden = gpt->forward(ids);  // right padding: plain causal attention is exact for real tokens
     const int64_t R = ids.size(0), C = out.hidden.size(2);
     auto h = out.hidden.gather(1, extract_pos.view({R, 1, 1}).expand({R, 1, C})).squeeze(1);  // (R, C)
-    // The head in fp32 even under autocast (a regression on 0-5 wants more than bf16's 3 digits).
+    // The head in fp32 even under autocast: a regression on 0-5 wants more than bf16's 3 digits.
+    NoAutocastGuard fp32_head;
     h = head_dropout(h.to(torch::kFloat));
     switch (type) {
         case TaskType::similarity: {

@@ -93,6 +93,17 @@ TaskData load_task_data(const RunConfig& cfg, const Tokenizer& tokenizer, TaskTy
     return data;
 }
 
+// A resumed head's outputs mean what the run's task says: a changed task would go on training
+// them as something else (or fail on a shape with no word of why).
+void check_same_task(const TaskConfig& saved, const RunConfig& cfg) {
+    if (saved.type != cfg.task.type || saved.num_classes != cfg.task.num_classes || saved.labels != cfg.task.labels) {
+        throw Error(fmt::format("the run being resumed is {} with {} class(es) [{}]; the config says {} with {} [{}]", saved.type,
+                                saved.num_classes, fmt::join(saved.labels, ", "), cfg.task.type, cfg.task.num_classes,
+                                fmt::join(cfg.task.labels, ", ")),
+                    cfg.source + ": task", "resume with the run's task keys, or fine-tune into a new out_dir");
+    }
+}
+
 // The first train.eval_batches · train.batch_size val examples: a fixed set, evaluated the same
 // way at every eval (the whole held-out file is `rlhf eval --task`'s job).
 std::vector<TaskInput> eval_subset(const std::vector<TaskInput>& val, const RunConfig& cfg) {
@@ -129,6 +140,7 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
     added.insert(added.end(), kTaskTokens.begin(), kTaskTokens.end());
     const bool from_scratch = resume_dir.empty() && cfg.init_from.empty();
     StartPoint start = from_scratch ? fresh_start_point(cfg, added) : load_start_point(cfg, resume_dir);
+    if (!resume_dir.empty()) check_same_task(start.info.config.task, cfg);
     if (!from_scratch) add_tokens(start, cfg, kTaskTokens);
 
     // 2. Model, optimizer ------------------------------------------------------------------------

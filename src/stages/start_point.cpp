@@ -91,6 +91,12 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
         throw Error("tokenizer.path is not the tokenizer of init_from (" + start.dir.string() + ")",
                     cfg.source + ": tokenizer.path", "remove tokenizer.path: the tokenizer travels with the checkpoint");
     }
+    if (resume_dir.empty() && start.info.config.stage == "classify" && cfg.stage != "classify") {
+        // Its trunk was tuned to label one task; as a policy or a reward model it would start
+        // from that without a word.
+        throw Error("init_from is a task model (" + start.dir.string() + ", stage: classify)", cfg.source + ": init_from",
+                    "start " + cfg.stage + " from a pretrain or sft run");
+    }
     take_shape_from(start.info.config.model, cfg.model, cfg.given_keys, cfg.stage, cfg.source);
     if (resume_dir.empty()) {
         start.lineage = {{"checkpoint", std::filesystem::absolute(start.dir).string()},

@@ -9,11 +9,13 @@
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/core/precision.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/data/task_inputs.h"
 #include "rlhf/model/task_model.h"
 #include "rlhf/stages/classify.h"
 #include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/start_point.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/task_step.h"
@@ -408,6 +410,21 @@ TEST_CASE("classify: a pre-trained tiny model learns a task, resumes exactly, an
                                         " --checkpoint " + test::shell_quote((f.dir / "base").string()));
     CHECK(not_task.exit_code == 1);
     CHECK_THAT(not_task.output, Contains("this is a pretrain checkpoint, not a task model"));
+
+    // A task model does not generate, and does not silently become a policy; a resume keeps its task.
+    const auto gen = test::run_cli("generate --prompt hi --checkpoint " + test::shell_quote((f.dir / "run").string()));
+    CHECK(gen.exit_code == 1);
+    CHECK_THAT(gen.output, Contains("this is a task model (stage: classify)"));
+    RunConfig sft;
+    sft.stage = "sft";
+    sft.source = "<test>";
+    sft.init_from = (f.dir / "run").string();
+    CHECK_THROWS_WITH(load_start_point(sft, {}), Contains("init_from is a task model"));
+    RunConfig changed = f.config("run");
+    changed.task.num_classes = 3;
+    changed.train.max_steps = 70;
+    CHECK_THROWS_WITH(run_classify(changed, resume),
+                      Contains("the run being resumed is classification with 2 class(es)") && Contains("the config says classification with 3"));
 }
 
 TEST_CASE("classify: from scratch, a similarity regression and a multiple-choice task run end to end",
@@ -484,4 +501,24 @@ TEST_CASE("classify: bad input is one clear line", "[integration][classify]") {
     INFO(skipped.output);
     CHECK(skipped.exit_code == 0);
     CHECK_THAT(skipped.output, Contains("skipped 1 bad row"));
+}
+
+TEST_CASE("classify: under bf16 autocast the head still computes in fp32", "[classify]") {
+    TaskTokenizer t;
+    auto model = tiny_task_model(t.tok, TaskType::similarity, 1);
+    TaskExample e;
+    e.text = "a man plays";
+    e.text_b = "a flute";
+    e.score = 3.0;
+    const auto in = render_task_input(e, TaskType::similarity, t.tok, t.ids, 32);
+    const auto b = collate_task_inputs({&in}, true, t.tok.pad_id());
+    torch::NoGradGuard no_grad;
+    AutocastGuard autocast(true, torch::kCPU);
+    const auto out = model->forward(b.ids, b.extract_pos, 2);
+    REQUIRE(out.scores.scalar_type() == torch::kFloat);
+    // The same sum of the two extract states through the head by hand, in fp32.
+    const int64_t C = out.hidden.size(2);
+    auto h = out.hidden.to(torch::kFloat).gather(1, b.extract_pos.view({2, 1, 1}).expand({2, 1, C})).squeeze(1).sum(0);
+    auto expected = (h * model->task_head->weight.squeeze(0)).sum() + model->task_head->bias[0];
+    CHECK(out.scores[0].item<double>() == Approx(expected.item<double>()).epsilon(1e-6));
 }

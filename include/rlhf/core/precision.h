@@ -4,6 +4,8 @@
 #pragma once
 
 #include <torch/types.h>
+#include <c10/core/DispatchKeySet.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <string>
 
@@ -22,6 +24,16 @@ private:
     torch::DeviceType device_;
     bool prev_enabled_ = false;
     torch::ScalarType prev_dtype_ = torch::kFloat;
+};
+
+// Inside an autocast region, runs ops in the precision of their inputs again (a small head whose
+// outputs need fp32's digits): autocast's dispatch keys are skipped while it lives.
+class NoAutocastGuard {
+public:
+    NoAutocastGuard() : guard_(c10::autocast_dispatch_keyset) {}
+
+private:
+    c10::impl::ExcludeDispatchKeyGuard guard_;
 };
 
 // True inside an enabled AutocastGuard (or any autocast region) for `device`.
