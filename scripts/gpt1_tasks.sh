@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPT-1's claim at toy scale: does generative pre-training help a model fine-tuned on a task?
-# (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~45 minutes; --small ~4.
+# (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~40 minutes; --small ~2.5.
 #
 #   scripts/gpt1_tasks.sh               # setup + build, then every step; reuses finished runs
 #   scripts/gpt1_tasks.sh --small       # fewer steps, at most 500 held-out rows per task (runs/gpt1-tasks-small; CI)
