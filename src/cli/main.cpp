@@ -30,7 +30,8 @@ void print_error_lines(const std::string& text) {
 
 int main(int argc, char** argv) {
     CLI::App app{"rlhf.cpp: GPT training in C++ on LibTorch through the InstructGPT pipeline: pretrain, sft, "
-                 "reward, ppo. Errors print one line and exit 1.",
+                 "reward, ppo (also grpo, rloo), dpo; and GPT-1's task fine-tuning (classify). Errors print one "
+                 "line and exit 1.",
                  "rlhf"};
     app.set_version_flag("--version", std::string("rlhf ") + RLHF_VERSION);
     app.require_subcommand(1);
