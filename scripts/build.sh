@@ -32,6 +32,15 @@ BUILD_DIR=${BUILD_DIR:-$(torch_build_dir "$torch")}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
+# ccache keeps compiled objects under ~/.cache/ccache, shared by every clone and both flavours:
+# CI's fresh clone rebuilds only what a change touched. The sloppiness lets it cache the objects
+# that use the precompiled <torch/torch.h> (the PCH's own timestamps would miss every time).
+if command -v ccache >/dev/null; then
+    cmake_args+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+    export CCACHE_BASEDIR=$PWD   # hits across clones in other folders
+    export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+fi
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${cmake_args[@]}" \
         -DRLHF_SANITIZE="${SANITIZE:-OFF}" -DRLHF_WARNINGS_AS_ERRORS="${WERROR:-OFF}"

@@ -25,6 +25,7 @@ esac
 
 packages=(
     build-essential cmake ninja-build pkg-config git
+    ccache                  # rebuilds after a change take minutes, not a full build (scripts/build.sh)
     libtorch-dev            # LibTorch 1.13 (CPU), with c10d/Gloo
     libgloo-dev             # Gloo headers for ProcessGroupGloo
     libsentencepiece-dev    # tokenizer (loaded through a dlmopen shim, see src/tokenizer/)
