@@ -23,16 +23,127 @@
 
 namespace rlhf::cli {
 
+namespace {
+
+struct EvalArgs {
+    std::string checkpoint, weights = "auto", task, prompts, out, device = "cpu", dtype = "float32";
+    int64_t max_new_tokens = 32;
+    double temperature = 0;
+    std::string reference, data;
+    int samples = 1, batch_size = 32, threads = 0;
+    uint64_t seed = 1337;
+};
+
+struct Question {
+    std::string prompt;
+    int64_t answer = 0;  // the gold answer the task's checker compares with
+};
+
+// The held-out {"prompt", "answer"} lines, each `samples` times, side by side.
+std::vector<Question> read_questions(const std::string& path, int samples) {
+    std::vector<Question> questions;
+    read_jsonl(path, [&](const nlohmann::json& r, const std::string& where) {
+        const auto prompt = json_string_field(r, "prompt", where);
+        if (!r.contains("answer") || !r.at("answer").is_number_integer()) {
+            throw Error("missing integer field \"answer\"", where, "held-out prompts carry their gold answer");
+        }
+        questions.insert(questions.end(), static_cast<size_t>(samples), Question{prompt, r.at("answer").get<int64_t>()});
+    });
+    if (questions.empty()) throw Error("no prompts", path, "one {\"prompt\", \"answer\"} per line");
+    return questions;
+}
+
+// A chat checkpoint (sft and later) answers a user turn and stops at EOS; a pre-trained one
+// continues "question\n\n" and its answer ends with the line.
+SamplingOptions answer_options(const EvalArgs& args, const Tokenizer& tok, bool chat) {
+    SamplingOptions o;
+    o.temperature = args.temperature;
+    o.max_new_tokens = args.max_new_tokens;
+    o.stop_ids = {tok.eos_id()};
+    if (!chat) o.stop_ids.push_back(tok.encode("\n").empty() ? tok.eos_id() : tok.encode("\n").back());
+    o.vocab_limit = tok.vocab_size();
+    o.bf16 = wants_bf16(args.dtype);
+    o.truncate_left = true;
+    return o;
+}
+
+// Generated tasks: answers to the held-out questions, judged by the task's gold checker; with
+// --reference, the KL of the sampled answers to that checkpoint's distribution.
+int eval_generated_task(const EvalArgs& args) {
+    if (!args.reference.empty() && args.temperature == 0) {
+        throw Error("--reference with greedy decoding", "--temperature",
+                    "the KL is of the sampling distribution; give --temperature > 0 (e.g. 1)");
+    }
+    if (args.samples > 1 && args.temperature == 0) {
+        throw Error("--samples " + std::to_string(args.samples) + " with greedy decoding", "--temperature",
+                    "greedy answers are all the same; give --temperature > 0 (e.g. 1) to sample");
+    }
+    const std::string path = args.prompts.empty() ? "data/synth/" + args.task + "/prompts.jsonl" : args.prompts;
+    const std::vector<Question> questions = read_questions(path, args.samples);
+    Runtime rt = init_runtime(args.threads, args.seed, args.device, "--device");
+    LoadedModel m = load_model_from_checkpoint(args.checkpoint, rt.device, args.weights);
+    const Tokenizer& tok = m.tokenizer;
+    const bool chat = has_chat_tokens(tok);
+    LoadedModel ref;
+    if (!args.reference.empty()) {
+        ref = load_model_from_checkpoint(args.reference, rt.device);
+        if (!ref.tokenizer.same_vocabulary(tok)) {
+            throw Error("the reference's tokenizer is not the checkpoint's", "--reference", "compare models of one lineage");
+        }
+    }
+    const SamplingOptions o = answer_options(args, tok, chat);
+    auto gen = make_generator(args.seed, rt.device);
+    std::ofstream out;
+    if (!args.out.empty()) {
+        out.open(args.out);
+        if (!out) throw Error("cannot write", args.out, "check the directory exists");
+    }
+    int64_t correct = 0, ended = 0;
+    double kl_sum = 0;  // Σ over answers of Σ_t log π(y_t) - log π_ref(y_t): an unbiased estimate of each KL
+    for (size_t i = 0; i < questions.size(); i += static_cast<size_t>(args.batch_size)) {
+        const size_t end = std::min(questions.size(), i + static_cast<size_t>(args.batch_size));
+        std::vector<std::vector<int32_t>> batch;
+        for (size_t j = i; j < end; ++j) {
+            const std::string& q = questions[j].prompt;
+            batch.push_back(chat ? render_prompt({{"user", q}}, tok) : tok.encode(q + "\n\n"));
+        }
+        Generation g = generate(*m.model, batch, o, tok.pad_id(), gen);
+        if (ref.model) {
+            torch::NoGradGuard no_grad;
+            auto ref_logprobs = sequence_logprobs(*ref.model, g.tokens, g.attention_mask, g.prompt_len, o.temperature, o.bf16,
+                                                  nullptr, o.vocab_limit);
+            kl_sum += ((g.logprobs - ref_logprobs) * g.response_mask.to(torch::kFloat32)).sum().item<double>();
+        }
+        const auto answers = response_ids(g);
+        for (size_t j = i; j < end; ++j) {
+            std::vector<int32_t> ids = answers[j - i];
+            // The stop token, when the answer has one, is its last.
+            const bool stopped = !ids.empty() && std::find(o.stop_ids.begin(), o.stop_ids.end(), ids.back()) != o.stop_ids.end();
+            if (stopped) ids.pop_back();
+            const std::string text = tok.decode(ids);
+            const bool right = gold_correct(text, questions[j].answer);
+            correct += right;
+            ended += stopped;
+            if (out) {
+                out << nlohmann::json{{"prompt", questions[j].prompt}, {"answer", questions[j].answer}, {"response", text},
+                                      {"correct", right}, {"eos", stopped}}.dump()
+                    << "\n";
+            }
+        }
+    }
+    const double n = static_cast<double>(questions.size());
+    nlohmann::json line = {{"task", args.task}, {"checkpoint", m.info.dir.string()},
+                           {"accuracy", static_cast<double>(correct) / n}, {"eos_rate", static_cast<double>(ended) / n},
+                           {"count", questions.size()}, {"temperature", args.temperature}, {"samples", args.samples}};
+    if (ref.model) line["kl_to_reference"] = kl_sum / n;
+    std::cout << line.dump() << std::endl;
+    return 0;
+}
+
+}  // namespace
+
 void add_eval_command(CLI::App& app, Action& action) {
-    struct Args {
-        std::string checkpoint, weights = "auto", task, prompts, out, device = "cpu", dtype = "float32";
-        int64_t max_new_tokens = 32;
-        double temperature = 0;
-        std::string reference, data;
-        int samples = 1, batch_size = 32, threads = 0;
-        uint64_t seed = 1337;
-    };
-    auto args = std::make_shared<Args>();
+    auto args = std::make_shared<EvalArgs>();
     auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts, or of a "
                                            "classify run on a GPT-1 benchmark file");
     std::vector<std::string> tasks = synth_task_names();
@@ -76,100 +187,7 @@ void add_eval_command(CLI::App& app, Action& action) {
                 throw Error("--data is for GPT-1 benchmarks (" + fmt::format("{}", fmt::join(gpt1, ", ")) + ")", "--data",
                             "a generated task reads --prompts");
             }
-            const std::string prompts_path = args->prompts.empty() ? "data/synth/" + args->task + "/prompts.jsonl" : args->prompts;
-            std::vector<std::pair<std::string, int64_t>> items;
-            read_jsonl(prompts_path, [&](const nlohmann::json& r, const std::string& where) {
-                const auto q = json_string_field(r, "prompt", where);
-                if (!r.contains("answer") || !r.at("answer").is_number_integer()) {
-                    throw Error("missing integer field \"answer\"", where, "held-out prompts carry their gold answer");
-                }
-                items.emplace_back(q, r.at("answer").get<int64_t>());
-            });
-            if (items.empty()) throw Error("no prompts", prompts_path, "one {\"prompt\", \"answer\"} per line");
-            if (!args->reference.empty() && args->temperature == 0) {
-                throw Error("--reference with greedy decoding", "--temperature",
-                            "the KL is of the sampling distribution; give --temperature > 0 (e.g. 1)");
-            }
-            if (args->samples > 1 && args->temperature == 0) {
-                throw Error("--samples " + std::to_string(args->samples) + " with greedy decoding", "--temperature",
-                            "greedy answers are all the same; give --temperature > 0 (e.g. 1) to sample");
-            }
-            {  // each prompt `samples` times, side by side
-                std::vector<std::pair<std::string, int64_t>> repeated;
-                for (const auto& item : items) repeated.insert(repeated.end(), static_cast<size_t>(args->samples), item);
-                items = std::move(repeated);
-            }
-            Runtime rt = init_runtime(args->threads, args->seed, args->device, "--device");
-            LoadedModel m = load_model_from_checkpoint(args->checkpoint, rt.device, args->weights);
-            const Tokenizer& tok = m.tokenizer;
-            const bool chat = has_chat_tokens(tok);
-            LoadedModel ref;
-            if (!args->reference.empty()) {
-                ref = load_model_from_checkpoint(args->reference, rt.device);
-                if (!ref.tokenizer.same_vocabulary(tok)) {
-                    throw Error("the reference's tokenizer is not the checkpoint's", "--reference", "compare models of one lineage");
-                }
-            }
-            double kl_sum = 0;  // Σ over answers of Σ_t log π(y_t) - log π_ref(y_t): an unbiased estimate of each KL
-            SamplingOptions o;
-            o.temperature = args->temperature;
-            o.max_new_tokens = args->max_new_tokens;
-            o.stop_ids = {tok.eos_id()};
-            if (!chat) o.stop_ids.push_back(tok.encode("\n").empty() ? tok.eos_id() : tok.encode("\n").back());
-            o.vocab_limit = tok.vocab_size();
-            o.bf16 = wants_bf16(args->dtype);
-            o.truncate_left = true;
-            auto gen = make_generator(args->seed, rt.device);
-            std::ofstream out;
-            if (!args->out.empty()) {
-                out.open(args->out);
-                if (!out) throw Error("cannot write", args->out, "check the directory exists");
-            }
-            int64_t correct = 0, ended = 0;
-            for (size_t i = 0; i < items.size(); i += static_cast<size_t>(args->batch_size)) {
-                const size_t end = std::min(items.size(), i + static_cast<size_t>(args->batch_size));
-                std::vector<std::vector<int32_t>> batch;
-                for (size_t j = i; j < end; ++j) {
-                    batch.push_back(chat ? render_prompt({{"user", items[j].first}}, tok) : tok.encode(items[j].first + "\n\n"));
-                }
-                Generation g = generate(*m.model, batch, o, tok.pad_id(), gen);
-                if (ref.model) {
-                    torch::NoGradGuard no_grad;
-                    auto ref_logprobs = sequence_logprobs(*ref.model, g.tokens, g.attention_mask, g.prompt_len, o.temperature,
-                                                          o.bf16, nullptr, o.vocab_limit);
-                    kl_sum += ((g.logprobs - ref_logprobs) * g.response_mask.to(torch::kFloat32)).sum().item<double>();
-                }
-                auto response = g.response.cpu(), mask = g.response_mask.cpu();
-                for (size_t j = i; j < end; ++j) {
-                    const auto b = static_cast<int64_t>(j - i);
-                    std::vector<int32_t> ids;
-                    bool stopped = false;
-                    for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
-                        const auto id = static_cast<int32_t>(response[b][t].item<int64_t>());
-                        if (std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end()) {
-                            stopped = true;
-                            break;
-                        }
-                        ids.push_back(id);
-                    }
-                    const std::string text = tok.decode(ids);
-                    const bool right = gold_correct(text, items[j].second);
-                    correct += right;
-                    ended += stopped;
-                    if (out) {
-                        out << nlohmann::json{{"prompt", items[j].first}, {"answer", items[j].second}, {"response", text},
-                                              {"correct", right}, {"eos", stopped}}.dump()
-                            << "\n";
-                    }
-                }
-            }
-            const double n = static_cast<double>(items.size());
-            nlohmann::json line = {{"task", args->task}, {"checkpoint", m.info.dir.string()},
-                                   {"accuracy", static_cast<double>(correct) / n}, {"eos_rate", static_cast<double>(ended) / n},
-                                   {"count", items.size()}, {"temperature", args->temperature}, {"samples", args->samples}};
-            if (ref.model) line["kl_to_reference"] = kl_sum / n;
-            std::cout << line.dump() << std::endl;
-            return 0;
+            return eval_generated_task(*args);
         };
     });
 }

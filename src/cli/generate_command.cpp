@@ -29,15 +29,7 @@ std::vector<int32_t> prompt_tokens(const Tokenizer& tok, const std::string& text
 
 std::vector<std::string> decode_responses(const Tokenizer& tok, const Generation& g) {
     std::vector<std::string> out;
-    auto response = g.response.to(torch::kCPU);
-    auto mask = g.response_mask.to(torch::kCPU);
-    for (int64_t b = 0; b < response.size(0); ++b) {
-        std::vector<int32_t> ids;
-        for (int64_t t = 0; t < response.size(1); ++t) {
-            if (mask[b][t].item<bool>()) ids.push_back(static_cast<int32_t>(response[b][t].item<int64_t>()));
-        }
-        out.push_back(tok.decode(ids));
-    }
+    for (const auto& ids : response_ids(g)) out.push_back(tok.decode(ids));
     return out;
 }
 
@@ -158,12 +150,7 @@ void add_chat_command(CLI::App& app, Action& action) {
                     prompt = history;
                 }
                 Generation g = generate(*s.loaded.model, {prompt}, s.options, tok.pad_id(), s.generator);
-                std::vector<int32_t> reply;
-                auto resp = g.response.to(torch::kCPU);
-                auto mask = g.response_mask.to(torch::kCPU);
-                for (int64_t t = 0; t < resp.size(1) && mask[0][t].item<bool>(); ++t) {
-                    reply.push_back(static_cast<int32_t>(resp[0][t].item<int64_t>()));
-                }
+                const std::vector<int32_t> reply = response_ids(g).front();
                 std::string text = tok.decode(reply);
                 if (chat) {
                     turns.push_back({"assistant", text});

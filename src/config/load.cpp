@@ -56,6 +56,10 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"runtime.adapt_threads", &c.runtime.adapt_threads,
          "while other processes keep the CPUs busy, train on one intra-op thread (spinning threads would fight "
          "them); false keeps runtime.threads, for bit-identical results under load"},
+        {"runtime.deterministic", &c.runtime.deterministic,
+         "one seed, one result, also under load: runtime.threads throughout (no adapt_threads) and LibTorch's "
+         "deterministic kernels where it has them; beside a busy process a run is then several times slower "
+         "(docs/reliability.md)"},
 
         {"model.preset", &c.model.preset, "named size and GPT-2's layout; explicit model keys win",
          -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},
@@ -535,6 +539,16 @@ private:
                 fail("data.format", "'" + cfg_.data.format + "' is not a " + (st == "dpo" ? "comparison" : st) + " format (" +
                                         fmt::format("{}", fmt::join(allowed, ", ")) + ")");
             }
+        }
+        // The stages that compare log-probs or scores of one model across forwards train without
+        // dropout: noise would be learned against (reward) or taken for a change of policy (dpo, ppo).
+        if (m.dropout > 0 && (cfg_.stage == "reward" || cfg_.stage == "dpo" || cfg_.stage == "ppo")) {
+            fail("model.dropout", cfg_.stage == "reward" ? "the reward model trains without dropout (a noisy reward would be learned against): remove the key"
+                                  : cfg_.stage == "dpo"  ? "DPO trains without dropout (the policy's log-probs are compared with the reference's): remove the key"
+                                                         : "PPO runs without dropout (the policy's log-probs must be the ones it sampled with): remove the key");
+        }
+        if (cfg_.stage == "dpo" && cfg_.dpo.loss == "ipo" && cfg_.dpo.label_smoothing > 0) {
+            fail("dpo.label_smoothing", "applies to the sigmoid loss only: remove the key, or use dpo.loss: sigmoid");
         }
         if (cfg_.stage == "classify") {
             if (cfg_.data.files.empty()) fail("data.files", "classify needs labelled examples: set data.files");

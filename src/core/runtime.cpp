@@ -88,6 +88,16 @@ static void bound_onednn_primitive_cache() {
     ::setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64", /*overwrite=*/0);
 }
 
+void use_deterministic_algorithms() {
+    // cuBLAS reduces in a fixed order only with a fixed workspace; it reads this before its
+    // first handle, so before any CUDA work. Unknown to a CPU build, and harmless there.
+    setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+    // warn_only: an op without a deterministic kernel warns instead of stopping a run.
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(false);
+}
+
 Runtime init_runtime(int threads, uint64_t seed, const std::string& device, const std::string& device_key) {
     bound_onednn_primitive_cache();
     keep_freed_memory_for_reuse();

@@ -10,6 +10,7 @@
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/core/progress.h"
+#include "rlhf/core/splitmix64.h"
 #include "rlhf/tokenizer/tokenizer.h"
 
 namespace rlhf {
@@ -26,14 +27,6 @@ T get(const unsigned char* buf, size_t offset) {
     T value;
     std::memcpy(&value, buf + offset, sizeof(T));
     return value;
-}
-
-// splitmix64: a tiny counter-based generator; the same (seed, index) always gives the same stream.
-uint64_t splitmix64(uint64_t& state) {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
 }
 
 // Uniform integer in [0, n) without modulo bias worth mentioning (Lemire's multiply-shift).

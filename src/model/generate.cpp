@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/eval_mode.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/model/sampling_streams.h"
@@ -153,8 +154,7 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
     }
 
     torch::NoGradGuard no_grad;
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     const torch::Device device = model.transformer->wte->weight.device();
     auto [prompt_ids, prompt_mask] = left_pad(prompts, pad_id, device);  // (B, P)
     const int64_t B = prompt_ids.size(0), P = prompt_ids.size(1), N = opts.max_new_tokens;
@@ -206,7 +206,6 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
         }
         next_pos = next_pos + 1;
     }
-    model.train(was_training);
     Generation out;
     out.nonfinite = !greedy && bad.any().item<bool>();
     if (out.nonfinite && opts.throw_on_nonfinite) throw nonfinite_logits_error();
@@ -238,6 +237,19 @@ torch::Tensor sequence_logprobs(GptImpl& model, const torch::Tensor& tokens, con
         *entropy = -(log_p.exp() * log_p.clamp_min(std::numeric_limits<float>::lowest())).sum(-1);
     }
     return log_p.gather(-1, targets).squeeze(-1);
+}
+
+std::vector<std::vector<int32_t>> response_ids(const Generation& g) {
+    const torch::Tensor response = g.response.to(torch::kCPU, torch::kInt64).contiguous();  // (B, N)
+    const torch::Tensor mask = g.response_mask.to(torch::kCPU, torch::kBool).contiguous();  // (B, N)
+    const int64_t rows = response.size(0), n = response.size(1);
+    const int64_t* ids = response.data_ptr<int64_t>();
+    const bool* kept = mask.data_ptr<bool>();
+    std::vector<std::vector<int32_t>> out(static_cast<size_t>(rows));
+    for (int64_t b = 0; b < rows; ++b) {
+        for (int64_t t = 0; t < n && kept[b * n + t]; ++t) out[static_cast<size_t>(b)].push_back(static_cast<int32_t>(ids[b * n + t]));
+    }
+    return out;
 }
 
 }  // namespace rlhf

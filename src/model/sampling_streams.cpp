@@ -6,7 +6,7 @@ namespace rlhf {
 
 namespace {
 
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;  // splitmix64's increment
+constexpr uint64_t kGolden = kSplitMixIncrement;
 constexpr uint64_t kMul1 = 0xBF58476D1CE4E5B9ULL, kMul2 = 0x94D049BB133111EBULL;
 
 int64_t as_signed(uint64_t x) { return static_cast<int64_t>(x); }  // the same 64 bits
@@ -17,13 +17,6 @@ torch::Tensor shift_right_logical(const torch::Tensor& x, int k) {
 }
 
 }  // namespace
-
-uint64_t splitmix64(uint64_t seed, uint64_t t) {
-    uint64_t z = seed + (t + 1) * kGolden;
-    z = (z ^ (z >> 30)) * kMul1;
-    z = (z ^ (z >> 27)) * kMul2;
-    return z ^ (z >> 31);
-}
 
 torch::Tensor stream_uniforms(const torch::Tensor& seeds, uint64_t t) {
     // int64 multiplication and addition wrap on every backend, which is uint64 arithmetic on the

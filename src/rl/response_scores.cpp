@@ -14,14 +14,11 @@ std::pair<torch::Tensor, torch::Tensor> check(const ResponseScorer& s, const Gen
         throw Error(std::to_string(B) + " responses but " + std::to_string(answers.size()) + " gold answers", "ppo.reward",
                     "a bug: every checked response needs its prompt's answer");
     }
-    auto response = g.response.cpu(), mask = g.response_mask.cpu();
+    const auto responses = response_ids(g);
     auto correct = torch::zeros({B}, torch::kFloat32), formatted = torch::zeros({B}, torch::kFloat32);
     for (int64_t b = 0; b < B; ++b) {
         std::vector<int32_t> ids;
-        for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
-            const auto id = response[b][t].item<int64_t>();
-            if (id != s.eos_id) ids.push_back(static_cast<int32_t>(id));
-        }
+        for (const int32_t id : responses[static_cast<size_t>(b)]) if (id != s.eos_id) ids.push_back(id);
         const CheckerVerdict v = check_answer(s.checker, s.tokenizer->decode(ids), answers[static_cast<size_t>(b)]);
         correct[b] = v.correct ? 1.0f : 0.0f;
         formatted[b] = v.formatted ? 1.0f : 0.0f;

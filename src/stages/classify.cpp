@@ -3,7 +3,7 @@
 //      (init_from empty), or our own latest checkpoint; the start/delim/extract tokens added
 //   2. the trunk + a linear head on the extract token, optimizer
 //   3. labelled examples: read -> train/val split -> the task's input transformation
-//   4. loop (train/training_loop): batches -> task loss + λ·LM loss -> AdamW -> log -> eval
+//   4. the loop, at the bottom: batches -> task loss + λ·LM loss -> AdamW -> log -> eval
 //      (val accuracy, or Pearson/Spearman for a regression, against the constant baseline)
 //      -> checkpoint
 //
@@ -29,7 +29,7 @@
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
 #include "rlhf/train/task_step.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 
 namespace rlhf {
 
@@ -64,30 +64,17 @@ void check_same_choice_count(const std::vector<TaskExample>& examples) {
 
 TaskData load_task_data(const RunConfig& cfg, const Tokenizer& tokenizer, TaskType type) {
     const TaskReadOptions read = task_read_options(cfg);
-    TaskReadStats stats, val_stats;
-    auto train = read_task_examples(cfg.data.files, read, &stats);
-    std::vector<TaskExample> val;
-    if (!cfg.data.val_files.empty()) {
-        val = read_task_examples(cfg.data.val_files, read, &val_stats);
-    } else if (cfg.data.val_fraction > 0 && train.size() >= 2) {
-        const auto is_val = held_out_items(train.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
-        std::vector<TaskExample> kept;
-        for (size_t i = 0; i < train.size(); ++i) (is_val[i] ? val : kept).push_back(std::move(train[i]));
-        train = std::move(kept);
-    }
-    if (stats.skipped + val_stats.skipped > 0) {
-        spdlog::warn("data: skipped {} bad row(s) (data.on_error: skip); the first: {}", stats.skipped + val_stats.skipped,
-                     stats.first_skip.empty() ? val_stats.first_skip : stats.first_skip);
-    }
+    const auto examples = read_train_val<TaskReadStats>(
+        cfg, kSplitStream, [&](const auto& files, TaskReadStats* stats) { return read_task_examples(files, read, stats); });
     if (type == TaskType::multiple_choice) {
-        auto all = train;
-        all.insert(all.end(), val.begin(), val.end());
+        auto all = examples.train;
+        all.insert(all.end(), examples.val.begin(), examples.val.end());
         check_same_choice_count(all);
     }
     TaskData data;
     int64_t truncated = 0;
-    data.train = render_all(train, type, tokenizer, cfg.model.block_size, &truncated);
-    data.val = render_all(val, type, tokenizer, cfg.model.block_size, &truncated);
+    data.train = render_all(examples.train, type, tokenizer, cfg.model.block_size, &truncated);
+    data.val = render_all(examples.val, type, tokenizer, cfg.model.block_size, &truncated);
     spdlog::info("data: {} train / {} val examples ({}); {} cut to fit the window of {} tokens", data.train.size(),
                  data.val.size(), task_type_name(type), truncated, cfg.model.block_size);
     return data;
@@ -128,62 +115,47 @@ TaskReadOptions task_read_options(const RunConfig& cfg) {
 
 int run_classify(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    Runtime rt = init_stage_runtime(cfg);
-    const Distributed& dist = distributed();
-    const bool bf16 = wants_bf16(cfg.runtime.dtype);
     const TaskType type = parse_task_type(cfg.task.type, cfg.source + ": task.type");
-    const auto resume_dir = open_run_dir(cfg, opts.resume);
-    const std::filesystem::path out_dir = cfg.out_dir;
+    const StageStart stage = begin_stage(cfg, opts.resume);
+    const Runtime& rt = stage.rt;
     // The chat tokens, then the task's, in that order in both cases: a pre-trained and a fresh
     // model then share one vocabulary layout.
     std::vector<std::string> added = kChatRoleTokens;
     added.insert(added.end(), kTaskTokens.begin(), kTaskTokens.end());
-    const bool from_scratch = resume_dir.empty() && cfg.init_from.empty();
-    StartPoint start = from_scratch ? fresh_start_point(cfg, added) : load_start_point(cfg, resume_dir);
-    if (!resume_dir.empty()) check_same_task(start.info.config.task, cfg);
+    const bool from_scratch = !stage.resuming() && cfg.init_from.empty();
+    StartPoint start = from_scratch ? fresh_start_point(cfg, added) : load_start_point(cfg, stage.resume_dir);
+    if (stage.resuming()) check_same_task(start.info.config.task, cfg);
     if (!from_scratch) add_tokens(start, cfg, kTaskTokens);
 
     // 2. Model, optimizer ------------------------------------------------------------------------
     const Tokenizer tokenizer = start.tokenizer;
     TaskModel model(start.trunk, type, cfg.task.num_classes, cfg.task.head_dropout);
-    if (!resume_dir.empty()) load_model_weights(resume_dir, *model);  // the trained head too
+    if (stage.resuming()) load_model_weights(stage.resume_dir, *model);  // the trained head too
     model->to(rt.device);
     model->train();
     AdamW optimizer(*model, cfg.optim);
-    TrainState state;
-    if (!resume_dir.empty()) {
-        OptimizerState saved = load_optimizer_state(resume_dir);
-        optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-        restore_rng_states(resume_dir);
-        state = start.info.state;
-        spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
-    } else if (from_scratch) {
-        spdlog::info("starting from scratch: a fresh {}-layer model (the baseline pre-training is measured against)",
-                     cfg.model.n_layer);
-    } else {
-        spdlog::info("starting from {} (step {} of run {}, stage {}); a new {} head", start.dir.string(),
-                     start.info.state.step, start.info.config.out_dir, start.info.config.stage, task_type_name(type));
-    }
+    const std::string fresh_line =
+        from_scratch ? fmt::format("starting from scratch: a fresh {}-layer model (the baseline pre-training is measured "
+                                   "against)", cfg.model.n_layer)
+                     : describe_start(start) + "; a new " + task_type_name(type) + " head";
+    TrainState state = resume_or_announce(stage, optimizer, start.info.state, fresh_line);
 
     // 3. Labelled examples -------------------------------------------------------------------------
     const TaskData data = load_task_data(cfg, tokenizer, type);
     EpochSampler sampler(static_cast<int64_t>(data.train.size()), cfg.train.batch_size);
     const auto eval_val = eval_subset(data.val, cfg);
-    broadcast_module(*model, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
-    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
-    spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} examples per step, {} steps "
-                 "per epoch; loss = task + {} x LM",
-                 model->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(),
-                 rt.threads, int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
-                 (sampler.batches_per_epoch() + cfg.train.grad_accum_steps - 1) / cfg.train.grad_accum_steps,
-                 cfg.task.lm_coef);
+    StageOutputs out(cfg, *model, optimizer, stage, state);
+    spdlog::info("{}; {} examples per step, {} steps per epoch; loss = task + {} x LM",
+                 describe_model(model->num_parameters(), cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
+                 steps_per_epoch(sampler, cfg), cfg.task.lm_coef);
 
+    // 4. The loop --------------------------------------------------------------------------------
+    StepLoop loop("classify", cfg, state, out.metrics);
+    // Accuracy against the majority class, or Pearson/Spearman against predicting the mean.
     auto evaluate = [&]() {
         if (eval_val.empty()) return;
-        const auto p = predict_task(*model, eval_val, cfg.train.batch_size, tokenizer.pad_id(), bf16, cfg.task.score_min,
-                                    cfg.task.score_max);
+        const auto p = predict_task(*model, eval_val, cfg.train.batch_size, tokenizer.pad_id(), stage.bf16,
+                                    cfg.task.score_min, cfg.task.score_max);
         const TaskMetrics m = task_metrics(p);
         state.last_val_loss = p.task_loss;
         nlohmann::json rec = {{"type", "eval"}, {"step", state.step}, {"val_loss", p.task_loss}, {"examples", m.count}};
@@ -197,31 +169,19 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
             spdlog::info("eval step {}: val loss {:.4f}, accuracy {:.1f}% (majority class: {:.1f}%) on {} examples",
                          state.step, p.task_loss, 100 * m.accuracy, 100 * m.majority_accuracy, m.count);
         }
-        metrics.write(rec);
+        loop.record(rec);
     };
-    auto checkpoint = [&]() {
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model,
-                                   {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last, {{}, {{"lineage", start.lineage}}});
-        spdlog::info("checkpoint saved: {}", dir.string());
-    };
-
-    // 4. The loop --------------------------------------------------------------------------------
-    TrainingLoopHooks hooks;
-    hooks.evaluate = evaluate;
-    hooks.checkpoint = checkpoint;
-    hooks.step = [&](double lr) {
+    // One step: this rank's examples -> task loss + lm_coef x LM loss -> AdamW.
+    auto train_step = [&](double lr) {
         std::vector<TaskBatch> micro_batches;
-        // This rank's share of the step's examples (all of them in a single process).
-        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
+        for (const uint64_t index : next_micro_batches(state, cfg)) {
             std::vector<const TaskInput*> inputs;
             for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) inputs.push_back(&data.train[static_cast<size_t>(i)]);
             micro_batches.push_back(to_device(collate_task_inputs(inputs, model->regression(), tokenizer.pad_id()), rt.device));
         }
-        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
         const uint64_t epoch = sampler.epoch_of(state.next_batch_index - 1);
         const TaskStepStats s = task_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, cfg.task.lm_coef,
-                                                bf16, &grad_sync);
+                                                stage.bf16, &out.grad_sync);
         state.tokens_seen += s.tokens;
         nlohmann::json fields = {{"task_loss", s.task_loss}, {"examples", s.examples}, {"epoch", epoch}};
         if (std::isfinite(s.lm_loss)) fields["lm_loss"] = s.lm_loss;
@@ -231,9 +191,17 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
         return StepReport{s.loss, s.grad_norm, fields, fmt::format(" | task {:.3f}{}{} | epoch {}", s.task_loss, lm, acc, epoch),
                           fmt::format(" | task loss {:.4f}{}{} | epoch {}", s.task_loss, lm, acc, epoch)};
     };
-    const LoopResult done = run_training_loop("classify", cfg, state, metrics, hooks);
-    if (done.exit_code != 0) return done.exit_code;
-    log_run_done(done, state);
+
+    if (loop.eval_due()) evaluate();
+    while (loop.running()) {
+        loop.end_step(train_step(loop.lr()));
+        if (loop.eval_due()) evaluate();
+        if (loop.save_due()) {
+            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, {{}, {{"lineage", start.lineage}}});
+        }
+    }
+    if (loop.finish() != 0) return loop.finish();
+    log_run_done(loop.result(), state);
     return 0;
 }
 

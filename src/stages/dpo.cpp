@@ -7,7 +7,7 @@
 //      is gone: a fresh run scores with dpo.reference, or with the policy itself before its first
 //      step when the reference is init_from (the same weights); a resume reads the numbers its
 //      checkpoint saved (reference_logprobs.safetensors)
-//   5. loop (train/training_loop): groups -> one forward per completion -> pair losses against
+//   5. the loop, at the bottom: groups -> one forward per completion -> pair losses against
 //      the cached reference (rl/dpo_loss) -> AdamW -> log -> eval (val loss, accuracy, margin,
 //      rewards) -> checkpoint
 //
@@ -36,7 +36,7 @@
 #include "rlhf/train/lm_step.h"  // kIgnoreIndex
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 
 namespace rlhf {
 
@@ -45,18 +45,6 @@ namespace {
 constexpr uint64_t kTrainDataStream = 0x64706f2d74726e00ULL;  // "dpo-trn"
 constexpr uint64_t kSplitStream = 0x64706f2d73706c74ULL;      // "dpo-splt"
 constexpr const char* kReferenceFile = "reference_logprobs.safetensors";
-
-// DPO's own rules, beyond config/'s types and ranges.
-void check_dpo_config(const RunConfig& cfg) {
-    if (cfg.model.dropout > 0) {
-        throw Error("DPO trains without dropout (the policy's log-probs are compared with the reference's)",
-                    cfg.source + ": model.dropout", "remove the key");
-    }
-    if (cfg.dpo.loss == "ipo" && cfg.dpo.label_smoothing > 0) {
-        throw Error("dpo.label_smoothing applies to the sigmoid loss only", cfg.source + ": dpo.label_smoothing",
-                    "remove the key, or use dpo.loss: sigmoid");
-    }
-}
 
 struct DpoData {
     std::vector<DpoGroup> train, val;  // completions numbered 0.. over train, then val
@@ -80,28 +68,7 @@ std::string data_fingerprint(const DpoData& d) {
 }
 
 DpoData load_dpo_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
-    ComparisonReadOptions read;
-    read.format = cfg.data.format;
-    read.prompt_field = cfg.data.fields.prompt;
-    read.skip_bad = cfg.data.on_error == "skip";
-    ComparisonReadStats stats, val_stats;
-    auto train_groups = read_comparisons(cfg.data.files, read, &stats);
-    std::vector<RankedGroup> val_groups;
-    if (!cfg.data.val_files.empty()) {
-        val_groups = read_comparisons(cfg.data.val_files, read, &val_stats);
-    } else {
-        const auto is_val = held_out_items(train_groups.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
-        std::vector<RankedGroup> kept;
-        for (size_t i = 0; i < train_groups.size(); ++i) (is_val[i] ? val_groups : kept).push_back(std::move(train_groups[i]));
-        train_groups = std::move(kept);
-    }
-    if (stats.skipped + val_stats.skipped > 0) {
-        spdlog::warn("data: skipped {} bad record(s) (data.on_error: skip); the first: {}", stats.skipped + val_stats.skipped,
-                     stats.first_skip.empty() ? val_stats.first_skip : stats.first_skip);
-    }
-    if (stats.tied_records + val_stats.tied_records > 0) {
-        spdlog::info("data: {} record(s) judged a tie give no pair and were left out", stats.tied_records + val_stats.tied_records);
-    }
+    const auto groups = read_comparison_groups(cfg, kSplitStream);
 
     DpoRenderOptions render;
     render.max_ids = int64_t{cfg.model.block_size} + 1;
@@ -109,8 +76,8 @@ DpoData load_dpo_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     render.min_prompt_fraction = cfg.data.min_prompt_fraction;
     DpoRenderCounts counts;
     DpoData data;
-    data.train = render_dpo_groups(train_groups, tokenizer, render, 0, counts);
-    data.val = render_dpo_groups(val_groups, tokenizer, render, count_completions(data.train), counts);
+    data.train = render_dpo_groups(groups.train, tokenizer, render, 0, counts);
+    data.val = render_dpo_groups(groups.val, tokenizer, render, count_completions(data.train), counts);
     data.completions = count_completions(data.train) + count_completions(data.val);
     spdlog::info("data: {} train groups ({} pairs), {} val groups ({} pairs), {} completions; longer than the window "
                  "({} tokens): {} prompts cut from the left, {} responses cut from the right, {} groups skipped "
@@ -120,7 +87,7 @@ DpoData load_dpo_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     if (count_pairs(data.train) == 0) {
         throw Error(fmt::format("no usable comparison pair for training: all {} training group(s) have a completion "
                                 "that does not fit the context window of {} tokens (data.too_long: {})",
-                                train_groups.size(), cfg.model.block_size, cfg.data.too_long),
+                                groups.train.size(), cfg.model.block_size, cfg.data.too_long),
                     fmt::format("{}", fmt::join(cfg.data.files, ", ")),
                     render.truncate ? "shorten the prompts or lower data.min_prompt_fraction"
                                     : "use data.too_long: truncate, or shorter examples");
@@ -174,30 +141,21 @@ torch::Tensor saved_reference(const std::filesystem::path& resume_dir, const Che
     return tensors.at("logprobs").to(device, torch::kFloat32);
 }
 
-std::vector<DpoBatch> val_batches(const std::vector<DpoGroup>& val, const RunConfig& cfg, int64_t pad_id,
-                                  const torch::Device& device) {
-    std::vector<DpoBatch> out;
-    for (size_t i = 0; i < val.size() && out.size() < static_cast<size_t>(cfg.train.eval_batches);
-         i += static_cast<size_t>(cfg.train.batch_size)) {
-        std::vector<const DpoGroup*> groups;
-        for (size_t j = i; j < std::min(val.size(), i + static_cast<size_t>(cfg.train.batch_size)); ++j) groups.push_back(&val[j]);
-        out.push_back(to_device(collate_dpo(groups, pad_id, kIgnoreIndex), device));
-    }
-    return out;
+// The response log-probs of every completion, train and val, under `model` (the reference).
+torch::Tensor reference_logprobs_of(GptImpl& model, const DpoData& data, const RunConfig& cfg, int64_t pad_id, bool bf16) {
+    // Each call fills its own completions' entries and leaves the others 0.
+    return reference_logprobs(model, data.train, data.completions, cfg.train.batch_size, pad_id, bf16) +
+           reference_logprobs(model, data.val, data.completions, cfg.train.batch_size, pad_id, bf16);
 }
 
 }  // namespace
 
 int run_dpo(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    Runtime rt = init_stage_runtime(cfg);
-    const Distributed& dist = distributed();
-    const bool bf16 = wants_bf16(cfg.runtime.dtype);
-    check_dpo_config(cfg);
-    const auto resume_dir = open_run_dir(cfg, opts.resume);
-    const std::filesystem::path out_dir = cfg.out_dir;
-    StartPoint start = load_start_point(cfg, resume_dir);
-    if (resume_dir.empty() && start.info.config.stage == "reward") {  // its trunk would silently become the policy
+    const StageStart stage = begin_stage(cfg, opts.resume);
+    const Runtime& rt = stage.rt;
+    StartPoint start = load_start_point(cfg, stage.resume_dir);
+    if (!stage.resuming() && start.info.config.stage == "reward") {  // its trunk would silently become the policy
         throw Error("init_from is a reward model (" + start.dir.string() + ", stage: reward), not a policy",
                     cfg.source + ": init_from", "point init_from at the SFT run");
     }
@@ -208,17 +166,7 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
     policy->to(rt.device);
     policy->train();
     AdamW optimizer(*policy, cfg.optim);
-    TrainState state;
-    if (!resume_dir.empty()) {
-        OptimizerState saved = load_optimizer_state(resume_dir);
-        optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-        restore_rng_states(resume_dir);
-        state = start.info.state;
-        spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
-    } else {
-        spdlog::info("starting from {} (step {} of run {}, stage {})", start.dir.string(), start.info.state.step,
-                     start.info.config.out_dir, start.info.config.stage);
-    }
+    TrainState state = resume_or_announce(stage, optimizer, start.info.state, describe_start(start));
 
     // 3. Comparisons ------------------------------------------------------------------------------
     const DpoData data = load_dpo_data(cfg, tokenizer);
@@ -226,77 +174,58 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
     // 4. The reference's log-probs, once -----------------------------------------------------------
     nlohmann::json lineage = start.lineage;
     torch::Tensor reference;  // (completions,) float32 on the device, by global completion index
-    if (!resume_dir.empty()) {
-        reference = saved_reference(resume_dir, start.info, data, cfg, rt.device);
+    if (stage.resuming()) {
+        reference = saved_reference(stage.resume_dir, start.info, data, cfg, rt.device);
     } else if (cfg.dpo.reference.empty()) {
-        // Each call fills its own completions' entries and leaves the others 0.
-        reference = reference_logprobs(*policy, data.train, data.completions, cfg.train.batch_size, tokenizer.pad_id(), bf16);
-        reference += reference_logprobs(*policy, data.val, data.completions, cfg.train.batch_size, tokenizer.pad_id(), bf16);
+        reference = reference_logprobs_of(*policy, data, cfg, tokenizer.pad_id(), stage.bf16);
         lineage["reference"] = lineage["checkpoint"];
         lineage["reference_weights_fnv1a64"] = lineage["weights_fnv1a64"];
     } else {
         std::filesystem::path ref_dir;
         Gpt ref = load_reference(cfg, tokenizer, rt.device, &ref_dir);
-        reference = reference_logprobs(*ref, data.train, data.completions, cfg.train.batch_size, tokenizer.pad_id(), bf16);
-        reference += reference_logprobs(*ref, data.val, data.completions, cfg.train.batch_size, tokenizer.pad_id(), bf16);
+        reference = reference_logprobs_of(*ref, data, cfg, tokenizer.pad_id(), stage.bf16);
         lineage["reference"] = std::filesystem::absolute(ref_dir).string();
         lineage["reference_weights_fnv1a64"] = hex64(file_fnv1a64(model_weights_file(ref_dir)));
     }  // the reference model, if one was loaded, is freed here
     spdlog::info("reference: log-probs of {} completions {} {} (mean {:.3f} per response)", data.completions,
-                 resume_dir.empty() ? "from" : "as computed at the start from", lineage["reference"].get<std::string>(),
+                 stage.resuming() ? "as computed at the start from" : "from", lineage["reference"].get<std::string>(),
                  reference.mean().item<double>());
 
     EpochSampler sampler(static_cast<int64_t>(data.train.size()), cfg.train.batch_size);
-    const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
-    broadcast_module(*policy, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
-    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
-    spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} groups per step, {} steps per "
-                 "epoch; dpo.loss {}, beta {}{}",
-                 policy->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(),
-                 rt.threads, int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
-                 (sampler.batches_per_epoch() + cfg.train.grad_accum_steps - 1) / cfg.train.grad_accum_steps,
-                 cfg.dpo.loss, cfg.dpo.beta,
+    const auto eval_val = fixed_batches(data.val, cfg, [&](const std::vector<const DpoGroup*>& groups) {
+        return to_device(collate_dpo(groups, tokenizer.pad_id(), kIgnoreIndex), rt.device);
+    });
+    StageOutputs out(cfg, *policy, optimizer, stage, state);
+    spdlog::info("{}; {} groups per step, {} steps per epoch; dpo.loss {}, beta {}{}",
+                 describe_model(policy->num_parameters(), cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
+                 steps_per_epoch(sampler, cfg), cfg.dpo.loss, cfg.dpo.beta,
                  cfg.dpo.label_smoothing > 0 ? fmt::format(", label smoothing {}", cfg.dpo.label_smoothing) : "");
 
+    // 5. The loop --------------------------------------------------------------------------------
+    StepLoop loop("dpo", cfg, state, out.metrics);
     auto evaluate = [&]() {
         if (eval_val.empty()) return;
-        const rl::DpoMetrics m = dpo_eval(*policy, eval_val, reference, cfg.dpo, bf16);
+        const rl::DpoMetrics m = dpo_eval(*policy, eval_val, reference, cfg.dpo, stage.bf16);
         state.last_val_loss = m.loss;
-        metrics.write({{"type", "eval"}, {"step", state.step}, {"val_loss", m.loss}, {"val_accuracy", m.accuracy},
-                       {"val_margin", m.margin}, {"val_chosen_reward", m.chosen_reward},
-                       {"val_rejected_reward", m.rejected_reward}, {"pairs", m.pairs}});
+        loop.record({{"type", "eval"}, {"step", state.step}, {"val_loss", m.loss}, {"val_accuracy", m.accuracy},
+                     {"val_margin", m.margin}, {"val_chosen_reward", m.chosen_reward},
+                     {"val_rejected_reward", m.rejected_reward}, {"pairs", m.pairs}});
         spdlog::info("eval step {}: val loss {:.4f}, accuracy {:.1f}% of {} pairs, margin {:.3f}, reward chosen {:.3f} / "
                      "rejected {:.3f}",
                      state.step, m.loss, 100 * m.accuracy, m.pairs, m.margin, m.chosen_reward, m.rejected_reward);
     };
-    auto checkpoint = [&]() {
-        CheckpointExtras extras;
-        extras.tensor_files.push_back({kReferenceFile, {{"logprobs", reference}}});
-        extras.stage_state = {{"lineage", lineage}, {"data_fnv1a64", data.fingerprint}, {"completions", data.completions}};
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *policy,
-                                   {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last, extras);
-        spdlog::info("checkpoint saved: {}", dir.string());
-    };
-
-    // 5. The loop --------------------------------------------------------------------------------
-    TrainingLoopHooks hooks;
-    hooks.evaluate = evaluate;
-    hooks.checkpoint = checkpoint;
-    hooks.step = [&](double lr) {
-        // This rank's share of the step's groups (all of them in a single process).
+    // One step: this rank's groups -> one forward per completion -> pair losses against the
+    // cached reference -> AdamW.
+    auto train_step = [&](double lr) {
         std::vector<DpoBatch> micro_batches;
-        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
+        for (const uint64_t index : next_micro_batches(state, cfg)) {
             std::vector<const DpoGroup*> groups;
             for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
             micro_batches.push_back(to_device(collate_dpo(groups, tokenizer.pad_id(), kIgnoreIndex), rt.device));
         }
-        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
         const uint64_t epoch = sampler.epoch_of(state.next_batch_index - 1);
         const DpoStepStats s = dpo_train_step(*policy, optimizer, micro_batches, reference, cfg.dpo, lr,
-                                              cfg.optim.grad_clip, bf16, &grad_sync);
+                                              cfg.optim.grad_clip, stage.bf16, &out.grad_sync);
         state.tokens_seen += s.tokens;
         const rl::DpoMetrics& m = s.metrics;
         return StepReport{m.loss, s.grad_norm,
@@ -309,9 +238,22 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
                                       m.accuracy, m.margin, m.chosen_reward, m.rejected_reward, s.groups, m.pairs, s.rows,
                                       epoch)};
     };
-    const LoopResult done = run_training_loop("dpo", cfg, state, metrics, hooks);
-    if (done.exit_code != 0) return done.exit_code;
-    log_run_done(done, state);
+    // The checkpoint keeps the reference's log-probs: a resume goes on against the same numbers.
+    auto save = [&]() {
+        CheckpointExtras extras;
+        extras.tensor_files.push_back({kReferenceFile, {{"logprobs", reference}}});
+        extras.stage_state = {{"lineage", lineage}, {"data_fnv1a64", data.fingerprint}, {"completions", data.completions}};
+        save_stage_checkpoint(cfg, state, *policy, optimizer, tokenizer, extras);
+    };
+
+    if (loop.eval_due()) evaluate();
+    while (loop.running()) {
+        loop.end_step(train_step(loop.lr()));
+        if (loop.eval_due()) evaluate();
+        if (loop.save_due()) save();
+    }
+    if (loop.finish() != 0) return loop.finish();
+    log_run_done(loop.result(), state);
     return 0;
 }
 

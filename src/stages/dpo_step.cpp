@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/eval_mode.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/train/lm_step.h"  // kIgnoreIndex
 
@@ -27,8 +28,7 @@ torch::Tensor response_logprobs(GptImpl& model, const DpoBatch& b, bool bf16) {
 
 torch::Tensor reference_logprobs(GptImpl& model, const std::vector<DpoGroup>& groups, int64_t total, int64_t batch_size,
                                  int64_t pad_id, bool bf16) {
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
     const auto device = model.transformer->wte->weight.device();
     auto out = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
@@ -38,7 +38,6 @@ torch::Tensor reference_logprobs(GptImpl& model, const std::vector<DpoGroup>& gr
         const auto b = to_device(collate_dpo(chunk, pad_id, kIgnoreIndex), device);
         out.index_put_({b.completion}, response_logprobs(model, b, bf16));
     }
-    model.train(was_training);
     return out;
 }
 
@@ -78,8 +77,7 @@ DpoStepStats dpo_train_step(GptImpl& policy, AdamW& optimizer, const std::vector
     for (size_t m = 0; m < micro_batches.size(); ++m) {
         const auto p = batch_pair_losses(policy, micro_batches[m], reference, cfg, bf16);
         const auto loss = p.losses.sum() / pairs;
-        if (sync && m + 1 == micro_batches.size()) sync->arm();
-        loss.backward();
+        accumulate_backward(loss, sync, /*last=*/m + 1 == micro_batches.size());
         sums += rl::dpo_metric_sums(p);
     }
     if (sync) {
@@ -101,12 +99,10 @@ DpoStepStats dpo_train_step(GptImpl& policy, AdamW& optimizer, const std::vector
 
 rl::DpoMetrics dpo_eval(GptImpl& policy, const std::vector<DpoBatch>& batches, const torch::Tensor& reference,
                         const DpoConfig& cfg, bool bf16) {
-    const bool was_training = policy.is_training();
-    policy.eval();
+    EvalModeGuard eval_mode(policy);
     torch::NoGradGuard no_grad;
     torch::Tensor sums = torch::zeros({5}, torch::TensorOptions().dtype(torch::kFloat64).device(reference.device()));
     for (const auto& b : batches) sums += rl::dpo_metric_sums(batch_pair_losses(policy, b, reference, cfg, bf16));
-    policy.train(was_training);
     return rl::dpo_metrics(sums);
 }
 

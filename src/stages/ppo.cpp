@@ -7,7 +7,7 @@
 //      each of policy and critic; EMA weights; PPO-ptx windows
 //   3. prompts (data/prompt_set), rendered in the chat format, left-padded at rollout time; with
 //      a checker reward, each with its gold answer
-//   4. the loop (train/training_loop), one PPO iteration per step (stages/ppo_iteration.h):
+//   4. the loop, at the bottom, one PPO iteration per step (stages/ppo_iteration.h):
 //        share = this rank's prompts of the iteration (each ppo.group_size times)
 //        experience = collect_experience(share, β)   rollouts -> scores -> log-probs, values ->
 //                                                     -β·KL + score -> GAE, or group advantages
@@ -43,7 +43,7 @@
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/stages/start_point.h"
 #include "rlhf/train/metrics.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 
 namespace rlhf {
 
@@ -335,14 +335,10 @@ StepReport iteration_report(const PpoRun& run, const CollectedExperience& collec
 
 int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and run directory ----------------------------------------------------------------
-    Runtime rt = init_stage_runtime(cfg);
+    const StageStart stage = begin_stage(cfg, opts.resume);
+    const Runtime& rt = stage.rt;
     const Distributed& dist = distributed();
-    if (cfg.model.dropout > 0) {
-        throw Error("PPO runs without dropout (the policy's log-probs must be the ones it sampled with)",
-                    cfg.source + ": model.dropout", "remove the key");
-    }
-    const auto resume_dir = open_run_dir(cfg, opts.resume);
-    const std::filesystem::path out_dir = cfg.out_dir;
+    const std::filesystem::path& resume_dir = stage.resume_dir;
 
     // 2. Models -------------------------------------------------------------------------------------
     // The reference is loaded from init_from on its own, never a second handle to the policy. On
@@ -396,8 +392,8 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                                                  "the run started with");
     }
     EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
-    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
-    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
+    if (dist.is_main()) atomic_write(std::filesystem::path(cfg.out_dir) / "config.yaml", dump_config(cfg));
+    MetricsWriter metrics(std::filesystem::path(cfg.out_dir) / "metrics.jsonl", stage.resuming() ? state.step : -1);
     spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} prompts x {} samples per iteration, "
                  "minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
                  run.policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
@@ -405,6 +401,9 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                  kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
                  dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());
 
+    // 4. The loop: one PPO iteration per step -------------------------------------------------------
+    StepLoop loop("ppo", cfg, state, metrics);
+    // Greedy answers to the fixed eval prompts: mean score, EOS rate (and the checker's accuracy).
     auto evaluate = [&]() {
         if (prompts.eval.empty()) return;
         const PolicyEvaluation ev = evaluate_policy(run, prompts.eval, prompts.eval_text, prompts.eval_answers, tokenizer);
@@ -412,38 +411,15 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
                               {"eval_eos_rate", ev.eos_rate}, {"samples", nlohmann::json::array()}};
         if (!std::isnan(ev.accuracy)) rec["eval_accuracy"] = ev.accuracy;
         for (const auto& [q, a] : ev.samples) rec["samples"].push_back({{"prompt", q}, {"answer", a}});
-        metrics.write(rec);
+        loop.record(rec);
         spdlog::info("eval step {}: greedy score {:.4f}{}, EOS rate {:.1f}% of {} prompts", state.step, ev.score_mean,
                      std::isnan(ev.accuracy) ? "" : fmt::format(", right {:.1f}%", 100 * ev.accuracy), 100 * ev.eos_rate,
                      prompts.eval.size());
-        auto one_line = [](std::string t, size_t max_chars) {
-            for (char& c : t) if (c == '\n' || c == '\t') c = ' ';
-            return t.size() > max_chars ? t.substr(0, max_chars) + "…" : t;
-        };
-        for (const auto& [q, a] : ev.samples) spdlog::info("  Q: {}\n    A: {}", one_line(q, 160), one_line(a, 300));
+        log_samples(ev.samples);
     };
-
-    auto checkpoint = [&]() {
-        CheckpointExtras extras;
-        if (run.critic) {
-            extras.tensor_files.emplace_back("critic.safetensors", named(*run.critic));
-            extras.tensor_files.emplace_back("critic_optimizer.safetensors", run.critic_opt->state_tensors());
-        }
-        if (run.ema) extras.tensor_files.emplace_back(kEmaFile, run.ema->named(*run.policy));
-        extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()},
-                              {"critic_optimizer_step", run.critic ? run.critic_opt->steps_taken() : 0},
-                              {"train_prompts", prompts.train.size()}};
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *run.policy,
-                                   {run.policy_opt->state_tensors(), run.policy_opt->steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last, extras);
-        spdlog::info("checkpoint saved: {}", dir.string());
-    };
-
-    // 4. The loop: one PPO iteration per step -------------------------------------------------------
-    TrainingLoopHooks hooks;
-    hooks.evaluate = evaluate;
-    hooks.checkpoint = checkpoint;
-    hooks.step = [&](double lr) {
+    // One iteration: this rank's prompts -> rollouts, scores, advantages -> PPO epochs over
+    // minibatches -> the invariants -> β adapted to the KL.
+    auto iterate = [&](double lr) {
         const auto t0 = std::chrono::steady_clock::now();
         const uint64_t iteration = state.next_batch_index++;
         const double beta = kl_ctl.beta();
@@ -461,9 +437,29 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return iteration_report(run, collected, update, beta, kl_per_seq, seconds, sampler.epoch_of(iteration));
     };
-    const LoopResult done = run_training_loop("ppo", cfg, state, metrics, hooks);
-    if (done.exit_code != 0) return done.exit_code;
-    log_run_done(done, state, "iterations");
+    // The checkpoint: the policy and its optimizer, the critic and its optimizer, the EMA, β, and
+    // the lineage that pins the frozen models.
+    auto save = [&]() {
+        CheckpointExtras extras;
+        if (run.critic) {
+            extras.tensor_files.emplace_back("critic.safetensors", named(*run.critic));
+            extras.tensor_files.emplace_back("critic_optimizer.safetensors", run.critic_opt->state_tensors());
+        }
+        if (run.ema) extras.tensor_files.emplace_back(kEmaFile, run.ema->named(*run.policy));
+        extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()},
+                              {"critic_optimizer_step", run.critic ? run.critic_opt->steps_taken() : 0},
+                              {"train_prompts", prompts.train.size()}};
+        save_stage_checkpoint(cfg, state, *run.policy, *run.policy_opt, tokenizer, extras);
+    };
+
+    if (loop.eval_due()) evaluate();
+    while (loop.running()) {
+        loop.end_step(iterate(loop.lr()));
+        if (loop.eval_due()) evaluate();
+        if (loop.save_due()) save();
+    }
+    if (loop.finish() != 0) return loop.finish();
+    log_run_done(loop.result(), state, "iterations");
     return 0;
 }
 

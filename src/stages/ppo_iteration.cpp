@@ -12,6 +12,7 @@
 #include "rlhf/rl/ppo_loss.h"
 #include "rlhf/rl/rewards.h"
 #include "rlhf/rl/values.h"
+#include "rlhf/core/splitmix64.h"
 #include "rlhf/tokenizer/tokenizer.h"
 #include "rlhf/train/lm_step.h"
 
@@ -131,93 +132,159 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     return out;
 }
 
+namespace {
+
+// One micro-batch's part of the update's metrics, already weighted by its share of its minibatch.
+struct MicroBatchStats {
+    double policy_loss = 0, value_loss = 0, kl_loss = 0;
+    double clip_fraction = 0, value_clip_fraction = 0, approx_kl = 0, ratio_mean = 0;
+    double ratio_max = 0, ratio_min = 0;  // unweighted
+};
+
+// A micro-batch's forward and backward: the clipped policy loss (plus β·k3 KL as a loss, GRPO),
+// and the critic's clipped value loss, each scaled to the micro-batch's share of its minibatch.
+// `weight`: its share of the minibatch's tokens; `loss_weight`: the policy loss's share (of tokens,
+// or of sequences for sequence_mean and token_sum). `advantages`: (rows, N), already whitened.
+MicroBatchStats micro_batch_backward(PpoRun& run, const rl::Experience& u, const torch::Tensor& advantages, double weight,
+                                     double loss_weight, double beta, bool last_backward) {
+    const auto& ppo = run.cfg.ppo;
+    MicroBatchStats s;
+    auto logprobs = sequence_logprobs(*run.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature, run.bf16,
+                                      nullptr, run.sampling.vocab_limit);
+    auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.loss);
+    torch::Tensor loss = pl.loss * loss_weight;
+    if (ppo.kl_penalty == "loss" && run.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
+        auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, "k3"), u.mask, run.loss);
+        loss = loss + beta * kl_loss * loss_weight;
+        s.kl_loss = kl_loss.item<double>() * loss_weight;
+    }
+    if (run.critic) {
+        auto values = rl::response_values(*run.critic, u.tokens, u.attention_mask, u.prompt_len, run.bf16).to(torch::kFloat32);
+        const rl::ValueLoss vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, ppo.value_clip);
+        loss = loss + ppo.vf_coef * vl.loss * weight;
+        s.value_loss = vl.loss.item<double>() * weight;
+        s.value_clip_fraction = vl.clip_fraction * weight;
+    }
+    if (last_backward) run.grad_sync->arm();  // the rank's last backward of the step sends the gradients as they finish
+    loss.backward();
+    s.policy_loss = pl.loss.item<double>() * loss_weight;
+    s.clip_fraction = pl.clip_fraction * weight;
+    s.approx_kl = pl.approx_kl * weight;
+    s.ratio_mean = pl.ratio_mean * weight;
+    s.ratio_max = pl.ratio_max;
+    s.ratio_min = pl.ratio_min;
+    return s;
+}
+
+// PPO-ptx: the pre-training LM loss on this rank's windows [w0, w1) of the step's ppo.ptx_batch,
+// as a mean over ALL ranks' windows, times ppo.ptx_coef; its backward is the rank's last.
+double ptx_backward(PpoRun& run, int64_t w0, int64_t w1) {
+    const RunConfig& cfg = run.cfg;
+    const auto& ppo = cfg.ppo;
+    auto windows = run.ptx->batch(ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
+                                  static_cast<uint64_t>(run.policy_opt->steps_taken()));
+    run.grad_sync->arm();
+    const LmBatch lm = lm_batch_from_windows(windows.narrow(0, w0, w1 - w0), run.device);
+    const torch::Tensor loss =
+        lm_batch_loss_sum(*run.policy, lm, run.bf16) / static_cast<double>(ppo.ptx_batch * cfg.model.block_size);
+    (ppo.ptx_coef * loss).backward();
+    return loss.item<double>();
+}
+
+// The update's sums over this rank's micro-batches, then over ranks (sums) and maxima.
+struct UpdateSums {
+    double policy_loss = 0, value_loss = 0, clip_fraction = 0, value_clip_fraction = 0, approx_kl = 0, ratio_mean = 0;
+    double ptx_loss = 0, first_approx_kl = 0, kl_loss = 0;
+    double ratio_max = 0;
+    double first_ratio_deviation = -1;  // below any real one: -1 = no token in the first minibatch
+
+    void add(const MicroBatchStats& s, bool first_minibatch) {
+        policy_loss += s.policy_loss;
+        value_loss += s.value_loss;
+        kl_loss += s.kl_loss;
+        value_clip_fraction += s.value_clip_fraction;
+        clip_fraction += s.clip_fraction;
+        approx_kl += s.approx_kl;
+        ratio_mean += s.ratio_mean;
+        ratio_max = std::max(ratio_max, s.ratio_max);
+        if (first_minibatch) {  // the policy has not moved yet: ratio 1, approx-KL 0
+            first_ratio_deviation = std::max({first_ratio_deviation, s.ratio_max - 1.0, 1.0 - s.ratio_min});
+            first_approx_kl += s.approx_kl;
+        }
+    }
+    void all_reduce(const Distributed& dist) {
+        torch::Tensor sums = torch::tensor({policy_loss, value_loss, clip_fraction, value_clip_fraction, approx_kl,
+                                            ratio_mean, ptx_loss, first_approx_kl, kl_loss}, torch::kFloat64);
+        torch::Tensor maxima = torch::tensor({ratio_max, first_ratio_deviation}, torch::kFloat64);
+        dist.all_reduce_sum(sums);
+        dist.all_reduce_max(maxima);
+        const auto v = sums.accessor<double, 1>();
+        policy_loss = v[0];
+        value_loss = v[1];
+        clip_fraction = v[2];
+        value_clip_fraction = v[3];
+        approx_kl = v[4];
+        ratio_mean = v[5];
+        ptx_loss = v[6];
+        first_approx_kl = v[7];
+        kl_loss = v[8];
+        ratio_max = maxima[0].item<double>();
+        first_ratio_deviation = maxima[1].item<double>();
+    }
+};
+
+// Per minibatch (OpenAI, TRL). Whitening rescales whatever reward differences remain to std 1:
+// once the big ones are learned, a reward model's noise among near-equal answers gets full-size
+// steps. Without it the mean is removed and the scale kept. Group advantages (grpo, rloo) are
+// already centred on their group, and used as they are.
+torch::Tensor minibatch_advantages(const PpoRun& run, const rl::Experience& mb) {
+    if (run.critic_free) return mb.advantages;
+    if (run.cfg.ppo.whiten_advantages) return rl::masked_whiten(mb.advantages, mb.mask);
+    return (mb.advantages - rl::masked_mean(mb.advantages, mb.mask)) * mb.mask;
+}
+
+}  // namespace
+
 PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iteration, double lr, double beta) {
     const RunConfig& cfg = run.cfg;
     const auto& ppo = cfg.ppo;
     // Every rank draws the same permutation; each takes its contiguous share of every minibatch,
     // weighs its tokens by the WHOLE minibatch's count, and the gradients are summed over ranks
     // before each optimizer step.
-    const int64_t B = e.tokens.size(0);
+    const int64_t rollouts = e.tokens.size(0);
     const int64_t ranks = run.dist.world_size(), rank = run.dist.rank();
-    auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * 0x9E3779B97F4A7C15ULL), torch::kCPU);
-    // Sums over this rank's micro-batches, each weighted by its share of its minibatch's tokens;
-    // summed over ranks at the end.
-    enum Sum { kPolicyLoss, kValueLoss, kClipFrac, kValueClipFrac, kApproxKl, kRatioMean, kPtxLoss, kFirstApproxKl, kKlLoss, kSums };
-    auto sums = torch::zeros({kSums}, torch::kFloat64);
-    auto sums_a = sums.accessor<double, 1>();
-    // Maxima; the first minibatch's ratio deviation starts below any real one (-1 = none seen).
-    auto maxima = torch::tensor({0.0, -1.0}, torch::kFloat64);  // ratio max, first-minibatch ratio deviation
-    auto max_a = maxima.accessor<double, 1>();
-    PpoUpdateStats stats;
+    auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * kSplitMixIncrement), torch::kCPU);
     // PPO-ptx: this rank's share of each step's pre-training windows, after its PPO backwards.
-    const int64_t w0 = ppo.ptx_batch * rank / ranks, w1 = ppo.ptx_batch * (rank + 1) / ranks;
-    const bool ptx_backward = run.ptx && w1 > w0;
+    const int64_t ptx_begin = ppo.ptx_batch * rank / ranks, ptx_end = ppo.ptx_batch * (rank + 1) / ranks;
+    const bool with_ptx = run.ptx && ptx_end > ptx_begin;
+    UpdateSums sums;
+    PpoUpdateStats stats;
     for (int epoch = 0; epoch < ppo.epochs; ++epoch) {
-        auto perm = torch::randperm(B, perm_gen, torch::kLong).to(run.device);
-        for (int64_t m0 = 0; m0 < B; m0 += ppo.minibatch) {
-            const int64_t mb_rows = std::min<int64_t>(ppo.minibatch, B - m0);
-            const rl::Experience mb = take_rows(e, perm.narrow(0, m0, mb_rows));
-            // Per minibatch (OpenAI, TRL). Whitening rescales whatever reward differences remain to
-            // std 1: once the big ones are learned, a reward model's noise among near-equal answers
-            // gets full-size steps. Without it the mean is removed and the scale kept. Group
-            // advantages (grpo, rloo) are already centred on their group, and used as they are.
-            auto mb_adv = run.critic_free ? mb.advantages
-                          : ppo.whiten_advantages ? rl::masked_whiten(mb.advantages, mb.mask)
-                                                  : (mb.advantages - rl::masked_mean(mb.advantages, mb.mask)) * mb.mask;
+        auto perm = torch::randperm(rollouts, perm_gen, torch::kLong).to(run.device);
+        for (int64_t mb_start = 0; mb_start < rollouts; mb_start += ppo.minibatch) {
+            const int64_t mb_rows = std::min<int64_t>(ppo.minibatch, rollouts - mb_start);
+            const rl::Experience mb = take_rows(e, perm.narrow(0, mb_start, mb_rows));
+            const torch::Tensor mb_advantages = minibatch_advantages(run, mb);
             const double mb_tokens = mb.mask.sum().item<double>();
             if (mb_tokens == 0) continue;
+            // This rank's rows of the minibatch, in micro-batches of train.batch_size.
             const int64_t mine_begin = mb_rows * rank / ranks, mine_end = mb_rows * (rank + 1) / ranks;
-            for (int64_t u0 = mine_begin; u0 < mine_end; u0 += cfg.train.batch_size) {
-                const int64_t n = std::min<int64_t>(cfg.train.batch_size, mine_end - u0);
-                auto rows = torch::arange(u0, u0 + n, torch::TensorOptions().dtype(torch::kLong).device(run.device));
-                const rl::Experience u = take_rows(mb, rows);
+            for (int64_t row = mine_begin; row < mine_end; row += cfg.train.batch_size) {
+                const int64_t n = std::min<int64_t>(cfg.train.batch_size, mine_end - row);
+                auto rows = torch::arange(row, row + n, torch::TensorOptions().dtype(torch::kLong).device(run.device));
+                const rl::Experience micro = take_rows(mb, rows);
                 // The micro-batch's share of the minibatch's loss: of its tokens (a mean over
                 // tokens), or of its sequences (sequence_mean, token_sum: sums over sequences).
-                const double weight = u.mask.sum().item<double>() / mb_tokens;
+                const double weight = micro.mask.sum().item<double>() / mb_tokens;
                 if (weight == 0) continue;
                 const double loss_weight = run.loss.aggregation == "token_mean" ? weight
                                                                                  : static_cast<double>(n) / static_cast<double>(mb_rows);
-                auto logprobs = sequence_logprobs(*run.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature,
-                                                  run.bf16, nullptr, run.sampling.vocab_limit);
-                auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, mb_adv.index_select(0, rows), u.mask, run.loss);
-                torch::Tensor loss = pl.loss * loss_weight;
-                if (ppo.kl_penalty == "loss" && run.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
-                    auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, "k3"), u.mask, run.loss);
-                    loss = loss + beta * kl_loss * loss_weight;
-                    sums_a[kKlLoss] += kl_loss.item<double>() * loss_weight;
-                }
-                rl::ValueLoss vl;
-                if (run.critic) {
-                    auto values = rl::response_values(*run.critic, u.tokens, u.attention_mask, u.prompt_len, run.bf16)
-                                      .to(torch::kFloat32);
-                    vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, ppo.value_clip);
-                    loss = loss + ppo.vf_coef * vl.loss * weight;
-                    sums_a[kValueLoss] += vl.loss.item<double>() * weight;
-                    sums_a[kValueClipFrac] += vl.clip_fraction * weight;
-                }
-                // The rank's last backward of the step sends the gradients as they finish.
-                if (u0 + n == mine_end && !ptx_backward) run.grad_sync->arm();
-                loss.backward();
-                sums_a[kPolicyLoss] += pl.loss.item<double>() * loss_weight;
-                sums_a[kClipFrac] += pl.clip_fraction * weight;
-                sums_a[kApproxKl] += pl.approx_kl * weight;
-                sums_a[kRatioMean] += pl.ratio_mean * weight;
-                max_a[0] = std::max(max_a[0], pl.ratio_max);
-                if (epoch == 0 && m0 == 0) {  // the policy has not moved yet: ratio 1, approx-KL 0
-                    max_a[1] = std::max({max_a[1], pl.ratio_max - 1.0, 1.0 - pl.ratio_min});
-                    sums_a[kFirstApproxKl] += pl.approx_kl * weight;
-                }
+                const bool last_backward = row + n == mine_end && !with_ptx;
+                sums.add(micro_batch_backward(run, micro, mb_advantages.index_select(0, rows), weight, loss_weight, beta,
+                                              last_backward),
+                         /*first_minibatch=*/epoch == 0 && mb_start == 0);
             }
-            if (ptx_backward) {  // the LM step's loss, as a mean over ALL ranks' windows
-                auto windows = run.ptx->batch(ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
-                                              static_cast<uint64_t>(run.policy_opt->steps_taken()));
-                run.grad_sync->arm();
-                const LmBatch lm = lm_batch_from_windows(windows.narrow(0, w0, w1 - w0), run.device);
-                const torch::Tensor loss = lm_batch_loss_sum(*run.policy, lm, run.bf16) /
-                                           static_cast<double>(ppo.ptx_batch * cfg.model.block_size);
-                (ppo.ptx_coef * loss).backward();
-                sums_a[kPtxLoss] += loss.item<double>();
-            }
+            if (with_ptx) sums.ptx_loss += ptx_backward(run, ptx_begin, ptx_end);
             run.grad_sync->finish();
             stats.grad_norm_sum += run.policy_opt->step(lr, cfg.optim.grad_clip);
             if (run.critic_opt) run.critic_opt->step(lr * run.critic_lr_scale, cfg.optim.grad_clip);
@@ -225,20 +292,19 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
             ++stats.updates;
         }
     }
-    run.dist.all_reduce_sum(sums);
-    run.dist.all_reduce_max(maxima);
-    stats.policy_loss_sum = sums_a[kPolicyLoss];
-    stats.value_loss_sum = sums_a[kValueLoss];
-    stats.clip_fraction_sum = sums_a[kClipFrac];
-    stats.value_clip_fraction_sum = sums_a[kValueClipFrac];
-    stats.approx_kl_sum = sums_a[kApproxKl];
-    stats.ratio_mean_sum = sums_a[kRatioMean];
-    stats.ptx_loss_sum = sums_a[kPtxLoss];
-    stats.kl_loss_sum = sums_a[kKlLoss];
-    stats.ratio_max = max_a[0];
-    if (max_a[1] >= 0) {  // some micro-batch of the first minibatch had tokens
-        stats.first_ratio_deviation = max_a[1];
-        stats.first_approx_kl = sums_a[kFirstApproxKl];
+    sums.all_reduce(run.dist);
+    stats.policy_loss_sum = sums.policy_loss;
+    stats.value_loss_sum = sums.value_loss;
+    stats.clip_fraction_sum = sums.clip_fraction;
+    stats.value_clip_fraction_sum = sums.value_clip_fraction;
+    stats.approx_kl_sum = sums.approx_kl;
+    stats.ratio_mean_sum = sums.ratio_mean;
+    stats.ptx_loss_sum = sums.ptx_loss;
+    stats.kl_loss_sum = sums.kl_loss;
+    stats.ratio_max = sums.ratio_max;
+    if (sums.first_ratio_deviation >= 0) {  // some micro-batch of the first minibatch had tokens
+        stats.first_ratio_deviation = sums.first_ratio_deviation;
+        stats.first_approx_kl = sums.first_approx_kl;
     }
     return stats;
 }
@@ -268,14 +334,10 @@ PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int3
         sums[0] += scored.scores.sum().item<double>();
         sums[1] += scored.has_eos.sum().item<double>();
         if (scored.correct.defined()) sums[2] += scored.correct.sum().item<double>();
-        auto response = g.response.cpu(), mask = g.response_mask.cpu();
-        for (int64_t b = 0; b < response.size(0) && static_cast<int>(out.samples.size()) < run.cfg.train.log_samples; ++b) {
-            std::vector<int32_t> ids;
-            for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
-                ids.push_back(static_cast<int32_t>(response[b][t].item<int64_t>()));
-            }
-            out.samples.emplace_back(questions[i + static_cast<size_t>(b)],
-                                     fmt::format("{} [score {:.3f}]", tokenizer.decode(ids), scored.scores[b].item<double>()));
+        const auto responses = response_ids(g);
+        for (size_t b = 0; b < responses.size() && static_cast<int>(out.samples.size()) < run.cfg.train.log_samples; ++b) {
+            out.samples.emplace_back(questions[i + b], fmt::format("{} [score {:.3f}]", tokenizer.decode(responses[b]),
+                                                                    scored.scores[static_cast<int64_t>(b)].item<double>()));
         }
     }
     run.dist.all_reduce_sum(sums);

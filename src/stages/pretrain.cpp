@@ -1,7 +1,7 @@
 // Stage 1, pre-training. The whole loop is here, top to bottom:
 //   1. runtime, run directory, tokenizer, token shards, model, optimizer
 //   2. resume: weights, optimizer moments, RNG streams, data cursor from checkpoints/latest
-//   3. loop (train/training_loop): draw this rank's micro-batches -> forward/backward (gradients
+//   3. the loop, at the bottom: draw this rank's micro-batches -> forward/backward (gradients
 //      summed over ranks in a distributed run) -> clip -> AdamW step -> log -> eval -> checkpoint
 //
 //   rlhf train configs/pretrain/shakespeare_char.yaml      (nanoGPT's baby GPT, ~2 min on 2 cores)
@@ -27,7 +27,7 @@
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/data_parallel.h"
 #include "rlhf/train/optimizer.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 #include "rlhf/core/precision.h"
 
 namespace rlhf {
@@ -39,12 +39,13 @@ namespace {
 constexpr uint64_t kTrainDataStream = 0x7472616e2d646174ULL;
 constexpr uint64_t kEvalDataStream = 0x6576616c2d646174ULL;
 
-std::vector<LmBatch> fixed_batches(const TokenShards& shards, const RunConfig& cfg, const torch::Device& device) {
+// The evaluation's fixed windows of one split: drawn by their own stream, the same at every eval.
+std::vector<LmBatch> eval_windows(const TokenShards& split, const RunConfig& cfg, const torch::Device& device) {
     std::vector<LmBatch> out;
     for (int i = 0; i < cfg.train.eval_batches; ++i) {
-        out.push_back(lm_batch_from_windows(shards.batch(cfg.train.batch_size, cfg.model.block_size,
-                                               cfg.runtime.seed ^ kEvalDataStream, static_cast<uint64_t>(i)),
-                                  device));
+        const auto windows = split.batch(cfg.train.batch_size, cfg.model.block_size, cfg.runtime.seed ^ kEvalDataStream,
+                                         static_cast<uint64_t>(i));
+        out.push_back(lm_batch_from_windows(windows, device));
     }
     return out;
 }
@@ -53,18 +54,16 @@ std::vector<LmBatch> fixed_batches(const TokenShards& shards, const RunConfig& c
 
 int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and inputs -------------------------------------------------------------------
-    Runtime rt = init_stage_runtime(cfg);
+    const StageStart stage = begin_stage(cfg, opts.resume);
+    const Runtime& rt = stage.rt;
     const Distributed& dist = distributed();
-    const bool bf16 = wants_bf16(cfg.runtime.dtype);
-    const auto resume_dir = open_run_dir(cfg, opts.resume);
-    const std::filesystem::path out_dir = cfg.out_dir;
 
     // Rank 0 trains the tokenizer and tokenizes the text (once, cached in out_dir); the others
     // then load what it made.
     Tokenizer tokenizer;
     std::filesystem::path shard_dir;
     dist.main_first("the tokenizer and token shards", [&] {
-        tokenizer = resume_dir.empty() ? resolve_tokenizer(cfg) : load_checkpoint_tokenizer(resume_dir);
+        tokenizer = stage.resuming() ? load_checkpoint_tokenizer(stage.resume_dir) : resolve_tokenizer(cfg);
         shard_dir = resolve_token_shards(cfg, tokenizer);
     });
     TokenShards train_data(shard_dir, "train", tokenizer.fingerprint());
@@ -90,82 +89,68 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
 
     // 2. Model and optimizer (seeded above, so initial weights depend on runtime.seed only) -----
     CheckpointInfo resume_info;
-    if (!resume_dir.empty()) {  // a shape mismatch is reported before a wrong-sized model is allocated
-        resume_info = read_checkpoint_info(resume_dir);
+    if (stage.resuming()) {  // a shape mismatch is reported before a wrong-sized model is allocated
+        resume_info = read_checkpoint_info(stage.resume_dir);
         check_same_model_shape(resume_info.config.model, cfg.model, cfg.source);
     }
     Gpt model(cfg.model);
+    if (stage.resuming()) load_model_weights(stage.resume_dir, *model);
     model->to(rt.device);
     model->train();
     AdamW optimizer(*model, cfg.optim);
-    TrainState state;
-    if (!resume_dir.empty()) {
-        load_model_weights(resume_dir, *model);
-        OptimizerState saved = load_optimizer_state(resume_dir);
-        optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-        restore_rng_states(resume_dir);
-        state = resume_info.state;
-        spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
-    }
-    broadcast_module(*model, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
-    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
+    TrainState state = resume_or_announce(stage, optimizer, resume_info.state, "starting from fresh weights");
+    StageOutputs out(cfg, *model, optimizer, stage, state);
     const int64_t tokens_per_step =
         int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps * cfg.model.block_size;
-    spdlog::info("model: {} parameters ({} layers, {} heads, {} embd, context {}, vocab {}) on {} with {} threads, {}",
-                 model->num_parameters(), cfg.model.n_layer, cfg.model.n_head, cfg.model.n_embd, cfg.model.block_size,
-                 cfg.model.vocab_size, rt.device.str(), rt.threads, cfg.runtime.dtype);
+    spdlog::info("{}; {} layers, {} heads, {} embd", describe_model(model->num_parameters(), cfg, rt), cfg.model.n_layer,
+                 cfg.model.n_head, cfg.model.n_embd);
     spdlog::info("data: {} train tokens{}, {} tokens per step", train_data.total_tokens(),
                  val_data ? fmt::format(", {} val tokens", val_data->total_tokens()) : std::string(), tokens_per_step);
 
-    const auto eval_train = fixed_batches(train_data, cfg, rt.device);
-    const auto eval_val = val_data ? fixed_batches(*val_data, cfg, rt.device) : std::vector<LmBatch>();
+    // 3. The loop ------------------------------------------------------------------------------
+    const auto eval_train = eval_windows(train_data, cfg, rt.device);
+    const auto eval_val = val_data ? eval_windows(*val_data, cfg, rt.device) : std::vector<LmBatch>();
+    StepLoop loop("pretrain", cfg, state, out.metrics);
     auto evaluate = [&]() {
         nlohmann::json rec = {{"type", "eval"}, {"step", state.step}};
-        rec["train_loss"] = lm_eval_loss(*model, eval_train, bf16);
+        rec["train_loss"] = lm_eval_loss(*model, eval_train, stage.bf16);
         std::string line = fmt::format("eval step {}: train loss {:.4f}", state.step, rec["train_loss"].get<double>());
         if (val_data) {
-            state.last_val_loss = lm_eval_loss(*model, eval_val, bf16);
+            state.last_val_loss = lm_eval_loss(*model, eval_val, stage.bf16);
             rec["val_loss"] = state.last_val_loss;
             line += fmt::format(", val loss {:.4f}", state.last_val_loss);
         }
-        metrics.write(rec);
+        loop.record(rec);
         spdlog::info(line);
     };
-    auto checkpoint = [&]() {
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model,
-                                   {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last);
-        spdlog::info("checkpoint saved: {}", dir.string());
-    };
-    // 3. The loop ------------------------------------------------------------------------------
-    TrainingLoopHooks hooks;
-    hooks.evaluate = evaluate;
-    hooks.checkpoint = checkpoint;
-    hooks.step = [&](double lr) {
+    // One step: this rank's share of the step's windows (all of them in a single process) ->
+    // forward/backward, gradients summed over ranks -> clip -> AdamW.
+    auto train_step = [&](double lr) {
         const auto t0 = std::chrono::steady_clock::now();
-        // This rank's share of the step's micro-batches (all of them in a single process).
-        std::vector<LmBatch> micro_batches;
         const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
-        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
-            micro_batches.push_back(lm_batch_from_windows(
-                cfg.data.sampler == "epoch"
-                    ? train_data.epoch_batch(cfg.train.batch_size, cfg.model.block_size, seed, index)
-                    : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index),
-                rt.device));
+        std::vector<LmBatch> micro_batches;
+        for (const uint64_t index : next_micro_batches(state, cfg)) {
+            const auto windows = cfg.data.sampler == "epoch"
+                                      ? train_data.epoch_batch(cfg.train.batch_size, cfg.model.block_size, seed, index)
+                                      : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index);
+            micro_batches.push_back(lm_batch_from_windows(windows, rt.device));
         }
-        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
-        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16, &grad_sync);
+        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, stage.bf16, &out.grad_sync);
         state.tokens_seen += tokens_per_step;
         const double tok_s = static_cast<double>(tokens_per_step) /
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        StepReport r{stats.loss, stats.grad_norm, {{"tokens_seen", state.tokens_seen}, {"tokens_per_s", tok_s}},
-                     fmt::format(" | {} tok/s", format_rate(tok_s)), fmt::format(" | {} tok/s", format_rate(tok_s))};
-        return r;
+        const std::string rate = fmt::format(" | {} tok/s", format_rate(tok_s));
+        return StepReport{stats.loss, stats.grad_norm, {{"tokens_seen", state.tokens_seen}, {"tokens_per_s", tok_s}}, rate, rate};
     };
-    const LoopResult done = run_training_loop("pretrain", cfg, state, metrics, hooks);
-    if (done.exit_code != 0) return done.exit_code;
+
+    if (loop.eval_due()) evaluate();
+    while (loop.running()) {
+        loop.end_step(train_step(loop.lr()));
+        if (loop.eval_due()) evaluate();
+        if (loop.save_due()) save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer);
+    }
+    if (loop.finish() != 0) return loop.finish();
+    const LoopResult& done = loop.result();
     const double steps = static_cast<double>(std::max<int64_t>(done.steps_run, 1));
     log_run_done(done, state, "steps",
                  fmt::format("{} tok/s, {:.1f} ms/step", format_rate(steps * static_cast<double>(tokens_per_step) / done.seconds),

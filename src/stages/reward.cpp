@@ -1,9 +1,9 @@
 // Stage 3, the reward model. Top to bottom:
 //   1. runtime, run directory; the starting point: init_from (or our own latest checkpoint)
-//   2. the trunk + a scalar head (dropout off), optimizer
+//   2. the trunk + a scalar head (no dropout: config validation refuses it), optimizer
 //   3. comparisons: read -> train/val split -> render each completion in the chat format ->
 //      fit the window; the reference responses for normalisation
-//   4. loop (train/training_loop): groups -> one forward per completion -> K-wise pair loss ->
+//   4. the loop, at the bottom: groups -> one forward per completion -> K-wise pair loss ->
 //      AdamW -> log -> eval (val pairwise accuracy, margin, reward mean/std of better and worse)
 //      -> normalise on the reference set -> checkpoint
 //
@@ -36,7 +36,7 @@
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
 #include "rlhf/train/reward_step.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 
 namespace rlhf {
 
@@ -72,30 +72,9 @@ std::optional<std::vector<int32_t>> render_completion(const std::vector<ChatTurn
 }
 
 RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
-    ComparisonReadOptions read;
-    read.format = cfg.data.format;
-    read.prompt_field = cfg.data.fields.prompt;
-    read.skip_bad = cfg.data.on_error == "skip";
-    ComparisonReadStats stats, val_stats;
-    auto train_groups = read_comparisons(cfg.data.files, read, &stats);
-    std::vector<RankedGroup> val_groups;
-    if (!cfg.data.val_files.empty()) {
-        val_groups = read_comparisons(cfg.data.val_files, read, &val_stats);
-    } else {
-        const auto is_val = held_out_items(train_groups.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
-        std::vector<RankedGroup> kept;
-        for (size_t i = 0; i < train_groups.size(); ++i) (is_val[i] ? val_groups : kept).push_back(std::move(train_groups[i]));
-        train_groups = std::move(kept);
-    }
-    if (stats.skipped + val_stats.skipped > 0) {
-        spdlog::warn("data: skipped {} bad record(s) (data.on_error: skip); the first: {}", stats.skipped + val_stats.skipped,
-                     stats.first_skip.empty() ? val_stats.first_skip : stats.first_skip);
-    }
-    if (stats.tied_records + val_stats.tied_records > 0) {
-        spdlog::info("data: {} record(s) judged a tie give no pair and were left out", stats.tied_records + val_stats.tied_records);
-    }
+    const auto groups = read_comparison_groups(cfg, kSplitStream);
     std::map<size_t, int64_t> k_counts;
-    for (const auto& g : train_groups) ++k_counts[g.responses.size()];
+    for (const auto& g : groups.train) ++k_counts[g.responses.size()];
     std::string k_text;
     for (const auto& [k, n] : k_counts) k_text += fmt::format("{}K={}: {}", k_text.empty() ? "" : ", ", k, n);
 
@@ -119,8 +98,8 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
         }
     };
     RewardData data;
-    render(train_groups, data.train);
-    render(val_groups, data.val);
+    render(groups.train, data.train);
+    render(groups.val, data.val);
     int64_t pairs = 0;
     for (const auto& g : data.train) pairs += static_cast<int64_t>(ranked_pairs(g.ranks).size());
     spdlog::info("data: {} train groups ({}; {} pairs), {} val groups; longer than the window ({} tokens): {} prompts cut "
@@ -138,7 +117,7 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     FitCounts ref_counts;
     if (!cfg.reward.reference_files.empty()) {
         SftReadOptions sft_read;
-        sft_read.skip_bad = read.skip_bad;
+        sft_read.skip_bad = cfg.data.on_error == "skip";
         for (const auto& conv : read_sft_examples(cfg.reward.reference_files, sft_read)) {
             std::vector<ChatTurn> prompt(conv.turns.begin(), conv.turns.end() - 1);
             if (auto ids = render_completion(prompt, conv.turns.back().content, tokenizer, cfg, ref_counts)) {
@@ -159,106 +138,64 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     return data;
 }
 
-std::vector<RankedBatch> val_batches(const std::vector<RenderedGroup>& val, const RunConfig& cfg, int64_t pad_id,
-                                     const torch::Device& device) {
-    std::vector<RankedBatch> out;
-    for (size_t i = 0; i < val.size() && out.size() < static_cast<size_t>(cfg.train.eval_batches);
-         i += static_cast<size_t>(cfg.train.batch_size)) {
-        std::vector<const RenderedGroup*> groups;
-        for (size_t j = i; j < std::min(val.size(), i + static_cast<size_t>(cfg.train.batch_size)); ++j) groups.push_back(&val[j]);
-        out.push_back(to_device(collate_groups(groups, pad_id), device));
-    }
-    return out;
-}
-
 }  // namespace
 
 int run_reward(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    Runtime rt = init_stage_runtime(cfg);
-    const Distributed& dist = distributed();
-    const bool bf16 = wants_bf16(cfg.runtime.dtype);
-    if (cfg.model.dropout > 0) {
-        throw Error("the reward model trains without dropout (a noisy reward would be learned against)",
-                    cfg.source + ": model.dropout", "remove the key");
-    }
-    const auto resume_dir = open_run_dir(cfg, opts.resume);
-    const std::filesystem::path out_dir = cfg.out_dir;
-    StartPoint start = load_start_point(cfg, resume_dir);
-    cfg.model.dropout = 0.0;
+    const StageStart stage = begin_stage(cfg, opts.resume);
+    const Runtime& rt = stage.rt;
+    StartPoint start = load_start_point(cfg, stage.resume_dir);
 
     // 2. Model, optimizer ------------------------------------------------------------------------
     const Tokenizer tokenizer = start.tokenizer;
     RewardModel model(start.trunk);
-    if (!resume_dir.empty()) load_model_weights(resume_dir, *model);  // the trained head and its normalisation too
+    if (stage.resuming()) load_model_weights(stage.resume_dir, *model);  // the trained head and its normalisation too
     model->to(rt.device);
     model->train();
     AdamW optimizer(*model, cfg.optim);
-    TrainState state;
-    if (!resume_dir.empty()) {
-        OptimizerState saved = load_optimizer_state(resume_dir);
-        optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-        restore_rng_states(resume_dir);
-        state = start.info.state;
-        spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
-    } else {
-        spdlog::info("starting from {} (step {} of run {}, stage {}); a new scalar head", start.dir.string(),
-                     start.info.state.step, start.info.config.out_dir, start.info.config.stage);
-    }
+    TrainState state = resume_or_announce(stage, optimizer, start.info.state, describe_start(start) + "; a new scalar head");
 
     // 3. Comparisons ------------------------------------------------------------------------------
     const RewardData data = load_reward_data(cfg, tokenizer);
     EpochSampler sampler(static_cast<int64_t>(data.train.size()), cfg.train.batch_size);
-    const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
-    broadcast_module(*model, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
-    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
-    spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} groups per step, {} steps per epoch",
-                 model->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype,
-                 rt.device.str(), rt.threads, int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
-                 (sampler.batches_per_epoch() + cfg.train.grad_accum_steps - 1) / cfg.train.grad_accum_steps);
+    const auto eval_val = fixed_batches(data.val, cfg, [&](const std::vector<const RenderedGroup*>& groups) {
+        return to_device(collate_groups(groups, tokenizer.pad_id()), rt.device);
+    });
+    StageOutputs out(cfg, *model, optimizer, stage, state);
+    spdlog::info("{}; {} groups per step, {} steps per epoch", describe_model(model->num_parameters(), cfg, rt),
+                 int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps, steps_per_epoch(sampler, cfg));
 
+    // 4. The loop --------------------------------------------------------------------------------
+    StepLoop loop("reward", cfg, state, out.metrics);
     auto evaluate = [&]() {
         if (eval_val.empty()) return;
-        const PairStats s = reward_eval(*model, eval_val, bf16, cfg.reward.margin);
+        const PairStats s = reward_eval(*model, eval_val, stage.bf16, cfg.reward.margin);
         state.last_val_loss = s.loss;
-        metrics.write({{"type", "eval"}, {"step", state.step}, {"val_loss", s.loss}, {"val_accuracy", s.accuracy},
-                       {"val_margin", s.margin}, {"better_mean", s.better_mean}, {"better_std", s.better_std},
-                       {"worse_mean", s.worse_mean}, {"worse_std", s.worse_std}, {"groups", s.groups}, {"pairs", s.pairs}});
+        loop.record({{"type", "eval"}, {"step", state.step}, {"val_loss", s.loss}, {"val_accuracy", s.accuracy},
+                     {"val_margin", s.margin}, {"better_mean", s.better_mean}, {"better_std", s.better_std},
+                     {"worse_mean", s.worse_mean}, {"worse_std", s.worse_std}, {"groups", s.groups}, {"pairs", s.pairs}});
         spdlog::info("eval step {}: val loss {:.4f}, pairwise accuracy {:.1f}% of {} pairs, margin {:.3f}, reward better "
                      "{:.3f} ± {:.3f} / worse {:.3f} ± {:.3f}",
                      state.step, s.loss, 100 * s.accuracy, s.pairs, s.margin, s.better_mean, s.better_std,
                      s.worse_mean, s.worse_std);
     };
+    // Every saved reward model is ready to use: its scores are shifted (and scaled) so that the
+    // reference responses score mean 0 (std 1).
     auto normalise = [&]() {
         if (cfg.reward.normalize == "none") return;
-        auto raw = raw_rewards_of(*model, data.reference, tokenizer.pad_id(), cfg.train.batch_size, bf16);
+        auto raw = raw_rewards_of(*model, data.reference, tokenizer.pad_id(), cfg.train.batch_size, stage.bf16);
         model->set_normalisation(raw.to(rt.device), cfg.reward.normalize == "gain_bias");
         const double gain = model->score->norm_gain.item<double>(), bias = model->score->norm_bias.item<double>();
-        metrics.write({{"type", "normalisation"}, {"step", state.step}, {"gain", gain}, {"bias", bias},
-                       {"reference_raw_mean", raw.mean().item<double>()},
-                       {"reference_raw_std", raw.std(false).item<double>()}, {"reference_count", raw.size(0)}});
+        loop.record({{"type", "normalisation"}, {"step", state.step}, {"gain", gain}, {"bias", bias},
+                     {"reference_raw_mean", raw.mean().item<double>()},
+                     {"reference_raw_std", raw.std(false).item<double>()}, {"reference_count", raw.size(0)}});
         spdlog::info("normalised: reward = {:.4f} * raw + {:.4f} gives the {} reference responses ({}) mean 0{}", gain,
                      bias, raw.size(0), data.reference_source, cfg.reward.normalize == "gain_bias" ? ", std 1" : "");
     };
-    auto checkpoint = [&]() {
-        normalise();  // every saved reward model is ready to use
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model,
-                                   {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last, {{}, {{"lineage", start.lineage}}});
-        spdlog::info("checkpoint saved: {}", dir.string());
-    };
-
-    // 4. The loop --------------------------------------------------------------------------------
-    TrainingLoopHooks hooks;
-    hooks.evaluate = evaluate;
-    hooks.checkpoint = checkpoint;
-    hooks.step = [&](double lr) {
+    // One step: this rank's ranked groups -> one forward per completion -> K-wise pair loss -> AdamW.
+    auto train_step = [&](double lr) {
         std::vector<RankedBatch> micro_batches;
-        uint64_t epoch = 0;
-        // This rank's share of the step's ranked groups (all of them in a single process).
-        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
+        for (const uint64_t index : next_micro_batches(state, cfg)) {
             std::vector<const RenderedGroup*> groups;
             for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
             // In runs of at most reward.micro_batch_tokens: the same gradient, bounded activations.
@@ -266,21 +203,28 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
                 micro_batches.push_back(to_device(collate_groups(run, tokenizer.pad_id()), rt.device));
             }
         }
-        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
-        epoch = sampler.epoch_of(state.next_batch_index - 1);
-        const RewardStepStats s = reward_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16,
-                                                    cfg.reward.margin, &grad_sync);
+        const uint64_t epoch = sampler.epoch_of(state.next_batch_index - 1);
+        const RewardStepStats s = reward_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, stage.bf16,
+                                                    cfg.reward.margin, &out.grad_sync);
         state.tokens_seen += s.tokens;
-        StepReport r{s.loss, s.grad_norm,
-                     {{"accuracy", s.accuracy}, {"groups", s.groups}, {"pairs", s.pairs}, {"completions", s.rows}, {"epoch", epoch}},
-                     fmt::format(" | acc {:.2f} | epoch {}", s.accuracy, epoch),
-                     fmt::format(" | batch acc {:.2f} | {} groups, {} pairs, {} forwards | epoch {}", s.accuracy, s.groups,
-                                 s.pairs, s.rows, epoch)};
-        return r;
+        return StepReport{s.loss, s.grad_norm,
+                          {{"accuracy", s.accuracy}, {"groups", s.groups}, {"pairs", s.pairs}, {"completions", s.rows}, {"epoch", epoch}},
+                          fmt::format(" | acc {:.2f} | epoch {}", s.accuracy, epoch),
+                          fmt::format(" | batch acc {:.2f} | {} groups, {} pairs, {} forwards | epoch {}", s.accuracy, s.groups,
+                                      s.pairs, s.rows, epoch)};
     };
-    const LoopResult done = run_training_loop("reward", cfg, state, metrics, hooks);
-    if (done.exit_code != 0) return done.exit_code;
-    log_run_done(done, state);
+
+    if (loop.eval_due()) evaluate();
+    while (loop.running()) {
+        loop.end_step(train_step(loop.lr()));
+        if (loop.eval_due()) evaluate();
+        if (loop.save_due()) {
+            normalise();
+            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, {{}, {{"lineage", start.lineage}}});
+        }
+    }
+    if (loop.finish() != 0) return loop.finish();
+    log_run_done(loop.result(), state);
     return 0;
 }
 

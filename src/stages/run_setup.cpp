@@ -5,9 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/config/load.h"
+#include "rlhf/core/cpu_features.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/core/logging.h"
+#include "rlhf/core/precision.h"
 #include "rlhf/data/token_shards.h"
 #include "rlhf/tokenizer/train.h"
 #include "rlhf/train/data_parallel.h"
@@ -57,6 +60,12 @@ Runtime init_stage_runtime(const RunConfig& cfg) {
     int threads = cfg.runtime.threads;
     if (threads == 0 && env.launched) threads = std::max(1, available_cores() / std::max(1, env.local_world_size));
     Runtime rt = init_runtime(threads, cfg.runtime.seed, device_for_rank(cfg.runtime.device, env));
+    if (cfg.runtime.deterministic) use_deterministic_algorithms();
+    if (wants_bf16(cfg.runtime.dtype) && !rt.device.is_cuda() && !cpu_has_native_bf16()) {
+        spdlog::warn("runtime.dtype: bfloat16 on a CPU without bf16 instructions (no avx512_bf16 or amx_bf16 in "
+                     "/proc/cpuinfo): every bf16 matmul is converted through fp32, many times slower than "
+                     "runtime.dtype: float32 here");
+    }
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.runtime.dist_timeout * 1000));
     const Distributed& dist = init_distributed(env, rt.device, timeout);
     set_log_rank(dist.rank());
@@ -153,6 +162,96 @@ void resolve_vocab_size(RunConfig& cfg, const Tokenizer& tokenizer) {
         throw Error("model.vocab_size = " + std::to_string(cfg.model.vocab_size) + " is smaller than the tokenizer's " +
                         std::to_string(tokenizer.vocab_size()) + " pieces",
                     cfg.source + ": model.vocab_size", "set model.vocab_size to 0 (use the tokenizer's size) or larger");
+    }
+}
+
+StageStart begin_stage(const RunConfig& cfg, bool resume) {
+    StageStart stage;
+    stage.rt = init_stage_runtime(cfg);
+    stage.resume_dir = open_run_dir(cfg, resume);
+    stage.bf16 = wants_bf16(cfg.runtime.dtype);
+    return stage;
+}
+
+TrainState resume_or_announce(const StageStart& stage, AdamW& optimizer, const TrainState& saved,
+                              const std::string& fresh_line) {
+    if (!stage.resuming()) {
+        spdlog::info("{}", fresh_line);
+        return TrainState();
+    }
+    const auto file = stage.resume_dir / "optimizer.safetensors";
+    OptimizerState moments = load_optimizer_state(stage.resume_dir);
+    optimizer.load_state(moments.tensors, moments.step, file.string());
+    restore_rng_states(stage.resume_dir);
+    spdlog::info("resumed from {} (step {})", stage.resume_dir.string(), saved.step);
+    return saved;
+}
+
+std::string describe_start(const StartPoint& start) {
+    return fmt::format("starting from {} (step {} of run {}, stage {})", start.dir.string(), start.info.state.step,
+                       start.info.config.out_dir, start.info.config.stage);
+}
+
+std::string describe_model(int64_t parameters, const RunConfig& cfg, const Runtime& rt) {
+    return fmt::format("model: {} parameters, context {}, vocab {}, {} on {} with {} threads", parameters,
+                       cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(), rt.threads);
+}
+
+int64_t steps_per_epoch(const EpochSampler& sampler, const RunConfig& cfg) {
+    return (sampler.batches_per_epoch() + cfg.train.grad_accum_steps - 1) / cfg.train.grad_accum_steps;
+}
+
+namespace {
+GradientSync make_grad_sync(const RunConfig& cfg, torch::nn::Module& model, AdamW& optimizer) {
+    broadcast_module(model, distributed());  // before any gradient: every rank starts from rank 0's weights
+    return GradientSync(distributed(), optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
+}
+std::filesystem::path write_run_config(const RunConfig& cfg) {
+    const std::filesystem::path out_dir = cfg.out_dir;
+    if (distributed().is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
+    return out_dir / "metrics.jsonl";
+}
+}  // namespace
+
+StageOutputs::StageOutputs(const RunConfig& cfg, torch::nn::Module& model, AdamW& optimizer, const StageStart& stage,
+                           const TrainState& state)
+    : grad_sync(make_grad_sync(cfg, model, optimizer)),
+      metrics(write_run_config(cfg), stage.resuming() ? state.step : -1) {}
+
+void save_stage_checkpoint(const RunConfig& cfg, const TrainState& state, torch::nn::Module& model,
+                           const AdamW& optimizer, const Tokenizer& tokenizer, const CheckpointExtras& extras) {
+    const auto dir = save_checkpoint(std::filesystem::path(cfg.out_dir) / "checkpoints", cfg, state, model,
+                                     {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
+                                     cfg.checkpoint.keep_last, extras);
+    spdlog::info("checkpoint saved: {}", dir.string());
+}
+
+std::vector<uint64_t> next_micro_batches(TrainState& state, const RunConfig& cfg) {
+    auto mine = my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, distributed());
+    state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
+    return mine;
+}
+
+TrainValItems<RankedGroup, ComparisonReadStats> read_comparison_groups(const RunConfig& cfg, uint64_t split_stream) {
+    ComparisonReadOptions read;
+    read.format = cfg.data.format;
+    read.prompt_field = cfg.data.fields.prompt;
+    read.skip_bad = cfg.data.on_error == "skip";
+    auto groups = read_train_val<ComparisonReadStats>(
+        cfg, split_stream, [&](const auto& files, ComparisonReadStats* stats) { return read_comparisons(files, read, stats); });
+    if (const int64_t tied = groups.train_stats.tied_records + groups.val_stats.tied_records; tied > 0) {
+        spdlog::info("data: {} record(s) judged a tie give no pair and were left out", tied);
+    }
+    return groups;
+}
+
+void log_samples(const std::vector<std::pair<std::string, std::string>>& samples) {
+    auto one_line = [](std::string text, size_t max_chars) {
+        for (char& c : text) if (c == '\n' || c == '\t') c = ' ';
+        return text.size() > max_chars ? text.substr(0, max_chars) + "…" : text;
+    };
+    for (const auto& [prompt, answer] : samples) {
+        spdlog::info("  Q: {}\n    A: {}", one_line(prompt, 160), one_line(answer, 300));
     }
 }
 

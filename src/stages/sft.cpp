@@ -2,11 +2,12 @@
 //   1. runtime, run directory; the starting point: init_from (or our own latest checkpoint)
 //   2. tokenizer + chat tokens (the embedding grows when they do not fit), model, optimizer
 //   3. demonstrations: read -> render in the chat format -> fit the window -> train/val split
-//   4. loop (train/training_loop): batches (padded or packed) -> forward/backward on reply
+//   4. the loop, at the bottom: batches (padded or packed) -> forward/backward on reply
 //      tokens -> AdamW -> log -> eval (val loss, greedy answers to fixed val prompts: EOS rate,
 //      samples) -> checkpoint
 //
 //   rlhf train configs/sft/gsm8k.yaml
+#include "rlhf/core/eval_mode.h"
 #include "rlhf/stages/sft.h"
 
 #include <spdlog/spdlog.h>
@@ -36,7 +37,7 @@
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/optimizer.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 
 namespace rlhf {
 
@@ -57,25 +58,8 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     read.response_field = cfg.data.fields.response;
     read.messages_field = cfg.data.fields.messages;
     read.skip_bad = cfg.data.on_error == "skip";
-    SftReadStats stats;
-    auto train_convs = read_sft_examples(cfg.data.files, read, &stats);
-    std::vector<Conversation> val_convs;
-    if (!cfg.data.val_files.empty()) {
-        SftReadStats val_stats;
-        val_convs = read_sft_examples(cfg.data.val_files, read, &val_stats);
-        stats.skipped += val_stats.skipped;
-        if (stats.first_skip.empty()) stats.first_skip = val_stats.first_skip;
-    } else if (cfg.data.val_fraction > 0 && train_convs.size() >= 2) {
-        const auto is_val = held_out_items(train_convs.size(), cfg.data.val_fraction, cfg.runtime.seed ^ kSplitStream);
-        std::vector<Conversation> kept;
-        for (size_t i = 0; i < train_convs.size(); ++i) {
-            (is_val[i] ? val_convs : kept).push_back(std::move(train_convs[i]));
-        }
-        train_convs = std::move(kept);
-    }
-    if (stats.skipped > 0) {
-        spdlog::warn("data: skipped {} bad record(s) (data.on_error: skip); the first: {}", stats.skipped, stats.first_skip);
-    }
+    const auto convs = read_train_val<SftReadStats>(
+        cfg, kSplitStream, [&](const auto& files, SftReadStats* stats) { return read_sft_examples(files, read, stats); });
 
     const int64_t max_ids = int64_t{cfg.model.block_size} + 1;
     int64_t prompt_cut = 0, reply_cut = 0, dropped = 0;
@@ -95,10 +79,10 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
         }
     };
     SftData data;
-    fit(train_convs, data.train);
-    fit(val_convs, data.val);
-    for (size_t i = 0; i < val_convs.size() && data.val_prompts.size() < static_cast<size_t>(cfg.train.eval_prompts); ++i) {
-        auto turns = val_convs[i].turns;
+    fit(convs.train, data.train);
+    fit(convs.val, data.val);
+    for (size_t i = 0; i < convs.val.size() && data.val_prompts.size() < static_cast<size_t>(cfg.train.eval_prompts); ++i) {
+        auto turns = convs.val[i].turns;
         turns.pop_back();
         data.val_prompts.push_back(std::move(turns));
     }
@@ -111,19 +95,6 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
                     cfg.data.files.front(), "use data.too_long: truncate or shorter examples");
     }
     return data;
-}
-
-std::vector<LmBatch> val_batches(const std::vector<SftExample>& val, const RunConfig& cfg, int64_t pad_id,
-                                 const torch::Device& device) {
-    std::vector<LmBatch> out;
-    for (size_t i = 0; i < val.size() && out.size() < static_cast<size_t>(cfg.train.eval_batches);
-         i += static_cast<size_t>(cfg.train.batch_size)) {
-        std::vector<const SftExample*> rows;
-        for (size_t j = i; j < std::min(val.size(), i + static_cast<size_t>(cfg.train.batch_size)); ++j) rows.push_back(&val[j]);
-        auto b = pad_batch(rows, pad_id, kIgnoreIndex);
-        out.push_back({rlhf::to_device(b.inputs, device), rlhf::to_device(b.targets, device), {}, {}});
-    }
-    return out;
 }
 
 LmBatch to_device(const SftBatch& b, const torch::Device& device) {
@@ -143,8 +114,7 @@ AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const
                                bool bf16, double temperature) {
     AnswerStats out;
     if (data.val_prompts.empty()) return out;
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     std::vector<std::vector<int32_t>> prompts;
     int64_t longest = 0;
     for (const auto& turns : data.val_prompts) {
@@ -169,40 +139,27 @@ AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const
         std::vector<std::vector<int32_t>> chunk(prompts.begin() + static_cast<long>(i),
                                                 prompts.begin() + static_cast<long>(std::min(prompts.size(), i + static_cast<size_t>(cfg.train.batch_size))));
         auto g = generate(model, chunk, opts, tokenizer.pad_id(), gen);
-        auto response = g.response.cpu(), mask = g.response_mask.cpu();
-        for (int64_t b = 0; b < response.size(0); ++b) {
-            auto ended = response[b].eq(tokenizer.eos_id()).logical_and(mask[b]).any().item<bool>();
+        const auto answers = response_ids(g);
+        for (size_t b = 0; b < answers.size(); ++b) {
+            const bool ended = !answers[b].empty() && answers[b].back() == tokenizer.eos_id();
             stopped += ended;
             if (static_cast<int>(out.samples.size()) < cfg.train.log_samples) {
-                std::vector<int32_t> ids;
-                for (int64_t t = 0; t < response.size(1) && mask[b][t].item<bool>(); ++t) {
-                    ids.push_back(static_cast<int32_t>(response[b][t].item<int64_t>()));
-                }
-                const auto& turns = data.val_prompts[i + static_cast<size_t>(b)];
-                out.samples.emplace_back(turns.back().content, tokenizer.decode(ids) + (ended ? "" : " [no EOS]"));
+                const auto& turns = data.val_prompts[i + b];
+                out.samples.emplace_back(turns.back().content, tokenizer.decode(answers[b]) + (ended ? "" : " [no EOS]"));
             }
         }
     }
     out.eos_rate = static_cast<double>(stopped) / static_cast<double>(prompts.size());
-    model.train(was_training);
     return out;
-}
-
-std::string one_line(std::string s, size_t max_chars) {
-    for (char& c : s) if (c == '\n' || c == '\t') c = ' ';
-    return s.size() > max_chars ? s.substr(0, max_chars) + "…" : s;
 }
 
 }  // namespace
 
 int run_sft(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    Runtime rt = init_stage_runtime(cfg);
-    const Distributed& dist = distributed();
-    const bool bf16 = wants_bf16(cfg.runtime.dtype);
-    const auto resume_dir = open_run_dir(cfg, opts.resume);
-    const std::filesystem::path out_dir = cfg.out_dir;
-    StartPoint start = load_start_point(cfg, resume_dir);
+    const StageStart stage = begin_stage(cfg, opts.resume);
+    const Runtime& rt = stage.rt;
+    StartPoint start = load_start_point(cfg, stage.resume_dir);
 
     // 2. Tokenizer, model, optimizer -------------------------------------------------------------
     const Tokenizer tokenizer = start.tokenizer;
@@ -210,43 +167,33 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     model->to(rt.device);
     model->train();
     AdamW optimizer(*model, cfg.optim);
-    TrainState state;
-    if (!resume_dir.empty()) {
-        OptimizerState saved = load_optimizer_state(resume_dir);
-        optimizer.load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-        restore_rng_states(resume_dir);
-        state = start.info.state;
-        spdlog::info("resumed from {} (step {})", resume_dir.string(), state.step);
-    } else {
-        spdlog::info("starting from {} (step {} of run {})", start.dir.string(), start.info.state.step,
-                     start.info.config.out_dir);
-    }
+    TrainState state = resume_or_announce(stage, optimizer, start.info.state, describe_start(start));
 
     // 3. Demonstrations ----------------------------------------------------------------------------
     const SftData data = load_sft_data(cfg, tokenizer);
     SftBatcher batcher(data.train, cfg.train.batch_size, cfg.model.block_size, cfg.data.packing, tokenizer.pad_id(),
                        kIgnoreIndex);
-    const auto eval_val = val_batches(data.val, cfg, tokenizer.pad_id(), rt.device);
-    broadcast_module(*model, dist);
-    GradientSync grad_sync(dist, optimizer.trained_parameters(), mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    if (dist.is_main()) atomic_write(out_dir / "config.yaml", dump_config(cfg));
-    MetricsWriter metrics(out_dir / "metrics.jsonl", resume_dir.empty() ? -1 : state.step);
-    spdlog::info("model: {} parameters, context {}, vocab {}, {} on {} with {} threads; {} reply tokens per epoch, {}",
-                 model->num_parameters(), cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype,
-                 rt.device.str(), rt.threads, batcher.loss_tokens(),
-                 cfg.data.packing ? "packed (several examples per row)" : "padded (one example per row)");
+    const auto eval_val = fixed_batches(data.val, cfg, [&](const std::vector<const SftExample*>& rows) {
+        return to_device(pad_batch(rows, tokenizer.pad_id(), kIgnoreIndex), rt.device);
+    });
+    StageOutputs out(cfg, *model, optimizer, stage, state);
+    spdlog::info("{}; {} reply tokens per epoch, {}", describe_model(model->num_parameters(), cfg, rt),
+                 batcher.loss_tokens(), cfg.data.packing ? "packed (several examples per row)" : "padded (one example per row)");
 
+    // 4. The loop --------------------------------------------------------------------------------
+    StepLoop loop("sft", cfg, state, out.metrics);
+    // Val loss, and the EOS rate of greedy and sampled answers to the val prompts.
     auto evaluate = [&]() {
         nlohmann::json rec = {{"type", "eval"}, {"step", state.step}};
         std::string line = fmt::format("eval step {}:", state.step);
         if (!eval_val.empty()) {
-            state.last_val_loss = lm_eval_loss(*model, eval_val, bf16);
+            state.last_val_loss = lm_eval_loss(*model, eval_val, stage.bf16);
             rec["val_loss"] = state.last_val_loss;
             line += fmt::format(" val loss {:.4f}", state.last_val_loss);
         }
-        auto answers = answer_val_prompts(*model, tokenizer, data, cfg, bf16, /*temperature=*/0.0);
+        auto answers = answer_val_prompts(*model, tokenizer, data, cfg, stage.bf16, /*temperature=*/0.0);
         if (std::isfinite(answers.eos_rate)) {
-            const double sampled = answer_val_prompts(*model, tokenizer, data, cfg, bf16, /*temperature=*/1.0).eos_rate;
+            const double sampled = answer_val_prompts(*model, tokenizer, data, cfg, stage.bf16, /*temperature=*/1.0).eos_rate;
             rec["eos_rate"] = answers.eos_rate;
             rec["eos_rate_sampled"] = sampled;
             rec["samples"] = nlohmann::json::array();
@@ -254,40 +201,34 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
             line += fmt::format(", EOS rate {:.1f}% greedy / {:.1f}% sampled (T = 1) of {} val prompts",
                                 100 * answers.eos_rate, 100 * sampled, data.val_prompts.size());
         }
-        metrics.write(rec);
+        loop.record(rec);
         spdlog::info(line);
-        for (const auto& [prompt, answer] : answers.samples) {
-            spdlog::info("  Q: {}\n    A: {}", one_line(prompt, 160), one_line(answer, 300));
-        }
+        log_samples(answers.samples);
     };
-    auto checkpoint = [&]() {
-        auto dir = save_checkpoint(out_dir / "checkpoints", cfg, state, *model,
-                                   {optimizer.state_tensors(), optimizer.steps_taken()}, tokenizer,
-                                   cfg.checkpoint.keep_last, {{}, {{"lineage", start.lineage}}});
-        spdlog::info("checkpoint saved: {}", dir.string());
-    };
-    // 4. The loop --------------------------------------------------------------------------------
-    TrainingLoopHooks hooks;
-    hooks.evaluate = evaluate;
-    hooks.checkpoint = checkpoint;
-    hooks.step = [&](double lr) {
-        std::vector<LmBatch> micro_batches;
-        uint64_t epoch = 0;
+    // One step: this rank's batches (padded or packed) -> forward/backward on the reply tokens -> AdamW.
+    auto train_step = [&](double lr) {
         const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
-        for (const uint64_t index : my_micro_batches(state.next_batch_index, cfg.train.grad_accum_steps, dist)) {
+        std::vector<LmBatch> micro_batches;
+        for (const uint64_t index : next_micro_batches(state, cfg)) {
             micro_batches.push_back(to_device(batcher.batch(seed, index), rt.device));
         }
-        state.next_batch_index += static_cast<uint64_t>(cfg.train.grad_accum_steps);
-        epoch = batcher.epoch_of(seed, state.next_batch_index - 1);
-        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, bf16, &grad_sync);
+        const uint64_t epoch = batcher.epoch_of(seed, state.next_batch_index - 1);
+        StepStats stats = lm_train_step(*model, optimizer, micro_batches, lr, cfg.optim.grad_clip, stage.bf16, &out.grad_sync);
         state.tokens_seen += stats.targets;
-        StepReport r{stats.loss, stats.grad_norm, {{"loss_tokens", stats.targets}, {"epoch", epoch}},
-                     fmt::format(" | epoch {}", epoch), fmt::format(" | epoch {}", epoch)};
-        return r;
+        const std::string line = fmt::format(" | epoch {}", epoch);
+        return StepReport{stats.loss, stats.grad_norm, {{"loss_tokens", stats.targets}, {"epoch", epoch}}, line, line};
     };
-    const LoopResult done = run_training_loop("sft", cfg, state, metrics, hooks);
-    if (done.exit_code != 0) return done.exit_code;
-    log_run_done(done, state);
+
+    if (loop.eval_due()) evaluate();
+    while (loop.running()) {
+        loop.end_step(train_step(loop.lr()));
+        if (loop.eval_due()) evaluate();
+        if (loop.save_due()) {
+            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, {{}, {{"lineage", start.lineage}}});
+        }
+    }
+    if (loop.finish() != 0) return loop.finish();
+    log_run_done(loop.result(), state);
     return 0;
 }
 

@@ -148,4 +148,9 @@ void GradientSync::finish() {
     next_launch_ = 0;
 }
 
+void accumulate_backward(const torch::Tensor& loss, GradientSync* sync, bool last) {
+    if (sync && last) sync->arm();
+    loss.backward();
+}
+
 }  // namespace rlhf

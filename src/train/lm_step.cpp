@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/eval_mode.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"  // to_device
 
@@ -53,8 +54,7 @@ AccumulatedLoss accumulate(GptImpl& model, const std::vector<LmBatch>& micro_bat
     for (size_t m = 0; m < micro_batches.size(); ++m) {
         const auto& mb = micro_batches[m];
         const torch::Tensor loss = lm_batch_loss_sum(model, mb, bf16) / divisor;
-        if (sync && m + 1 == micro_batches.size()) sync->arm();
-        loss.backward();
+        accumulate_backward(loss, sync, /*last=*/m + 1 == micro_batches.size());
         loss_sum += loss.detach();
     }
     if (sync) {
@@ -93,8 +93,7 @@ StepStats lm_train_step(GptImpl& model, AdamW& optimizer, const std::vector<LmBa
 }
 
 double lm_eval_loss(GptImpl& model, const std::vector<LmBatch>& batches, bool bf16) {
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
     double loss_sum = 0.0;
     int64_t count = 0;
@@ -102,7 +101,6 @@ double lm_eval_loss(GptImpl& model, const std::vector<LmBatch>& batches, bool bf
         loss_sum += lm_batch_loss_sum(model, b, bf16).item<double>();
         count += b.targets.ne(kIgnoreIndex).sum().item<int64_t>();
     }
-    model.train(was_training);
     return count > 0 ? loss_sum / static_cast<double>(count) : NAN;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/eval_mode.h"
 #include "rlhf/core/precision.h"
 
 namespace rlhf {
@@ -71,60 +72,63 @@ RewardStepStats reward_train_step(RewardModelImpl& model, AdamW& optimizer, cons
     RewardStepStats stats;
     // Counts over every rank's share of the step (one small all-reduce): the loss is a mean over
     // the step's groups, wherever they were scored.
-    torch::Tensor counts = torch::zeros({4}, torch::kFloat64);
+    // Read back once, before the forwards: the loss divides by the step's group count.
+    const torch::Device device = model.transformer->wte->weight.device();
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+    double groups = 0, pairs = 0, rows = 0;
+    torch::Tensor tokens = torch::zeros({}, f64);
     for (const auto& mb : micro_batches) {
-        counts[0] += static_cast<double>(mb.groups);
-        counts[1] += static_cast<double>(mb.pairs);
-        counts[2] += static_cast<double>(mb.ids.size(0));
-        counts[3] += mb.key_mask.sum().to(torch::kCPU, torch::kFloat64);
+        groups += static_cast<double>(mb.groups);
+        pairs += static_cast<double>(mb.pairs);
+        rows += static_cast<double>(mb.ids.size(0));
+        tokens += mb.key_mask.sum();
     }
+    torch::Tensor counts = torch::stack({torch::full({}, groups, f64), torch::full({}, pairs, f64), torch::full({}, rows, f64), tokens});
     if (sync) sync->sum(counts);
-    stats.groups = static_cast<int64_t>(counts[0].item<double>());
-    stats.pairs = static_cast<int64_t>(counts[1].item<double>());
-    stats.rows = static_cast<int64_t>(counts[2].item<double>());
-    stats.tokens = static_cast<int64_t>(counts[3].item<double>());
-    double loss_sum = 0.0, correct = 0.0;
+    const torch::Tensor host_counts = counts.cpu();
+    stats.groups = static_cast<int64_t>(host_counts[0].item<double>());
+    stats.pairs = static_cast<int64_t>(host_counts[1].item<double>());
+    stats.rows = static_cast<int64_t>(host_counts[2].item<double>());
+    stats.tokens = static_cast<int64_t>(host_counts[3].item<double>());
+    // The loss and the correctly ordered pairs stay on the device until the step's end.
+    torch::Tensor loss_sum = torch::zeros({}, f64), correct = torch::zeros({}, f64);
     for (size_t m = 0; m < micro_batches.size(); ++m) {
         const auto& mb = micro_batches[m];
         auto rewards = batch_rewards(model, mb, bf16);
         auto loss = ranked_pair_loss(rewards, mb, margin) / static_cast<double>(stats.groups);
-        if (sync && m + 1 == micro_batches.size()) sync->arm();
-        loss.backward();
-        loss_sum += loss.item<double>();
+        accumulate_backward(loss, sync, /*last=*/m + 1 == micro_batches.size());
+        loss_sum += loss.detach().to(torch::kFloat64);
         auto d = rewards.detach().index_select(0, mb.better) - rewards.detach().index_select(0, mb.worse);
-        correct += d.gt(0).sum().item<double>() + 0.5 * d.eq(0).sum().item<double>();
+        correct += d.gt(0).sum().to(torch::kFloat64) + 0.5 * d.eq(0).sum().to(torch::kFloat64);
     }
+    torch::Tensor sums = torch::stack({loss_sum, correct});
     if (sync) {
         sync->finish();
-        torch::Tensor sums = torch::tensor({loss_sum, correct}, torch::kFloat64);
         sync->sum(sums);
-        loss_sum = sums[0].item<double>();
-        correct = sums[1].item<double>();
     }
-    if (!std::isfinite(loss_sum)) {
-        throw Error("reward-model loss became " + std::to_string(loss_sum), "training",
+    const torch::Tensor host_sums = sums.cpu();
+    const double loss_value = host_sums[0].item<double>(), correct_pairs = host_sums[1].item<double>();
+    if (!std::isfinite(loss_value)) {
+        throw Error("reward-model loss became " + std::to_string(loss_value), "training",
                     "lower optim.lr, raise optim.lr_warmup_steps, or keep optim.grad_clip > 0");
     }
-    stats.loss = loss_sum;
-    stats.accuracy = stats.pairs > 0 ? correct / static_cast<double>(stats.pairs) : NAN;
+    stats.loss = loss_value;
+    stats.accuracy = stats.pairs > 0 ? correct_pairs / static_cast<double>(stats.pairs) : NAN;
     stats.grad_norm = optimizer.step(lr, grad_clip);
     return stats;
 }
 
 PairStats reward_eval(RewardModelImpl& model, const std::vector<RankedBatch>& batches, bool bf16, double margin) {
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
     PairStatsAccumulator acc;
     for (const auto& b : batches) acc.add(batch_rewards(model, b, bf16), b, margin);
-    model.train(was_training);
     return acc.result();
 }
 
 torch::Tensor raw_rewards_of(RewardModelImpl& model, const std::vector<std::vector<int32_t>>& sequences,
                              int64_t pad_id, int64_t batch_size, bool bf16) {
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
     const auto device = model.transformer->wte->weight.device();
     std::vector<torch::Tensor> out;
@@ -139,7 +143,6 @@ torch::Tensor raw_rewards_of(RewardModelImpl& model, const std::vector<std::vect
         auto b = to_device(collate_groups(ptrs, pad_id), device);
         out.push_back(batch_rewards(model, b, bf16).cpu());
     }
-    model.train(was_training);
     return out.empty() ? torch::zeros({0}) : torch::cat(out);
 }
 

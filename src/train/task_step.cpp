@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "rlhf/core/error.h"
+#include "rlhf/core/eval_mode.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/train/lm_step.h"
 
@@ -36,9 +37,9 @@ TaskLossSums task_loss_sums(TaskModelImpl& model, const TaskBatch& b, double lm_
 
 namespace {
 
-// Correct answers in a batch (classes or choices).
-double correct_in(const torch::Tensor& scores, const torch::Tensor& labels) {
-    return scores.argmax(1).eq(labels).sum().item<double>();
+// Correct answers in a batch (classes or choices), as a 0-dim float64 on the scores' device.
+torch::Tensor correct_in(const torch::Tensor& scores, const torch::Tensor& labels) {
+    return scores.argmax(1).eq(labels).sum().to(torch::kFloat64);
 }
 
 }  // namespace
@@ -48,36 +49,40 @@ TaskStepStats task_train_step(TaskModelImpl& model, AdamW& optimizer, const std:
     TaskStepStats stats;
     // The step's global counts first (one small all-reduce): both losses are means over the
     // whole step, wherever each example was scored.
-    torch::Tensor counts = torch::zeros({3}, torch::kFloat64);
+    // Read back once, before the forwards: the losses divide by the step's counts.
+    const torch::Device device = model.transformer->wte->weight.device();
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+    double examples = 0, rows = 0;
+    torch::Tensor lm_count = torch::zeros({}, f64);
     for (const auto& mb : micro_batches) {
-        counts[0] += static_cast<double>(mb.examples);
-        counts[1] += mb.lm_targets.ne(kIgnoreIndex).sum().to(torch::kCPU, torch::kFloat64);
-        counts[2] += mb.lm_targets.ne(kIgnoreIndex).sum().to(torch::kCPU, torch::kFloat64) + static_cast<double>(mb.ids.size(0));
+        examples += static_cast<double>(mb.examples);
+        rows += static_cast<double>(mb.ids.size(0));
+        lm_count += mb.lm_targets.ne(kIgnoreIndex).sum();
     }
+    torch::Tensor counts = torch::stack({torch::full({}, examples, f64), lm_count, lm_count + rows});
     if (sync) sync->sum(counts);
-    stats.examples = static_cast<int64_t>(counts[0].item<double>());
-    const double lm_targets = counts[1].item<double>();
-    stats.tokens = static_cast<int64_t>(counts[2].item<double>());
-    double task_sum = 0.0, lm_sum = 0.0, correct = 0.0;
+    const torch::Tensor host_counts = counts.cpu();
+    stats.examples = static_cast<int64_t>(host_counts[0].item<double>());
+    const double lm_targets = host_counts[1].item<double>();
+    stats.tokens = static_cast<int64_t>(host_counts[2].item<double>());
+    // The loss sums and the right answers stay on the device until the step's end.
+    torch::Tensor sums = torch::zeros({3}, f64);  // task loss, LM loss, right answers
     for (size_t m = 0; m < micro_batches.size(); ++m) {
         const auto& mb = micro_batches[m];
         auto s = task_loss_sums(model, mb, lm_coef, bf16);
         auto loss = s.task / static_cast<double>(stats.examples);
         if (lm_coef > 0 && lm_targets > 0) loss = loss + lm_coef * s.lm / lm_targets;
-        if (sync && m + 1 == micro_batches.size()) sync->arm();
-        loss.backward();
-        task_sum += s.task.item<double>();
-        lm_sum += s.lm.item<double>();
-        if (!model.regression()) correct += correct_in(s.scores, mb.labels);
+        accumulate_backward(loss, sync, /*last=*/m + 1 == micro_batches.size());
+        const torch::Tensor right = model.regression() ? torch::zeros({}, f64) : correct_in(s.scores, mb.labels);
+        sums += torch::stack({s.task.detach().to(torch::kFloat64), s.lm.detach().to(torch::kFloat64), right});
     }
     if (sync) {
         sync->finish();
-        torch::Tensor sums = torch::tensor({task_sum, lm_sum, correct}, torch::kFloat64);
         sync->sum(sums);
-        task_sum = sums[0].item<double>();
-        lm_sum = sums[1].item<double>();
-        correct = sums[2].item<double>();
     }
+    const torch::Tensor host_sums = sums.cpu();
+    const double task_sum = host_sums[0].item<double>(), lm_sum = host_sums[1].item<double>(),
+                 correct = host_sums[2].item<double>();
     stats.task_loss = task_sum / static_cast<double>(stats.examples);
     stats.lm_loss = lm_coef > 0 && lm_targets > 0 ? lm_sum / lm_targets : NAN;
     stats.loss = stats.task_loss + (lm_coef > 0 && lm_targets > 0 ? lm_coef * stats.lm_loss : 0.0);
@@ -92,8 +97,7 @@ TaskStepStats task_train_step(TaskModelImpl& model, AdamW& optimizer, const std:
 
 TaskPredictions predict_task(TaskModelImpl& model, const std::vector<TaskInput>& inputs, int64_t batch_size,
                              int64_t pad_id, bool bf16, double score_min, double score_max) {
-    const bool was_training = model.is_training();
-    model.eval();
+    EvalModeGuard eval_mode(model);
     torch::NoGradGuard no_grad;
     const auto device = model.transformer->wte->weight.device();
     TaskPredictions p;
@@ -119,7 +123,6 @@ TaskPredictions predict_task(TaskModelImpl& model, const std::vector<TaskInput>&
         }
     }
     p.task_loss = inputs.empty() ? NAN : loss_sum / static_cast<double>(inputs.size());
-    model.train(was_training);
     return p;
 }
 

@@ -15,13 +15,14 @@
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/lr_schedule.h"
 #include "rlhf/train/optimizer.h"
-#include "rlhf/train/training_loop.h"
+#include "rlhf/train/step_loop.h"
 #include "rlhf/core/precision.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
 
-TEST_CASE("learning rate: warmup end, cosine midpoint and end, computed by hand", "[train]") {
+// Learning rate: warmup end, cosine midpoint and end, computed by hand.
+TEST_CASE("learning rate at warmup end, cosine middle and end, by hand", "[train]") {
     OptimConfig o;
     o.lr = 1e-3;
     o.min_lr = 1e-4;
@@ -73,7 +74,8 @@ TEST_CASE("AdamW decays >=2-D tensors only, by hand on one element", "[train]") 
     REQUIRE(opt.steps_taken() == 1);
 }
 
-TEST_CASE("AdamW epsilon placement: PyTorch style vs TensorFlow style, by hand", "[train]") {
+// AdamW epsilon placement: PyTorch style vs TensorFlow style, by hand.
+TEST_CASE("AdamW epsilon placement, PyTorch vs TensorFlow, by hand", "[train]") {
     // First step, g = 0.001 on one weight, beta2 = 0.999, eps = 1e-3 (large, to see it):
     //   v = 0.001 * g^2, bias2 = 0.001; m_hat = g, sqrt(v_hat) = |g| = 1e-3
     //   torch: lr * g / (sqrt(v_hat) + eps)        = lr * 1e-3 / 2e-3              = 0.5 lr
@@ -96,7 +98,8 @@ TEST_CASE("AdamW epsilon placement: PyTorch style vs TensorFlow style, by hand",
     }
 }
 
-TEST_CASE("gradient clipping scales to the max norm and reports the norm before", "[train]") {
+// Gradient clipping scales to the max norm and reports the norm before.
+TEST_CASE("gradient clipping scales to max norm, reports the prior norm", "[train]") {
     torch::nn::Linear lin(3, 2);
     OptimConfig o;
     o.weight_decay = 0.0;
@@ -135,7 +138,8 @@ struct AdamWRun {
 };
 }  // namespace
 
-TEST_CASE("AdamW kernels agree: the CPU loop, PyTorch's fused kernel and plain tensor ops", "[train]") {
+// AdamW kernels agree: the CPU loop, PyTorch's fused kernel and plain tensor ops.
+TEST_CASE("AdamW kernels agree: CPU loop, fused kernel, tensor ops", "[train]") {
     std::vector<AdamW::Kernel> kernels = {AdamW::Kernel::tensor_ops};
     if (AdamW::has_torch_fused()) kernels.push_back(AdamW::Kernel::torch_fused);  // LibTorch >= 2.4
     for (const char* eps_style : {"torch", "tf"}) {
@@ -153,7 +157,8 @@ TEST_CASE("AdamW kernels agree: the CPU loop, PyTorch's fused kernel and plain t
     }
 }
 
-TEST_CASE("an AdamW step with a non-finite gradient changes no weight and no moment", "[train]") {
+// An AdamW step with a non-finite gradient changes no weight and no moment.
+TEST_CASE("a non-finite gradient changes no weight and no AdamW moment", "[train]") {
     std::vector<AdamW::Kernel> kernels = {AdamW::Kernel::cpu_loop, AdamW::Kernel::tensor_ops};
     if (AdamW::has_torch_fused()) kernels.push_back(AdamW::Kernel::torch_fused);
     for (auto kernel : kernels) {
@@ -174,7 +179,8 @@ TEST_CASE("an AdamW step with a non-finite gradient changes no weight and no mom
     }
 }
 
-TEST_CASE("a training step whose loss is NaN stops with a clear error and leaves the weights as they were", "[train]") {
+// A training step whose loss is NaN stops with a clear error and leaves the weights as they were.
+TEST_CASE("a NaN loss stops with a clear error, weights untouched", "[train]") {
     torch::manual_seed(0);
     Gpt model(test::tiny_model(40));
     AdamW opt(*model, OptimConfig{});
@@ -196,7 +202,8 @@ TEST_CASE("a training step whose loss is NaN stops with a clear error and leaves
     }
 }
 
-TEST_CASE("1 x 8 and 8 x 1 gradient accumulation give the same gradients", "[train]") {
+// 1 x 8 and 8 x 1 gradient accumulation give the same gradients.
+TEST_CASE("gradient accumulation 1 x 8 and 8 x 1 give equal gradients", "[train]") {
     torch::manual_seed(0);
     Gpt model(test::tiny_model(40));
     auto x = torch::randint(0, 40, {8, 32}, torch::kLong);
@@ -258,7 +265,8 @@ TEST_CASE("bf16 autocast tracks fp32 and leaves weights fp32", "[train]") {
     REQUIRE(torch::matmul(torch::randn({2, 2}), torch::randn({2, 2})).scalar_type() == torch::kFloat32);
 }
 
-TEST_CASE("training steps match an independent PyTorch reference (AdamW, clipping, schedule)", "[train][reference]") {
+// Training steps match an independent PyTorch reference (AdamW, clipping, schedule).
+TEST_CASE("training steps match an independent PyTorch reference", "[integration][train][reference]") {
     torch::manual_seed(4);
     ModelConfig cfg = test::tiny_model(37);
     cfg.bias = false;
@@ -316,27 +324,72 @@ RunConfig loop_config(const test::TempDir& dir, int64_t max_steps, int64_t every
 
 }  // namespace
 
-TEST_CASE("a stop signal at a step that was just checkpointed saves it once, not twice", "[train]") {
+// The step loop evaluates and saves on schedule, and a resume picks up the schedule.
+TEST_CASE("the step loop evaluates and saves on schedule, resumed too", "[train]") {
+    test::TempDir dir;
+    RunConfig cfg = loop_config(dir, 5, 3);
+    cfg.train.eval_every = 2;
+    TrainState state;
+    MetricsWriter metrics(dir / "metrics.jsonl", -1);
+    std::vector<int64_t> evals, saves;
+    std::vector<double> lrs;
+    auto run = [&] {
+        StepLoop loop("test", cfg, state, metrics);
+        if (loop.eval_due()) evals.push_back(state.step);
+        while (loop.running()) {
+            lrs.push_back(loop.lr());
+            loop.end_step(StepReport{});
+            if (loop.eval_due()) evals.push_back(state.step);
+            if (loop.save_due()) saves.push_back(state.step);
+        }
+        return loop.finish();
+    };
+    REQUIRE(run() == 0);
+    REQUIRE(state.step == 5);
+    REQUIRE(evals == std::vector<int64_t>{0, 2, 4, 5});  // step 0, every 2, and the last
+    REQUIRE(saves == std::vector<int64_t>{3, 5});       // every 3, and the last
+    REQUIRE(lrs.size() == 5);
+    REQUIRE(lrs[0] == Approx(lr_at(0, cfg.optim, 5)));
+    REQUIRE(read_metrics(dir / "metrics.jsonl").size() == 5);  // one train record per step
+
+    // Resumed at step 5 with max_steps 8: no step-0 evaluation, eval at 6 and 8, save at 6 and 8.
+    cfg.train.max_steps = 8;
+    evals.clear();
+    saves.clear();
+    REQUIRE(run() == 0);
+    REQUIRE(evals == std::vector<int64_t>{6, 8});
+    REQUIRE(saves == std::vector<int64_t>{6, 8});
+
+    // Nothing left to train: the loop does not run, evaluates nothing and saves nothing.
+    evals.clear();
+    saves.clear();
+    REQUIRE(run() == 0);
+    REQUIRE(evals.empty());
+    REQUIRE(saves.empty());
+}
+
+// A stop signal at a step that was just checkpointed saves it once, not twice.
+TEST_CASE("a stop at a just-checkpointed step saves it once, not twice", "[train]") {
     test::TempDir dir;
     const RunConfig cfg = loop_config(dir, 10, 4);
     TrainState state;
     MetricsWriter metrics(dir / "metrics.jsonl", -1);
     std::vector<int64_t> saved_at;
-    TrainingLoopHooks hooks;
-    hooks.step = [&](double) {
+    reset_stop_request();
+    StepLoop loop("test", cfg, state, metrics);
+    while (loop.running()) {
         if (state.step == 3) std::raise(SIGTERM);  // lands during the step that ends at 4, a checkpoint step
-        return StepReport{};
-    };
-    hooks.evaluate = [] {};
-    hooks.checkpoint = [&] { saved_at.push_back(state.step); };  // the reward stage writes its normalisation here
+        loop.end_step(StepReport{});
+        if (loop.save_due()) saved_at.push_back(state.step);  // the reward stage writes its normalisation here
+    }
     reset_stop_request();
-    const LoopResult result = run_training_loop("test", cfg, state, metrics, hooks);
-    reset_stop_request();
+    const LoopResult result = loop.result();
     REQUIRE(result.exit_code == 128 + SIGTERM);
     REQUIRE(saved_at == std::vector<int64_t>{4});
 }
 
-TEST_CASE("a metrics write that fails (a full disk) stops the run at once, keeping the step", "[train]") {
+// A metrics write that fails (a full disk) stops the run at once, keeping the step.
+TEST_CASE("a failed metrics write stops the run, keeping the step", "[train]") {
     test::TempDir dir;
     // /dev/full fails every write with ENOSPC, as a full disk does.
     std::filesystem::create_symlink("/dev/full", dir / "metrics.jsonl");
@@ -345,25 +398,26 @@ TEST_CASE("a metrics write that fails (a full disk) stops the run at once, keepi
     MetricsWriter metrics(dir / "metrics.jsonl", -1);
     std::vector<int64_t> saved_at;
     int steps = 0;
-    TrainingLoopHooks hooks;
-    hooks.step = [&](double) {
-        ++steps;
-        return StepReport{};
+    StepLoop loop("test", cfg, state, metrics);
+    auto run = [&] {
+        while (loop.running()) {
+            ++steps;
+            loop.end_step(StepReport{});
+            if (loop.save_due()) {  // as the reward stage's save does: a record (its normalisation), then the save
+                loop.record({{"type", "normalisation"}, {"step", state.step}});
+                saved_at.push_back(state.step);
+            }
+        }
     };
-    hooks.evaluate = [] {};
-    hooks.checkpoint = [&] {  // as the reward stage's does: a record (its normalisation), then the save
-        metrics.write({{"type", "normalisation"}, {"step", state.step}});
-        saved_at.push_back(state.step);
-    };
-    REQUIRE_THROWS_WITH(run_training_loop("test", cfg, state, metrics, hooks),
-                        Catch::Contains("metrics.jsonl") && Catch::Contains("cannot write metrics") &&
-                            Catch::Contains("No space left") && Catch::Contains("saved a checkpoint of step 1"));
+    REQUIRE_THROWS_WITH(run(), Catch::Contains("metrics.jsonl") && Catch::Contains("cannot write metrics") &&
+                                   Catch::Contains("No space left") && Catch::Contains("saved a checkpoint of step 1"));
     REQUIRE(steps == 1);
     REQUIRE(saved_at == std::vector<int64_t>{1});
     REQUIRE(metrics.failed());
 }
 
-TEST_CASE("EMA weights: decay · ema + (1 - decay) · θ after each step, named as the model, loaded back", "[train][ema]") {
+// EMA weights: decay · ema + (1 - decay) · θ after each step, named as the model, loaded back.
+TEST_CASE("EMA weights: decay x ema + (1 - decay) x w, saved, reloaded", "[train][ema]") {
     torch::nn::Linear model(2, 1);
     {
         torch::NoGradGuard no_grad;

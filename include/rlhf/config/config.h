@@ -18,6 +18,7 @@ struct RuntimeConfig {
     double      dist_timeout = 600;     // seconds a rank waits for the others (distributed runs)
     double      dist_bucket_mb = 25;    // gradients all-reduced per bucket (distributed runs)
     bool        adapt_threads = true;   // one intra-op thread while other processes keep the CPUs busy
+    bool        deterministic = false;  // one seed, one result: fixed threads, deterministic kernels
 };
 
 struct ModelConfig {

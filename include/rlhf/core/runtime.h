@@ -16,6 +16,10 @@ struct Runtime {
     int threads = 1;  // intra-op threads actually in use
 };
 
+// Deterministic kernels from now on (LibTorch's deterministic algorithms, cuDNN without
+// autotuning, cuBLAS with a fixed workspace): one seed gives one result on one machine.
+void use_deterministic_algorithms();
+
 // threads <= 0 means "all cores". device: "cpu", "cuda", "cuda:N" or "auto"; a bad one is an
 // rlhf::Error naming `device_key` (the config key, or a command's flag).
 // Seeds LibTorch's global CPU (and CUDA) generators with `seed`, and tunes glibc malloc to keep

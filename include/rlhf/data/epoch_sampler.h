@@ -7,15 +7,9 @@
 #include <utility>
 #include <vector>
 
-namespace rlhf {
+#include "rlhf/core/splitmix64.h"
 
-// SplitMix64 (Steele et al. 2014): advances `state`, returns the next 64 random bits.
-inline uint64_t splitmix64(uint64_t& state) {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
+namespace rlhf {
 
 // Fisher-Yates driven by splitmix64(seed).
 template <typename T>

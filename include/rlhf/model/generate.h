@@ -52,6 +52,10 @@ struct Generation {
     bool nonfinite = false;       // some row had nothing to sample from (with throw_on_nonfinite off)
 };
 
+// Each row's response ids up to and including its stop token (where response_mask is true), read
+// back to the host in one copy.
+std::vector<std::vector<int32_t>> response_ids(const Generation& g);
+
 // prompts: token ids (each non-empty). Row b samples from its own random stream, seeded with
 // row_seeds[b] (model/sampling_streams.h): its tokens do not depend on the other rows.
 Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts, const SamplingOptions& opts,

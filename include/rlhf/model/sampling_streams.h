@@ -13,10 +13,9 @@
 
 #include <cstdint>
 
-namespace rlhf {
+#include "rlhf/core/splitmix64.h"  // splitmix64(seed, t): the stream these tensors compute on the device
 
-// splitmix64's output for the state after t + 1 increments: mix(seed + (t + 1) · 0x9E3779B97F4A7C15).
-uint64_t splitmix64(uint64_t seed, uint64_t t);
+namespace rlhf {
 
 // A seed for item `index` of a stream `seed` (rollout row i of iteration k, …): independent
 // streams for neighbouring indices.

@@ -69,4 +69,8 @@ private:
     bool armed_ = false;
 };
 
+// One micro-batch's backward in a step's gradient accumulation. With `sync`, the rank's last
+// backward of the step (`last`) sends each gradient to the other ranks as soon as it is ready.
+void accumulate_backward(const torch::Tensor& loss, GradientSync* sync, bool last);
+
 }  // namespace rlhf
