@@ -3,7 +3,10 @@
 #
 #   scripts/demo.sh            # setup + build, then every stage; reuses stages already finished
 #   scripts/demo.sh --fresh    # start over (deletes runs/demo and data/synth/ages first)
-#   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~5 min): what the CI test runs
+#   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~5 min)
+#   scripts/demo.sh --tiny     # the plumbing alone (runs/demo-tiny, ~2 min; what the test suite
+#                              # runs): each stage a few steps, 300 ranked groups, 40 held-out
+#                              # questions, float32; its accuracies say little
 #   scripts/demo.sh --only grpo   # retrain and re-evaluate one stage (pretrain, sft, reward, dpo,
 #                                 # grpo or ppo) from the stages before it, then the report
 #   scripts/demo.sh --no-setup # skip scripts/setup.sh and the build (build/rlhf must exist)
@@ -31,12 +34,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-fresh=0 small=0 setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY=
+fresh=0 size=full setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY=
 STAGES="pretrain sft reward dpo grpo ppo"
 while [ $# -gt 0 ]; do
     case "$1" in
         --fresh) fresh=1 ;;
-        --small) small=1 ;;
+        --small) size=small ;;
+        --tiny) size=tiny ;;
         --no-setup) setup=0 ;;
         --runs) RUNS=${2:?--runs needs a directory}; shift ;;
         --data) DATA=${2:?--data needs a directory}; shift ;;
@@ -62,7 +66,9 @@ fi
 RLHF=${RLHF:-$(torch_build_dir "$torch")/rlhf}
 [ -x "$RLHF" ] || { echo "demo.sh: $RLHF is missing; run scripts/build.sh (or drop --no-setup)" >&2; exit 1; }
 
-# --small: the same pipeline with fewer steps, in its own directory (what tests/demo/ runs in CI).
+# --small and --tiny: the same pipeline with fewer steps, each in its own directory. --tiny runs
+# in float32: on a CPU without bf16 instructions a bf16 step takes 20x an fp32 one, and the test
+# suite runs it on any CPU.
 declare -A SMALL=(
     [pretrain]="train.max_steps=600 train.eval_every=300 checkpoint.every=300"
     [sft]="train.max_steps=200 train.eval_every=200 checkpoint.every=200"
@@ -71,11 +77,19 @@ declare -A SMALL=(
     [dpo]="train.max_steps=40 train.eval_every=20 checkpoint.every=20"
     [grpo]="train.max_steps=20 train.eval_every=10 checkpoint.every=10 ppo.rollout_batch=16 ppo.minibatch=64"
 )
-EVAL_SAMPLES=4
-if [ "$small" = 1 ]; then
-    RUNS=${RUNS:-runs/demo-small}
-    EVAL_SAMPLES=2
-fi
+declare -A TINY=(
+    [pretrain]="runtime.dtype=float32 train.max_steps=100 train.eval_every=100 checkpoint.every=100"
+    [sft]="runtime.dtype=float32 train.max_steps=60 train.eval_every=60 checkpoint.every=60 train.eval_prompts=8"
+    [reward]="runtime.dtype=float32 train.max_steps=20 train.eval_every=20 checkpoint.every=20 train.eval_batches=2"
+    [ppo]="runtime.dtype=float32 train.max_steps=6 train.eval_every=6 checkpoint.every=6 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=8"
+    [dpo]="runtime.dtype=float32 train.max_steps=10 train.eval_every=10 checkpoint.every=10 train.eval_batches=2"
+    [grpo]="runtime.dtype=float32 train.max_steps=4 train.eval_every=4 checkpoint.every=4 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=32"
+)
+EVAL_SAMPLES=4 EVAL_QUESTIONS=all RANKED_GROUPS=all
+case "$size" in
+    small) RUNS=${RUNS:-runs/demo-small} EVAL_SAMPLES=2 ;;
+    tiny) RUNS=${RUNS:-runs/demo-tiny} EVAL_SAMPLES=1 EVAL_QUESTIONS=40 RANKED_GROUPS=300 ;;
+esac
 [ -n "$SEED" ] && RUNS=${RUNS:-runs/demo-seed$SEED}
 RUNS=${RUNS:-runs/demo}
 if [ "$fresh" = 1 ]; then
@@ -118,6 +132,14 @@ else
     $RLHF data prepare --tokenizer "$DATA/tokenizer" --input "$DATA/corpus.txt" --out "$DATA/shards" --val-fraction 0.02
 fi
 
+# --tiny: the reward model and DPO read the first ranked groups only (DPO's reference pass over
+# all 2,000 groups' 12,880 answers alone took 50 s).
+RANKED=$DATA/ranked.jsonl
+if [ "$RANKED_GROUPS" != all ]; then
+    head -n "$RANKED_GROUPS" "$DATA/ranked.jsonl" > "$RUNS/ranked.jsonl"
+    RANKED=$RUNS/ranked.jsonl
+fi
+
 # train STAGE PREVIOUS: runs configs/demo/STAGE.yaml into $RUNS/STAGE, starting from $RUNS/PREVIOUS.
 train() {
     local stage=$1 previous=${2:-} sets=()
@@ -127,18 +149,19 @@ train() {
     case "$stage" in  # the configs name data/synth/ages and runs/demo; --data and --runs move them
         pretrain) sets+=("data.shards=$DATA/shards") ;;
         sft) sets+=("data.files=[$DATA/sft.jsonl]") ;;
-        reward) sets+=("data.files=[$DATA/ranked.jsonl]" "reward.reference_files=[$DATA/sft.jsonl]") ;;
+        reward) sets+=("data.files=[$RANKED]" "reward.reference_files=[$DATA/sft.jsonl]") ;;
         ppo) sets+=("data.files=[$DATA/sft.jsonl]" "ppo.reward_model=$RUNS/reward" "ppo.ptx_shards=$DATA/shards") ;;
-        dpo) sets+=("data.files=[$DATA/ranked.jsonl]") ;;
+        dpo) sets+=("data.files=[$RANKED]") ;;
         grpo) sets+=("data.files=[$DATA/train_prompts.jsonl]") ;;
     esac
     if [ -n "$ONLY" ] && [ "$ONLY" != "$stage" ]; then
         echo "(--only $ONLY: reusing $RUNS/$stage)"
         return
     fi
-    if [ "$small" = 1 ]; then
-        for s in ${SMALL[$stage]}; do sets+=("$s"); done
-    fi
+    case "$size" in
+        small) for s in ${SMALL[$stage]}; do sets+=("$s"); done ;;
+        tiny) for s in ${TINY[$stage]}; do sets+=("$s"); done ;;
+    esac
     $RLHF train "configs/demo/$stage.yaml" --resume --set "${sets[@]}"
 }
 
@@ -157,6 +180,11 @@ train ppo sft
 
 step "7. gold accuracy on the held-out questions"
 mkdir -p "$RUNS/eval"
+PROMPTS=$DATA/prompts.jsonl
+if [ "$EVAL_QUESTIONS" != all ]; then  # --tiny: the first questions only
+    head -n "$EVAL_QUESTIONS" "$DATA/prompts.jsonl" > "$RUNS/eval/prompts.jsonl"
+    PROMPTS=$RUNS/eval/prompts.jsonl
+fi
 # 48 tokens: the longest demonstration (a padded answer) is 42 tokens and its EOS, so the EOS rate
 # counts answers that do not stop, not padded ones cut at eval's default 32 (9% of the labelers').
 # The tuned models' sampled answers also give their KL to the SFT model (--reference), at T = 1.
@@ -164,9 +192,9 @@ for stage in pretrain sft dpo grpo ppo; do
     [ -n "$ONLY" ] && [ "$ONLY" != "$stage" ] && [ -f "$RUNS/eval/$stage.sampled.json" ] && continue
     reference=()
     case "$stage" in dpo|grpo|ppo) reference=(--reference "$RUNS/sft") ;; esac
-    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --device "$DEVICE" --max-new-tokens 48 \
+    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$PROMPTS" --device "$DEVICE" --max-new-tokens 48 \
         --out "$RUNS/eval/$stage.greedy.jsonl" | tail -n 1 > "$RUNS/eval/$stage.greedy.json"
-    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$DATA/prompts.jsonl" --device "$DEVICE" --max-new-tokens 48 \
+    $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$PROMPTS" --device "$DEVICE" --max-new-tokens 48 \
         --temperature 1 --samples "$EVAL_SAMPLES" "${reference[@]}" --out "$RUNS/eval/$stage.sampled.jsonl" \
         | tail -n 1 > "$RUNS/eval/$stage.sampled.json"
     echo "$stage: greedy $(cat "$RUNS/eval/$stage.greedy.json")"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # GPT-1's claim at toy scale: does generative pre-training help a model fine-tuned on a task?
-# (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~40 minutes; --small ~2.5.
+# (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~40 minutes; --small about one.
 #
 #   scripts/gpt1_tasks.sh               # setup + build, then every step; reuses finished runs
-#   scripts/gpt1_tasks.sh --small       # fewer steps, at most 500 held-out rows per task (runs/gpt1-tasks-small; CI)
+#   scripts/gpt1_tasks.sh --small       # a few steps, at most 100 held-out rows per task (runs/gpt1-tasks-small; CI)
 #   scripts/gpt1_tasks.sh --fresh       # delete the runs first
 #   scripts/gpt1_tasks.sh --no-setup    # skip scripts/setup.sh and the build (build/rlhf must exist)
 #   scripts/gpt1_tasks.sh --runs DIR --data DIR --shared DIR   # other places (--shared: the four task
@@ -54,12 +54,13 @@ RLHF=${RLHF:-$(torch_build_dir "$torch")/rlhf}
 TASKS="sst2 rte stsb story-cloze"
 declare -A CONFIG=([sst2]=sst2 [rte]=rte [stsb]=stsb [story-cloze]=story_cloze)
 declare -A EXT=([sst2]=tsv [rte]=tsv [stsb]=tsv [story-cloze]=csv)
-# --small: the same pipeline, a few steps each, in its own directories (what tests/scripts/ runs in CI).
-PRETRAIN_SMALL="train.max_steps=150 train.eval_every=150 checkpoint.every=150 tokenizer.vocab_size=1024"
-TASK_SMALL="train.max_steps=20 train.eval_every=20 checkpoint.every=20 train.eval_batches=2"
+# --small: the same pipeline, a few steps each, in its own directories (what tests/demo/test_gpt1_tasks.cpp runs),
+# in float32 (a CPU without bf16 instructions takes 20x longer for a bf16 step).
+PRETRAIN_SMALL="runtime.dtype=float32 train.max_steps=60 train.eval_every=60 checkpoint.every=60 train.eval_batches=2 tokenizer.vocab_size=1024"
+TASK_SMALL="runtime.dtype=float32 train.max_steps=10 train.eval_every=10 checkpoint.every=10 train.eval_batches=1"
 HELDOUT_CAP=0
 if [ "$small" = 1 ]; then
-    RUNS=${RUNS:-runs/gpt1-tasks-small} DATA=${DATA:-data/gpt1-tasks-small} HELDOUT_CAP=500
+    RUNS=${RUNS:-runs/gpt1-tasks-small} DATA=${DATA:-data/gpt1-tasks-small} HELDOUT_CAP=100
 fi
 [ -n "$SEED" ] && RUNS=${RUNS:-runs/gpt1-tasks-seed$SEED}  # --resume must not pick up another seed's runs
 RUNS=${RUNS:-runs/gpt1-tasks} DATA=${DATA:-data/gpt1-tasks}

@@ -2,7 +2,7 @@
 # Install what is missing, build, and run the whole test suite through CTest. CI runs this, once
 # per supported LibTorch.
 #
-#   scripts/test.sh                 # Debian's LibTorch 1.13: everything, a few minutes on 2 cores
+#   scripts/test.sh                 # Debian's LibTorch 1.13: everything (ctest ~6 min on 2 cores)
 #   scripts/test.sh --torch pip     # the same suite on LibTorch 2.x from PyPI (CUDA build, run on the CPU)
 #   scripts/test.sh -L unit         # other arguments go to ctest
 set -euo pipefail

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -73,7 +76,7 @@ TEST_CASE("safetensors round-trips every dtype and metadata", "[checkpoint]") {
     }
 }
 
-TEST_CASE("our safetensors files read in Python, and Python's in ours", "[checkpoint][reference]") {
+TEST_CASE("our safetensors files read in Python, and Python's in ours", "[integration][checkpoint][reference]") {
     test::TempDir dir;
     auto w = torch::randn({4, 6});
     save_safetensors(dir / "ours.safetensors", {{"w", w}, {"i", torch::arange(5)}});
@@ -114,7 +117,8 @@ TEST_CASE("damaged safetensors files are clear errors", "[checkpoint]") {
     REQUIRE_THROWS_WITH(load_safetensors(dir / "bytes.safetensors"), Contains("bytes.safetensors") && Contains("overflows"));
 }
 
-TEST_CASE("a checkpoint restores weights, optimizer, state and config exactly", "[checkpoint]") {
+// A checkpoint restores weights, optimizer, state and config exactly.
+TEST_CASE("a checkpoint restores weights, optimizer, state and config", "[checkpoint]") {
     Fixture f;
     auto dir = f.save(7);
     REQUIRE(dir.filename() == "step-000007");
@@ -173,7 +177,8 @@ TEST_CASE("a half-written checkpoint is never loaded", "[checkpoint]") {
     REQUIRE(resolve_checkpoint(f.dir / "run").filename() == "step-000040");
 }
 
-TEST_CASE("a crash between renaming a checkpoint and repointing latest loses nothing", "[checkpoint]") {
+// A crash between renaming a checkpoint and repointing latest loses nothing.
+TEST_CASE("a crash between checkpoint rename and latest loses nothing", "[checkpoint]") {
     Fixture f;
     f.save(10);
     f.save(20);
@@ -195,25 +200,37 @@ TEST_CASE("keep_last prunes old checkpoints", "[checkpoint]") {
     REQUIRE(std::filesystem::exists(ckpts / "step-000004"));
 }
 
-TEST_CASE("pruning interrupted half-way never leaves a step directory without its state.json", "[checkpoint]") {
+// Pruning interrupted half-way never leaves a step directory without its state.json.
+TEST_CASE("interrupted pruning never leaves a step without state.json", "[checkpoint]") {
     Fixture f;
     f.save(1, 1);
     const auto ckpts = f.dir / "run" / "checkpoints";
     // An undeletable file stops the deletion part-way, as a SIGKILL would: whatever was deleted
     // by then, what is left must not look like a checkpoint. Root ignores permissions, so it
-    // takes the immutable attribute; anyone else, a read-only directory.
+    // takes the immutable attribute (chattr +i's ioctl); anyone else, a read-only directory.
     const auto stuck_dir = ckpts / "step-000001" / "zz-stuck";
     std::filesystem::create_directories(stuck_dir);
     test::write_text(stuck_dir / "file", "x");
     const bool root = ::geteuid() == 0;
     const auto lock = [&](const std::filesystem::path& dir, bool on) {
-        const std::string q = test::shell_quote((dir / "file").string());
-        return test::run_shell(root ? (on ? "chattr +i " : "chattr -i ") + q
-                                    : (on ? "chmod 0555 " : "chmod 0755 ") + test::shell_quote(dir.string()))
-                   .exit_code == 0;
+        if (!root) {
+            std::error_code ec;
+            std::filesystem::permissions(dir, static_cast<std::filesystem::perms>(on ? 0555 : 0755), ec);
+            return !ec;
+        }
+        const int fd = ::open((dir / "file").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) return false;
+        int flags = 0;
+        bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+        if (ok) {
+            flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+            ok = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+        }
+        ::close(fd);
+        return ok;
     };
     if (!lock(stuck_dir, true)) {
-        WARN("chattr +i is not available here: the interrupted-pruning part is not checked");
+        WARN("the file cannot be made undeletable here: the interrupted-pruning part is not checked");
         return;
     }
     f.save(2, 1);  // prunes step 1; the failure is a warning, not the end of the run
@@ -236,7 +253,8 @@ TEST_CASE("pruning interrupted half-way never leaves a step directory without it
     REQUIRE_FALSE(std::filesystem::exists(leftover));
 }
 
-TEST_CASE("resolve_checkpoint accepts a run dir, its checkpoints dir or a step dir", "[checkpoint]") {
+// Resolve_checkpoint accepts a run dir, its checkpoints dir or a step dir.
+TEST_CASE("resolve_checkpoint takes a run, checkpoints or step dir", "[checkpoint]") {
     Fixture f;
     f.save(3);
     const auto step = f.dir / "run" / "checkpoints" / "step-000003";
@@ -246,7 +264,8 @@ TEST_CASE("resolve_checkpoint accepts a run dir, its checkpoints dir or a step d
     REQUIRE_THROWS_WITH(resolve_checkpoint(f.dir / "nowhere"), Contains("checkpoint not found"));
 }
 
-TEST_CASE("loading into a different model shape names the tensor and both shapes", "[checkpoint]") {
+// Loading into a different model shape names the tensor and both shapes.
+TEST_CASE("loading into another shape names the tensor and both shapes", "[checkpoint]") {
     Fixture f;
     auto dir = f.save(2);
     ModelConfig wider = f.cfg.model;

@@ -80,7 +80,8 @@ double worst_logit_gap(const nlohmann::json& reference, const torch::Tensor& log
 
 }  // namespace
 
-TEST_CASE("an imported GPT-2 gives transformers' logits on a left-padded batch, from either naming", "[integration][hf]") {
+// An imported GPT-2 gives transformers' logits on a left-padded batch, from either naming.
+TEST_CASE("imported GPT-2 gives transformers' logits, left-padded batch", "[integration][hf]") {
     HfWorkspace ws;
     const Batch batch = left_padded_batch(262);
     const auto reference = reference_json("logits " + ws.q("hf") + " " + batch.arg());
@@ -101,7 +102,8 @@ TEST_CASE("an imported GPT-2 gives transformers' logits on a left-padded batch, 
     }
 }
 
-TEST_CASE("an imported GPT-2 fine-tunes with SFT, exports with transformers' logits and ids, and re-imports bit for bit",
+// An imported GPT-2 fine-tunes with SFT, exports with transformers' logits and ids, and re-imports bit for bit.
+TEST_CASE("imported GPT-2: SFT, export to transformers, exact re-import",
           "[integration][hf]") {
     HfWorkspace ws;
     auto r = test::run_cli("convert --from-hf " + ws.q("hf/lm") + " --out " + ws.q("gpt2"));
@@ -167,7 +169,8 @@ TEST_CASE("an imported GPT-2 fine-tunes with SFT, exports with transformers' log
     CHECK_THAT(r.output, Contains("already exists"));
 }
 
-TEST_CASE("a reward model exports as GPT2ForSequenceClassification: its logit plus score.bias is our score",
+// A reward model exports as GPT2ForSequenceClassification: its logit plus score.bias is our score.
+TEST_CASE("a reward model exports as GPT2ForSequenceClassification",
           "[integration][hf]") {
     HfWorkspace ws;
     const Tokenizer tok = Tokenizer::load(ws.dir / "hf" / "lm");  // 262 + <|pad|>
@@ -249,7 +252,8 @@ TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integ
     CHECK_FALSE(std::filesystem::exists(ws.dir / "out4"));
 }
 
-TEST_CASE("rlhf convert --to-hf refuses what GPT-2 cannot hold, with one line and nothing written", "[integration][hf]") {
+// Rlhf convert --to-hf refuses what GPT-2 cannot hold, with one line and nothing written.
+TEST_CASE("convert --to-hf refuses what GPT-2 cannot hold, in one line", "[integration][hf]") {
     test::TempDir dir;
     auto to_hf = [&](const std::string& from, const std::string& out) {
         return test::run_cli("convert --to-hf " + test::shell_quote((dir / from).string()) + " --out " +

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <regex>
 #include <sstream>
 
 #include "rlhf/core/fs.h"
@@ -46,10 +48,38 @@ struct TrainedRun {
 
 }  // namespace
 
-TEST_CASE("help lists every command", "[cli]") {
+TEST_CASE("help lists every command", "[integration][cli]") {
+    // Every command rlhf has (src/cli/main.cpp); a new command is added here too.
+    std::vector<std::string> expected = {"train", "launch", "tokenizer", "data", "generate", "chat",
+                                         "score", "eval", "convert", "config", "bench"};
+    std::sort(expected.begin(), expected.end());
+    // The commands the CLI registers, as its error for an unknown command lists them (CLI11's list
+    // of subcommands, whatever --help prints).
+    auto unknown = test::run_cli("no-such-command");
+    INFO(unknown.output);
+    std::smatch m;
+    REQUIRE(std::regex_search(unknown.output, m, std::regex(R"(\(commands: ([^)]*)\))")));
+    std::vector<std::string> registered;
+    {
+        std::istringstream list(m[1].str());
+        for (std::string name; std::getline(list, name, ',');) registered.push_back(name.substr(name.find_first_not_of(' ')));
+    }
+    std::sort(registered.begin(), registered.end());
+    REQUIRE(registered == expected);
+    // --help lists each as "  NAME  description" at the start of a line, once.
     auto r = test::run_cli("--help");
+    INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    for (const char* cmd : {"train", "tokenizer", "data", "generate", "chat", "config"}) REQUIRE_THAT(r.output, Contains(cmd));
+    std::vector<std::string> listed;
+    {
+        std::istringstream lines(r.output);
+        const std::regex entry(R"(  ([a-z][a-z0-9-]*)(\s.*)?)");
+        for (std::string line; std::getline(lines, line);) {
+            if (std::regex_match(line, m, entry)) listed.push_back(m[1]);
+        }
+    }
+    std::sort(listed.begin(), listed.end());
+    REQUIRE(listed == expected);
     auto g = test::run_cli("generate --help");
     for (const char* flag : {"--checkpoint", "--prompt", "--prompts", "--max-new-tokens", "--temperature", "--top-k",
                              "--top-p", "--seed", "--batch-size"}) {
@@ -57,7 +87,8 @@ TEST_CASE("help lists every command", "[cli]") {
     }
 }
 
-TEST_CASE("config errors: unknown key, wrong type, out of range, missing file", "[cli]") {
+// Config errors: unknown key, wrong type, out of range, missing file.
+TEST_CASE("config errors: unknown key, type, range, missing file", "[integration][cli]") {
     test::TempDir dir;
     test::write_text(dir / "c.yaml", "stage: pretrain\ndata:\n  text: [x.txt]\nmodel:\n  n_layers: 2\n");
     require_one_line_error(test::run_cli("train c.yaml", dir.path()), {"c.yaml:5", "unknown key 'model.n_layers'", "model.n_layer"});
@@ -71,7 +102,8 @@ TEST_CASE("config errors: unknown key, wrong type, out of range, missing file", 
     require_one_line_error(test::run_cli("train ok.yaml --set out_dir=r", dir.path()), {"missing.txt", "not found", "data.text"});
 }
 
-TEST_CASE("a GPU this machine does not have is one error line naming the key or flag", "[cli]") {
+// A GPU this machine does not have is one error line naming the key or flag.
+TEST_CASE("a missing GPU is one error line naming the key or flag", "[integration][cli]") {
     TrainedRun run;
     // Without a visible GPU any cuda device is refused (the message says whether the LibTorch has
     // CUDA at all); with one, a device index past the last GPU is.
@@ -90,7 +122,8 @@ TEST_CASE("a GPU this machine does not have is one error line naming the key or 
     }
 }
 
-TEST_CASE("data errors: empty corpus, too-short corpus, vocabulary mismatch", "[cli]") {
+// Data errors: empty corpus, too-short corpus, vocabulary mismatch.
+TEST_CASE("data errors: empty or too-short corpus, vocabulary mismatch", "[integration][cli]") {
     test::TempDir dir;
     test::write_text(dir / "empty.txt", "");
     require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=r1 data.text=empty.txt", dir.path()),
@@ -114,7 +147,7 @@ TEST_CASE("data errors: empty corpus, too-short corpus, vocabulary mismatch", "[
                            {"different tokenizer"});
 }
 
-TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[cli]") {
+TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[integration][cli]") {
     TrainedRun run;
     const auto shard = run.dir / "run" / "data" / "train_000000.bin";
     const std::string bytes = read_file(shard);
@@ -136,7 +169,7 @@ TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[cli]") {
                            {"model.safetensors"});
 }
 
-TEST_CASE("resuming with a different model shape is refused", "[cli]") {
+TEST_CASE("resuming with a different model shape is refused", "[integration][cli]") {
     TrainedRun run;
     require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=run data.text=corpus.txt"
                                          " train.max_steps=10 model.n_embd=32 --resume",
@@ -144,7 +177,7 @@ TEST_CASE("resuming with a different model shape is refused", "[cli]") {
                            {"different model shape", "model.n_embd is 64 in the checkpoint but 32"});
 }
 
-TEST_CASE("bad inputs are named for what they are (issue 19)", "[cli]") {
+TEST_CASE("bad inputs are named for what they are (issue 19)", "[integration][cli]") {
     TrainedRun run;
     const std::string pretrain = "train " + TrainedRun::cfg() + " --set ";
     const std::string sft = "train " + test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/sft.yaml") + " --set ";
@@ -181,7 +214,7 @@ TEST_CASE("bad inputs are named for what they are (issue 19)", "[cli]") {
                            {"meta.json lists", "val"});
 }
 
-TEST_CASE("generate: samples, and rejects bad options and inputs", "[cli]") {
+TEST_CASE("generate: samples, and rejects bad options and inputs", "[integration][cli]") {
     TrainedRun run;
     auto ok = test::run_cli("generate --checkpoint run --prompt 'The cat' --max-new-tokens 20 --seed 3", run.dir.path());
     INFO(ok.output);
@@ -217,7 +250,7 @@ TEST_CASE("generate: samples, and rejects bad options and inputs", "[cli]") {
                            {"max_new_tokens", "context window"});
 }
 
-TEST_CASE("chat answers each line from the transcript", "[cli]") {
+TEST_CASE("chat answers each line from the transcript", "[integration][cli]") {
     TrainedRun run;
     auto r = test::run_cli("chat --checkpoint run --max-new-tokens 10 < /dev/null", run.dir.path());
     REQUIRE(r.exit_code == 0);
@@ -228,7 +261,7 @@ TEST_CASE("chat answers each line from the transcript", "[cli]") {
     REQUIRE_THAT(c.output, Contains("(conversation cleared)"));
 }
 
-TEST_CASE("flag mistakes are one error line and exit 1 too", "[cli]") {
+TEST_CASE("flag mistakes are one error line and exit 1 too", "[integration][cli]") {
     test::TempDir dir;
     require_one_line_error(test::run_cli("train", dir.path()), {"config is required", "rlhf train --help"});
     require_one_line_error(test::run_cli("generate --checkpoint x --max-new-tokens 0", dir.path()),
@@ -240,7 +273,7 @@ TEST_CASE("flag mistakes are one error line and exit 1 too", "[cli]") {
     REQUIRE(test::run_cli("--version").exit_code == 0);
 }
 
-TEST_CASE("tokenizer and data commands report bad arguments", "[cli]") {
+TEST_CASE("tokenizer and data commands report bad arguments", "[integration][cli]") {
     test::TempDir dir;
     require_one_line_error(test::run_cli("tokenizer train --input none.txt --model-type char --out t", dir.path()),
                            {"none.txt", "not found"});

@@ -13,7 +13,8 @@ TEST_CASE("Error prints where, what and hint on one line", "[core]") {
     REQUIRE(Error("boom").one_line() == "boom");
 }
 
-TEST_CASE("atomic_write replaces a file's content and leaves no temporary behind", "[core]") {
+// Atomic_write replaces a file's content and leaves no temporary behind.
+TEST_CASE("atomic_write replaces a file, leaving no temporary behind", "[core]") {
     test::TempDir dir;
     atomic_write(dir / "f.txt", "first");
     atomic_write(dir / "f.txt", "second");
@@ -32,7 +33,8 @@ TEST_CASE("read_text_file strips a BOM and normalises CRLF and CR to LF", "[core
     REQUIRE(read_text_file(dir / "t.txt") == "line one\nline two\nline three\n");
 }
 
-TEST_CASE("text that is not UTF-8 is refused with file:line:column, not turned into U+FFFD", "[core]") {
+// Text that is not UTF-8 is refused with file:line:column, not turned into U+FFFD.
+TEST_CASE("non-UTF-8 text is refused with file:line:column, not U+FFFD", "[core]") {
     REQUIRE(invalid_utf8_at("plain ASCII\n") == std::string_view::npos);
     REQUIRE(invalid_utf8_at("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF") == std::string_view::npos);
     REQUIRE(invalid_utf8_at("caf\xE9!") == 3);            // Latin-1 é
@@ -72,7 +74,8 @@ TEST_CASE("fnv1a64 matches the published test vectors and chains", "[core]") {
     REQUIRE(hex64(0xabcULL) == "0000000000000abc");
 }
 
-TEST_CASE("the thread policy yields to a busy machine, probes back, and backs off", "[core]") {
+// The thread policy yields to a busy machine, probes back, and backs off.
+TEST_CASE("the thread policy yields to a busy machine and probes back", "[core]") {
     ThreadPolicy::Options o;  // window 0.5 s, busy above 0.15 s of wait per thread-second, probes 10 s then doubling
     ThreadPolicy p(2, o);
     double delay = 0;

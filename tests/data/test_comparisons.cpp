@@ -36,7 +36,8 @@ std::string hh(const std::string& prompt, const std::string& chosen, const std::
 
 }  // namespace
 
-TEST_CASE("ranked pairs: every strictly better response over every worse one; ties give none", "[reward][data]") {
+// Ranked pairs: every strictly better response over every worse one; ties give none.
+TEST_CASE("ranked pairs: each better response over each worse, no ties", "[reward][data]") {
     using P = std::vector<std::pair<int, int>>;
     REQUIRE(ranked_pairs({0, 1, 2}) == P{{0, 1}, {0, 2}, {1, 2}});
     REQUIRE(ranked_pairs({1, 0}) == P{{1, 0}});
@@ -102,7 +103,8 @@ TEST_CASE("every comparison format reads a small fixture", "[reward][data]") {
     REQUIRE(panda[1].where == (dir / "panda.json").string() + ":3");
 }
 
-TEST_CASE("gzipped JSONL is read directly; a damaged archive is one clear error", "[reward][data]") {
+// Gzipped JSONL is read directly; a damaged archive is one clear error.
+TEST_CASE("gzipped JSONL is read, a damaged archive is one clear error", "[reward][data]") {
     test::TempDir dir;
     std::string text;
     for (int i = 0; i < 200; ++i) text += hh("\n\nHuman: question " + std::to_string(i), "yes " + std::to_string(i), "no");
@@ -153,7 +155,8 @@ TEST_CASE("bad comparison records: file:line, or skipped and counted", "[reward]
                         Contains("no usable comparisons") && Contains("1 skipped"));
 }
 
-TEST_CASE("collation: one row per completion, pairs weighted 1/|P| within their group", "[reward][data]") {
+// Collation: one row per completion, pairs weighted 1/|P| within their group.
+TEST_CASE("collation: a row per completion, pairs weighted 1/|P|", "[reward][data]") {
     RenderedGroup a{{{1, 2, 3}, {1, 2}, {1, 2, 3, 4}, {1}}, {0, 1, 1, 2}};  // K = 4 with a tie: 5 pairs
     RenderedGroup b{{{5, 6}, {7}}, {1, 0}};                                // K = 2: the second is better
     auto batch = collate_groups({&a, &b}, /*pad_id=*/0);

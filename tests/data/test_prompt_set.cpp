@@ -11,7 +11,8 @@
 using namespace rlhf;
 using Catch::Contains;
 
-TEST_CASE("prompt turns: plain text is one user turn, an HH dialogue keeps its turns", "[data][prompts]") {
+// Prompt turns: plain text is one user turn, an HH dialogue keeps its turns.
+TEST_CASE("prompt turns: text is one user turn, HH keeps its turns", "[data][prompts]") {
     auto plain = prompt_turns("How old is Anna?", "f:1");
     REQUIRE(plain.size() == 1);
     REQUIRE(plain[0].role == "user");
@@ -22,7 +23,8 @@ TEST_CASE("prompt turns: plain text is one user turn, an HH dialogue keeps its t
     REQUIRE_THROWS_WITH(prompt_turns("\n\nHuman: Hi\n\nAssistant: Hello!", "f:3"), Contains("f:3") && Contains("Human turn"));
 }
 
-TEST_CASE("prompt set: long prompts counted out, held-out prompts beyond eval_prompts train", "[data][prompts]") {
+// Prompt set: long prompts counted out, held-out prompts beyond eval_prompts train.
+TEST_CASE("prompt set: long prompts dropped, extra held-out ones train", "[data][prompts]") {
     test::TempDir dir;
     const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     std::string text;

@@ -78,7 +78,8 @@ TEST_CASE("the shipped GSM8K and Alpaca files read", "[sft][data]") {
     REQUIRE(read_sft_examples({alpaca.string()}, {}).size() > 100);
 }
 
-TEST_CASE("bad SFT records are one error with file:line, or skipped and counted", "[sft][data]") {
+// Bad SFT records are one error with file:line, or skipped and counted.
+TEST_CASE("bad SFT records: an error at file:line, or skipped", "[sft][data]") {
     test::TempDir dir;
     REQUIRE_THROWS_WITH(read_one(dir, "a.jsonl", "{\"prompt\": \"a\", \"response\": \"b\"}\n{not json\n"),
                         Contains("a.jsonl:2") && Contains("invalid JSON"));
@@ -106,7 +107,8 @@ TEST_CASE("bad SFT records are one error with file:line, or skipped and counted"
     REQUIRE_THROWS_WITH(read_sft_examples({(dir / "h.jsonl").string()}, skip), Contains("1 skipped"));
 }
 
-TEST_CASE("the chat format's loss mask is the reply and its EOS, nothing of the prompt", "[sft][data]") {
+// The chat format's loss mask is the reply and its EOS, nothing of the prompt.
+TEST_CASE("the chat loss mask is the reply and its EOS, not the prompt", "[sft][data]") {
     test::TempDir dir;
     const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     REQUIRE(has_chat_tokens(tok));
@@ -136,7 +138,8 @@ TEST_CASE("the chat format's loss mask is the reply and its EOS, nothing of the 
     REQUIRE(std::vector<int32_t>(r.ids.begin(), r.ids.begin() + static_cast<long>(p.size())) == p);
 }
 
-TEST_CASE("too-long examples: prompt cut from the left, reply from the right", "[sft][data]") {
+// Too-long examples: prompt cut from the left, reply from the right.
+TEST_CASE("too long: prompt cut from the left, reply from the right", "[sft][data]") {
     test::TempDir dir;
     const Tokenizer tok = test::chat_char_tokenizer(dir.path());
     auto r = render_conversation({{"user", "abcdefghijklmnopqrstuvwxyz"}, {"assistant", "0123456789"}}, tok);
@@ -235,7 +238,8 @@ TEST_CASE("prompt tokens receive zero gradient", "[sft][data]") {
     }
 }
 
-TEST_CASE("padded batches are length-sorted, cover every example once per epoch, and resume by index", "[sft][data]") {
+// Padded batches are length-sorted, cover every example once per epoch, and resume by index.
+TEST_CASE("padded batches: length-sorted, each example once, resumable", "[sft][data]") {
     std::vector<SftExample> examples;
     for (int i = 0; i < 50; ++i) {
         SftExample e;

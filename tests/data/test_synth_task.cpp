@@ -103,7 +103,8 @@ TEST_CASE("the gold checker reads the last whole number", "[synth]") {
     REQUIRE_THROWS_WITH(synth_problem("chess", other), Contains("unknown task") && Contains("ages"));
 }
 
-TEST_CASE("synth writes the same bytes for a seed and keeps held-out prompts out", "[synth]") {
+// Synth writes the same bytes for a seed and keeps held-out prompts out.
+TEST_CASE("synth is byte-identical per seed, keeps held-out prompts out", "[synth]") {
     test::TempDir dir;
     const auto a = write_synth_task("ages", dir / "a", 7, small());
     write_synth_task("ages", dir / "b", 7, small());
@@ -173,7 +174,7 @@ TEST_CASE("synth writes the same bytes for a seed and keeps held-out prompts out
     }
 }
 
-TEST_CASE("rlhf data synth and rlhf eval from the command line", "[synth][cli]") {
+TEST_CASE("rlhf data synth and rlhf eval from the command line", "[integration][synth][cli]") {
     test::TempDir dir;
     auto synth = test::run_cli("data synth --task ages --out " + test::shell_quote((dir / "ages").string()));
     REQUIRE(synth.exit_code == 0);

@@ -109,7 +109,8 @@ TEST_CASE("task data: the four shipped GPT-1 files read as they are", "[data][ta
     REQUIRE(c.back().label == 1);
 }
 
-TEST_CASE("task data: small files of each format, CSV quoting, detection", "[data][task_data]") {
+// Task data: small files of each format, CSV quoting, detection.
+TEST_CASE("task data: each format's files, CSV quoting, detection", "[data][task_data]") {
     test::TempDir dir;
     auto s = read_one(dir, "s.tsv", "sentence\tlabel\n  good fun \t1\n\nbad\t0", options(TaskType::classification));
     REQUIRE(s.size() == 2);
@@ -195,7 +196,8 @@ TEST_CASE("task data: each bad row is one error naming file:line", "[data][task_
     REQUIRE_THROWS_WITH(read_task_examples({(dir / "nope.tsv").string()}, cls), Contains("nope.tsv") && Contains("not found"));
 }
 
-TEST_CASE("task data: skip_bad counts bad rows and keeps the rest; a bad file still stops", "[data][task_data]") {
+// Task data: skip_bad counts bad rows and keeps the rest; a bad file still stops.
+TEST_CASE("task data: skip counts bad rows, a bad file still stops", "[data][task_data]") {
     test::TempDir dir;
     auto opts = options(TaskType::classification);
     opts.skip_bad = true;
@@ -211,7 +213,8 @@ TEST_CASE("task data: skip_bad counts bad rows and keeps the rest; a bad file st
     REQUIRE_THROWS_WITH(read_one(dir, "all.tsv", "sentence\tlabel\na\t5\n", opts, &stats), Contains("1 skipped as bad"));
 }
 
-TEST_CASE("task data: JSONL for each task type, default and renamed keys", "[data][task_data]") {
+// Task data: JSONL for each task type, default and renamed keys.
+TEST_CASE("task data: JSONL per task type, default and renamed keys", "[data][task_data]") {
     test::TempDir dir;
     auto c = read_one(dir, "c.jsonl", "{\"text\": \" fine \", \"label\": 1}\n{\"text\": \"bad\", \"label\": \"0\"}\n",
                       options(TaskType::classification));

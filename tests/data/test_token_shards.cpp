@@ -52,7 +52,8 @@ TEST_CASE("a truncated, corrupted or foreign shard is a clear error", "[data]") 
     REQUIRE_THROWS_WITH(TokenShards(dir.path(), "val", 1), Contains("no val_*.bin shards"));
 }
 
-TEST_CASE("batches are a pure function of (seed, index) and lie inside the data", "[data]") {
+// Batches are a pure function of (seed, index) and lie inside the data.
+TEST_CASE("batches are a pure function of (seed, index), in the data", "[data]") {
     test::TempDir dir;
     std::vector<int32_t> tokens;
     for (int i = 0; i < 5000; ++i) tokens.push_back(i % 1000);
@@ -72,7 +73,8 @@ TEST_CASE("batches are a pure function of (seed, index) and lie inside the data"
     REQUIRE((diffs == 1).all().item<bool>());
 }
 
-TEST_CASE("data prepare splits each file's tail into val and ends documents with EOS", "[data]") {
+// Data prepare splits each file's tail into val and ends documents with EOS.
+TEST_CASE("data prepare: each file's tail to val, EOS after documents", "[data]") {
     test::TempDir dir;
     const std::string a = demo_corpus(6000, 1), b = demo_corpus(4000, 2);
     test::write_text(dir / "a.txt", a);
@@ -94,7 +96,8 @@ TEST_CASE("data prepare splits each file's tail into val and ends documents with
     REQUIRE(std::filesystem::exists(dir / "shards" / "tokenizer.model"));
 }
 
-TEST_CASE("data prepare encodes a file without newlines in bounded pieces, with the whole text's ids", "[data]") {
+// Data prepare encodes a file without newlines in bounded pieces, with the whole text's ids.
+TEST_CASE("data prepare encodes a newline-free file in bounded pieces", "[data]") {
     test::TempDir dir;
     std::string line;  // ~400 KB on one line: words, double spaces and punctuation
     for (int i = 0; line.size() < 400'000; ++i) line += "word" + std::to_string(i % 97) + (i % 13 ? " " : ",  ");
@@ -142,7 +145,8 @@ TEST_CASE("data prepare encodes a file without newlines in bounded pieces, with 
     }
 }
 
-TEST_CASE("a shard deleted from a prepared directory is an error, not less data", "[data]") {
+// A shard deleted from a prepared directory is an error, not less data.
+TEST_CASE("a deleted shard is an error, not less data", "[data]") {
     test::TempDir dir;
     test::write_text(dir / "a.txt", demo_corpus(6000, 1));
     TokenizerTrainOptions topts;

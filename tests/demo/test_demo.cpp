@@ -1,7 +1,10 @@
-// The built-in demo end to end at a reduced size (scripts/demo.sh --small, a few minutes): every
-// stage runs and leaves its final checkpoint, the report is written, PPO's and GRPO's gold
-// accuracy is not below SFT's — and a second run reuses every finished stage instead of training
-// again.
+// The built-in demo end to end at its plumbing size (scripts/demo.sh --tiny, about two minutes):
+// every stage runs and leaves its final checkpoint, the report is written, and a second run
+// reuses every finished stage. The tiny stages are too short for the accuracies to say much
+// (docs/demo.md has the figures of the full demo), so this asserts what holds at any size: the
+// reward model and DPO order most held-out pairs right, every KL is finite — and, the
+// demo being deterministic (runtime.deterministic), a stage retrained with --only gives the very
+// same summary, also on a busy machine.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -15,12 +18,12 @@ using Catch::Contains;
 namespace {
 std::string demo_command(const test::TempDir& dir) {
     return "cd " + test::shell_quote(RLHF_SOURCE_DIR) + " && RLHF=" + test::shell_quote(RLHF_CLI_PATH) +
-           " scripts/demo.sh --small --no-setup --runs " + test::shell_quote((dir / "runs").string()) + " --data " +
+           " scripts/demo.sh --tiny --no-setup --runs " + test::shell_quote((dir / "runs").string()) + " --data " +
            test::shell_quote((dir / "data").string());
 }
 }  // namespace
 
-TEST_CASE("scripts/demo.sh --small runs every stage and PPO and GRPO are not below SFT", "[integration][demo]") {
+TEST_CASE("scripts/demo.sh --tiny runs every stage", "[integration][demo]") {
     test::TempDir dir;
     // --only names a stage, and the stages it starts from must be there.
     const auto bogus = test::run_shell(demo_command(dir) + " --only nope");
@@ -36,23 +39,18 @@ TEST_CASE("scripts/demo.sh --small runs every stage and PPO and GRPO are not bel
     REQUIRE_THAT(first.output, Contains("gold acc (T=1)") && Contains("Q: "));
 
     const auto summary = nlohmann::json::parse(read_file(dir / "runs" / "summary.json"));
-    // The step counts of scripts/demo.sh's --small sizes: each stage ran to its end.
-    REQUIRE(summary["pretrain"]["checkpoint_step"] == 600);
-    REQUIRE(summary["sft"]["checkpoint_step"] == 200);
-    REQUIRE(summary["reward"]["checkpoint_step"] == 100);
-    REQUIRE(summary["ppo"]["checkpoint_step"] == 40);
-    REQUIRE(summary["dpo"]["checkpoint_step"] == 40);
-    REQUIRE(summary["grpo"]["checkpoint_step"] == 20);
-    for (const char* stage : {"pretrain", "sft", "reward", "dpo", "grpo", "ppo"}) {
+    // The step counts of scripts/demo.sh's --tiny sizes: each stage ran to its end.
+    const std::map<std::string, int> steps = {{"pretrain", 100}, {"sft", 60}, {"reward", 20},
+                                              {"dpo", 10},       {"grpo", 4},  {"ppo", 6}};
+    for (const auto& [stage, step] : steps) {
+        INFO(stage);
+        REQUIRE(summary[stage]["checkpoint_step"] == step);
         REQUIRE(std::filesystem::exists(dir / "runs" / stage / "checkpoints" / "latest" / "model.safetensors"));
     }
-    REQUIRE(summary["sft"]["answers_sampled"] == 400);  // 200 held-out questions x 2 samples
-    REQUIRE(summary["sft"]["accuracy_sampled"].get<double>() > summary["pretrain"]["accuracy_sampled"].get<double>());
-    REQUIRE(summary["ppo"]["accuracy_sampled"].get<double>() >= summary["sft"]["accuracy_sampled"].get<double>());
-    const double kl = summary["ppo"]["kl"].get<double>();
-    REQUIRE(std::isfinite(kl));
-    // GRPO is trained on the gold checker itself; every tuned model's KL to SFT is measured.
-    REQUIRE(summary["grpo"]["accuracy_sampled"].get<double>() >= summary["sft"]["accuracy_sampled"].get<double>());
+    INFO(summary.dump(1));
+    REQUIRE(summary["sft"]["answers_sampled"] == 40);  // --tiny: 40 held-out questions x 1 sample
+    // Right or near answers over "I do not know." and wrong numbers: learned in 20 steps.
+    REQUIRE(summary["reward"]["pairwise_accuracy"].get<double>() > 0.6);
     for (const char* stage : {"dpo", "grpo", "ppo"}) {
         INFO(stage);
         REQUIRE(std::isfinite(summary[stage]["kl_to_sft"].get<double>()));
@@ -71,5 +69,11 @@ TEST_CASE("scripts/demo.sh --small runs every stage and PPO and GRPO are not bel
     REQUIRE(again.exit_code == 0);
     REQUIRE_THAT(again.output, Contains("reusing " + (dir / "data").string()));
     REQUIRE(read_file(dir / "runs" / "ppo" / "metrics.jsonl") == metrics_before);
+    REQUIRE(nlohmann::json::parse(read_file(dir / "runs" / "summary.json")) == summary);
+
+    // GRPO retrained from nothing (RL amplifies any difference in the sums): the same numbers.
+    const auto grpo_again = test::run_shell(demo_command(dir) + " --only grpo");
+    INFO(grpo_again.output);
+    REQUIRE(grpo_again.exit_code == 0);
     REQUIRE(nlohmann::json::parse(read_file(dir / "runs" / "summary.json")) == summary);
 }

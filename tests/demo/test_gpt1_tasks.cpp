@@ -1,4 +1,4 @@
-// scripts/gpt1_tasks.sh --small end to end (~2-4 minutes; needs ../shared/data): the held-out
+// scripts/gpt1_tasks.sh --small end to end (about a minute; needs ../shared/data): the held-out
 // splits, the pre-training, eight fine-tuning runs that `rlhf eval --task` accepts, and the table —
 // and a second run reuses every finished run.
 #include <catch2/catch.hpp>
@@ -12,7 +12,8 @@
 using namespace rlhf;
 using Catch::Contains;
 
-TEST_CASE("scripts/gpt1_tasks.sh --small fine-tunes every task from pre-trained and from scratch", "[integration][demo]") {
+// Fine-tunes every task from pre-trained and from scratch.
+TEST_CASE("scripts/gpt1_tasks.sh --small runs every task", "[integration][demo]") {
     const auto shared = test::shared_data_or_skip("gpt1-tasks");
     test::TempDir dir;
     const std::string command = "cd " + test::shell_quote(RLHF_SOURCE_DIR) + " && RLHF=" + test::shell_quote(RLHF_CLI_PATH) +
@@ -29,14 +30,14 @@ TEST_CASE("scripts/gpt1_tasks.sh --small fine-tunes every task from pre-trained 
     CHECK_THAT(first.output, Contains("| task | metric | pre-trained | from scratch |"));
     const auto summary = nlohmann::json::parse(read_file(dir / "runs" / "summary.json"));
     REQUIRE(summary["tasks"].size() == 4);
-    const std::map<std::string, int> heldout = {{"sst2", 500}, {"rte", 249}, {"stsb", 500}, {"story-cloze", 374}};
+    const std::map<std::string, int> heldout = {{"sst2", 100}, {"rte", 100}, {"stsb", 100}, {"story-cloze", 100}};  // --small: 100 each
     for (const auto& t : summary["tasks"]) {
         const std::string task = t["task"];
         for (const char* start : {"pretrained", "scratch"}) {
             CHECK(t[start]["count"] == heldout.at(task));
             CHECK(t[start].contains(task == "stsb" ? "pearson" : "accuracy"));
-            // Each a run directory of 20 steps (the --small size) that rlhf eval reads.
-            CHECK(read_checkpoint_info(resolve_checkpoint(dir / "runs" / start / task)).state.step == 20);
+            // Each a run directory of 10 steps (the --small size) that rlhf eval reads.
+            CHECK(read_checkpoint_info(resolve_checkpoint(dir / "runs" / start / task)).state.step == 10);
         }
     }
     // The two starts share one vocabulary: the comparison differs only in the weights.
@@ -45,5 +46,5 @@ TEST_CASE("scripts/gpt1_tasks.sh --small fine-tunes every task from pre-trained 
 
     const auto again = test::run_shell(command);
     REQUIRE(again.exit_code == 0);
-    CHECK_THAT(again.output, Contains("already at step 20"));
+    CHECK_THAT(again.output, Contains("already at step 10"));
 }

@@ -7,7 +7,8 @@
 #include "rlhf/core/fs.h"
 #include "targets.h"
 
-TEST_CASE("every kept fuzz input is parsed or refused with a clear error", "[fuzz]") {
+// Every kept fuzz input is parsed or refused with a clear error.
+TEST_CASE("every kept fuzz input is parsed or clearly refused", "[fuzz]") {
     const std::filesystem::path root = std::filesystem::path(RLHF_SOURCE_DIR) / "tests" / "fuzz" / "corpus";
     size_t inputs = 0;
     for (const auto& target : rlhf::fuzz::targets()) {

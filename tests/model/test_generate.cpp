@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/model/generate.h"
@@ -49,7 +51,8 @@ TEST_CASE("cached and cache-less decoding give the same logits", "[model][genera
     REQUIRE(cache.length == 30);
 }
 
-TEST_CASE("a left-padded batch gives every sequence the logits it gets alone", "[model][generate]") {
+// A left-padded batch gives every sequence the logits it gets alone.
+TEST_CASE("a left-padded batch gives each row its logits alone", "[model][generate]") {
     Gpt model = tiny_eval_model();
     torch::NoGradGuard ng;
     std::vector<std::vector<int32_t>> prompts = {random_prompt(5, 50, 1), random_prompt(17, 50, 2), random_prompt(11, 50, 3)};
@@ -65,7 +68,8 @@ TEST_CASE("a left-padded batch gives every sequence the logits it gets alone", "
     }
 }
 
-TEST_CASE("batched generation equals generating each prompt alone (greedy)", "[model][generate]") {
+// Batched generation equals generating each prompt alone (greedy).
+TEST_CASE("greedy batched generation equals each prompt alone", "[model][generate]") {
     Gpt model = tiny_eval_model();
     SamplingOptions o;
     o.max_new_tokens = 12;
@@ -81,7 +85,8 @@ TEST_CASE("batched generation equals generating each prompt alone (greedy)", "[m
     }
 }
 
-TEST_CASE("returned log-probs equal a fresh training-style forward over prompt + response", "[model][generate]") {
+// Returned log-probs equal a fresh training-style forward over prompt + response.
+TEST_CASE("returned log-probs equal a training-style forward", "[model][generate]") {
     Gpt model = tiny_eval_model(50, 7);
     for (bool cache : {true, false}) {
         SamplingOptions o;
@@ -102,7 +107,8 @@ TEST_CASE("returned log-probs equal a fresh training-style forward over prompt +
     }
 }
 
-TEST_CASE("a padded vocabulary's unused ids are never sampled and are left out of the log-probs", "[model][generate]") {
+// A padded vocabulary's unused ids are never sampled and are left out of the log-probs.
+TEST_CASE("a padded vocabulary's unused ids are never sampled or scored", "[model][generate]") {
     Gpt model = tiny_eval_model(64, 7);  // 64 embedding rows, a tokenizer of 40
     SamplingOptions o;
     o.max_new_tokens = 16;
@@ -126,7 +132,8 @@ TEST_CASE("a padded vocabulary's unused ids are never sampled and are left out o
     REQUIRE(test::max_abs_diff(full.masked_select(real), g.logprobs.masked_select(real)) > 1e-2);
 }
 
-TEST_CASE("under bf16 the KV cache holds bf16 keys and generation stays finite", "[model][generate]") {
+// Under bf16 the KV cache holds bf16 keys and generation stays finite.
+TEST_CASE("under bf16 the KV cache is bf16 and generation stays finite", "[model][generate]") {
     Gpt model = tiny_eval_model(50, 12);
     SamplingOptions o;
     o.max_new_tokens = 10;
@@ -159,7 +166,8 @@ TEST_CASE("cached and cache-less generation sample the same tokens", "[model][ge
     REQUIRE(test::max_abs_diff(a.logprobs, b.logprobs) < 1e-5);
 }
 
-TEST_CASE("greedy decoding is deterministic and top_k = 1 sampling equals it", "[model][generate]") {
+// Greedy decoding is deterministic and top_k = 1 sampling equals it.
+TEST_CASE("greedy is deterministic and top_k = 1 sampling equals it", "[model][generate]") {
     Gpt model = tiny_eval_model();
     std::vector<std::vector<int32_t>> prompts = {random_prompt(6, 50, 4)};
     SamplingOptions greedy;
@@ -187,7 +195,8 @@ TEST_CASE("the same seed gives the same sample, another seed another", "[model][
     REQUIRE_FALSE(torch::equal(a.tokens, c.tokens));
 }
 
-TEST_CASE("a sampled row gets the same tokens whatever else shares its batch", "[model][generate]") {
+// A sampled row gets the same tokens whatever else shares its batch.
+TEST_CASE("a sampled row's tokens do not depend on its batch", "[model][generate]") {
     // Each row has its own random stream: PPO's rollout chunks and data-parallel ranks split the
     // prompts differently and must still sample what one batch samples.
     Gpt model = tiny_eval_model();
@@ -209,7 +218,8 @@ TEST_CASE("a sampled row gets the same tokens whatever else shares its batch", "
     REQUIRE_THROWS_WITH(generate(*model, prompts, o, 3, std::vector<uint64_t>{1}), Catch::Contains("one seed per prompt"));
 }
 
-TEST_CASE("generation stops each sequence at a stop id and masks what follows", "[model][generate]") {
+// Generation stops each sequence at a stop id and masks what follows.
+TEST_CASE("generation stops each row at a stop id, masking the rest", "[model][generate]") {
     Gpt model = tiny_eval_model();
     std::vector<std::vector<int32_t>> prompts = {random_prompt(5, 50, 1), random_prompt(7, 50, 2)};
     SamplingOptions o;
@@ -279,19 +289,59 @@ TEST_CASE("bad sampling options are rejected by name", "[model][generate]") {
 }
 
 TEST_CASE("top_p keeps only the nucleus", "[model][generate]") {
-    // A zero embedding makes every logit 0: a uniform distribution over 50 ids. The nucleus at
-    // p = 0.5 is then 25 ids, so 30 samples can show at most 25 distinct ids.
-    Gpt model = tiny_eval_model();
+    // Fixed next-token probabilities whatever the input: ln_f's gain 0 and bias e_0 make every
+    // hidden state e_0, so the tied head's logits are column 0 of the embedding. Ids 17 and 29
+    // hold 0.3 and 0.2, the other 48 ids share 0.5. At top_p = 0.45 the nucleus is exactly
+    // {17, 29} (0.3 alone is below 0.45, 0.5 reaches it; 0.05 from either edge), so half of the
+    // mass lies outside it: a sampler that ignored top_p would draw an outside id in 320 draws
+    // with probability 1 - 2^-320, and with these seeds it does (the top_p = 1 run below).
+    constexpr int64_t kVocab = 50, kA = 17, kB = 29;
+    Gpt model = tiny_eval_model(kVocab);
+    auto probs = torch::full({kVocab}, 0.5 / (kVocab - 2), torch::kDouble);
+    probs[kA] = 0.3;
+    probs[kB] = 0.2;
     {
         torch::NoGradGuard ng;
-        model->transformer->wte->weight.zero_();
+        auto& ln_f = model->transformer->ln_f;
+        ln_f->weight.zero_();
+        ln_f->bias.zero_();
+        ln_f->bias[0] = 1.0;
+        auto& wte = model->transformer->wte->weight;
+        wte.zero_();
+        wte.select(1, 0).copy_(probs.log().to(torch::kFloat));
+    }
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<uint64_t> seeds;
+    for (int b = 0; b < 16; ++b) {
+        prompts.push_back(random_prompt(3, kVocab, 100 + b));
+        seeds.push_back(1000 + b);
     }
     SamplingOptions o;
-    o.max_new_tokens = 30;
-    o.top_p = 0.5;
+    o.max_new_tokens = 20;  // 16 rows x 20 tokens: 320 draws
     o.temperature = 1.0;
-    auto g = make_generator(0, torch::kCPU);
-    Generation out = generate(*model, {random_prompt(3, 50, 1)}, o, 3, g);
-    auto distinct = std::get<0>(torch::_unique(out.response.flatten()));
-    REQUIRE(distinct.numel() <= 25);
+    const auto in_nucleus = [&](const torch::Tensor& t) { return t.eq(kA).logical_or(t.eq(kB)); };
+
+    o.top_p = 1.0;  // off: the setup does put tokens outside the nucleus
+    Generation all = generate(*model, prompts, o, 3, seeds);
+    REQUIRE(all.response.numel() == 16 * 20);
+    REQUIRE(in_nucleus(all.response).logical_not().sum().item<int64_t>() > 100);  // ~160 expected
+
+    o.top_p = 0.45;
+    Generation g = generate(*model, prompts, o, 3, seeds);
+    REQUIRE(g.response.numel() == 16 * 20);
+    REQUIRE(g.response_mask.all().item<bool>());
+    const int64_t outside = in_nucleus(g.response).logical_not().sum().item<int64_t>();
+    std::string ids;
+    auto distinct = std::get<0>(torch::_unique(g.response.flatten()));
+    for (int64_t i = 0; i < distinct.numel(); ++i) ids += " " + std::to_string(distinct[i].item<int64_t>());
+    INFO("distinct ids sampled:" << ids);
+    REQUIRE(outside == 0);
+    // Inside the nucleus the probabilities are renormalised, 0.6 : 0.4 (320 draws: sd 0.027).
+    const double share_a = g.response.eq(kA).to(torch::kDouble).mean().item<double>();
+    REQUIRE(share_a > 0.45);
+    REQUIRE(share_a < 0.75);
+    // The log-probs are those of the unfiltered distribution (top_p only chooses the token).
+    auto expected = torch::where(g.response.eq(kA), torch::full_like(g.logprobs, std::log(0.3)),
+                                 torch::full_like(g.logprobs, std::log(0.2)));
+    REQUIRE(test::max_abs_diff(g.logprobs, expected) < 1e-5);
 }

@@ -35,7 +35,8 @@ TEST_CASE("future tokens never change earlier logits", "[model]") {
     }
 }
 
-TEST_CASE("preset parameter counts match the formula and the released GPT-2 sizes", "[model]") {
+// Preset parameter counts match the formula and the released GPT-2 sizes.
+TEST_CASE("preset parameter counts match the formula and GPT-2's sizes", "[model]") {
     // Hugging Face parameter counts (vocab 50257, context 1024, biases, tied head).
     const std::map<std::string, int64_t> released = {
         {"gpt2", 124439808}, {"gpt2-medium", 354823168}, {"gpt2-large", 774030080}, {"gpt2-xl", 1557611200}};
@@ -90,7 +91,8 @@ TEST_CASE("parameter names follow Hugging Face GPT-2", "[model]") {
     REQUIRE(std::none_of(names.begin(), names.end(), [](const std::string& n) { return n.find("lm_head") != std::string::npos; }));
 }
 
-TEST_CASE("the tied embedding is one tensor in parameters, optimizer and checkpoint", "[model]") {
+// The tied embedding is one tensor in parameters, optimizer and checkpoint.
+TEST_CASE("tied embedding: one tensor in params, optimizer, checkpoint", "[model]") {
     Gpt model(test::tiny_model(50));
     const auto* wte = model->transformer->wte->weight.unsafeGetTensorImpl();
     int in_params = 0;
@@ -123,7 +125,8 @@ TEST_CASE("the tied embedding is one tensor in parameters, optimizer and checkpo
     REQUIRE(file.tensors.size() == model->parameters().size());
 }
 
-TEST_CASE("init follows GPT-2: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)", "[model]") {
+// Init follows GPT-2: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer).
+TEST_CASE("init follows GPT-2: N(0, 0.02), residual outputs scaled down", "[model]") {
     torch::manual_seed(0);
     ModelConfig cfg = test::tiny_model(500);
     cfg.n_layer = 8;
@@ -148,7 +151,7 @@ TEST_CASE("an untrained model's loss is close to ln(vocab)", "[model]") {
     REQUIRE(loss == Approx(std::log(V)).margin(0.05));
 }
 
-TEST_CASE("GPT forward matches an independent PyTorch reference", "[model][reference]") {
+TEST_CASE("GPT forward matches an independent PyTorch reference", "[integration][model][reference]") {
     for (const std::string arch : {"gpt2", "gpt1"}) {
         torch::manual_seed(3);
         ModelConfig cfg = test::tiny_model(61);
@@ -182,7 +185,8 @@ TEST_CASE("GPT forward matches an independent PyTorch reference", "[model][refer
     }
 }
 
-TEST_CASE("fused causal attention equals the matmul formulation, values and gradients", "[model]") {
+// Fused causal attention equals the matmul formulation, values and gradients.
+TEST_CASE("fused causal attention equals matmul attention, with grads", "[model]") {
     if (!fused_causal_attention_available()) test::skip("built without CBLAS");
     torch::manual_seed(0);
     const int64_t B = 3, nh = 2, hs = 16, C = nh * hs;

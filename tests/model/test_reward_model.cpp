@@ -29,7 +29,8 @@ torch::Tensor ids_of(const std::vector<int32_t>& v) {
 
 }  // namespace
 
-TEST_CASE("scalar head init: N(0, 1/sqrt(d_model + 1)), bias 0, normalisation identity", "[reward][model]") {
+// Scalar head init: N(0, 1/sqrt(d_model + 1)), bias 0, normalisation identity.
+TEST_CASE("scalar head init: N(0, 1/sqrt(d + 1)), bias 0, identity norm", "[reward][model]") {
     torch::manual_seed(0);
     ScalarHead head(4096);
     const double expected = 1.0 / std::sqrt(4097.0);
@@ -41,7 +42,8 @@ TEST_CASE("scalar head init: N(0, 1/sqrt(d_model + 1)), bias 0, normalisation id
     REQUIRE(head->norm_bias.item<double>() == 0.0);
 }
 
-TEST_CASE("reward is read at the last real token under left, right and no padding", "[reward][model]") {
+// Reward is read at the last real token under left, right and no padding.
+TEST_CASE("reward is read at the last real token, whatever the padding", "[reward][model]") {
     auto model = tiny_reward_model();
     torch::NoGradGuard no_grad;
     const std::vector<int32_t> a = {3, 9, 4, 7, 2}, b = {5, 6, 8};
@@ -66,7 +68,8 @@ TEST_CASE("reward is read at the last real token under left, right and no paddin
     REQUIRE(std::abs(model->values(right.ids)[1][4].item<double>() - rb) > 1e-4);
 }
 
-TEST_CASE("folding the normalisation into the head gives normalised values at every position", "[reward][model]") {
+// Folding the normalisation into the head gives normalised values at every position.
+TEST_CASE("normalisation folded into the head holds at every position", "[reward][model]") {
     // PPO's critic is a copy of the reward model; its values must be on the scale of the
     // normalised scores the returns are built from, not the raw head's.
     auto model = tiny_reward_model();
@@ -83,7 +86,8 @@ TEST_CASE("folding the normalisation into the head gives normalised values at ev
     REQUIRE(model->score->norm_bias.item<double>() == 0.0);
 }
 
-TEST_CASE("a bf16 frozen reward model keeps its head fp32: scores are not rounded to bf16 steps", "[reward][model]") {
+// A bf16 frozen reward model keeps its head fp32: scores are not rounded to bf16 steps.
+TEST_CASE("a bf16 frozen reward model keeps its head and scores fp32", "[reward][model]") {
     auto model = tiny_reward_model();
     torch::NoGradGuard no_grad;
     model->score->bias.fill_(30.0f);  // a raw reward around 30, where bf16's step is 0.125
@@ -105,7 +109,8 @@ TEST_CASE("a zeroed head predicts 0 everywhere", "[reward][model]") {
     REQUIRE(model->values(torch::randint(4, 50, {2, 5}, torch::kLong)).abs().max().item<double>() == 0.0);
 }
 
-TEST_CASE("normalisation gives the reference set mean 0 (and std 1 with the gain)", "[reward][model]") {
+// Normalisation gives the reference set mean 0 (and std 1 with the gain).
+TEST_CASE("normalisation: reference set mean 0, std 1 with the gain", "[reward][model]") {
     auto model = tiny_reward_model();
     torch::NoGradGuard no_grad;
     auto raw = torch::tensor({0.3, -0.1, 0.7, 0.2}, torch::kFloat32);
@@ -120,7 +125,8 @@ TEST_CASE("normalisation gives the reference set mean 0 (and std 1 with the gain
     REQUIRE(torch::equal(n.argsort(), raw.argsort()));
 }
 
-TEST_CASE("K-wise loss and gradient equal the explicit per-pair computation with K forwards", "[reward][model][loss]") {
+// K-wise loss and gradient equal the explicit per-pair computation with K forwards.
+TEST_CASE("K-wise loss and gradient equal explicit per-pair forwards", "[reward][model][loss]") {
     // Two prompts: K = 4 with a tie (5 pairs), K = 3 (3 pairs); rows of different lengths.
     RenderedGroup g1{{{2, 5, 9, 4}, {2, 5, 7}, {2, 5, 8, 8, 3}, {2, 6}}, {0, 1, 1, 2}};
     RenderedGroup g2{{{4, 4, 1, 3}, {4, 9}, {4, 2, 2}}, {2, 0, 1}};
@@ -176,7 +182,8 @@ TEST_CASE("pair statistics: accuracy, margin, better and worse reward", "[reward
     REQUIRE(s.loss == Approx(expected_loss));
 }
 
-TEST_CASE("a reward step split into token-bounded runs takes the same step as one forward", "[reward][loss]") {
+// A reward step split into token-bounded runs takes the same step as one forward.
+TEST_CASE("a reward step in token-bounded runs equals one forward", "[reward][loss]") {
     RenderedGroup g1{{{2, 5, 9, 4}, {2, 5, 7}, {2, 5, 8, 8, 3}, {2, 6}}, {0, 1, 1, 2}};  // 4 rows, longest 5: 20 tokens
     RenderedGroup g2{{{4, 4, 1, 3}, {4, 9}, {4, 2, 2}}, {2, 0, 1}};                       // 3 rows, longest 4: 12
     RenderedGroup g3{{{7, 1}, {7, 3, 3}}, {1, 0}};                                        // 2 rows, longest 3: 6

@@ -15,7 +15,8 @@ TEST_CASE("splitmix64 is the published generator", "[model][sampling]") {
     CHECK(derive_seed(7, 0) != derive_seed(7, 1));
 }
 
-TEST_CASE("tensor streams equal splitmix64 bit for bit, as uniforms in (0, 1]", "[model][sampling]") {
+// Tensor streams equal splitmix64 bit for bit, as uniforms in (0, 1].
+TEST_CASE("tensor streams equal splitmix64 bit for bit, as uniforms", "[model][sampling]") {
     // Seeds with the top bit set exercise the wrap-around of int64 arithmetic and the logical shift.
     const std::vector<uint64_t> seeds = {0, 1, 0x9E3779B97F4A7C15ULL, 0xFFFFFFFFFFFFFFFFULL, 0x8000000000000000ULL,
                                          1234567};
@@ -34,7 +35,8 @@ TEST_CASE("tensor streams equal splitmix64 bit for bit, as uniforms in (0, 1]", 
     }
 }
 
-TEST_CASE("inverse-CDF sampling follows the distribution and never draws a zero-probability id", "[model][sampling]") {
+// Inverse-CDF sampling follows the distribution and never draws a zero-probability id.
+TEST_CASE("inverse-CDF sampling follows p and never draws a p = 0 id", "[model][sampling]") {
     const auto probs_row = torch::tensor({0.0, 0.1, 0.0, 0.6, 0.3, 0.0}, torch::kFloat32);
     const int64_t draws = 200000;
     auto probs = probs_row.unsqueeze(0).expand({draws, 6}).contiguous() * 3.0f;  // need not sum to 1

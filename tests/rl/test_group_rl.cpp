@@ -44,7 +44,8 @@ TEST_CASE("GRPO, Dr.GRPO and RLOO advantages on 2 prompts x 3 samples", "[rl][gr
     REQUIRE_THROWS_WITH(rl::grpo_advantages(f64({1, 2, 3, 4, 5}), 3, true), Catch::Contains("not whole groups of 3"));
 }
 
-TEST_CASE("loss aggregation: token mean, sequence mean and Dr.GRPO's token sum", "[rl][group]") {
+// Loss aggregation: token mean, sequence mean and Dr.GRPO's token sum.
+TEST_CASE("loss aggregation: token mean, sequence mean, token sum", "[rl][group]") {
     // Two sequences at ratio 1 (the loss is -A per token): row 0 one token with A = 2, row 1 three
     // tokens with A = -1 (the fourth column is padding).
     const auto lp = torch::zeros({2, 4}, torch::kFloat64);
@@ -63,7 +64,8 @@ TEST_CASE("loss aggregation: token mean, sequence mean and Dr.GRPO's token sum",
     REQUIRE_THROWS_WITH(rl::clipped_policy_loss(lp, lp, adv, mask, o), Catch::Contains("ppo.loss_aggregation"));
 }
 
-TEST_CASE("asymmetric clip: clip-higher lets a good token's ratio rise further", "[rl][group]") {
+// Asymmetric clip: clip-higher lets a good token's ratio rise further.
+TEST_CASE("asymmetric clip: clip-higher lets a good ratio rise further", "[rl][group]") {
     const auto mask = f64({1}).view({1, 1});
     auto one = [](double v) { return f64({v}).view({1, 1}); };
     rl::PolicyLossOptions o;
@@ -81,7 +83,8 @@ TEST_CASE("asymmetric clip: clip-higher lets a good token's ratio rise further",
     REQUIRE_THAT(rl::clipped_policy_loss(one(-0.5), one(0), one(-1), mask, o).loss.item<double>(), WithinAbs(0.8, 1e-12));
 }
 
-TEST_CASE("answer checkers: ages and gsm8k read the final number; gold answers from the prompt file", "[rl][checker]") {
+// Answer checkers: ages and gsm8k read the final number; gold answers from the prompt file.
+TEST_CASE("answer checkers: ages, gsm8k read the last number, and gold", "[rl][checker]") {
     using nlohmann::json;
     // ages: the last whole number.
     REQUIRE(check_answer("ages", "My brother will be 16.", 16).correct);

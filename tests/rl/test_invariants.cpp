@@ -9,7 +9,8 @@
 using namespace rlhf::rl;
 using Catch::Contains;
 
-TEST_CASE("PPO invariants: small gaps pass, a sampling or first-ratio gap names the iteration and its size", "[rl]") {
+// PPO invariants: small gaps pass, a sampling or first-ratio gap names the iteration and its size.
+TEST_CASE("PPO invariants: small gaps pass, a big one names itself", "[rl]") {
     CHECK(invariant_violation(7, {1e-6, 0.0}, false).empty());
     CHECK(invariant_violation(7, {1e-6, NAN}, false).empty());  // a first minibatch without tokens
     const std::string sampling = invariant_violation(7, {0.02, 0.0}, false);

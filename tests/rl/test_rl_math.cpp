@@ -112,7 +112,8 @@ TEST_CASE("KL estimators, per-token rewards and the adaptive controller", "[rl][
     REQUIRE(down.beta() < 0.1);
 }
 
-TEST_CASE("response scores: the toy reward, the missing-EOS penalty and the clip", "[rl][scores]") {
+// Response scores: the toy reward, the missing-EOS penalty and the clip.
+TEST_CASE("response scores: toy reward, missing-EOS penalty and clip", "[rl][scores]") {
     // Two responses of 3 tokens (ids), EOS = 9, toy token 5: row 0 "5 5 9" ended, row 1 "5 1 5"
     // was cut off; masks cover what was generated.
     rlhf::Generation g;

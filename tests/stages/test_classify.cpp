@@ -100,7 +100,8 @@ TEST_CASE("classify: each task type's input transformation", "[classify]") {
     }
 }
 
-TEST_CASE("classify: extract positions, LM targets and scores under right padding", "[classify]") {
+// Classify: extract positions, LM targets and scores under right padding.
+TEST_CASE("classify: extract positions, LM targets, scores, right pad", "[classify]") {
     TaskTokenizer t;
     TaskExample short_one, long_one;
     short_one.text = "ab";
@@ -156,7 +157,8 @@ TEST_CASE("classify: similarity is symmetric in its pair", "[classify]") {
     }
 }
 
-TEST_CASE("classify: heads, task losses and the LM term match a PyTorch reference", "[classify]") {
+// Classify: heads, task losses and the LM term match a PyTorch reference.
+TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][classify]") {
     TaskTokenizer t;
     struct Case {
         TaskType type;
@@ -220,7 +222,8 @@ TEST_CASE("classify: heads, task losses and the LM term match a PyTorch referenc
     }
 }
 
-TEST_CASE("classify: the LM term adds lm_coef times the LM loss's gradient", "[classify]") {
+// Classify: the LM term adds lm_coef times the LM loss's gradient.
+TEST_CASE("classify: the LM term adds lm_coef x the LM loss's gradient", "[classify]") {
     TaskTokenizer t;
     auto model = tiny_task_model(t.tok, TaskType::entailment, 2);
     std::vector<TaskInput> inputs;
@@ -336,7 +339,7 @@ struct ClassifyFixture {
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
         cfg.runtime.threads = 2;
-        cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
+        cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
         cfg.runtime.log_level = "warn";
         cfg.data.files = {(dir / "train.tsv").string()};
         cfg.data.val_files = {(dir / "heldout.tsv").string()};
@@ -363,7 +366,8 @@ std::vector<nlohmann::json> records_of(const std::filesystem::path& run, const s
 
 }  // namespace
 
-TEST_CASE("classify: a pre-trained tiny model learns a task, resumes exactly, and rlhf eval scores it",
+// Classify: a pre-trained tiny model learns a task, resumes exactly, and rlhf eval scores it.
+TEST_CASE("classify: learns, resumes exactly, rlhf eval scores it",
           "[integration][classify]") {
     ClassifyFixture f;
     RunConfig cfg = f.config("run");
@@ -427,7 +431,8 @@ TEST_CASE("classify: a pre-trained tiny model learns a task, resumes exactly, an
                       Contains("the run being resumed is classification with 2 class(es)") && Contains("the config says classification with 3"));
 }
 
-TEST_CASE("classify: from scratch, a similarity regression and a multiple-choice task run end to end",
+// Classify: from scratch, a similarity regression and a multiple-choice task run end to end.
+TEST_CASE("classify: from scratch, regression and multiple choice run",
           "[integration][classify]") {
     ClassifyFixture f;
     test::write_text(f.dir / "stsb.tsv", stsb_tsv(120));
@@ -500,10 +505,11 @@ TEST_CASE("classify: bad input is one clear line", "[integration][classify]") {
     const auto skipped = run((dir / "bad_label.tsv").string(), "data.on_error=skip train.max_steps=2 data.val_fraction=0");
     INFO(skipped.output);
     CHECK(skipped.exit_code == 0);
-    CHECK_THAT(skipped.output, Contains("skipped 1 bad row"));
+    CHECK_THAT(skipped.output, Contains("skipped 1 bad record"));
 }
 
-TEST_CASE("classify: under bf16 autocast the head still computes in fp32", "[classify]") {
+// Classify: under bf16 autocast the head still computes in fp32.
+TEST_CASE("classify: under bf16 autocast the head computes in fp32", "[classify]") {
     TaskTokenizer t;
     auto model = tiny_task_model(t.tok, TaskType::similarity, 1);
     TaskExample e;

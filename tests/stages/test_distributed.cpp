@@ -138,7 +138,8 @@ struct Workspace {
 
 }  // namespace
 
-TEST_CASE("torchrun's variables are read, and an inconsistent set is one clear error", "[unit][distributed]") {
+// Torchrun's variables are read, and an inconsistent set is one clear error.
+TEST_CASE("torchrun's variables are read, a bad set is one clear error", "[unit][distributed]") {
     auto clear = [] {
         for (const char* k : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(k);
     };
@@ -175,7 +176,8 @@ TEST_CASE("each rank draws a contiguous share of a step's micro-batches", "[unit
     CHECK_NOTHROW(check_accum_divides(3, one, "<test>"));
 }
 
-TEST_CASE("2 ranks train what 1 process trains with the same global batch: pretrain, sft, reward",
+// 2 ranks train what 1 process trains with the same global batch: pretrain, sft, reward.
+TEST_CASE("2 ranks train as 1 process does: pretrain, sft, reward",
           "[integration][distributed]") {
     Workspace ws;
     for (const std::string stage : {"pretrain", "sft", "reward"}) {
@@ -196,7 +198,8 @@ TEST_CASE("2 ranks train what 1 process trains with the same global batch: pretr
     }
 }
 
-TEST_CASE("2 ranks run the PPO one process runs: rollouts, whitening, adaptive beta, PPO-ptx, eval",
+// 2 ranks run the PPO one process runs: rollouts, whitening, adaptive beta, PPO-ptx, eval.
+TEST_CASE("2 ranks run PPO as 1 process does, PPO-ptx and eval included",
           "[integration][distributed]") {
     Workspace ws;
     REQUIRE(run_sft(ws.finetune("sft", "sft"), {}) == 0);
@@ -313,7 +316,8 @@ TEST_CASE("a 2-rank run resumes exactly on 2 ranks and on 1 process", "[integrat
     CHECK_THAT(r.output, Contains("rank 0 exit 1"));
 }
 
-TEST_CASE("a killed rank makes the others exit with one line naming it, within the timeout",
+// A killed rank makes the others exit with one line naming it, within the timeout.
+TEST_CASE("a killed rank makes the others exit in time, naming it",
           "[integration][distributed]") {
     Workspace ws;
     RunConfig cfg = ws.pretrain("killed");
@@ -334,7 +338,8 @@ TEST_CASE("a killed rank makes the others exit with one line naming it, within t
     CHECK_THAT(r.output, Contains("rank 0 exit 1 "));  // not 0, nor 124 from the test's own timeout
 }
 
-TEST_CASE("SIGTERM to the launcher stops every rank after the same step, with one checkpoint",
+// SIGTERM to the launcher stops every rank after the same step, with one checkpoint.
+TEST_CASE("SIGTERM to the launcher stops every rank at the same step",
           "[integration][distributed]") {
     Workspace ws;
     RunConfig cfg = ws.pretrain("stopped");

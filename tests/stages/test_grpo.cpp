@@ -23,9 +23,14 @@ using Catch::Contains;
 
 namespace {
 
+// pretrain -> sft on "Guess NAME's age" -> a uniform 1..5, trained once per test binary and
+// copied into each test's own directory.
 struct GuessTiny {
     test::TempDir dir;
     GuessTiny() {
+        test::copy_cached_fixture("grpo-guess-tiny", [](const std::filesystem::path& fixture) { make(fixture); }, dir.path());
+    }
+    static void make(const std::filesystem::path& dir) {
         test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Guess age's 1 2 3 4 5\n");
         RunConfig pre = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
         pre.train.max_steps = 20;
@@ -41,7 +46,7 @@ struct GuessTiny {
         }
         test::write_text(dir / "sft.jsonl", sft);
         test::write_text(dir / "prompts.jsonl", prompts);
-        RunConfig cfg = config("sft", "sft", "base");
+        RunConfig cfg = config(dir, "sft", "sft", "base");
         cfg.data.files = {(dir / "sft.jsonl").string()};
         cfg.data.val_fraction = 0;
         cfg.optim.lr = 1e-2;
@@ -55,13 +60,17 @@ struct GuessTiny {
         REQUIRE(run_sft(cfg, {}) == 0);
     }
     RunConfig config(const std::string& stage, const std::string& out, const std::string& init_from) const {
+        return config(dir.path(), stage, out, init_from);
+    }
+    static RunConfig config(const std::filesystem::path& dir, const std::string& stage, const std::string& out,
+                            const std::string& init_from) {
         RunConfig cfg;
         cfg.stage = stage;
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / init_from).string();
         cfg.runtime.threads = 2;
-        cfg.runtime.adapt_threads = false;  // results compared bit for bit
+        cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
         cfg.runtime.log_level = "warn";
         cfg.optim.weight_decay = 0;
         cfg.checkpoint.keep_last = 0;
@@ -106,7 +115,8 @@ double mean_accuracy(const std::vector<nlohmann::json>& steps, size_t from, size
 
 }  // namespace
 
-TEST_CASE("grpo and rloo raise a checker's reward with no critic and, at kl_coef 0, no reference", "[integration][grpo]") {
+// grpo and rloo raise a checker's reward with no critic and, at kl_coef 0, no reference.
+TEST_CASE("grpo and rloo raise a checker's reward, no critic", "[integration][grpo]") {
     GuessTiny guess;
     for (const char* advantage : {"grpo", "rloo"}) {
         INFO(advantage);
@@ -134,7 +144,8 @@ TEST_CASE("grpo and rloo raise a checker's reward with no critic and, at kl_coef
     }
 }
 
-TEST_CASE("grpo resumed from a checkpoint equals an uninterrupted run (KL as a k3 loss, token sums)", "[integration][grpo]") {
+// grpo resumed from a checkpoint equals an uninterrupted run (KL as a k3 loss, token sums).
+TEST_CASE("grpo resumed equals an uninterrupted run", "[integration][grpo]") {
     GuessTiny guess;
     RunConfig full = guess.grpo_config("full");
     full.ppo.kl_coef = 0.05;

@@ -21,7 +21,7 @@ namespace {
 
 const char* kNames[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
 
-RunConfig base_config(const std::string& stage, const test::TempDir& dir, const std::string& out,
+RunConfig base_config(const std::string& stage, const std::filesystem::path& dir, const std::string& out,
                       const std::string& init_from) {
     RunConfig cfg;
     cfg.stage = stage;
@@ -29,19 +29,23 @@ RunConfig base_config(const std::string& stage, const test::TempDir& dir, const 
     cfg.out_dir = (dir / out).string();
     cfg.init_from = (dir / init_from).string();
     cfg.runtime.threads = 2;
-    cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
+    cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
     cfg.runtime.log_level = "warn";
     cfg.optim.weight_decay = 0;
     cfg.checkpoint.keep_last = 0;
     return cfg;
 }
 
-// pretrain -> sft on "Greet NAME" -> "Hello NAME." (the policy and reference for PPO)
+// pretrain -> sft on "Greet NAME" -> "Hello NAME." (the policy and reference for PPO), trained
+// once per test binary and copied into each test's own directory.
 struct SftTiny {
     test::TempDir dir;
     SftTiny() {
-        test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Greet Hello oooo\n");
-        RunConfig pre = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
+        test::copy_cached_fixture("ppo-sft-tiny", [](const std::filesystem::path& fixture) { make(fixture); }, dir.path());
+    }
+    static void make(const std::filesystem::path& at) {
+        test::write_text(at / "corpus.txt", demo_corpus(30000) + "Greet Hello oooo\n");
+        RunConfig pre = test::tiny_pretrain_config(at / "corpus.txt", at / "base");
         pre.train.max_steps = 20;
         REQUIRE(run_pretrain(pre, {}) == 0);
         std::string sft, prompts;
@@ -50,13 +54,14 @@ struct SftTiny {
             sft += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
             if (i < 10) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
         }
-        test::write_text(dir / "sft.jsonl", sft);
-        test::write_text(dir / "prompts.jsonl", prompts);
-        REQUIRE(run_sft(sft_config(), {}) == 0);
+        test::write_text(at / "sft.jsonl", sft);
+        test::write_text(at / "prompts.jsonl", prompts);
+        REQUIRE(run_sft(sft_config(at), {}) == 0);
     }
-    RunConfig sft_config() const {
-        RunConfig cfg = base_config("sft", dir, "sft", "base");
-        cfg.data.files = {(dir / "sft.jsonl").string()};
+    RunConfig sft_config() const { return sft_config(dir.path()); }
+    static RunConfig sft_config(const std::filesystem::path& at) {
+        RunConfig cfg = base_config("sft", at, "sft", "base");
+        cfg.data.files = {(at / "sft.jsonl").string()};
         cfg.data.val_fraction = 0;
         cfg.optim.lr = 1e-2;
         cfg.optim.min_lr = 1e-3;
@@ -71,7 +76,7 @@ struct SftTiny {
     // Toy reward: the number of 'o' tokens in the reply ("Hello" has one; more pays, but a reply
     // that never ends scores -1).
     RunConfig ppo_config(const std::string& out) const {
-        RunConfig cfg = base_config("ppo", dir, out, "sft");
+        RunConfig cfg = base_config("ppo", dir.path(), out, "sft");
         cfg.data.files = {(dir / "prompts.jsonl").string()};
         cfg.data.val_fraction = 0.2;
         cfg.ppo.toy_reward = "count:o";
@@ -108,7 +113,8 @@ double mean_of(const std::vector<nlohmann::json>& recs, size_t from, size_t to, 
 
 }  // namespace
 
-TEST_CASE("ppo raises a toy reward with a known optimum, KL finite, invariants on every iteration", "[integration][ppo]") {
+// ppo raises a toy reward with a known optimum, KL finite, invariants on every iteration.
+TEST_CASE("ppo raises a toy reward, KL finite, invariants hold", "[integration][ppo]") {
     SftTiny sft;
     RunConfig cfg = sft.ppo_config("ppo");
     // Rollouts in chunks of 5 (5 + 5 + 5 + 1 sequences, each chunk padded to its own prompt and
@@ -142,7 +148,8 @@ TEST_CASE("ppo raises a toy reward with a known optimum, KL finite, invariants o
     REQUIRE(evals.size() == 3);
 }
 
-TEST_CASE("ppo without advantage whitening: the mean removed, the scale kept, and the toy reward still rises",
+// ppo without advantage whitening: the mean removed, the scale kept, and the toy reward still rises.
+TEST_CASE("ppo without advantage whitening still learns",
           "[integration][ppo]") {
     SftTiny sft;
     RunConfig whitened = sft.ppo_config("whitened");
@@ -162,7 +169,8 @@ TEST_CASE("ppo without advantage whitening: the mean removed, the scale kept, an
     REQUIRE(mean_of(k, 25, 30, "score_mean") > mean_of(k, 0, 5, "score_mean") + 0.5);
 }
 
-TEST_CASE("ppo.reference_temperature: the KL is taken to the reference at that temperature", "[integration][ppo]") {
+// ppo.reference_temperature: the KL is taken to the reference at that temperature.
+TEST_CASE("ppo.reference_temperature sets the KL's reference", "[integration][ppo]") {
     SftTiny sft;
     auto first_iteration = [&](const std::string& out, double reference_temperature) {
         RunConfig cfg = sft.ppo_config(out);
@@ -239,7 +247,8 @@ TEST_CASE("ppo resumed from a checkpoint equals an uninterrupted run", "[integra
     REQUIRE(load_model_from_checkpoint(sft.dir / "sft", torch::kCPU).weights_file.filename() == "model.safetensors");
 }
 
-TEST_CASE("ppo's rollout chunks change the memory it needs, not what it samples or learns", "[integration][ppo]") {
+// ppo's rollout chunks change the memory it needs, not what it samples or learns.
+TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]") {
     // Every rollout row samples from its own random stream, so chunks of 16 and of 5 (5 + 5 + 5 + 1)
     // give the same iterations.
     SftTiny sft;
@@ -264,7 +273,8 @@ TEST_CASE("ppo's rollout chunks change the memory it needs, not what it samples 
     }
 }
 
-TEST_CASE("ppo resumes against the SFT checkpoint it started from, not a newer one, and refuses a changed one",
+// ppo resumes against the SFT checkpoint it started from, not a newer one, and refuses a changed one.
+TEST_CASE("ppo resumes against its own SFT checkpoint",
           "[integration][ppo]") {
     SftTiny sft;
     RunConfig full = sft.ppo_config("full");
@@ -303,7 +313,8 @@ TEST_CASE("ppo resumes against the SFT checkpoint it started from, not a newer o
     REQUIRE_THROWS_WITH(run_ppo(part, resume), Contains("is gone") && Contains("init_from"));
 }
 
-TEST_CASE("ppo's held-out prompts beyond train.eval_prompts train instead of being dropped", "[integration][ppo]") {
+// ppo's held-out prompts beyond train.eval_prompts train instead of being dropped.
+TEST_CASE("ppo trains on held-out prompts beyond eval_prompts", "[integration][ppo]") {
     SftTiny sft;
     RunConfig cfg = sft.ppo_config("split");
     cfg.train.max_steps = 1;
@@ -365,7 +376,7 @@ TEST_CASE("ppo input errors are one clear line", "[integration][ppo]") {
     REQUIRE(run_pretrain(other, {}) == 0);
     test::write_text(sft.dir / "ranked.jsonl", "{\"prompt\": \"Greet Anna\", \"responses\": [\"Hello Anna.\", \"Go.\"]}\n"
                                                "{\"prompt\": \"Greet Ben\", \"responses\": [\"Hello Ben.\", \"Go.\"]}\n");
-    RunConfig rm = base_config("reward", sft.dir, "other_rm", "other_base");
+    RunConfig rm = base_config("reward", sft.dir.path(), "other_rm", "other_base");
     rm.data.files = {(sft.dir / "ranked.jsonl").string()};
     rm.data.val_fraction = 0;
     rm.train.max_steps = 1;

@@ -58,7 +58,8 @@ TEST_CASE("pretraining a tiny model lowers train and val loss", "[integration][p
     REQUIRE(read_checkpoint_info(resolve_checkpoint(dir / "run")).state.step == 60);
 }
 
-TEST_CASE("a resumed run reproduces the uninterrupted run's losses exactly", "[integration][pretrain]") {
+// A resumed run reproduces the uninterrupted run's losses exactly.
+TEST_CASE("a resumed run reproduces the uninterrupted losses exactly", "[integration][pretrain]") {
     test::TempDir dir;
     test::write_text(dir / "corpus.txt", demo_corpus(30000));
     for (double dropout : {0.0, 0.1}) {  // dropout exercises the saved RNG stream
@@ -89,7 +90,8 @@ TEST_CASE("a resumed run reproduces the uninterrupted run's losses exactly", "[i
     }
 }
 
-TEST_CASE("a crash after the last checkpoint is resumed without duplicate metrics", "[integration][pretrain]") {
+// A crash after the last checkpoint is resumed without duplicate metrics.
+TEST_CASE("a run resumed after a crash has no duplicate metrics", "[integration][pretrain]") {
     test::TempDir dir;
     test::write_text(dir / "corpus.txt", demo_corpus(20000));
     RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "run");
@@ -106,7 +108,8 @@ TEST_CASE("a crash after the last checkpoint is resumed without duplicate metric
     REQUIRE(losses.size() == 12);  // steps 11 and 12 were rewritten, not appended twice
 }
 
-TEST_CASE("a fresh start drops metrics a run killed before its first checkpoint left", "[integration][pretrain]") {
+// A fresh start drops metrics a run killed before its first checkpoint left.
+TEST_CASE("a fresh start drops metrics of a run killed uncheckpointed", "[integration][pretrain]") {
     test::TempDir dir;
     test::write_text(dir / "corpus.txt", demo_corpus(20000));
     RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "run");
@@ -118,7 +121,8 @@ TEST_CASE("a fresh start drops metrics a run killed before its first checkpoint 
     REQUIRE(train_losses(dir / "run")[0] != 9.0);
 }
 
-TEST_CASE("editing a corpus in place remakes the cached tokenizer and shards", "[integration][pretrain]") {
+// Editing a corpus in place remakes the cached tokenizer and shards.
+TEST_CASE("a corpus edited in place remakes the tokenizer and shards", "[integration][pretrain]") {
     test::TempDir dir;
     test::write_text(dir / "corpus.txt", demo_corpus(20000));
     RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "run");

@@ -43,7 +43,7 @@ struct PretrainedTiny {
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
         cfg.runtime.threads = 2;
-        cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
+        cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
         cfg.runtime.log_level = "warn";
         cfg.data.files = {(dir / "sft.jsonl").string()};
         cfg.data.val_fraction = 0.1;
@@ -71,7 +71,8 @@ std::vector<nlohmann::json> records(const std::filesystem::path& run, const std:
 
 }  // namespace
 
-TEST_CASE("sft lowers val loss, learns to stop, and grows the vocabulary by the chat tokens", "[integration][sft]") {
+// Sft lowers val loss, learns to stop, and grows the vocabulary by the chat tokens.
+TEST_CASE("sft lowers val loss, learns to stop, adds the chat tokens", "[integration][sft]") {
     PretrainedTiny base;
     RunConfig cfg = base.sft_config("sft");
     REQUIRE(run_sft(cfg, {}) == 0);
@@ -137,7 +138,8 @@ TEST_CASE("sft input errors are one clear line", "[integration][sft]") {
     REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("model.n_embd is 128") && Contains("init_from"));
 }
 
-TEST_CASE("in a padded embedding the chat markers' rows start as the mean, like grown ones", "[integration][gpt2]") {
+// In a padded embedding the chat markers' rows start as the mean, like grown ones.
+TEST_CASE("chat markers' rows in a padded embedding start as the mean", "[integration][gpt2]") {
     test::TempDir dir;
     const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     std::filesystem::create_directories(dir / "tok");

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <array>
@@ -28,6 +30,40 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
+}
+
+namespace {
+// Changes with every build of the test binary: its size and modification time.
+std::string test_binary_key() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    const auto size = fs::file_size(exe, ec);
+    const auto mtime = fs::last_write_time(exe, ec).time_since_epoch().count();
+    return std::to_string(size) + "-" + std::to_string(mtime);
+}
+}  // namespace
+
+void copy_cached_fixture(const std::string& name, const std::function<void(const fs::path&)>& make, const fs::path& dir) {
+    const fs::path root = fs::temp_directory_path() / "rlhf-test-fixtures";
+    fs::create_directories(root);
+    const fs::path ready = root / (name + "-" + test_binary_key());
+    {
+        const int lock = ::open((root / (name + ".lock")).c_str(), O_CREAT | O_RDWR, 0644);
+        if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + (root / name).string());
+        if (!fs::exists(ready)) {
+            for (const auto& old : fs::directory_iterator(root)) {  // an earlier build's: never used again
+                const std::string file = old.path().filename().string();
+                if (old.is_directory() && file.rfind(name + "-", 0) == 0) fs::remove_all(old.path());
+            }
+            const fs::path making = root / (name + ".making");
+            fs::remove_all(making);
+            fs::create_directories(making);
+            make(making);
+            fs::rename(making, ready);
+        }
+        ::close(lock);  // releases the lock
+    }
+    fs::copy(ready, dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks | fs::copy_options::overwrite_existing);
 }
 
 void skip(const std::string& reason) {
@@ -72,7 +108,7 @@ RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir) 
     cfg.stage = "pretrain";
     cfg.out_dir = out_dir.string();
     cfg.runtime.threads = 2;
-    cfg.runtime.adapt_threads = false;  // results compared bit for bit: no thread switch under load
+    cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
     cfg.runtime.log_level = "warn";
     cfg.model = tiny_model(0);
     cfg.tokenizer.model_type = "char";

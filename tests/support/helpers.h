@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ public:
 private:
     fs::path path_;
 };
+
+// Fills `dir` with a copy of the fixture `name`, made by `make(fixture_dir)` once per build of
+// the test binary and kept under the temp dir for every later test process of that build (ctest
+// runs each test case as its own process, and nine PPO tests start from the same tiny SFT model).
+// Made under a file lock and published by rename, so parallel tests wait for one maker. The copy
+// is the caller's to change; a fixture must not depend on its own absolute path.
+void copy_cached_fixture(const std::string& name, const std::function<void(const fs::path&)>& make, const fs::path& dir);
 
 // Ends the current test as skipped (ctest shows "Skipped"; exit code 4).
 [[noreturn]] void skip(const std::string& reason);

@@ -28,7 +28,8 @@ using Pieces = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("GPT-2's pattern: contractions, letters, numbers, other, and white space runs", "[tokenizer][gpt2]") {
+// GPT-2's pattern: contractions, letters, numbers, other, and white space runs.
+TEST_CASE("GPT-2's pattern: contractions, letters, digits, other, space", "[tokenizer][gpt2]") {
     CHECK(pieces("Hello world") == Pieces{"Hello", " world"});
     CHECK(pieces("I'm you're they've it's we'll he'd") ==
           Pieces{"I", "'m", " you", "'re", " they", "'ve", " it", "'s", " we", "'ll", " he", "'d"});
@@ -54,7 +55,8 @@ TEST_CASE("GPT-2's pattern: contractions, letters, numbers, other, and white spa
     CHECK(pieces("").empty());
 }
 
-TEST_CASE("byte-level BPE on a toy vocabulary: merges by rank, exact decode of any bytes", "[tokenizer][gpt2]") {
+// Byte-level BPE on a toy vocabulary: merges by rank, exact decode of any bytes.
+TEST_CASE("toy byte-level BPE: merges by rank, decodes any bytes", "[tokenizer][gpt2]") {
     const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     Tokenizer tok = Tokenizer::from_gpt2_bpe(Gpt2Bpe(vocab, "vocab.json", merges, "merges.txt"), "toy");
     CHECK(tok.kind() == Tokenizer::Kind::gpt2_bpe);
@@ -83,7 +85,8 @@ TEST_CASE("byte-level BPE on a toy vocabulary: merges by rank, exact decode of a
     CHECK(Tokenizer::is_tokenizer_dir(dir / "bpe"));
 }
 
-TEST_CASE("broken GPT-2 BPE files are one clear line naming the file (and line)", "[tokenizer][gpt2]") {
+// Broken GPT-2 BPE files are one clear line naming the file (and line).
+TEST_CASE("broken GPT-2 BPE files are one clear line naming the file", "[tokenizer][gpt2]") {
     const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     REQUIRE_THROWS_WITH(Gpt2Bpe(vocab, "vocab.json", "#version: 0.2\nl l\nh e x\n", "merges.txt"),
                         Contains("merges.txt:3") && Contains("two pieces"));
@@ -96,7 +99,8 @@ TEST_CASE("broken GPT-2 BPE files are one clear line naming the file (and line)"
                         Contains("<|nope|>"));
 }
 
-TEST_CASE("GPT-2's real files give tiktoken's ids for all 324 reference texts, and decode back", "[tokenizer][gpt2][data]") {
+// GPT-2's real files give tiktoken's ids for all 324 reference texts, and decode back.
+TEST_CASE("GPT-2's files give tiktoken's ids for 324 texts, decode back", "[tokenizer][gpt2][data]") {
     const auto dir = test::shared_data_or_skip("gpt2-bpe");
     Tokenizer tok = Tokenizer::load(dir);  // encoder.json + vocab.bpe
     REQUIRE(tok.spm_vocab_size() == 50257);
@@ -116,7 +120,7 @@ TEST_CASE("GPT-2's real files give tiktoken's ids for all 324 reference texts, a
     REQUIRE(texts == 324);
 }
 
-TEST_CASE("rlhf tokenizer import-gpt2 and encode print tiktoken's ids", "[tokenizer][gpt2][data][cli]") {
+TEST_CASE("rlhf tokenizer import-gpt2 and encode print tiktoken's ids", "[integration][tokenizer][gpt2][data][cli]") {
     const auto dir = test::shared_data_or_skip("gpt2-bpe");
     test::TempDir out;
     auto r = test::run_cli("tokenizer import-gpt2 --encoder " + test::shell_quote((dir / "encoder.json").string()) +
@@ -147,7 +151,8 @@ TEST_CASE("rlhf tokenizer import-gpt2 and encode print tiktoken's ids", "[tokeni
     CHECK_FALSE(std::filesystem::exists(out / "bad"));
 }
 
-TEST_CASE("a GPT-2 BPE tokenizer goes through pre-training, SFT and their checkpoints", "[integration][gpt2]") {
+// A GPT-2 BPE tokenizer goes through pre-training, SFT and their checkpoints.
+TEST_CASE("a GPT-2 BPE tokenizer works in pretrain, SFT, checkpoints", "[integration][gpt2]") {
     test::TempDir dir;
     const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     std::filesystem::create_directories(dir / "tok");
@@ -181,7 +186,8 @@ TEST_CASE("a GPT-2 BPE tokenizer goes through pre-training, SFT and their checkp
     CHECK(sft.encode("hello world") == original.encode("hello world"));
 }
 
-TEST_CASE("Hugging Face's added_tokens.json ({token: id}) is read at its ids, and a token off its id is an error",
+// Hugging Face's added_tokens.json ({token: id}) is read at its ids, and a token off its id is an error.
+TEST_CASE("added_tokens.json is read at its ids, an id off is an error",
           "[tokenizer][gpt2]") {
     test::TempDir dir;
     const auto [vocab, merges] = test::toy_gpt2_bpe_files();

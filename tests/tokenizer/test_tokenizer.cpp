@@ -21,7 +21,8 @@ Tokenizer train_on(const test::TempDir& dir, const std::string& text, const std:
 }
 }  // namespace
 
-TEST_CASE("trained tokenizers reserve distinct UNK, BOS, EOS and PAD ids", "[tokenizer]") {
+// Trained tokenizers reserve distinct UNK, BOS, EOS and PAD ids.
+TEST_CASE("trained tokenizers reserve distinct UNK, BOS, EOS, PAD ids", "[tokenizer]") {
     test::TempDir dir;
     for (const auto& [type, vocab] : std::vector<std::pair<std::string, int>>{{"char", 0}, {"bpe", 400}, {"unigram", 400}}) {
         Tokenizer tok = train_on(dir, demo_corpus(20000), type, vocab);
@@ -35,7 +36,8 @@ TEST_CASE("trained tokenizers reserve distinct UNK, BOS, EOS and PAD ids", "[tok
     }
 }
 
-TEST_CASE("encoding adds no BOS or EOS and decoding round-trips text exactly", "[tokenizer]") {
+// Encoding adds no BOS or EOS and decoding round-trips text exactly.
+TEST_CASE("encoding adds no BOS or EOS, decoding round-trips exactly", "[tokenizer]") {
     test::TempDir dir;
     const std::string text = "First line:\n  two  spaces\tand a tab.\n\nEnd.";
     for (const auto& [type, vocab] : std::vector<std::pair<std::string, int>>{{"char", 0}, {"bpe", 350}, {"unigram", 350}}) {
@@ -64,7 +66,8 @@ TEST_CASE("byte fallback encodes characters never seen in training", "[tokenizer
     REQUIRE(tok.decode(ids) == unseen);
 }
 
-TEST_CASE("a char tokenizer holds exactly the corpus alphabet plus six fixed pieces", "[tokenizer]") {
+// A char tokenizer holds exactly the corpus alphabet plus six fixed pieces.
+TEST_CASE("a char tokenizer is the corpus alphabet plus six pieces", "[tokenizer]") {
     test::TempDir dir;
     Tokenizer tok = train_on(dir, "abcabc\nbca a\n", "char", 0);
     // <unk> <s> </s> <pad> "\n" "\t" + {a, b, c, ' ' (as the whitespace piece)}
