@@ -32,9 +32,11 @@ BUILD_DIR=${BUILD_DIR:-$(torch_build_dir "$torch")}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
-# ccache keeps compiled objects under ~/.cache/ccache, shared by every clone and both flavours:
-# CI's fresh clone rebuilds only what a change touched. The sloppiness lets it cache the objects
-# that use the precompiled <torch/torch.h> (the PCH's own timestamps would miss every time).
+# ccache keeps compiled objects under ~/.cache/ccache: a rebuild of a clone (a new build dir, a
+# switch of branch) recompiles only what changed. A clone in another folder does not hit yet: the
+# build-directory paths in -D values (RLHF_SPM_SHIM_BUILD_PATH, the tests' RLHF_*_DIR) and the
+# PCH's embedded paths differ. The sloppiness lets it cache the objects that use the precompiled
+# <torch/torch.h> (the PCH's own timestamps would miss every time).
 if command -v ccache >/dev/null; then
     cmake_args+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
     export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
