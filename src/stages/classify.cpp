@@ -20,6 +20,7 @@
 #include "rlhf/core/fs.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/data/chat_format.h"
 #include "rlhf/data/epoch_sampler.h"
 #include "rlhf/data/task_inputs.h"
@@ -34,9 +35,6 @@
 namespace rlhf {
 
 namespace {
-
-constexpr uint64_t kTrainDataStream = 0x636c732d74726e00ULL;
-constexpr uint64_t kSplitStream = 0x636c732d73706c74ULL;
 
 struct TaskData {
     std::vector<TaskInput> train, val;
@@ -65,7 +63,7 @@ void check_same_choice_count(const std::vector<TaskExample>& examples) {
 TaskData load_task_data(const RunConfig& cfg, const Tokenizer& tokenizer, TaskType type) {
     const TaskReadOptions read = task_read_options(cfg);
     const auto examples = read_train_val<TaskReadStats>(
-        cfg, kSplitStream, [&](const auto& files, TaskReadStats* stats) { return read_task_examples(files, read, stats); });
+        cfg, seed_stream::kTaskSplit, [&](const auto& files, TaskReadStats* stats) { return read_task_examples(files, read, stats); });
     if (type == TaskType::multiple_choice) {
         auto all = examples.train;
         all.insert(all.end(), examples.val.begin(), examples.val.end());
@@ -176,7 +174,7 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
         std::vector<TaskBatch> micro_batches;
         for (const uint64_t index : next_micro_batches(state, cfg)) {
             std::vector<const TaskInput*> inputs;
-            for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) inputs.push_back(&data.train[static_cast<size_t>(i)]);
+            for (int64_t i : sampler.batch(stream_seed(cfg.runtime.seed, seed_stream::kTaskData), index)) inputs.push_back(&data.train[static_cast<size_t>(i)]);
             micro_batches.push_back(to_device(collate_task_inputs(inputs, model->regression(), tokenizer.pad_id()), rt.device));
         }
         const uint64_t epoch = sampler.epoch_of(state.next_batch_index - 1);

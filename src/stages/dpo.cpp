@@ -26,6 +26,7 @@
 #include "rlhf/core/fs.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/data/comparisons.h"
 #include "rlhf/data/dpo_batches.h"
 #include "rlhf/data/epoch_sampler.h"
@@ -42,8 +43,6 @@ namespace rlhf {
 
 namespace {
 
-constexpr uint64_t kTrainDataStream = 0x64706f2d74726e00ULL;  // "dpo-trn"
-constexpr uint64_t kSplitStream = 0x64706f2d73706c74ULL;      // "dpo-splt"
 constexpr const char* kReferenceFile = "reference_logprobs.safetensors";
 
 struct DpoData {
@@ -68,7 +67,7 @@ std::string data_fingerprint(const DpoData& d) {
 }
 
 DpoData load_dpo_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
-    const auto groups = read_comparison_groups(cfg, kSplitStream);
+    const auto groups = read_comparison_groups(cfg, seed_stream::kDpoSplit);
 
     DpoRenderOptions render;
     render.max_ids = int64_t{cfg.model.block_size} + 1;
@@ -220,7 +219,7 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
         std::vector<DpoBatch> micro_batches;
         for (const uint64_t index : next_micro_batches(state, cfg)) {
             std::vector<const DpoGroup*> groups;
-            for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
+            for (int64_t i : sampler.batch(stream_seed(cfg.runtime.seed, seed_stream::kDpoData), index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
             micro_batches.push_back(to_device(collate_dpo(groups, tokenizer.pad_id(), kIgnoreIndex), rt.device));
         }
         const uint64_t epoch = sampler.epoch_of(state.next_batch_index - 1);

@@ -33,6 +33,7 @@
 #include "rlhf/core/logging.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/data/epoch_sampler.h"
 #include "rlhf/data/prompt_set.h"
 #include "rlhf/model/sampling_streams.h"
@@ -48,10 +49,6 @@
 namespace rlhf {
 
 namespace {
-
-constexpr uint64_t kPromptStream = 0x70706f2d70726d00ULL;
-constexpr uint64_t kSampleStream = 0x70706f2d736d7000ULL;
-constexpr uint64_t kSplitStream = 0x70706f2d73706c74ULL;
 
 // The checkpoint a frozen model comes from. A fresh run: the configured one. A resumed run: the
 // step directory its lineage recorded at the start, whose weights must still hash the same.
@@ -232,7 +229,7 @@ PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
     o.room_explained = "block_size " + std::to_string(cfg.model.block_size) + " - ppo.max_new_tokens " +
                        std::to_string(cfg.ppo.max_new_tokens);
     o.val_fraction = cfg.data.val_fraction;
-    o.split_seed = cfg.runtime.seed ^ kSplitStream;
+    o.split_seed = stream_seed(cfg.runtime.seed, seed_stream::kPpoSplit);
     o.eval_prompts = cfg.train.eval_prompts;
     if (cfg.ppo.reward != "model") o.checker = cfg.ppo.reward.substr(std::string("checker:").size());
     if (!cfg.data.fields.answer.empty()) o.answer_field = cfg.data.fields.answer;
@@ -252,13 +249,13 @@ PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
 // batch may be smaller than ppo.rollout_batch; shares may differ by one.)
 RolloutShare rollout_share(EpochSampler& sampler, const PromptSet& prompts, const RunConfig& cfg,
                            const Distributed& dist, uint64_t iteration) {
-    const auto batch_prompts = sampler.batch(cfg.runtime.seed ^ kPromptStream, iteration);
+    const auto batch_prompts = sampler.batch(stream_seed(cfg.runtime.seed, seed_stream::kPpoPrompts), iteration);
     const int64_t group = cfg.ppo.group_size;
     RolloutShare share;
     share.total_rows = static_cast<int64_t>(batch_prompts.size()) * group;
     share.first_row = share.total_rows * dist.rank() / dist.world_size();
     const int64_t end_row = share.total_rows * (dist.rank() + 1) / dist.world_size();
-    const uint64_t iteration_seed = derive_seed(cfg.runtime.seed ^ kSampleStream, iteration);
+    const uint64_t iteration_seed = derive_seed(stream_seed(cfg.runtime.seed, seed_stream::kPpoSamples), iteration);
     for (int64_t r = share.first_row; r < end_row; ++r) {
         const auto prompt = static_cast<size_t>(batch_prompts[static_cast<size_t>(r / group)]);
         share.prompts.push_back(prompts.train[prompt]);

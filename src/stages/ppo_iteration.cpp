@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/rl/advantages.h"
 #include "rlhf/rl/group_advantages.h"
 #include "rlhf/rl/masked.h"
@@ -19,8 +20,6 @@
 namespace rlhf {
 
 namespace {
-constexpr uint64_t kPermStream = 0x70706f2d70726d70ULL;
-constexpr uint64_t kPtxStream = 0x70706f2d70747800ULL;
 
 // One chunk of the rollout: generated, scored, and run through policy, reference and critic
 // without gradients. The log-probs and values come from a training-style forward rather than from
@@ -181,7 +180,7 @@ MicroBatchStats micro_batch_backward(PpoRun& run, const rl::Experience& u, const
 double ptx_backward(PpoRun& run, int64_t w0, int64_t w1) {
     const RunConfig& cfg = run.cfg;
     const auto& ppo = cfg.ppo;
-    auto windows = run.ptx->batch(ppo.ptx_batch, cfg.model.block_size, cfg.runtime.seed ^ kPtxStream,
+    auto windows = run.ptx->batch(ppo.ptx_batch, cfg.model.block_size, stream_seed(cfg.runtime.seed, seed_stream::kPpoPtx),
                                   static_cast<uint64_t>(run.policy_opt->steps_taken()));
     run.grad_sync->arm();
     const LmBatch lm = lm_batch_from_windows(windows.narrow(0, w0, w1 - w0), run.device);
@@ -253,7 +252,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
     // before each optimizer step.
     const int64_t rollouts = e.tokens.size(0);
     const int64_t ranks = run.dist.world_size(), rank = run.dist.rank();
-    auto perm_gen = make_generator(cfg.runtime.seed ^ kPermStream ^ (iteration * kSplitMixIncrement), torch::kCPU);
+    auto perm_gen = make_generator(stream_seed(cfg.runtime.seed, seed_stream::kPpoMinibatches) ^ (iteration * kSplitMixIncrement), torch::kCPU);
     // PPO-ptx: this rank's share of each step's pre-training windows, after its PPO backwards.
     const int64_t ptx_begin = ppo.ptx_batch * rank / ranks, ptx_end = ppo.ptx_batch * (rank + 1) / ranks;
     const bool with_ptx = run.ptx && ptx_end > ptx_begin;

@@ -20,6 +20,7 @@
 #include "rlhf/core/logging.h"
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/data/token_shards.h"
 #include "rlhf/model/gpt.h"
 #include "rlhf/stages/run_setup.h"
@@ -34,16 +35,11 @@ namespace rlhf {
 
 namespace {
 
-// Independent random streams derived from runtime.seed: the training sampler and the fixed
-// evaluation batches never share draws with each other or with weight init / dropout.
-constexpr uint64_t kTrainDataStream = 0x7472616e2d646174ULL;
-constexpr uint64_t kEvalDataStream = 0x6576616c2d646174ULL;
-
 // The evaluation's fixed windows of one split: drawn by their own stream, the same at every eval.
 std::vector<LmBatch> eval_windows(const TokenShards& split, const RunConfig& cfg, const torch::Device& device) {
     std::vector<LmBatch> out;
     for (int i = 0; i < cfg.train.eval_batches; ++i) {
-        const auto windows = split.batch(cfg.train.batch_size, cfg.model.block_size, cfg.runtime.seed ^ kEvalDataStream,
+        const auto windows = split.batch(cfg.train.batch_size, cfg.model.block_size, stream_seed(cfg.runtime.seed, seed_stream::kPretrainEval),
                                          static_cast<uint64_t>(i));
         out.push_back(lm_batch_from_windows(windows, device));
     }
@@ -127,7 +123,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     // forward/backward, gradients summed over ranks -> clip -> AdamW.
     auto train_step = [&](double lr) {
         const auto t0 = std::chrono::steady_clock::now();
-        const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
+        const uint64_t seed = stream_seed(cfg.runtime.seed, seed_stream::kPretrainData);
         std::vector<LmBatch> micro_batches;
         for (const uint64_t index : next_micro_batches(state, cfg)) {
             const auto windows = cfg.data.sampler == "epoch"

@@ -24,6 +24,7 @@
 #include "rlhf/core/precision.h"
 #include "rlhf/core/progress.h"
 #include "rlhf/core/runtime.h"
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/data/chat_format.h"
 #include "rlhf/data/comparisons.h"
 #include "rlhf/data/epoch_sampler.h"
@@ -41,10 +42,6 @@
 namespace rlhf {
 
 namespace {
-
-constexpr uint64_t kTrainDataStream = 0x726d2d7472616e00ULL;
-constexpr uint64_t kSplitStream = 0x726d2d73706c7400ULL;
-constexpr uint64_t kReferenceStream = 0x726d2d7265660000ULL;
 
 struct RewardData {
     std::vector<RenderedGroup> train, val;
@@ -72,7 +69,7 @@ std::optional<std::vector<int32_t>> render_completion(const std::vector<ChatTurn
 }
 
 RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
-    const auto groups = read_comparison_groups(cfg, kSplitStream);
+    const auto groups = read_comparison_groups(cfg, seed_stream::kRewardSplit);
     std::map<size_t, int64_t> k_counts;
     for (const auto& g : groups.train) ++k_counts[g.responses.size()];
     std::string k_text;
@@ -132,7 +129,7 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
         }
         data.reference_source = "the best response of each training group";
     }
-    seeded_shuffle(reference, cfg.runtime.seed ^ kReferenceStream);
+    seeded_shuffle(reference, stream_seed(cfg.runtime.seed, seed_stream::kRewardReference));
     if (reference.size() > static_cast<size_t>(cfg.reward.reference_count)) reference.resize(static_cast<size_t>(cfg.reward.reference_count));
     data.reference = std::move(reference);
     return data;
@@ -197,7 +194,7 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
         std::vector<RankedBatch> micro_batches;
         for (const uint64_t index : next_micro_batches(state, cfg)) {
             std::vector<const RenderedGroup*> groups;
-            for (int64_t i : sampler.batch(cfg.runtime.seed ^ kTrainDataStream, index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
+            for (int64_t i : sampler.batch(stream_seed(cfg.runtime.seed, seed_stream::kRewardData), index)) groups.push_back(&data.train[static_cast<size_t>(i)]);
             // In runs of at most reward.micro_batch_tokens: the same gradient, bounded activations.
             for (const auto& run : split_by_tokens(groups, cfg.reward.micro_batch_tokens)) {
                 micro_batches.push_back(to_device(collate_groups(run, tokenizer.pad_id()), rt.device));

@@ -8,6 +8,7 @@
 //
 //   rlhf train configs/sft/gsm8k.yaml
 #include "rlhf/core/eval_mode.h"
+#include "rlhf/core/seed_streams.h"
 #include "rlhf/stages/sft.h"
 
 #include <spdlog/spdlog.h>
@@ -43,9 +44,6 @@ namespace rlhf {
 
 namespace {
 
-constexpr uint64_t kTrainDataStream = 0x7366742d74726e00ULL;
-constexpr uint64_t kSplitStream = 0x7366742d73706c74ULL;
-
 struct SftData {
     std::vector<SftExample> train, val;
     std::vector<std::vector<ChatTurn>> val_prompts;  // the val conversations without their final reply
@@ -59,7 +57,7 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     read.messages_field = cfg.data.fields.messages;
     read.skip_bad = cfg.data.on_error == "skip";
     const auto convs = read_train_val<SftReadStats>(
-        cfg, kSplitStream, [&](const auto& files, SftReadStats* stats) { return read_sft_examples(files, read, stats); });
+        cfg, seed_stream::kSftSplit, [&](const auto& files, SftReadStats* stats) { return read_sft_examples(files, read, stats); });
 
     const int64_t max_ids = int64_t{cfg.model.block_size} + 1;
     int64_t prompt_cut = 0, reply_cut = 0, dropped = 0;
@@ -207,7 +205,7 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
     };
     // One step: this rank's batches (padded or packed) -> forward/backward on the reply tokens -> AdamW.
     auto train_step = [&](double lr) {
-        const uint64_t seed = cfg.runtime.seed ^ kTrainDataStream;
+        const uint64_t seed = stream_seed(cfg.runtime.seed, seed_stream::kSftData);
         std::vector<LmBatch> micro_batches;
         for (const uint64_t index : next_micro_batches(state, cfg)) {
             micro_batches.push_back(to_device(batcher.batch(seed, index), rt.device));

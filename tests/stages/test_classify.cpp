@@ -358,12 +358,6 @@ struct ClassifyFixture {
     }
 };
 
-std::vector<nlohmann::json> records_of(const std::filesystem::path& run, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
-    return out;
-}
-
 }  // namespace
 
 // Classify: a pre-trained tiny model learns a task, resumes exactly, and rlhf eval scores it.
@@ -372,10 +366,10 @@ TEST_CASE("classify: learns, resumes exactly, rlhf eval scores it",
     ClassifyFixture f;
     RunConfig cfg = f.config("run");
     REQUIRE(run_classify(cfg, {}) == 0);
-    const auto evals = records_of(f.dir / "run", "eval");
+    const auto evals = test::metric_records(f.dir / "run", "eval");
     REQUIRE(evals.size() == 3);  // steps 0, 30, 60
     CHECK(evals.back()["val_accuracy"].get<double>() > evals.back()["majority_accuracy"].get<double>() + 0.15);
-    const auto steps = records_of(f.dir / "run", "train");
+    const auto steps = test::metric_records(f.dir / "run", "train");
     REQUIRE(steps.size() == 60);
     CHECK(steps.front().contains("lm_loss"));
     CHECK(steps.back()["task_loss"].get<double>() < steps.front()["task_loss"].get<double>());
@@ -388,7 +382,7 @@ TEST_CASE("classify: learns, resumes exactly, rlhf eval scores it",
     StageOptions resume;
     resume.resume = true;
     REQUIRE(run_classify(second, resume) == 0);
-    const auto resumed = records_of(f.dir / "resumed", "train");
+    const auto resumed = test::metric_records(f.dir / "resumed", "train");
     REQUIRE(resumed.size() == 60);
     for (size_t i = 30; i < 60; ++i) CHECK(resumed[i]["loss"].get<double>() == steps[i]["loss"].get<double>());
     auto a = load_task_model(f.dir / "run", torch::kCPU), b = load_task_model(f.dir / "resumed", torch::kCPU);
@@ -450,7 +444,7 @@ TEST_CASE("classify: from scratch, regression and multiple choice run",
     sim.train.max_steps = 10;
     sim.train.eval_every = 10;
     REQUIRE(run_classify(sim, {}) == 0);
-    const auto sim_evals = records_of(f.dir / "stsb", "eval");
+    const auto sim_evals = test::metric_records(f.dir / "stsb", "eval");
     REQUIRE_FALSE(sim_evals.empty());
     CHECK(sim_evals.back().contains("val_pearson"));
     const auto ev = test::run_cli("eval --task stsb --data " + test::shell_quote((f.dir / "stsb.tsv").string()) +
@@ -471,7 +465,7 @@ TEST_CASE("classify: from scratch, regression and multiple choice run",
     mc.train.max_steps = 10;
     mc.train.eval_every = 10;
     REQUIRE(run_classify(mc, {}) == 0);
-    CHECK(records_of(f.dir / "cloze", "eval").back().contains("val_accuracy"));
+    CHECK(test::metric_records(f.dir / "cloze", "eval").back().contains("val_accuracy"));
 }
 
 TEST_CASE("classify: bad input is one clear line", "[integration][classify]") {

@@ -42,18 +42,12 @@ test::CommandResult run_ok(const std::string& args) {
     return r;
 }
 
-std::vector<nlohmann::json> train_records(const std::filesystem::path& run) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == "train") out.push_back(r);
-    return out;
-}
-
 // Per-step losses of two runs agree to `tol` from `first_step` on (both must have the steps).
 void require_same_losses(const std::filesystem::path& a, const std::filesystem::path& b, double tol,
                          int64_t first_step = 1) {
     std::map<int64_t, double> la, lb;
-    for (const auto& r : train_records(a)) la[r["step"].get<int64_t>()] = r["loss"].get<double>();
-    for (const auto& r : train_records(b)) lb[r["step"].get<int64_t>()] = r["loss"].get<double>();
+    for (const auto& r : test::metric_records(a, "train")) la[r["step"].get<int64_t>()] = r["loss"].get<double>();
+    for (const auto& r : test::metric_records(b, "train")) lb[r["step"].get<int64_t>()] = r["loss"].get<double>();
     REQUIRE(!lb.empty());
     int compared = 0;
     for (const auto& [step, loss] : lb) {
@@ -235,7 +229,7 @@ TEST_CASE("2 ranks run PPO as 1 process does, PPO-ptx and eval included",
     two.ppo.rollout_chunk = 2;  // 3 rollouts per rank in chunks of 2 + 1: the samples do not depend on it
     run_ok("train " + ws.file(one, "one"));
     run_ok(launch(2) + "train " + ws.file(two, "two"));
-    auto a = train_records(ws.dir / "one"), b = train_records(ws.dir / "two");
+    auto a = test::metric_records(ws.dir / "one", "train"), b = test::metric_records(ws.dir / "two", "train");
     REQUIRE(a.size() == 10);
     REQUIRE(b.size() == 10);
     for (size_t i = 0; i < a.size(); ++i) {
@@ -269,7 +263,7 @@ TEST_CASE("2 ranks run PPO as 1 process does, PPO-ptx and eval included",
     run_ok(launch(2) + "train " + ws.file(part, "part"));
     part.train.max_steps = 10;
     run_ok("train " + ws.file(part, "part") + " --resume");
-    auto c = train_records(ws.dir / "part");
+    auto c = test::metric_records(ws.dir / "part", "train");
     REQUIRE(c.size() == 10);
     for (size_t i = 5; i < c.size(); ++i) {
         INFO("step " << i + 1);
@@ -354,7 +348,7 @@ TEST_CASE("SIGTERM to the launcher stops every rank at the same step",
     CHECK_THAT(r.output, Contains("launch exit 143"));
     const auto latest = latest_checkpoint(ws.dir / "stopped");
     REQUIRE(!latest.empty());
-    CHECK(read_checkpoint_info(latest).state.step == train_records(ws.dir / "stopped").back()["step"].get<int64_t>());
+    CHECK(read_checkpoint_info(latest).state.step == test::metric_records(ws.dir / "stopped", "train").back()["step"].get<int64_t>());
     // The resume hint is the launch the user typed, not one rank's own command.
     CHECK_THAT(r.output, Contains("continue with: ") && Contains(" launch --nproc-per-node 2 --master-port ") &&
                              Contains(" train ") && Contains(" --resume"));

@@ -19,6 +19,7 @@
 #include "rlhf/stages/pretrain.h"
 #include "rlhf/train/lm_step.h"
 #include "rlhf/train/metrics.h"
+#include "support/greetings.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
@@ -26,32 +27,14 @@ using Catch::Contains;
 
 namespace {
 
-const char* kNames[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
-
-// "Greet NAME": a polite greeting with the name beats one without it, which beats a rude one;
-// K = 3 or 4 (two equally rude answers tie: 5 ordered pairs, not 6).
-std::string ranked_greetings(int n) {
-    std::string out;
-    for (int i = 0; i < n; ++i) {
-        const std::string name = kNames[i % 10];
-        if (i % 2 == 0) {
-            out += "{\"prompt\": \"Greet " + name + "\", \"responses\": [\"Hello " + name + ".\", \"Hello.\", \"Go away.\"]}\n";
-        } else {
-            out += "{\"prompt\": \"Greet " + name + "\", \"responses\": [\"Go away.\", \"Hello " + name +
-                   ".\", \"Bye.\", \"Hello.\"], \"ranks\": [2, 0, 2, 1]}\n";
-        }
-    }
-    return out;
-}
-
-struct PretrainedTiny {
+struct DpoBase {
     test::TempDir dir;
-    PretrainedTiny() {
+    DpoBase() {
         test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Greet Hello Go away Bye\n");
         RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
         cfg.train.max_steps = 20;
         REQUIRE(run_pretrain(cfg, {}) == 0);
-        test::write_text(dir / "ranked.jsonl", ranked_greetings(120));
+        test::write_text(dir / "ranked.jsonl", test::ranked_greetings(120));
     }
     RunConfig dpo_config(const std::string& out) const {
         RunConfig cfg;
@@ -79,12 +62,6 @@ struct PretrainedTiny {
         return cfg;
     }
 };
-
-std::vector<nlohmann::json> records(const std::filesystem::path& run, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
-    return out;
-}
 
 std::vector<double> as_vector(const torch::Tensor& t) {
     auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
@@ -208,10 +185,10 @@ TEST_CASE("DPO rows: one per completion, response log-probs summed", "[unit][dpo
 
 // DPO from a model equal to its reference starts at ln 2 and learns the rankings.
 TEST_CASE("DPO starts at ln 2 from its reference and learns rankings", "[integration][dpo]") {
-    PretrainedTiny base;
+    DpoBase base;
     RunConfig cfg = base.dpo_config("dpo");
     REQUIRE(run_dpo(cfg, {}) == 0);
-    auto evals = records(cfg.out_dir, "eval"), train = records(cfg.out_dir, "train");
+    auto evals = test::metric_records(cfg.out_dir, "eval"), train = test::metric_records(cfg.out_dir, "train");
     REQUIRE(evals.size() == 3);  // steps 0, 20, 40
     REQUIRE(train.size() == 40);
     INFO(evals.front().dump() << "\n" << evals.back().dump());
@@ -251,7 +228,7 @@ TEST_CASE("DPO starts at ln 2 from its reference and learns rankings", "[integra
     other.dpo.reference = cfg.out_dir;
     other.train.max_steps = 1;
     REQUIRE(run_dpo(other, {}) == 0);
-    auto other_evals = records(other.out_dir, "eval");
+    auto other_evals = test::metric_records(other.out_dir, "eval");
     REQUIRE(other_evals.front()["val_margin"].get<double>() < -0.5);
     info = read_checkpoint_info(resolve_checkpoint(other.out_dir));
     REQUIRE_THAT(info.stage_state["lineage"]["reference"].get<std::string>(), Contains("dpo"));
@@ -259,7 +236,7 @@ TEST_CASE("DPO starts at ln 2 from its reference and learns rankings", "[integra
 
 // DPO run resumed from a checkpoint equals an uninterrupted run.
 TEST_CASE("a resumed DPO run equals an uninterrupted one", "[integration][dpo]") {
-    PretrainedTiny base;
+    DpoBase base;
     RunConfig full = base.dpo_config("full");
     full.train.max_steps = 20;
     full.train.eval_every = 10;
@@ -273,7 +250,7 @@ TEST_CASE("a resumed DPO run equals an uninterrupted one", "[integration][dpo]")
     StageOptions resume;
     resume.resume = true;
     REQUIRE(run_dpo(part, resume) == 0);
-    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    auto a = test::metric_records(full.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
     REQUIRE(a.size() == 20);
     REQUIRE(b.size() == 20);
     for (size_t i = 0; i < a.size(); ++i) {
@@ -282,7 +259,7 @@ TEST_CASE("a resumed DPO run equals an uninterrupted one", "[integration][dpo]")
             REQUIRE(a[i][key].get<double>() == b[i][key].get<double>());
         }
     }
-    auto ea = records(full.out_dir, "eval"), eb = records(part.out_dir, "eval");
+    auto ea = test::metric_records(full.out_dir, "eval"), eb = test::metric_records(part.out_dir, "eval");
     REQUIRE(ea.back()["val_loss"].get<double>() == eb.back()["val_loss"].get<double>());
     auto ma = load_model_from_checkpoint(full.out_dir, torch::kCPU), mb = load_model_from_checkpoint(part.out_dir, torch::kCPU);
     auto pa = ma.model->named_parameters(), pb = mb.model->named_parameters();
@@ -290,18 +267,18 @@ TEST_CASE("a resumed DPO run equals an uninterrupted one", "[integration][dpo]")
 
     // The resumed run needs no reference model: it reads the cached log-probs, which must belong
     // to the same data.
-    test::write_text(base.dir / "more.jsonl", ranked_greetings(130));
+    test::write_text(base.dir / "more.jsonl", test::ranked_greetings(130));
     part.data.files = {(base.dir / "more.jsonl").string()};
     part.train.max_steps = 22;
     REQUIRE_THROWS_WITH(run_dpo(part, resume), Contains("differ from those the run started with"));
 }
 
 TEST_CASE("DPO input errors are one clear line", "[integration][dpo]") {
-    PretrainedTiny base;
+    DpoBase base;
     // Every group has a completion longer than the 32-token window: no pair is left.
     std::string too_long;
     for (int i = 0; i < 10; ++i) {
-        too_long += std::string("{\"prompt\": \"Greet ") + kNames[i] + "\", \"chosen\": \"Hello " + kNames[i] +
+        too_long += std::string("{\"prompt\": \"Greet ") + test::kGreetNames[i] + "\", \"chosen\": \"Hello " + test::kGreetNames[i] +
                     ", it is a great pleasure to meet you today.\", \"rejected\": \"Go away.\"}\n";
     }
     test::write_text(base.dir / "long.jsonl", too_long);

@@ -101,12 +101,6 @@ struct GuessTiny {
     }
 };
 
-std::vector<nlohmann::json> train_records(const std::string& run) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(std::filesystem::path(run) / "metrics.jsonl")) if (r["type"] == "train") out.push_back(r);
-    return out;
-}
-
 double mean_accuracy(const std::vector<nlohmann::json>& steps, size_t from, size_t to) {
     double s = 0;
     for (size_t i = from; i < to; ++i) s += steps[i]["checker_accuracy"].get<double>();
@@ -123,7 +117,7 @@ TEST_CASE("grpo and rloo raise a checker's reward, no critic", "[integration][gr
         RunConfig cfg = guess.grpo_config(advantage);
         cfg.ppo.advantage = advantage;
         REQUIRE(run_ppo(cfg, {}) == 0);
-        auto steps = train_records(cfg.out_dir);
+        auto steps = test::metric_records(cfg.out_dir, "train");
         REQUIRE(steps.size() == 25);
         INFO(steps.front().dump() << "\n" << steps.back().dump());
         for (const auto& s : steps) {
@@ -166,7 +160,7 @@ TEST_CASE("grpo resumed equals an uninterrupted run", "[integration][grpo]") {
     StageOptions resume;
     resume.resume = true;
     REQUIRE(run_ppo(part, resume) == 0);
-    auto a = train_records(full.out_dir), b = train_records(part.out_dir);
+    auto a = test::metric_records(full.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
     REQUIRE(a.size() == 6);
     REQUIRE(b.size() == 6);
     for (size_t i = 0; i < a.size(); ++i) {

@@ -12,14 +12,13 @@
 #include "rlhf/stages/reward.h"
 #include "rlhf/stages/sft.h"
 #include "rlhf/train/metrics.h"
+#include "support/greetings.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
 using Catch::Contains;
 
 namespace {
-
-const char* kNames[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
 
 RunConfig base_config(const std::string& stage, const std::filesystem::path& dir, const std::string& out,
                       const std::string& init_from) {
@@ -50,7 +49,7 @@ struct SftTiny {
         REQUIRE(run_pretrain(pre, {}) == 0);
         std::string sft, prompts;
         for (int i = 0; i < 100; ++i) {
-            const std::string name = kNames[i % 10];
+            const std::string name = test::kGreetNames[i % 10];
             sft += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
             if (i < 10) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
         }
@@ -99,12 +98,6 @@ struct SftTiny {
     }
 };
 
-std::vector<nlohmann::json> records(const std::filesystem::path& run, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
-    return out;
-}
-
 double mean_of(const std::vector<nlohmann::json>& recs, size_t from, size_t to, const char* key) {
     double s = 0;
     for (size_t i = from; i < to; ++i) s += recs[i][key].get<double>();
@@ -122,7 +115,7 @@ TEST_CASE("ppo raises a toy reward, KL finite, invariants hold", "[integration][
     // that re-padding leaves every row's log-probs as they were.
     cfg.ppo.rollout_chunk = 5;
     REQUIRE(run_ppo(cfg, {}) == 0);
-    auto steps = records(cfg.out_dir, "train");
+    auto steps = test::metric_records(cfg.out_dir, "train");
     REQUIRE(steps.size() == 30);
     INFO(steps.front().dump() << "\n" << steps.back().dump());
     // The policy starts as the reference: the first iteration's KL is exactly 0.
@@ -144,7 +137,7 @@ TEST_CASE("ppo raises a toy reward, KL finite, invariants hold", "[integration][
     // The KL it pays for that stays well below what it earns: β·KL < the score gained.
     const auto& end = steps.back();
     REQUIRE(end["beta"].get<double>() * end["kl"].get<double>() < end["score_mean"].get<double>() - first);
-    auto evals = records(cfg.out_dir, "eval");
+    auto evals = test::metric_records(cfg.out_dir, "eval");
     REQUIRE(evals.size() == 3);
 }
 
@@ -160,7 +153,7 @@ TEST_CASE("ppo without advantage whitening still learns",
     kept.ppo.whiten_advantages = false;
     REQUIRE(run_ppo(whitened, {}) == 0);
     REQUIRE(run_ppo(kept, {}) == 0);
-    auto w = records(whitened.out_dir, "train"), k = records(kept.out_dir, "train");
+    auto w = test::metric_records(whitened.out_dir, "train"), k = test::metric_records(kept.out_dir, "train");
     // The same rollouts (the same policy samples them); the first update then differs only in
     // the advantages' scale: whitened to std 1 against the raw spread of a few 'o' tokens.
     REQUIRE(w.front()["score_mean"] == k.front()["score_mean"]);
@@ -179,7 +172,7 @@ TEST_CASE("ppo.reference_temperature sets the KL's reference", "[integration][pp
         cfg.checkpoint.every = 0;
         cfg.train.eval_every = 0;
         REQUIRE(run_ppo(cfg, {}) == 0);
-        return records(cfg.out_dir, "train").front();
+        return test::metric_records(cfg.out_dir, "train").front();
     };
     // The policy starts as the reference. At the rollout's own temperature (1, and 0 = the
     // rollout's) the KL of the first rollouts is 0; against the same model sharpened to T = 0.5 it
@@ -211,7 +204,7 @@ TEST_CASE("ppo resumed from a checkpoint equals an uninterrupted run", "[integra
     StageOptions resume;
     resume.resume = true;
     REQUIRE(run_ppo(part, resume) == 0);
-    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    auto a = test::metric_records(full.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
     REQUIRE(a.size() == 6);
     REQUIRE(b.size() == 6);
     for (size_t i = 0; i < a.size(); ++i) {
@@ -262,7 +255,7 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
     chunked.ppo.rollout_chunk = 5;
     REQUIRE(run_ppo(whole, {}) == 0);
     REQUIRE(run_ppo(chunked, {}) == 0);
-    auto a = records(whole.out_dir, "train"), b = records(chunked.out_dir, "train");
+    auto a = test::metric_records(whole.out_dir, "train"), b = test::metric_records(chunked.out_dir, "train");
     REQUIRE(a.size() == 4);
     REQUIRE(b.size() == 4);
     for (size_t i = 0; i < a.size(); ++i) {
@@ -296,7 +289,7 @@ TEST_CASE("ppo resumes against its own SFT checkpoint",
     REQUIRE(resolve_checkpoint(sft.dir / "sft") != started_from);
     part.train.max_steps = 4;
     REQUIRE(run_ppo(part, resume) == 0);
-    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    auto a = test::metric_records(full.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
     REQUIRE(b.size() == 4);
     for (size_t i = 0; i < a.size(); ++i) {
         INFO("step " << i + 1);
@@ -342,7 +335,7 @@ TEST_CASE("ppo with PPO-ptx and bf16 frozen models", "[integration][ppo]") {
     cfg.ppo.frozen_dtype = "bfloat16";
     cfg.runtime.dtype = "bfloat16";  // the run-time invariants hold within bf16's tolerances
     REQUIRE(run_ppo(cfg, {}) == 0);
-    auto steps = records(cfg.out_dir, "train");
+    auto steps = test::metric_records(cfg.out_dir, "train");
     REQUIRE(steps.size() == 3);
     for (const auto& s : steps) {
         // Measured ~0.0002-0.0015 here; the run stops (check_invariants: error) beyond 0.02.

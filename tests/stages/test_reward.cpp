@@ -10,6 +10,7 @@
 #include "rlhf/stages/reward.h"
 #include "rlhf/train/metrics.h"
 #include "rlhf/train/reward_step.h"
+#include "support/greetings.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
@@ -17,34 +18,16 @@ using Catch::Contains;
 
 namespace {
 
-const char* kNames[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
-
-// "Greet NAME": a polite greeting with the name beats one without it, which beats a rude one;
-// K = 3 or 4 (two equally rude answers tie).
-std::string ranked_greetings(int n) {
-    std::string out;
-    for (int i = 0; i < n; ++i) {
-        const std::string name = kNames[i % 10];
-        if (i % 2 == 0) {
-            out += "{\"prompt\": \"Greet " + name + "\", \"responses\": [\"Hello " + name + ".\", \"Hello.\", \"Go away.\"]}\n";
-        } else {
-            out += "{\"prompt\": \"Greet " + name + "\", \"responses\": [\"Go away.\", \"Hello " + name +
-                   ".\", \"Bye.\", \"Hello.\"], \"ranks\": [2, 0, 2, 1]}\n";
-        }
-    }
-    return out;
-}
-
-struct PretrainedTiny {
+struct RewardBase {
     test::TempDir dir;
-    PretrainedTiny() {
+    RewardBase() {
         test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Greet Hello Go away Bye\n");
         RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
         cfg.train.max_steps = 20;
         REQUIRE(run_pretrain(cfg, {}) == 0);
-        test::write_text(dir / "ranked.jsonl", ranked_greetings(120));
+        test::write_text(dir / "ranked.jsonl", test::ranked_greetings(120));
         std::string demos;
-        for (const char* name : kNames) demos += std::string("{\"prompt\": \"Greet ") + name + "\", \"response\": \"Hello " + name + ".\"}\n";
+        for (const char* name : test::kGreetNames) demos += std::string("{\"prompt\": \"Greet ") + name + "\", \"response\": \"Hello " + name + ".\"}\n";
         test::write_text(dir / "demos.jsonl", demos);
     }
     RunConfig reward_config(const std::string& out) const {
@@ -74,20 +57,14 @@ struct PretrainedTiny {
     }
 };
 
-std::vector<nlohmann::json> records(const std::filesystem::path& run, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
-    return out;
-}
-
 }  // namespace
 
 // Reward model learns the rankings and is normalised on the demonstrations.
 TEST_CASE("reward model learns the rankings and is normalised", "[integration][reward]") {
-    PretrainedTiny base;
+    RewardBase base;
     RunConfig cfg = base.reward_config("rm");
     REQUIRE(run_reward(cfg, {}) == 0);
-    auto evals = records(cfg.out_dir, "eval");
+    auto evals = test::metric_records(cfg.out_dir, "eval");
     REQUIRE(evals.size() == 3);  // steps 0, 30, 60
     INFO(evals.front().dump() << "\n" << evals.back().dump());
     REQUIRE(evals.back()["val_accuracy"].get<double>() >= 0.9);
@@ -100,7 +77,7 @@ TEST_CASE("reward model learns the rankings and is normalised", "[integration][r
     REQUIRE_THAT(rm.info.stage_state["lineage"]["checkpoint"].get<std::string>(), Contains("base"));
     REQUIRE(rm.model->score->norm_bias.item<double>() != 0.0);
     std::vector<std::vector<int32_t>> demos;
-    for (const char* name : kNames) {
+    for (const char* name : test::kGreetNames) {
         demos.push_back(render_conversation({{"user", std::string("Greet ") + name}, {"assistant", std::string("Hello ") + name + "."}},
                                             rm.tokenizer).ids);
     }
@@ -122,7 +99,7 @@ TEST_CASE("reward model learns the rankings and is normalised", "[integration][r
 
 // Reward run resumed from a checkpoint equals an uninterrupted run.
 TEST_CASE("a resumed reward run equals an uninterrupted one", "[integration][reward]") {
-    PretrainedTiny base;
+    RewardBase base;
     RunConfig full = base.reward_config("full");
     full.train.max_steps = 30;
     full.train.eval_every = 0;
@@ -135,7 +112,7 @@ TEST_CASE("a resumed reward run equals an uninterrupted one", "[integration][rew
     StageOptions resume;
     resume.resume = true;
     REQUIRE(run_reward(part, resume) == 0);
-    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    auto a = test::metric_records(full.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
     REQUIRE(a.size() == 30);
     REQUIRE(b.size() == 30);
     for (size_t i = 0; i < a.size(); ++i) {
@@ -149,9 +126,9 @@ TEST_CASE("a resumed reward run equals an uninterrupted one", "[integration][rew
 }
 
 TEST_CASE("reward input errors are one clear line", "[integration][reward]") {
-    PretrainedTiny base;
+    RewardBase base;
     RunConfig cfg = base.reward_config("bad");
-    test::write_text(base.dir / "short.jsonl", ranked_greetings(4) + "{\"prompt\": \"Greet Ben\", \"responses\": [\"Hi\"]}\n");
+    test::write_text(base.dir / "short.jsonl", test::ranked_greetings(4) + "{\"prompt\": \"Greet Ben\", \"responses\": [\"Hi\"]}\n");
     cfg.data.files = {(base.dir / "short.jsonl").string()};
     REQUIRE_THROWS_WITH(run_reward(cfg, {}), Contains("short.jsonl:5") && Contains("at least 2 responses"));
 

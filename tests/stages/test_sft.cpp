@@ -9,6 +9,7 @@
 #include "rlhf/stages/sft.h"
 #include "rlhf/stages/start_point.h"
 #include "rlhf/train/metrics.h"
+#include "support/greetings.h"
 #include "support/helpers.h"
 
 using namespace rlhf;
@@ -16,25 +17,14 @@ using Catch::Contains;
 
 namespace {
 
-// A short demo: "Greet NAME" -> "Hello NAME." (fits the tiny model's 32-token window).
-std::string greetings(int n) {
-    const char* names[] = {"Anna", "Ben", "Clara", "David", "Ella", "Finn", "Grace", "Hugo", "Iris", "Jack"};
-    std::string out;
-    for (int i = 0; i < n; ++i) {
-        std::string name = names[i % 10];
-        out += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
-    }
-    return out;
-}
-
-struct PretrainedTiny {
+struct SftBase {
     test::TempDir dir;
-    PretrainedTiny() {
+    SftBase() {
         test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Greet Hello\n");
         RunConfig cfg = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
         cfg.train.max_steps = 20;
         REQUIRE(run_pretrain(cfg, {}) == 0);
-        test::write_text(dir / "sft.jsonl", greetings(200));
+        test::write_text(dir / "sft.jsonl", test::greeting_demos(200));
     }
     RunConfig sft_config(const std::string& out) const {
         RunConfig cfg;
@@ -63,20 +53,14 @@ struct PretrainedTiny {
     }
 };
 
-std::vector<nlohmann::json> records(const std::filesystem::path& run, const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
-    return out;
-}
-
 }  // namespace
 
 // Sft lowers val loss, learns to stop, and grows the vocabulary by the chat tokens.
 TEST_CASE("sft lowers val loss, learns to stop, adds the chat tokens", "[integration][sft]") {
-    PretrainedTiny base;
+    SftBase base;
     RunConfig cfg = base.sft_config("sft");
     REQUIRE(run_sft(cfg, {}) == 0);
-    auto evals = records(cfg.out_dir, "eval");
+    auto evals = test::metric_records(cfg.out_dir, "eval");
     REQUIRE(evals.size() == 3);  // steps 0, 60, 120
     INFO(evals.front().dump() << "\n" << evals.back().dump());
     REQUIRE(evals.back()["val_loss"].get<double>() < 0.5 * evals.front()["val_loss"].get<double>());
@@ -90,7 +74,7 @@ TEST_CASE("sft lowers val loss, learns to stop, adds the chat tokens", "[integra
 }
 
 TEST_CASE("sft resumed from a checkpoint equals an uninterrupted run", "[integration][sft]") {
-    PretrainedTiny base;
+    SftBase base;
     RunConfig full = base.sft_config("full");
     full.data.packing = true;
     full.train.max_steps = 40;
@@ -103,7 +87,7 @@ TEST_CASE("sft resumed from a checkpoint equals an uninterrupted run", "[integra
     StageOptions resume;
     resume.resume = true;
     REQUIRE(run_sft(part, resume) == 0);
-    auto a = records(full.out_dir, "train"), b = records(part.out_dir, "train");
+    auto a = test::metric_records(full.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
     REQUIRE(a.size() == 40);
     REQUIRE(b.size() == 40);
     for (size_t i = 0; i < a.size(); ++i) {
@@ -113,12 +97,12 @@ TEST_CASE("sft resumed from a checkpoint equals an uninterrupted run", "[integra
 }
 
 TEST_CASE("sft input errors are one clear line", "[integration][sft]") {
-    PretrainedTiny base;
+    SftBase base;
     RunConfig cfg = base.sft_config("bad");
     cfg.init_from = (base.dir / "nope").string();
     REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("init_from") && Contains("does not exist"));
 
-    test::write_text(base.dir / "broken.jsonl", greetings(3) + "{\"prompt\": \"x\"\n");
+    test::write_text(base.dir / "broken.jsonl", test::greeting_demos(3) + "{\"prompt\": \"x\"\n");
     cfg = base.sft_config("bad2");
     cfg.data.files = {(base.dir / "broken.jsonl").string()};
     REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("broken.jsonl:4") && Contains("invalid JSON"));

@@ -2,6 +2,7 @@
 
 #include "rlhf/data/chat_format.h"
 #include "rlhf/tokenizer/train.h"
+#include "rlhf/train/metrics.h"
 
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
@@ -81,6 +82,12 @@ fs::path shared_data_or_skip(const std::string& relative) {
 void write_text(const fs::path& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary);
     out << text;
+}
+
+std::vector<nlohmann::json> metric_records(const fs::path& run, const std::string& type) {
+    std::vector<nlohmann::json> out;
+    for (const auto& r : read_metrics(run / "metrics.jsonl")) if (r["type"] == type) out.push_back(r);
+    return out;
 }
 
 ModelConfig tiny_model(int vocab_size) {

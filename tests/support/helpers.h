@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ void copy_cached_fixture(const std::string& name, const std::function<void(const
 fs::path shared_data_or_skip(const std::string& relative);
 
 void write_text(const fs::path& path, const std::string& text);
+
+// The records of one type ("train", "eval", ...) of a run's metrics.jsonl, in order.
+std::vector<nlohmann::json> metric_records(const fs::path& run, const std::string& type);
 
 // A tiny model config (2 layers, 32 wide, context 32) for fast tests.
 ModelConfig tiny_model(int vocab_size = 64);
