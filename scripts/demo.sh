@@ -78,11 +78,11 @@ declare -A SMALL=(
     [grpo]="train.max_steps=20 train.eval_every=10 checkpoint.every=10 ppo.rollout_batch=16 ppo.minibatch=64"
 )
 declare -A TINY=(
-    [pretrain]="runtime.dtype=float32 train.max_steps=100 train.eval_every=100 checkpoint.every=100"
-    [sft]="runtime.dtype=float32 train.max_steps=60 train.eval_every=60 checkpoint.every=60 train.eval_prompts=8"
-    [reward]="runtime.dtype=float32 train.max_steps=20 train.eval_every=20 checkpoint.every=20 train.eval_batches=2"
+    [pretrain]="runtime.dtype=float32 train.max_steps=50 train.eval_every=50 checkpoint.every=50 train.eval_batches=2"
+    [sft]="runtime.dtype=float32 train.max_steps=30 train.eval_every=30 checkpoint.every=30 train.eval_prompts=8"
+    [reward]="runtime.dtype=float32 train.max_steps=12 train.eval_every=12 checkpoint.every=12 train.eval_batches=2"
     [ppo]="runtime.dtype=float32 train.max_steps=6 train.eval_every=6 checkpoint.every=6 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=8"
-    [dpo]="runtime.dtype=float32 train.max_steps=10 train.eval_every=10 checkpoint.every=10 train.eval_batches=2"
+    [dpo]="runtime.dtype=float32 train.max_steps=6 train.eval_every=6 checkpoint.every=6 train.eval_batches=2"
     [grpo]="runtime.dtype=float32 train.max_steps=4 train.eval_every=4 checkpoint.every=4 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=32"
 )
 EVAL_SAMPLES=4 EVAL_QUESTIONS=all RANKED_GROUPS=all
@@ -188,16 +188,23 @@ fi
 # 48 tokens: the longest demonstration (a padded answer) is 42 tokens and its EOS, so the EOS rate
 # counts answers that do not stop, not padded ones cut at eval's default 32 (9% of the labelers').
 # The tuned models' sampled answers also give their KL to the SFT model (--reference), at T = 1.
+# A stage's scores newer than its latest checkpoint are reused, as finished runs are.
 for stage in pretrain sft dpo grpo ppo; do
-    [ -n "$ONLY" ] && [ "$ONLY" != "$stage" ] && [ -f "$RUNS/eval/$stage.sampled.json" ] && continue
+    greedy=$RUNS/eval/$stage.greedy.json sampled=$RUNS/eval/$stage.sampled.json
+    checkpoint=$RUNS/$stage/checkpoints/latest/state.json
+    if [ -s "$greedy" ] && [ -s "$sampled" ] && [ "$greedy" -nt "$checkpoint" ] && [ "$sampled" -nt "$checkpoint" ]; then
+        echo "$stage: reusing $RUNS/eval/$stage.*.json"
+        continue
+    fi
     reference=()
     case "$stage" in dpo|grpo|ppo) reference=(--reference "$RUNS/sft") ;; esac
     $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$PROMPTS" --device "$DEVICE" --max-new-tokens 48 \
-        --out "$RUNS/eval/$stage.greedy.jsonl" | tail -n 1 > "$RUNS/eval/$stage.greedy.json"
+        --out "$RUNS/eval/$stage.greedy.jsonl" | tail -n 1 > "$greedy.tmp"
     $RLHF eval --checkpoint "$RUNS/$stage" --task ages --prompts "$PROMPTS" --device "$DEVICE" --max-new-tokens 48 \
         --temperature 1 --samples "$EVAL_SAMPLES" "${reference[@]}" --out "$RUNS/eval/$stage.sampled.jsonl" \
-        | tail -n 1 > "$RUNS/eval/$stage.sampled.json"
-    echo "$stage: greedy $(cat "$RUNS/eval/$stage.greedy.json")"
+        | tail -n 1 > "$sampled.tmp"
+    mv "$greedy.tmp" "$greedy" && mv "$sampled.tmp" "$sampled"
+    echo "$stage: greedy $(cat "$greedy")"
 done
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     scripts/plot_metrics.py "$RUNS/pretrain" "$RUNS/sft" "$RUNS/reward" "$RUNS/dpo" "$RUNS/grpo" "$RUNS/ppo" --out "$RUNS/plots"

@@ -47,4 +47,5 @@ TEST_CASE("scripts/gpt1_tasks.sh --small runs every task", "[integration][demo]"
     const auto again = test::run_shell(command);
     REQUIRE(again.exit_code == 0);
     CHECK_THAT(again.output, Contains("already at step 10"));
+    CHECK_THAT(again.output, Contains("reusing " + (dir / "runs" / "eval" / "scratch-rte.json").string()));
 }

@@ -1,6 +1,6 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-#include <torch/torch.h>
+#include <ATen/Parallel.h>
 
 #include "rlhf/core/logging.h"
 
