@@ -314,16 +314,22 @@ std::filesystem::path model_weights_file(const std::filesystem::path& step_dir, 
     throw Error("'" + weights + "' is not one of: auto, ema, raw", "--weights", "");
 }
 
+ModelKind model_kind(const CheckpointInfo& info) {
+    if (info.config.stage == "reward") return ModelKind::RewardModel;
+    if (info.config.stage == "classify") return ModelKind::TaskModel;
+    return ModelKind::LanguageModel;
+}
+
 LoadedModel load_model_from_checkpoint(const std::filesystem::path& path, const torch::Device& device,
                                        const std::string& weights) {
     LoadedModel out;
     const auto dir = resolve_checkpoint(path);
     out.info = read_checkpoint_info(dir);
-    if (out.info.config.stage == "reward") {
+    if (model_kind(out.info) == ModelKind::RewardModel) {
         throw Error("this is a reward-model checkpoint: it scores text and does not generate", dir.string(),
                     "use rlhf score --checkpoint " + path.string());
     }
-    if (out.info.config.stage == "classify") {
+    if (model_kind(out.info) == ModelKind::TaskModel) {
         throw Error("this is a task model (stage: classify): it labels text and does not generate", dir.string(),
                     "use rlhf eval --task sst2|rte|stsb|story-cloze --data FILE --checkpoint " + path.string());
     }
@@ -340,7 +346,7 @@ LoadedRewardModel load_reward_model_from_checkpoint(const std::filesystem::path&
     LoadedRewardModel out;
     const auto dir = resolve_checkpoint(path);
     out.info = read_checkpoint_info(dir);
-    if (out.info.config.stage != "reward") {
+    if (model_kind(out.info) != ModelKind::RewardModel) {
         throw Error("not a reward-model checkpoint (it was written by stage " + out.info.config.stage + ")", dir.string(),
                     "pass a checkpoint of a stage: reward run");
     }

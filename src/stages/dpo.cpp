@@ -104,7 +104,7 @@ Gpt load_reference(const RunConfig& cfg, const Tokenizer& tokenizer, const torch
                     "point it at an SFT run directory or one of its checkpoints (or remove it: init_from)");
     }
     *dir = resolve_checkpoint(cfg.dpo.reference);
-    if (read_checkpoint_info(*dir).config.stage == "reward") {
+    if (model_kind(read_checkpoint_info(*dir)) == ModelKind::RewardModel) {
         throw Error("dpo.reference is a reward model (" + dir->string() + ", stage: reward), not a policy", where,
                     "point it at the SFT run");
     }
@@ -154,7 +154,7 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
     const StageStart stage = begin_stage(cfg, opts.resume);
     const Runtime& rt = stage.rt;
     StartPoint start = load_start_point(cfg, stage.resume_dir);
-    if (!stage.resuming() && start.info.config.stage == "reward") {  // its trunk would silently become the policy
+    if (!stage.resuming() && model_kind(start.info) == ModelKind::RewardModel) {  // its trunk would silently become the policy
         throw Error("init_from is a reward model (" + start.dir.string() + ", stage: reward), not a policy",
                     cfg.source + ": init_from", "point init_from at the SFT run");
     }

@@ -150,7 +150,7 @@ RewardModel make_critic(const RunConfig& cfg, RunConfig sft_cfg, const rl::Respo
 StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, RunConfig* sft_cfg) {
     sft_cfg->init_from = pinned_checkpoint(started_from, "checkpoint", "weights_fnv1a64", cfg.init_from, "auto", "init_from");
     StartPoint sft = load_start_point(*sft_cfg, {});
-    if (sft.info.config.stage == "reward") {  // its trunk would silently become policy and reference
+    if (model_kind(sft.info) == ModelKind::RewardModel) {  // its trunk would silently become policy and reference
         throw Error("init_from is a reward model (" + sft.dir.string() + ", stage: reward), not a policy",
                     cfg.source + ": init_from", "point init_from at the SFT run; the reward model goes in ppo.reward_model");
     }

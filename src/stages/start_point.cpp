@@ -91,7 +91,7 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
         throw Error("tokenizer.path is not the tokenizer of init_from (" + start.dir.string() + ")",
                     cfg.source + ": tokenizer.path", "remove tokenizer.path: the tokenizer travels with the checkpoint");
     }
-    if (resume_dir.empty() && start.info.config.stage == "classify" && cfg.stage != "classify") {
+    if (resume_dir.empty() && model_kind(start.info) == ModelKind::TaskModel && cfg.stage != "classify") {
         // Its trunk was tuned to label one task; as a policy or a reward model it would start
         // from that without a word.
         throw Error("init_from is a task model (" + start.dir.string() + ", stage: classify)", cfg.source + ": init_from",

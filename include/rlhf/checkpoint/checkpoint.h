@@ -76,6 +76,12 @@ struct CheckpointInfo {
 };
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& step_dir);
 
+// What a checkpoint's weights are, from the stage that wrote them: a language model (pretrain,
+// sft, dpo, ppo: it generates), a reward model (a trunk with a scalar head: it scores), or a task
+// model (a trunk with a classification head: it labels).
+enum class ModelKind { LanguageModel, RewardModel, TaskModel };
+ModelKind model_kind(const CheckpointInfo& info);
+
 Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir);
 
 // Copies the stored weights (parameters and buffers) into `model`; a missing or differently
