@@ -4,7 +4,7 @@
 //      SFT weights, frozen; none with kl_coef 0), reward model (frozen, normalised; none with a
 //      checker alone), critic (gae only: a copy of the reward model with its normalisation folded
 //      into its head, or the SFT trunk with a zero head); dropout off in all of them; an AdamW for
-//      each of policy and critic; EMA weights; PPO-ptx windows
+//      each of policy and critic; EMA weights; PPO-ptx windows (built by stages/ppo_setup.h)
 //   3. prompts (data/prompt_set), rendered in the chat format, left-padded at rollout time; with
 //      a checker reward, each with its gold answer
 //   4. the loop, at the bottom, one PPO iteration per step (stages/ppo_iteration.h):
@@ -41,6 +41,7 @@
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/rewards.h"
 #include "rlhf/stages/ppo_iteration.h"
+#include "rlhf/stages/ppo_setup.h"
 #include "rlhf/stages/run_setup.h"
 #include "rlhf/stages/start_point.h"
 #include "rlhf/train/metrics.h"
@@ -50,197 +51,11 @@ namespace rlhf {
 
 namespace {
 
-// The checkpoint a frozen model comes from. A fresh run: the configured one. A resumed run: the
-// step directory its lineage recorded at the start, whose weights must still hash the same.
-// (Lineages written before the hashes existed give the directory alone, or nothing.)
-std::string pinned_checkpoint(const nlohmann::json& started_from, const char* dir_key, const char* hash_key,
-                              const std::string& configured, const char* weights, const char* config_key) {
-    if (configured.empty()) return configured;  // nothing to pin: a toy reward
-    if (!started_from.is_object() || !started_from.contains(dir_key) || !started_from[dir_key].is_string()) return configured;
-    const std::filesystem::path dir = started_from[dir_key].get<std::string>();
-    if (!std::filesystem::exists(dir / "state.json")) {
-        throw Error("the checkpoint this run started from (" + dir.string() + ") is gone", config_key,
-                    "restore it: resuming against another checkpoint would change the run");
-    }
-    if (started_from.contains(hash_key)) {
-        const std::string now = hex64(file_fnv1a64(model_weights_file(dir, weights)));
-        if (now != started_from[hash_key].get<std::string>()) {
-            throw Error("the weights of " + dir.string() + " changed since this run started from them (hash " +
-                            started_from[hash_key].get<std::string>() + ", now " + now + ")",
-                        config_key, "restore that checkpoint, or start a new run");
-        }
-    }
-    return dir.string();
-}
-
 NamedTensors named(torch::nn::Module& m) {
     NamedTensors out;
     for (const auto& item : m.named_parameters()) out.emplace_back(item.key(), item.value());
     for (const auto& item : m.named_buffers()) out.emplace_back(item.key(), item.value());
     return out;
-}
-
-// The frozen reward model of ppo.reward_model (pinned on resume), or the toy reward; and the
-// checker of ppo.reward: checker:NAME. `tokenizer` must outlive the scorer (it decodes for the checker).
-rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& started_from, const Tokenizer& tokenizer,
-                               const StartPoint& start, const torch::Device& device, std::filesystem::path* reward_dir) {
-    rl::ResponseScorer scorer;
-    scorer.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
-    scorer.eos_id = tokenizer.eos_id();
-    scorer.missing_eos_penalty = cfg.ppo.missing_eos_penalty;
-    scorer.missing_eos_score = cfg.ppo.missing_eos_score;
-    scorer.score_clip = cfg.ppo.score_clip;
-    if (cfg.ppo.reward != "model") {
-        scorer.checker = cfg.ppo.reward.substr(std::string("checker:").size());
-        scorer.tokenizer = &tokenizer;
-        scorer.checker_weight = cfg.ppo.checker_weight;
-        scorer.reward_model_weight = cfg.ppo.reward_model_weight;
-        scorer.format_reward = cfg.ppo.format_reward;
-        if (cfg.ppo.reward_model.empty()) return scorer;  // the checker alone
-    }
-    if (cfg.ppo.reward_model.empty()) {
-        const auto ids = tokenizer.encode(cfg.ppo.toy_reward.substr(6));
-        if (ids.size() != 1) {
-            throw Error("'" + cfg.ppo.toy_reward.substr(6) + "' is " + std::to_string(ids.size()) + " tokens, not one",
-                        cfg.source + ": ppo.toy_reward", "pick text that is a single token of the tokenizer");
-        }
-        scorer.toy_token = ids.front();
-        return scorer;
-    }
-    if (!std::filesystem::exists(cfg.ppo.reward_model)) {
-        throw Error("ppo.reward_model '" + cfg.ppo.reward_model + "' does not exist", cfg.source + ": ppo.reward_model",
-                    "point it at a reward run directory or one of its checkpoints");
-    }
-    LoadedRewardModel rm = load_reward_model_from_checkpoint(
-        pinned_checkpoint(started_from, "reward_model", "reward_model_weights_fnv1a64", cfg.ppo.reward_model, "raw",
-                          "ppo.reward_model"),
-        device);
-    if (!rm.tokenizer.same_vocabulary(tokenizer)) {
-        throw Error("the reward model's tokenizer is not the policy's (" + rm.info.dir.string() + " vs " +
-                        start.dir.string() + ")",
-                    cfg.source + ": ppo.reward_model", "train the reward model from the same SFT checkpoint");
-    }
-    if (rm.info.config.model.block_size < cfg.model.block_size) {
-        throw Error("the reward model's context (" + std::to_string(rm.info.config.model.block_size) +
-                        ") is shorter than the policy's", cfg.source + ": ppo.reward_model", "");
-    }
-    *reward_dir = rm.info.dir;
-    scorer.reward = rm.model;
-    for (auto& p : scorer.reward->parameters()) p.set_requires_grad(false);
-    if (scorer.frozen_bf16) scorer.reward->trunk_to_bf16();  // the head and its normalisation stay fp32
-    return scorer;
-}
-
-// The critic: a copy of the reward model on the scale of the normalised scores the returns hold,
-// or the SFT trunk with a head that predicts 0 until it learns (OpenAI's lm-human-preferences).
-RewardModel make_critic(const RunConfig& cfg, RunConfig sft_cfg, const rl::ResponseScorer& scorer,
-                        const std::filesystem::path& reward_dir) {
-    if (cfg.ppo.critic_from == "reward") {
-        RewardModel critic(scorer.reward->config());
-        load_model_weights(reward_dir, *critic);  // its own trunk: a copy, not the frozen reward model
-        critic->fold_normalisation();
-        return critic;
-    }
-    RewardModel critic(load_start_point(sft_cfg, {}).trunk);
-    critic->zero_head();
-    return critic;
-}
-
-// The SFT checkpoint: policy and reference start from it (pinned on resume); never a reward run.
-StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, RunConfig* sft_cfg) {
-    sft_cfg->init_from = pinned_checkpoint(started_from, "checkpoint", "weights_fnv1a64", cfg.init_from, "auto", "init_from");
-    StartPoint sft = load_start_point(*sft_cfg, {});
-    if (model_kind(sft.info) == ModelKind::RewardModel) {  // its trunk would silently become policy and reference
-        throw Error("init_from is a reward model (" + sft.dir.string() + ", stage: reward), not a policy",
-                    cfg.source + ": init_from", "point init_from at the SFT run; the reward model goes in ppo.reward_model");
-    }
-    return sft;
-}
-
-// The models on the device (the reference frozen, in bf16 with ppo.frozen_dtype), every rank
-// from rank 0's weights; the optimizers, the gradient sync, the EMA, PPO-ptx's windows, and the
-// rollouts' sampling options.
-void prepare_ppo_run(PpoRun& run, const Tokenizer& tokenizer) {
-    const RunConfig& cfg = run.cfg;
-    run.bf16 = wants_bf16(cfg.runtime.dtype);
-    run.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
-    run.check_invariants = cfg.ppo.check_invariants != "off";
-    run.critic_free = cfg.ppo.advantage != "gae";
-    run.loss.clip_low = cfg.ppo.clip_low > 0 ? cfg.ppo.clip_low : cfg.ppo.clip;
-    run.loss.clip_high = cfg.ppo.clip_high > 0 ? cfg.ppo.clip_high : cfg.ppo.clip;
-    run.loss.aggregation = cfg.ppo.loss_aggregation;
-    run.loss.max_tokens = cfg.ppo.max_new_tokens;
-    run.pad_id = tokenizer.pad_id();
-    if (run.reference) {
-        for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
-        run.reference->eval();
-        run.reference->to(run.device);
-        if (run.frozen_bf16) run.reference->to(torch::kBFloat16);
-    }
-    run.policy->to(run.device);
-    broadcast_module(*run.policy, run.dist);
-    run.policy->train();
-    run.policy_opt = std::make_unique<AdamW>(*run.policy, cfg.optim);
-    std::vector<torch::Tensor> trained = run.policy_opt->trained_parameters();
-    if (run.critic) {
-        run.critic->to(run.device);
-        broadcast_module(*run.critic, run.dist);
-        run.critic->train();
-        run.critic_opt = std::make_unique<AdamW>(*run.critic, cfg.optim);
-        for (const auto& p : run.critic_opt->trained_parameters()) trained.push_back(p);
-    }
-    run.grad_sync = std::make_unique<GradientSync>(run.dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    run.critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
-    if (cfg.ppo.ema_decay > 0) run.ema = std::make_unique<EmaWeights>(*run.policy, cfg.ppo.ema_decay);
-    if (cfg.ppo.ptx_coef > 0) run.ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
-    run.sampling.max_new_tokens = cfg.ppo.max_new_tokens;
-    run.sampling.temperature = cfg.ppo.temperature;
-    run.sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
-    run.sampling.top_p = 1.0;
-    run.sampling.stop_ids = {tokenizer.eos_id()};
-    run.sampling.vocab_limit = tokenizer.vocab_size();
-    run.sampling.bf16 = run.bf16;
-    run.sampling.throw_on_nonfinite = false;  // checked over all ranks, so that they stop together
-}
-
-// A resume: both optimizers, the EMA, β, the RNG streams and the loop's state from the checkpoint.
-TrainState restore_ppo_state(PpoRun& run, const std::filesystem::path& resume_dir, const StartPoint& start,
-                             rl::KlController& kl_ctl) {
-    OptimizerState saved = load_optimizer_state(resume_dir);
-    run.policy_opt->load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-    if (run.critic_opt) {
-        auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
-        run.critic_opt->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
-                                   start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
-                                   (resume_dir / "critic_optimizer.safetensors").string());
-    }
-    if (run.ema) run.ema->load(*run.policy, load_safetensors(resume_dir / kEmaFile).tensors, (resume_dir / kEmaFile).string());
-    kl_ctl.set_beta(start.info.stage_state.value("kl_beta", run.cfg.ppo.kl_coef));
-    restore_rng_states(resume_dir);
-    spdlog::info("resumed from {} (step {}, beta {:.4g})", resume_dir.string(), start.info.state.step, kl_ctl.beta());
-    return start.info.state;
-}
-
-PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
-    PromptSetOptions o;
-    o.field = cfg.data.fields.prompt.empty() ? "prompt" : cfg.data.fields.prompt;
-    o.skip_bad = cfg.data.on_error == "skip";
-    o.max_prompt_tokens = cfg.model.block_size - cfg.ppo.max_new_tokens;
-    o.room_explained = "block_size " + std::to_string(cfg.model.block_size) + " - ppo.max_new_tokens " +
-                       std::to_string(cfg.ppo.max_new_tokens);
-    o.val_fraction = cfg.data.val_fraction;
-    o.split_seed = stream_seed(cfg.runtime.seed, seed_stream::kPpoSplit);
-    o.eval_prompts = cfg.train.eval_prompts;
-    if (cfg.ppo.reward != "model") o.checker = cfg.ppo.reward.substr(std::string("checker:").size());
-    if (!cfg.data.fields.answer.empty()) o.answer_field = cfg.data.fields.answer;
-    PromptSet p = read_prompt_set(cfg.data.files, o, tokenizer);
-    spdlog::info("prompts: {} for training, {} for evaluation; {} longer than {} tokens left out", p.train.size(),
-                 p.eval.size(), p.too_long, o.max_prompt_tokens);
-    if (p.held_out_training > 0) {
-        spdlog::info("prompts: {} of the data.val_fraction held out are beyond train.eval_prompts = {} and train",
-                     p.held_out_training, cfg.train.eval_prompts);
-    }
-    return p;
 }
 
 // This rank's contiguous share of the iteration's rollouts — every prompt ppo.group_size times,

@@ -77,8 +77,8 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
 
     FitCounts counts;
     int64_t dropped = 0;
-    auto render = [&](const std::vector<RankedGroup>& groups, std::vector<RenderedGroup>& out) {
-        for (const auto& g : groups) {
+    auto render = [&](const std::vector<RankedGroup>& split, std::vector<RenderedGroup>& out) {
+        for (const auto& g : split) {
             RenderedGroup r;
             r.ranks = g.ranks;
             bool ok = true;

@@ -61,8 +61,8 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
 
     const int64_t max_ids = int64_t{cfg.model.block_size} + 1;
     int64_t prompt_cut = 0, reply_cut = 0, dropped = 0;
-    auto fit = [&](const std::vector<Conversation>& convs, std::vector<SftExample>& out) {
-        for (const auto& c : convs) {
+    auto fit = [&](const std::vector<Conversation>& split, std::vector<SftExample>& out) {
+        for (const auto& c : split) {
             auto r = render_conversation(c.turns, tokenizer);
             std::optional<RenderedExample> fitted;
             if (static_cast<int64_t>(r.ids.size()) <= max_ids) fitted = std::move(r);
