@@ -8,9 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "rlhf/checkpoint/hf_gpt2.h"
+#include "rlhf/checkpoint/hf_llama.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/config/load.h"
+#include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 
@@ -136,7 +137,7 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
         for (const auto& [file, tensors] : extras.tensor_files) {
             if (file == kEmaFile) by_name = std::map<std::string, torch::Tensor>(tensors.begin(), tensors.end());
         }
-        export_hf_gpt2(cfg.model, by_name, tokenizer, tmp / "hf");  // inside the step: pruned with it
+        export_hf_model(cfg.model, by_name, tokenizer, tmp / "hf");  // inside the step: pruned with it
     }
     atomic_write(tmp / "state.json", state_to_json(state, extras.stage_state));
     fsync_path(tmp);
@@ -204,17 +205,13 @@ Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir) {
 
 void check_same_model_shape(const ModelConfig& ckpt, const ModelConfig& cur, const std::string& where) {
     std::vector<std::string> diffs;
-    auto cmp = [&](const char* key, auto a, auto b) {
-        if (a != b) diffs.push_back(fmt::format("model.{} is {} in the checkpoint but {} in the config", key, a, b));
-    };
-    cmp("arch", ckpt.arch, cur.arch);
-    cmp("n_layer", ckpt.n_layer, cur.n_layer);
-    cmp("n_head", ckpt.n_head, cur.n_head);
-    cmp("n_embd", ckpt.n_embd, cur.n_embd);
-    cmp("block_size", ckpt.block_size, cur.block_size);
-    cmp("vocab_size", ckpt.vocab_size, cur.vocab_size);
-    cmp("bias", ckpt.bias, cur.bias);
-    cmp("activation", ckpt.activation, cur.activation);
+    const auto theirs = model_shape_keys(ckpt), ours = model_shape_keys(cur);
+    for (size_t i = 0; i < ours.size(); ++i) {
+        if (theirs[i].second != ours[i].second) {
+            diffs.push_back(fmt::format("{} is {} in the checkpoint but {} in the config", ours[i].first, theirs[i].second,
+                                        ours[i].second));
+        }
+    }
     if (!diffs.empty()) {
         std::string all;
         for (size_t i = 0; i < diffs.size(); ++i) all += (i ? "; " : "") + diffs[i];

@@ -8,7 +8,7 @@
 #include <map>
 #include <set>
 
-#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/checkpoint/hf_dir.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 
@@ -17,16 +17,7 @@ namespace rlhf {
 namespace {
 
 // config.json -> our model shape; anything we cannot run the same way is an error naming the key.
-ModelConfig model_config_of(const std::filesystem::path& file) {
-    if (!std::filesystem::is_regular_file(file)) {
-        throw Error("no config.json", file.string(), "point --from-hf at a directory saved by transformers' save_pretrained");
-    }
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(read_file(file));
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
-    }
+ModelConfig model_config_of(const nlohmann::json& j, const std::filesystem::path& file) {
     const std::string where = file.string();
     auto get_int = [&](const char* key) -> int {
         if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0) {
@@ -88,24 +79,6 @@ std::pair<std::string, bool> our_name(std::string name) {
     return {name, is_hf_conv1d_weight(name)};
 }
 
-// The added tokens Hugging Face keeps in tokenizer_config.json ("added_tokens_decoder": {id:
-// {"content": …}}), each at its id.
-Tokenizer with_hf_added_tokens(const Tokenizer& tok, const std::filesystem::path& dir) {
-    const auto file = dir / "tokenizer_config.json";
-    if (!std::filesystem::is_regular_file(file)) return tok;
-    std::vector<std::pair<int64_t, std::string>> added;
-    try {
-        const auto j = nlohmann::json::parse(read_file(file));
-        if (!j.contains("added_tokens_decoder")) return tok;
-        for (const auto& [id, entry] : j.at("added_tokens_decoder").items()) {
-            added.emplace_back(std::stoll(id), entry.at("content").get<std::string>());
-        }
-    } catch (const std::exception& e) {
-        throw Error(std::string("unreadable added_tokens_decoder: ") + e.what(), file.string(), "");
-    }
-    return tok.with_added_tokens_at(added, file.string() + ": added_tokens_decoder");
-}
-
 }  // namespace
 
 bool is_hf_conv1d_weight(const std::string& name) {
@@ -116,33 +89,25 @@ bool is_hf_conv1d_weight(const std::string& name) {
     return false;
 }
 
-ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir) {
+ImportedHfModel import_hf_gpt2(const std::filesystem::path& dir) {
     if (!std::filesystem::is_directory(dir)) throw Error("not a directory", dir.string(), "");
-    ImportedGpt2 out;
-    ModelConfig hf = model_config_of(dir / "config.json");
-    out.tokenizer = Tokenizer::load(dir);
-    if (out.tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
-        throw Error("holds a SentencePiece tokenizer, not GPT-2's BPE", dir.string(), "");
-    }
-    out.tokenizer = with_hf_added_tokens(out.tokenizer, dir);
+    ImportedHfModel out;
+    ModelConfig hf = model_config_of(read_hf_config(dir), dir / "config.json");
+    out.tokenizer = read_hf_tokenizer(dir);
     if (hf.vocab_size < out.tokenizer.spm_vocab_size()) {
         throw Error("the tokenizer has " + std::to_string(out.tokenizer.spm_vocab_size()) + " entries but config.json's "
                         "vocab_size is " + std::to_string(hf.vocab_size),
                     (dir / "config.json").string() + ": vocab_size", "the tokenizer files and the model do not belong together");
     }
     const auto file = dir / "model.safetensors";
-    if (!std::filesystem::is_regular_file(file)) {
-        throw Error("no model.safetensors", file.string(),
-                    "save the model with safe_serialization=True (pytorch_model.bin is not read)");
-    }
-    const SafetensorsFile st = load_safetensors(file);
+    const auto tensors = read_hf_weights(dir);
 
     Gpt model(hf);
     torch::NoGradGuard no_grad;
     std::map<std::string, torch::Tensor> params;
     for (const auto& item : model->named_parameters()) params.emplace(item.key(), item.value());
     std::set<std::string> filled;
-    for (const auto& [hf_name, tensor] : st.tensors) {
+    for (const auto& [hf_name, tensor] : tensors) {
         const auto [name, conv1d] = our_name(hf_name);
         if (name.empty()) continue;
         auto it = params.find(name);

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/hf_dir.h"
 #include "rlhf/checkpoint/hf_gpt2.h"
+#include "rlhf/checkpoint/hf_llama.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
@@ -52,31 +54,6 @@ nlohmann::json hf_config(const ModelConfig& m, const Tokenizer& tokenizer, bool 
     return j;
 }
 
-// tokenizer_config.json: the added tokens as special tokens at their ids, and no clean-up of
-// spaces on decode (it would change text our decode returns exactly).
-nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size) {
-    auto special = [](const std::string& content) {
-        return nlohmann::json{{"content", content}, {"special", true},   {"normalized", false},
-                              {"lstrip", false},    {"rstrip", false},   {"single_word", false}};
-    };
-    const std::string eos = tokenizer.piece(tokenizer.eos_id());
-    nlohmann::json decoder = {{std::to_string(tokenizer.eos_id()), special(eos)}};
-    for (int32_t i = 0; i < static_cast<int32_t>(tokenizer.added_tokens().size()); ++i) {
-        decoder[std::to_string(tokenizer.spm_vocab_size() + i)] = special(tokenizer.added_tokens()[i]);
-    }
-    return {
-        {"tokenizer_class", "GPT2Tokenizer"},
-        {"add_prefix_space", false},
-        {"clean_up_tokenization_spaces", false},
-        {"model_max_length", block_size},
-        {"bos_token", eos},
-        {"eos_token", eos},
-        {"unk_token", eos},
-        {"pad_token", tokenizer.piece(tokenizer.pad_id())},
-        {"added_tokens_decoder", decoder},
-    };
-}
-
 // Our tensors -> transformers' (Conv1D weights transposed, zero biases where ours has none, a
 // reward head with its normalisation folded in).
 NamedTensors hf_tensors(const ModelConfig& m, const std::map<std::string, torch::Tensor>& weights) {
@@ -119,27 +96,11 @@ void export_hf_gpt2(const ModelConfig& config, const std::map<std::string, torch
                     const Tokenizer& tokenizer, const std::filesystem::path& dir) {
     if (config.arch != "gpt2") {
         throw Error("a " + config.arch + " (post-LN) model has no Hugging Face GPT-2 equivalent", "model.arch",
-                    "only pre-LN (gpt2) models export");
+                    "only pre-LN (gpt2) and llama models export");
     }
-    if (std::filesystem::exists(dir)) throw Error("already exists", dir.string(), "choose another --out");
     const bool reward = is_reward_model(weights);
     const NamedTensors tensors = hf_tensors(config, weights);  // every check before anything is written
-
-    // Built beside its final place and renamed: the directory is complete or absent.
-    const auto tmp = dir.parent_path() / (".tmp-" + dir.filename().string() + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(tmp);
-    ensure_dir(tmp);
-    // transformers refuses a safetensors file whose metadata lacks format "pt".
-    save_safetensors(tmp / "model.safetensors", tensors, {{"format", "pt"}});
-    atomic_write(tmp / "config.json", hf_config(config, tokenizer, reward).dump(2) + "\n");
-    tokenizer.save_base_files(tmp);
-    if (tokenizer.kind() == Tokenizer::Kind::gpt2_bpe) {
-        atomic_write(tmp / "tokenizer_config.json", hf_tokenizer_config(tokenizer, config.block_size).dump(2) + "\n");
-    }
-    fsync_path(tmp);
-    std::error_code ec;
-    std::filesystem::rename(tmp, dir, ec);
-    if (ec) throw Error("cannot move the export into place: " + ec.message(), dir.string(), "");
+    write_hf_directory(dir, tensors, hf_config(config, tokenizer, reward), tokenizer, config.block_size);
 }
 
 void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std::filesystem::path& dir,
@@ -149,7 +110,7 @@ void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std:
     const Tokenizer tokenizer = load_checkpoint_tokenizer(step_dir);
     const auto weights_file = model_weights_file(step_dir, weights);
     const SafetensorsFile st = load_safetensors(weights_file);
-    export_hf_gpt2(info.config.model, st.tensors, tokenizer, dir);
+    export_hf_model(info.config.model, st.tensors, tokenizer, dir);
     if (weights_file.filename() == kEmaFile) spdlog::info("exported the EMA weights ({})", weights_file.string());
     if (tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
         spdlog::warn("{}: a SentencePiece tokenizer is written as tokenizer.model, which sentencepiece reads; "

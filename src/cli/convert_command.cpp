@@ -1,9 +1,10 @@
-// rlhf convert: Hugging Face GPT-2 weights into a checkpoint every stage and command reads, and a
-// checkpoint out to Hugging Face's format.
+// rlhf convert: Hugging Face weights (GPT-2, Llama, Qwen2, Qwen3) into a checkpoint every stage and
+// command reads, and a checkpoint out to Hugging Face's format.
 #include <spdlog/spdlog.h>
 
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/hf_gpt2.h"
+#include "rlhf/checkpoint/hf_llama.h"
 #include "rlhf/cli/commands.h"
 #include "rlhf/cli/sampling_flags.h"
 #include "rlhf/core/error.h"
@@ -16,13 +17,16 @@ void add_convert_command(CLI::App& app, Action& action) {
     };
     auto args = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
-        "convert", "Convert Hugging Face GPT-2 weights (config.json, model.safetensors, vocab.json + merges.txt) into a "
-                   "checkpoint that init_from (sft, reward, ppo), generate and chat accept, or a checkpoint into a "
-                   "directory transformers' from_pretrained loads");
-    auto* from = cmd->add_option("--from-hf", args->from_hf, "A GPT-2 directory saved by transformers (gpt2 … gpt2-xl)");
+        "convert", "Convert Hugging Face weights (config.json, model.safetensors or its shards, a byte-level BPE "
+                   "tokenizer) of GPT-2, Llama, Qwen2 or Qwen3 into a checkpoint that init_from, generate and chat "
+                   "accept, or a checkpoint into a directory transformers' from_pretrained loads");
+    auto* from = cmd->add_option("--from-hf", args->from_hf,
+                                 "A directory saved by transformers: GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM "
+                                 "or Qwen3ForCausalLM");
     auto* to = cmd->add_option("--to-hf", args->to_hf,
-                               "A checkpoint (run or step directory) to write as GPT2LMHeadModel, or "
-                               "GPT2ForSequenceClassification for a reward model (docs/checkpoint-format.md)");
+                               "A checkpoint (run or step directory) to write as its family's ...ForCausalLM (GPT2LMHeadModel, "
+                               "LlamaForCausalLM, Qwen2/Qwen3ForCausalLM), or ...ForSequenceClassification for a reward "
+                               "model (docs/checkpoint-format.md)");
     from->excludes(to);
     add_weights_flag(*cmd, args->weights);
     cmd->add_option("--out", args->out,
@@ -45,24 +49,23 @@ void add_convert_command(CLI::App& app, Action& action) {
                 throw Error("already holds checkpoints", out.string(), "choose another --out");
             }
             // Everything is read and checked before anything is written.
-            ImportedGpt2 gpt2 = import_hf_gpt2(args->from_hf);
+            ImportedHfModel imported = import_hf_model(args->from_hf);
             RunConfig cfg;
             cfg.stage = "pretrain";
             cfg.source = "rlhf convert";
             cfg.out_dir = out.string();
-            cfg.model = gpt2.config;
+            cfg.model = imported.config;
             // Where the weights came from; a pre-training resume would find no shards there and say so.
             cfg.data.shards = std::filesystem::absolute(args->from_hf).string();
             CheckpointExtras extras;
-            extras.stage_state = {{"lineage", {{"converted_from", cfg.data.shards}, {"format", "huggingface gpt2"}}}};
-            const auto dir = save_checkpoint(out / "checkpoints", cfg, TrainState{}, *gpt2.model, OptimizerState{},
-                                             gpt2.tokenizer, 0, extras);
-            spdlog::info("wrote {}: GPT-2 with {} parameters ({} layers, {} heads, {} embd, context {}, embedding rows {}; "
-                         "tokenizer {} + added {}), {}",
-                         dir.string(), gpt2.model->num_parameters(), cfg.model.n_layer, cfg.model.n_head,
-                         cfg.model.n_embd, cfg.model.block_size, cfg.model.vocab_size, gpt2.tokenizer.spm_vocab_size(),
-                         fmt::join(gpt2.tokenizer.added_tokens(), " "),
-                         cfg.model.activation == "gelu_tanh" ? "tanh GELU" : "exact GELU");
+            extras.stage_state = {{"lineage", {{"converted_from", cfg.data.shards}, {"format", "huggingface " + cfg.model.arch}}}};
+            const auto dir = save_checkpoint(out / "checkpoints", cfg, TrainState{}, *imported.model, OptimizerState{},
+                                             imported.tokenizer, 0, extras);
+            spdlog::info("wrote {}: {} with {} parameters ({} layers, {} heads, {} embd, context {}, embedding rows {}; "
+                         "tokenizer {} + added {})",
+                         dir.string(), cfg.model.arch, imported.model->num_parameters(), cfg.model.n_layer, cfg.model.n_head,
+                         cfg.model.n_embd, cfg.model.block_size, cfg.model.vocab_size, imported.tokenizer.spm_vocab_size(),
+                         fmt::join(imported.tokenizer.added_tokens(), " "));
             return 0;
         };
     });

@@ -61,18 +61,36 @@ std::vector<Field> fields_of(RunConfig& c) {
          "deterministic kernels where it has them; beside a busy process a run is then several times slower "
          "(docs/reliability.md)"},
 
-        {"model.preset", &c.model.preset, "named size and GPT-2's layout; explicit model keys win",
-         -kInf, kInf, {"custom", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}},
-        {"model.arch", &c.model.arch, "gpt2 = pre-LN + final LayerNorm; gpt1 = post-LN", -kInf, kInf, {"gpt2", "gpt1"}},
+        {"model.preset", &c.model.preset, "a named size and its family's layout (GPT-2, or Llama/Qwen at random init); "
+         "explicit model keys win", -kInf, kInf, preset_names()},
+        {"model.arch", &c.model.arch, "gpt2 = pre-LN + final LayerNorm; gpt1 = post-LN; llama = pre-RMSNorm, rotary "
+         "positions, SwiGLU MLP (Llama, Qwen2/3, SmolLM2)", -kInf, kInf, {"gpt2", "gpt1", "llama"}},
         {"model.n_layer", &c.model.n_layer, "transformer blocks", 1, 1024},
-        {"model.n_head", &c.model.n_head, "attention heads per block", 1, 1024},
-        {"model.n_embd", &c.model.n_embd, "residual stream width (divisible by n_head)", 1, 65536},
-        {"model.block_size", &c.model.block_size, "context window in tokens", 1, 1 << 20},
+        {"model.n_head", &c.model.n_head, "attention (query) heads per block", 1, 1024},
+        {"model.n_embd", &c.model.n_embd, "residual stream width (divisible by n_head unless head_dim is set)", 1, 65536},
+        {"model.block_size", &c.model.block_size, "context window in tokens (memory follows what a run uses)", 1, 1 << 20},
         {"model.vocab_size", &c.model.vocab_size, "0 = the tokenizer's size; larger pads the embedding", 0, 1 << 24},
-        {"model.bias", &c.model.bias, "biases in Linear and LayerNorm layers"},
-        {"model.activation", &c.model.activation, "MLP activation: gelu (exact, erf) or gelu_tanh (GPT-2's gelu_new; "
-         "what imported GPT-2 weights need)", -kInf, kInf, {"gelu", "gelu_tanh"}},
+        {"model.bias", &c.model.bias, "gpt2, gpt1: biases in Linear and LayerNorm layers"},
+        {"model.activation", &c.model.activation, "gpt2, gpt1: MLP activation, gelu (exact, erf) or gelu_tanh (GPT-2's "
+         "gelu_new; what imported GPT-2 weights need); llama: silu (the SwiGLU gate)", -kInf, kInf, {"gelu", "gelu_tanh", "silu"}},
         {"model.dropout", &c.model.dropout, "dropout on embeddings, attention and residual branches", 0, 0.999},
+        {"model.n_kv_head", &c.model.n_kv_head, "llama: key/value heads, dividing n_head (grouped-query attention); 0 = n_head",
+         0, 1024},
+        {"model.head_dim", &c.model.head_dim, "llama: width of one attention head; 0 = n_embd / n_head", 0, 4096},
+        {"model.intermediate_size", &c.model.intermediate_size, "llama: SwiGLU hidden width; 0 = 4 * n_embd", 0, 1 << 20},
+        {"model.norm_eps", &c.model.norm_eps, "llama: RMSNorm epsilon", 1e-12, 1e-2},
+        {"model.rope_theta", &c.model.rope_theta, "llama: rotary position base", 1, 1e9},
+        {"model.rope_scaling", &c.model.rope_scaling, "llama: rotary frequency scaling, none or llama3 (Llama-3.1/3.2)",
+         -kInf, kInf, {"none", "llama3"}},
+        {"model.rope_factor", &c.model.rope_factor, "llama3 rope scaling: factor", 1, 1e6},
+        {"model.rope_low_freq_factor", &c.model.rope_low_freq_factor, "llama3 rope scaling: low_freq_factor", 1e-6, 1e6},
+        {"model.rope_high_freq_factor", &c.model.rope_high_freq_factor, "llama3 rope scaling: high_freq_factor", 1e-6, 1e6},
+        {"model.rope_original_context", &c.model.rope_original_context,
+         "llama3 rope scaling: original_max_position_embeddings", 1, 1 << 24},
+        {"model.qkv_bias", &c.model.qkv_bias, "llama: biases on the q, k, v projections (Qwen2)"},
+        {"model.qk_norm", &c.model.qk_norm, "llama: RMSNorm on each head's queries and keys (Qwen3)"},
+        {"model.tie_embeddings", &c.model.tie_embeddings, "llama: the LM head is the token embedding; false = an lm_head "
+         "of its own"},
 
         {"tokenizer.path", &c.tokenizer.path, "tokenizer directory; empty = train one into <out_dir>/tokenizer"},
         {"tokenizer.model_type", &c.tokenizer.model_type, "when training: bpe | unigram | char", -kInf, kInf,
@@ -420,6 +438,9 @@ public:
         if (!apply_model_preset(cfg_.model, explicit_keys)) {
             // Reported by the choices check below.
         }
+        // A llama block's MLP is SwiGLU: its activation is SiLU unless the config says otherwise
+        // (which validate() then refuses by name).
+        if (cfg_.model.arch == "llama" && !explicit_keys.count("model.activation")) cfg_.model.activation = "silu";
         validate();
         cfg_.given_keys.assign(explicit_keys.begin(), explicit_keys.end());
         if (!errors_.empty()) {
@@ -485,6 +506,38 @@ private:
         errors_.push_back(location(key) + ": " + key + ": " + message);
     }
 
+    // The arch's own switches: llama's keys on a GPT-2 are a mistake, not something to ignore.
+    void validate_model(const ModelConfig& m) {
+        if (m.head_dim == 0 && m.n_head > 0 && m.n_embd % m.n_head != 0) {
+            fail("model.n_embd", fmt::format("{} is not divisible by model.n_head = {}", m.n_embd, m.n_head));
+        }
+        if (m.arch != "llama") {
+            auto llama_only = [&](const char* key, bool set) {
+                if (set) fail(key, "applies to model.arch: llama only (this model is " + m.arch + ")");
+            };
+            llama_only("model.n_kv_head", m.n_kv_head != 0 && m.n_kv_head != m.n_head);
+            llama_only("model.head_dim", m.head_dim != 0 && m.head_dim * m.n_head != m.n_embd);
+            llama_only("model.intermediate_size", m.intermediate_size != 0 && m.intermediate_size != 4 * m.n_embd);
+            llama_only("model.rope_scaling", m.rope_scaling != "none");
+            llama_only("model.qkv_bias", m.qkv_bias);
+            llama_only("model.qk_norm", m.qk_norm);
+            llama_only("model.tie_embeddings", !m.tie_embeddings);
+            llama_only("model.activation", m.activation == "silu");
+            return;
+        }
+        if (m.activation != "silu") fail("model.activation", "'" + m.activation + "': a llama MLP is SwiGLU, whose gate is silu");
+        if (m.bias) fail("model.bias", "a llama model has no Linear or norm biases (Qwen2's q, k, v biases: model.qkv_bias)");
+        const int kv = kv_heads(m);
+        if (kv > 0 && m.n_head % kv != 0) {
+            fail("model.n_kv_head", fmt::format("{} does not divide model.n_head = {}", kv, m.n_head));
+        }
+        const int hd = m.n_head > 0 ? head_width(m) : 0;
+        if (hd % 2 != 0) fail("model.head_dim", fmt::format("{} is odd; rotary positions rotate pairs of channels", hd));
+        if (m.rope_scaling == "llama3" && m.rope_low_freq_factor >= m.rope_high_freq_factor) {
+            fail("model.rope_low_freq_factor", "must be below model.rope_high_freq_factor");
+        }
+    }
+
     void validate() {
         for (const auto& f : fields_) {
             if (is_numeric(f.ref)) {
@@ -500,15 +553,13 @@ private:
                 }
             }
         }
+        validate_model(cfg_.model);
         const ModelConfig& m = cfg_.model;
-        if (m.n_head > 0 && m.n_embd % m.n_head != 0) {
-            fail("model.n_embd", fmt::format("{} is not divisible by model.n_head = {}", m.n_embd, m.n_head));
-        }
         if (cfg_.optim.min_lr > cfg_.optim.lr) {
             fail("optim.min_lr", fmt::format("{} exceeds optim.lr = {}", cfg_.optim.min_lr, cfg_.optim.lr));
         }
         if (cfg_.out_dir.empty()) fail("out_dir", "must not be empty");
-        if (cfg_.checkpoint.export_hf && m.arch != "gpt2") {
+        if (cfg_.checkpoint.export_hf && m.arch == "gpt1") {
             fail("checkpoint.export_hf", "a post-LN (model.arch: gpt1) model has no Hugging Face GPT-2 equivalent");
         }
         if (cfg_.stage == "pretrain") {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/model/causal_attention.h"
@@ -34,67 +35,125 @@ static torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& lay
 }
 
 // ---------------------------------------------------------------------------------------------
-LayerNormImpl::LayerNormImpl(int64_t n_embd, bool with_bias) {
-    weight = register_parameter("weight", torch::ones({n_embd}));
-    if (with_bias) bias = register_parameter("bias", torch::zeros({n_embd}));
+NormImpl::NormImpl(int64_t width, bool with_bias, bool rms_, double eps_) : rms(rms_), eps(eps_) {
+    weight = register_parameter("weight", torch::ones({width}));
+    if (with_bias) bias = register_parameter("bias", torch::zeros({width}));
 }
 
-torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-    return torch::layer_norm(x, {weight.size(0)}, weight, bias, 1e-5);
+torch::Tensor NormImpl::forward(const torch::Tensor& x) {
+    if (!rms) return torch::layer_norm(x, {weight.size(0)}, weight, bias, 1e-5);
+    // In fp32 whatever x's dtype, and the gain applied after the cast back (as Llama's reference).
+    auto x32 = x.to(torch::kFloat32);
+    auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return weight * normed.to(x.scalar_type());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotary positions, Hugging Face's "rotate half" layout: channel i of a head pairs with channel
+// i + hs/2, and the pair turns by angle pos * inv_freq[i].
+torch::Tensor rotary_inv_freq(const ModelConfig& cfg) {
+    const int64_t hs = head_width(cfg);
+    auto exponents = torch::arange(0, hs, 2, torch::kLong).to(torch::kFloat32) / static_cast<double>(hs);
+    auto inv_freq = torch::reciprocal(torch::pow(cfg.rope_theta, exponents));  // (hs/2)
+    if (cfg.rope_scaling != "llama3") return inv_freq;
+    // Llama 3.1+: long wavelengths (beyond the original context / low_freq_factor) slow down by
+    // `factor`, short ones (below context / high_freq_factor) keep their speed, and the band
+    // between blends the two linearly in context / wavelength.
+    const double factor = cfg.rope_factor, low = cfg.rope_low_freq_factor, high = cfg.rope_high_freq_factor;
+    const double context = cfg.rope_original_context;
+    auto wavelen = 2.0 * M_PI / inv_freq;
+    auto slowed = torch::where(wavelen > context / low, inv_freq / factor, inv_freq);
+    auto blend = (context / wavelen - low) / (high - low);
+    auto smoothed = (1 - blend) * slowed / factor + blend * slowed;
+    auto medium = wavelen.ge(context / high).logical_and(wavelen.le(context / low));
+    return torch::where(medium, smoothed, slowed);
+}
+
+// (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) on the two halves of each head.
+static torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+    auto halves = x.chunk(2, -1);
+    auto rotated_half = torch::cat({halves[1].neg(), halves[0]}, -1);
+    return x * cos + rotated_half * sin;
 }
 
 // ---------------------------------------------------------------------------------------------
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& cfg, int64_t layer)
-    : n_head(cfg.n_head), n_embd(cfg.n_embd), layer_index(layer), dropout(cfg.dropout) {
-    c_attn = register_module("c_attn", torch::nn::Linear(torch::nn::LinearOptions(n_embd, 3 * n_embd).bias(cfg.bias)));
-    c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(n_embd, n_embd).bias(cfg.bias)));
+    : n_head(cfg.n_head), n_kv_head(kv_heads(cfg)), head_dim(head_width(cfg)), layer_index(layer),
+      rotary(cfg.arch == "llama"), dropout(cfg.dropout) {
+    const int64_t C = cfg.n_embd, qkv_width = (n_head + 2 * n_kv_head) * head_dim;
+    c_attn = register_module("c_attn", torch::nn::Linear(torch::nn::LinearOptions(C, qkv_width).bias(cfg.bias || cfg.qkv_bias)));
+    c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(n_head * head_dim, C).bias(cfg.bias)));
+    if (cfg.qk_norm) {
+        q_norm = register_module("q_norm", Norm(head_dim, false, true, cfg.norm_eps));
+        k_norm = register_module("k_norm", Norm(head_dim, false, true, cfg.norm_eps));
+    }
     attn_dropout = register_module("attn_dropout", torch::nn::Dropout(cfg.dropout));
     resid_dropout = register_module("resid_dropout", torch::nn::Dropout(cfg.dropout));
 }
 
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& allowed,
-                                               KvCache* cache) {
-    const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hs = C / n_head;
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const BlockInputs& in) {
+    const int64_t B = x.size(0), T = x.size(1), hs = head_dim;
     const double p = is_training() ? dropout : 0.0;
-    auto qkv = linear(x, c_attn);                                      // (B, T, 3C)
+    auto qkv = linear(x, c_attn);                                      // (B, T, (nh + 2 nkv) hs)
 #if TORCH_VERSION_MAJOR < 2
     // Plain causal training forward on CPU: the fused kernel reads qkv and writes (B, T, C).
-    if (!allowed.defined() && !cache && p == 0.0 && x.device().is_cpu() && qkv.scalar_type() != torch::kFloat64 &&
-        fused_causal_attention_available()) {
+    if (!rotary && !in.allowed.defined() && !in.cache && p == 0.0 && x.device().is_cpu() &&
+        qkv.scalar_type() != torch::kFloat64 && fused_causal_attention_available()) {
         return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj));
     }
 #endif
-    auto parts = qkv.split(n_embd, /*dim=*/2);                         // 3 x (B, T, C)
-    auto q = parts[0].view({B, T, n_head, hs}).transpose(1, 2);        // (B, nh, T, hs)
-    auto k = parts[1].view({B, T, n_head, hs}).transpose(1, 2);        // (B, nh, T, hs)
-    auto v = parts[2].view({B, T, n_head, hs}).transpose(1, 2);        // (B, nh, T, hs)
-    if (cache) std::tie(k, v) = cache->append(layer_index, k, v);     // (B, nh, S, hs)
+    auto parts = qkv.split_with_sizes({n_head * hs, n_kv_head * hs, n_kv_head * hs}, /*dim=*/2);
+    auto q = parts[0].view({B, T, n_head, hs});                        // (B, T, nh, hs)
+    auto k = parts[1].view({B, T, n_kv_head, hs});                     // (B, T, nkv, hs)
+    auto v = parts[2].view({B, T, n_kv_head, hs}).transpose(1, 2);     // (B, nkv, T, hs)
+    if (q_norm) {  // Qwen3: each head's q and k normalised before the rotation
+        q = q_norm(q);
+        k = k_norm(k);
+    }
+    q = q.transpose(1, 2);                                             // (B, nh, T, hs)
+    k = k.transpose(1, 2);                                             // (B, nkv, T, hs)
+    if (rotary) {
+        auto cos = in.cos.to(q.scalar_type()), sin = in.sin.to(q.scalar_type());
+        q = rotate(q, cos, sin);
+        k = rotate(k, cos, sin);
+    }
+    if (in.cache) std::tie(k, v) = in.cache->append(layer_index, k, v);  // (B, nkv, S, hs)
+    if (n_kv_head != n_head) {  // grouped-query attention: query head h reads key/value head h / group
+        const int64_t S = k.size(2), group = n_head / n_kv_head;
+        k = k.unsqueeze(2).expand({B, n_kv_head, group, S, hs}).reshape({B, n_head, S, hs});
+        v = v.unsqueeze(2).expand({B, n_kv_head, group, S, hs}).reshape({B, n_head, S, hs});
+    }
 
     torch::Tensor y;                                                   // (B, nh, T, hs)
 #if TORCH_VERSION_MAJOR >= 2
     // Fused kernels (flash / memory-efficient on GPU, flash on CPU since 2.1).
-    if (allowed.defined()) y = at::scaled_dot_product_attention(q, k, v, allowed, p, /*is_causal=*/false);
+    if (in.allowed.defined()) y = at::scaled_dot_product_attention(q, k, v, in.allowed, p, /*is_causal=*/false);
     else y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);
 #else
-    auto mask = allowed.defined() ? allowed : torch::ones({T, T}, x.options().dtype(torch::kBool)).tril();
+    auto mask = in.allowed.defined() ? in.allowed : torch::ones({T, T}, x.options().dtype(torch::kBool)).tril();
     auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hs)));  // (B, nh, T, S)
     att = att.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
     att = attn_dropout(torch::softmax(att, -1));
     y = torch::matmul(att, v);
 #endif
-    y = y.transpose(1, 2).contiguous().view({B, T, C});                // re-assemble heads
+    y = y.transpose(1, 2).contiguous().view({B, T, n_head * hs});      // re-assemble heads
     return resid_dropout(linear(y, c_proj));
 }
 
 // ---------------------------------------------------------------------------------------------
-MlpImpl::MlpImpl(const ModelConfig& cfg) {
-    c_fc = register_module("c_fc", torch::nn::Linear(torch::nn::LinearOptions(cfg.n_embd, 4 * cfg.n_embd).bias(cfg.bias)));
-    c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(4 * cfg.n_embd, cfg.n_embd).bias(cfg.bias)));
+MlpImpl::MlpImpl(const ModelConfig& cfg) : swiglu(cfg.arch == "llama") {
+    const int64_t C = cfg.n_embd, I = mlp_width(cfg);
+    c_fc = register_module("c_fc", torch::nn::Linear(torch::nn::LinearOptions(C, swiglu ? 2 * I : I).bias(cfg.bias)));
+    c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(I, C).bias(cfg.bias)));
     dropout = register_module("dropout", torch::nn::Dropout(cfg.dropout));
     approximate = cfg.activation == "gelu_tanh" ? "tanh" : "none";
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+    if (swiglu) {
+        auto gate_up = linear(x, c_fc).chunk(2, -1);  // 2 x (B, T, I)
+        return dropout(linear(torch::silu(gate_up[0]) * gate_up[1], c_proj));
+    }
     // Exact (erf) GELU by default, as nanoGPT: LibTorch 1.13's CPU tanh-GELU is 4-7x slower
     // (docs/benchmarks.md). GPT-2 used the tanh approximation (|difference| < 1e-3), and weights
     // trained with it want it back (model.activation: gelu_tanh, set by `rlhf convert --from-hf`).
@@ -103,35 +162,41 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 
 // ---------------------------------------------------------------------------------------------
 BlockImpl::BlockImpl(const ModelConfig& cfg, int64_t layer_index) : pre_ln(cfg.arch != "gpt1") {
-    ln_1 = register_module("ln_1", LayerNorm(cfg.n_embd, cfg.bias));
+    const bool rms = cfg.arch == "llama";
+    ln_1 = register_module("ln_1", Norm(cfg.n_embd, cfg.bias, rms, cfg.norm_eps));
     attn = register_module("attn", CausalSelfAttention(cfg, layer_index));
-    ln_2 = register_module("ln_2", LayerNorm(cfg.n_embd, cfg.bias));
+    ln_2 = register_module("ln_2", Norm(cfg.n_embd, cfg.bias, rms, cfg.norm_eps));
     mlp = register_module("mlp", Mlp(cfg));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& allowed, KvCache* cache) {
-    if (pre_ln) {  // GPT-2: x + f(LN(x))
-        auto h = x + attn(ln_1(x), allowed, cache);
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const BlockInputs& in) {
+    if (pre_ln) {  // GPT-2, Llama: x + f(norm(x))
+        auto h = x + attn(ln_1(x), in);
         return h + mlp(ln_2(h));
     }
-    auto h = ln_1(x + attn(x, allowed, cache));  // GPT-1: LN(x + f(x))
+    auto h = ln_1(x + attn(x, in));  // GPT-1: LN(x + f(x))
     return ln_2(h + mlp(h));
 }
 
 // ---------------------------------------------------------------------------------------------
 GptTransformerImpl::GptTransformerImpl(const ModelConfig& cfg) {
     wte = register_module("wte", torch::nn::Embedding(cfg.vocab_size, cfg.n_embd));
-    wpe = register_module("wpe", torch::nn::Embedding(cfg.block_size, cfg.n_embd));
+    if (cfg.arch != "llama") wpe = register_module("wpe", torch::nn::Embedding(cfg.block_size, cfg.n_embd));
     drop = register_module("drop", torch::nn::Dropout(cfg.dropout));
     h = register_module("h", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.n_layer; ++i) h->push_back(Block(cfg, i));
-    if (cfg.arch != "gpt1") ln_f = register_module("ln_f", LayerNorm(cfg.n_embd, cfg.bias));
+    if (cfg.arch != "gpt1") ln_f = register_module("ln_f", Norm(cfg.n_embd, cfg.bias, cfg.arch == "llama", cfg.norm_eps));
 }
 
 GptImpl::GptImpl(const ModelConfig& cfg) : cfg_(cfg) {
     RLHF_CHECK(cfg.vocab_size > 0, "model.vocab_size", "vocabulary size is not resolved", "load a tokenizer first");
-    RLHF_CHECK(cfg.n_embd % cfg.n_head == 0, "model.n_embd", "n_embd must be divisible by n_head", "");
+    RLHF_CHECK(cfg.head_dim > 0 || cfg.n_embd % cfg.n_head == 0, "model.n_embd", "n_embd must be divisible by n_head", "");
+    RLHF_CHECK(cfg.n_head % kv_heads(cfg) == 0, "model.n_kv_head", "n_kv_head must divide n_head", "");
     transformer = register_module("transformer", GptTransformer(cfg));
+    if (!cfg.tie_embeddings) {
+        lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.n_embd, cfg.vocab_size).bias(false)));
+    }
+    if (cfg.arch == "llama") inv_freq_ = rotary_inv_freq(cfg);
     init_weights();
 }
 
@@ -142,7 +207,7 @@ void GptImpl::init_weights() {
         const std::string& name = item.key();
         auto& p = item.value();
         const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-        if (name.find("ln_") != std::string::npos) {
+        if (name.find("ln_") != std::string::npos || name.find("_norm.") != std::string::npos) {
             if (is_bias) p.zero_();
             else p.fill_(1.0);
         } else if (is_bias) {
@@ -190,21 +255,34 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx, const AttentionContext&
     auto pos = ctx.position_ids.defined()
                    ? ctx.position_ids
                    : torch::arange(offset, offset + T, idx.options().dtype(torch::kLong)).unsqueeze(0);  // (1, T)
-    auto x = transformer->drop(transformer->wte(idx) + transformer->wpe(pos));  // (B, T, C)
-    auto allowed = attention_mask(T, offset, ctx, idx.device());
-    for (const auto& block : *transformer->h) x = block->as<Block>()->forward(x, allowed, ctx.cache);
+    BlockInputs in;
+    in.allowed = attention_mask(T, offset, ctx, idx.device());
+    in.cache = ctx.cache;
+    torch::Tensor x = transformer->wte(idx);                                    // (B, T, C)
+    if (transformer->wpe) {
+        x = x + transformer->wpe(pos);
+    } else {  // rotary: angles pos * inv_freq, both halves of a head alike
+        if (inv_freq_.device() != idx.device()) inv_freq_ = inv_freq_.to(idx.device());  // once, not per step
+        auto angles = pos.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;                     // (B or 1, T, hs/2)
+        auto both = torch::cat({angles, angles}, -1).unsqueeze(1);                            // (B or 1, 1, T, hs)
+        in.cos = both.cos();
+        in.sin = both.sin();
+    }
+    x = transformer->drop(x);
+    for (const auto& block : *transformer->h) x = block->as<Block>()->forward(x, in);
     if (ctx.cache) ctx.cache->advance(T);
     if (transformer->ln_f) x = transformer->ln_f(x);
     return x;
 }
 
 torch::Tensor GptImpl::logits(const torch::Tensor& hidden) {
-    return linear(hidden, transformer->wte->weight, torch::Tensor());  // tied head: (..., C) x (V, C)^T -> (..., V)
+    return linear(hidden, head_weight(), torch::Tensor());  // (..., C) x (V, C)^T -> (..., V)
 }
 
+torch::Tensor GptImpl::head_weight() const { return lm_head ? lm_head->weight : transformer->wte->weight; }
+
 KvCache GptImpl::make_cache(int64_t batch, int64_t capacity) const {
-    return KvCache(cfg_.n_layer, batch, cfg_.n_head, std::min<int64_t>(capacity, cfg_.block_size),
-                   cfg_.n_embd / cfg_.n_head);
+    return KvCache(cfg_.n_layer, batch, kv_heads(cfg_), std::min<int64_t>(capacity, cfg_.block_size), head_width(cfg_));
 }
 
 int64_t GptImpl::num_parameters() const {
@@ -214,13 +292,19 @@ int64_t GptImpl::num_parameters() const {
 }
 
 int64_t gpt_parameter_count(const ModelConfig& cfg) {
-    const int64_t C = cfg.n_embd, L = cfg.n_layer;
-    const int64_t embeddings = static_cast<int64_t>(cfg.vocab_size) * C + static_cast<int64_t>(cfg.block_size) * C;
-    // Per block: 12 C^2 matmul weights (qkv 3C^2, proj C^2, fc 4C^2, proj 4C^2) and two LN gains;
-    // with biases also 2 LN biases + 3C + C + 4C + C Linear biases.
-    const int64_t per_block = 12 * C * C + 2 * C + (cfg.bias ? 11 * C : 0);
-    const int64_t final_ln = cfg.arch == "gpt1" ? 0 : (cfg.bias ? 2 * C : C);
-    return embeddings + L * per_block + final_ln;
+    const int64_t C = cfg.n_embd, L = cfg.n_layer, V = cfg.vocab_size, I = mlp_width(cfg);
+    const int64_t q = int64_t{cfg.n_head} * head_width(cfg), kv = int64_t{kv_heads(cfg)} * head_width(cfg);
+    const bool llama = cfg.arch == "llama";
+    int64_t embeddings = V * C * (cfg.tie_embeddings ? 1 : 2);
+    if (!llama) embeddings += int64_t{cfg.block_size} * C;
+    // Per block: attention (q, k, v, output), the MLP (SwiGLU has a gate), two norm gains; biases
+    // on every Linear and norm with model.bias, on q, k, v alone with qkv_bias (Qwen2).
+    int64_t per_block = C * (q + 2 * kv) + q * C + (llama ? 3 : 2) * C * I + 2 * C;
+    if (cfg.bias) per_block += (q + 2 * kv) + C + I + C + 2 * C;
+    else if (cfg.qkv_bias) per_block += q + 2 * kv;
+    if (cfg.qk_norm) per_block += 2 * head_width(cfg);
+    const int64_t final_norm = cfg.arch == "gpt1" ? 0 : (cfg.bias ? 2 * C : C);
+    return embeddings + L * per_block + final_norm;
 }
 
 Gpt grow_vocabulary(GptImpl& model, int64_t new_vocab, int64_t mean_rows) {
@@ -235,7 +319,7 @@ Gpt grow_vocabulary(GptImpl& model, int64_t new_vocab, int64_t mean_rows) {
     auto old_params = model.named_parameters();
     for (auto& item : grown->named_parameters()) {
         const auto& src = old_params[item.key()];
-        if (item.key() == "transformer.wte.weight") {
+        if (item.key() == "transformer.wte.weight" || item.key() == "lm_head.weight") {
             const int64_t old_vocab = src.size(0);
             item.value().narrow(0, 0, old_vocab).copy_(src);
             if (new_vocab > old_vocab) {

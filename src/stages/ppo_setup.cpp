@@ -6,6 +6,7 @@
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/seed_streams.h"
 #include "rlhf/train/data_parallel.h"

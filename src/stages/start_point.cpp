@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/chat_format.h"
@@ -18,27 +19,27 @@ namespace {
 // 64-wide checkpoint) or when a preset changed it.
 void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::vector<std::string>& given_keys,
                      const std::string& stage, const std::string& where) {
-    const ModelConfig defaults;
+    const auto defaults = model_shape_keys(ModelConfig{}), wanted = model_shape_keys(cfg), theirs = model_shape_keys(ckpt);
     std::vector<std::string> diffs;
-    auto check = [&](const char* key, auto ModelConfig::*field) {
-        const bool given = std::find(given_keys.begin(), given_keys.end(), std::string("model.") + key) != given_keys.end();
-        if ((given || cfg.*field != defaults.*field) && cfg.*field != ckpt.*field) {
-            diffs.push_back(fmt::format("{}: model.{} is {} but init_from's model has {}; {} takes the model from "
+    for (size_t i = 0; i < wanted.size(); ++i) {
+        const auto& [key, value] = wanted[i];
+        if (key == "model.vocab_size") continue;  // grows with added tokens; checked where they are added
+        // Rotary positions have no table: a llama model may be fine-tuned with a shorter (or longer) window.
+        if (key == "model.block_size" && ckpt.arch == "llama") continue;
+        const bool given = std::find(given_keys.begin(), given_keys.end(), key) != given_keys.end();
+        if ((given || value != defaults[i].second) && value != theirs[i].second) {
+            diffs.push_back(fmt::format("{}: {} is {} but init_from's model has {}; {} takes the model from "
                                         "init_from (remove the key)",
-                                        where, key, cfg.*field, ckpt.*field, stage));
+                                        where, key, value, theirs[i].second, stage));
         }
-    };
-    check("arch", &ModelConfig::arch);
-    check("n_layer", &ModelConfig::n_layer);
-    check("n_head", &ModelConfig::n_head);
-    check("n_embd", &ModelConfig::n_embd);
-    check("block_size", &ModelConfig::block_size);
-    check("bias", &ModelConfig::bias);
-    check("activation", &ModelConfig::activation);
+    }
     if (!diffs.empty()) throw Error(fmt::format("{}", fmt::join(diffs, "\n")));
     const double dropout = cfg.dropout;
+    const int block_size = cfg.block_size;
+    const bool block_given = std::find(given_keys.begin(), given_keys.end(), "model.block_size") != given_keys.end();
     cfg = ckpt;
     cfg.dropout = dropout;  // the one model key a fine-tuning run may change
+    if (ckpt.arch == "llama" && block_given) cfg.block_size = block_size;  // and a rotary model's window
 }
 
 }  // namespace
@@ -58,9 +59,10 @@ void add_tokens(StartPoint& start, RunConfig& cfg, const std::vector<std::string
         spdlog::info("vocabulary {} -> {} of {} embedding rows: added {} (their rows start as the mean of the others)",
                      before, start.tokenizer.vocab_size(), cfg.model.vocab_size, fmt::join(tokens, " "));
         torch::NoGradGuard no_grad;
-        auto wte = start.trunk->transformer->wte->weight;  // (V, C), tied to the LM head
-        wte.narrow(0, before, start.tokenizer.vocab_size() - before)
-            .copy_(wte.narrow(0, 0, spm_size).mean(0, /*keepdim=*/true).expand({start.tokenizer.vocab_size() - before, -1}));
+        const int64_t added = start.tokenizer.vocab_size() - before;
+        for (auto rows : {start.trunk->transformer->wte->weight, start.trunk->head_weight()}) {  // (V, C) each; one when tied
+            rows.narrow(0, before, added).copy_(rows.narrow(0, 0, spm_size).mean(0, /*keepdim=*/true).expand({added, -1}));
+        }
     }
 }
 
@@ -116,7 +118,7 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
     load_weights_file(weights, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
 
     // The model comes from init_from, so only now is its layout known.
-    if (cfg.checkpoint.export_hf && cfg.model.arch != "gpt2") {
+    if (cfg.checkpoint.export_hf && cfg.model.arch == "gpt1") {
         throw Error("init_from's model is post-LN (model.arch: gpt1), which has no Hugging Face GPT-2 equivalent",
                     cfg.source + ": checkpoint.export_hf", "remove the key");
     }

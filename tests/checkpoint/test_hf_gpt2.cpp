@@ -14,6 +14,7 @@
 #include "rlhf/model/generate.h"
 #include "rlhf/model/reward_model.h"
 #include "support/helpers.h"
+#include "support/hf_logits.h"
 
 using namespace rlhf;
 using Catch::Contains;
@@ -32,58 +33,21 @@ struct HfWorkspace {
     std::string q(const std::string& rel) const { return test::shell_quote((dir / rel).string()); }
 };
 
-// The JSON the reference script prints on its last line.
-nlohmann::json reference_json(const std::string& args) {
-    std::string printed = test::run_transformers_reference("hf_gpt2.py", args);
-    while (!printed.empty() && printed.back() == '\n') printed.pop_back();
-    return nlohmann::json::parse(printed.substr(printed.rfind('\n') + 1));
-}
+nlohmann::json reference_json(const std::string& args) { return test::reference_json("hf_gpt2.py", args); }
 
-// Two rows, the first padded on the left by 3 (id 0 there, masked out): ids of the toy
-// vocabulary (262 entries) taken modulo `vocab`, so that any model can read them.
-struct Batch {
-    std::vector<std::vector<int64_t>> ids, mask;
-    std::string arg() const { return test::shell_quote(nlohmann::json{{"ids", ids}, {"mask", mask}}.dump()); }
-};
-Batch left_padded_batch(int64_t vocab) {
-    Batch b{{{0, 0, 0, 104, 101, 108, 108, 111, 32}, {72, 105, 33, 259, 260, 10, 261, 7, 264}},
-            {{0, 0, 0, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1}}};
-    for (auto& row : b.ids) {
-        for (auto& id : row) id %= vocab;
-    }
-    return b;
-}
-torch::Tensor ids_tensor(const Batch& b) { return torch::stack({torch::tensor(b.ids[0]), torch::tensor(b.ids[1])}); }
-torch::Tensor mask_tensor(const Batch& b) { return ids_tensor({b.mask, {}}).to(torch::kBool); }
-
-// Our logits (2, 9, V) for the batch.
-torch::Tensor our_logits(GptImpl& model, const Batch& b) {
-    torch::NoGradGuard no_grad;
-    const auto mask = mask_tensor(b);
-    AttentionContext ctx{position_ids_from_mask(mask), mask, nullptr};
-    return model.logits(model.forward(ids_tensor(b), ctx));
-}
-
-// Largest |difference| over the real positions, on the first `vocab` logits.
-double worst_logit_gap(const nlohmann::json& reference, const torch::Tensor& logits, const Batch& batch, int64_t vocab) {
-    double worst = 0;
-    for (int b = 0; b < 2; ++b) {
-        for (int t = 0; t < 9; ++t) {
-            if (!batch.mask[b][t]) continue;
-            auto ref = torch::tensor(reference[b][t].get<std::vector<float>>());
-            REQUIRE(ref.size(0) == vocab);
-            worst = std::max(worst, test::max_abs_diff(logits[b][t].narrow(0, 0, vocab), ref));
-        }
-    }
-    return worst;
-}
+using test::HfBatch;
+using test::left_padded_batch;
+using test::worst_logit_gap;
+torch::Tensor our_logits(GptImpl& model, const HfBatch& b) { return test::batch_logits(model, b); }
+torch::Tensor ids_tensor(const HfBatch& b) { return b.ids_tensor(); }
+torch::Tensor mask_tensor(const HfBatch& b) { return b.mask_tensor(); }
 
 }  // namespace
 
 // An imported GPT-2 gives transformers' logits on a left-padded batch, from either naming.
 TEST_CASE("imported GPT-2 gives transformers' logits, left-padded batch", "[integration][hf]") {
     HfWorkspace ws;
-    const Batch batch = left_padded_batch(262);
+    const HfBatch batch = left_padded_batch(262);
     const auto reference = reference_json("logits " + ws.q("hf") + " " + batch.arg());
     for (const std::string sub : {"lm", "hub"}) {
         DYNAMIC_SECTION(sub) {
@@ -130,7 +94,7 @@ TEST_CASE("imported GPT-2: SFT, export to transformers, exact re-import",
     LoadedModel sft = load_model_from_checkpoint(ws.dir / "sft", torch::kCPU);
     const int64_t vocab = sft.model->config().vocab_size;
     REQUIRE(vocab == 266);  // 262 + <|pad|> + the three chat markers
-    const Batch batch = left_padded_batch(vocab);
+    const HfBatch batch = left_padded_batch(vocab);
     const auto reference = reference_json("causal " + ws.q("export") + " " + batch.arg());
     const double worst = worst_logit_gap(reference, our_logits(*sft.model, batch), batch, vocab);
     INFO("max |logit difference| " << worst);
@@ -195,7 +159,7 @@ TEST_CASE("a reward model exports as GPT2ForSequenceClassification",
     REQUIRE(config["architectures"][0] == "GPT2ForSequenceClassification");
 
     // Right padding with PAD: transformers reads the last non-PAD token, as we read the last real one.
-    Batch batch{{{104, 101, 108, 108, 111, 262, 262, 262, 262}, {72, 105, 33, 259, 260, 10, 261, 7, 200}},
+    HfBatch batch{{{104, 101, 108, 108, 111, 262, 262, 262, 262}, {72, 105, 33, 259, 260, 10, 261, 7, 200}},
                 {{1, 1, 1, 1, 1, 0, 0, 0, 0}, {1, 1, 1, 1, 1, 1, 1, 1, 1}}};
     const auto reference = reference_json("reward " + ws.q("rm_hf") + " " + batch.arg());
     torch::NoGradGuard no_grad;
@@ -223,10 +187,10 @@ TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integ
     CHECK_THAT(r.output, Contains("config.json") && Contains("not valid JSON"));
     CHECK_FALSE(std::filesystem::exists(ws.dir / "out1"));
 
-    test::write_text(ws.dir / "bad" / "config.json", "{\"model_type\": \"llama\", \"n_layer\": 2}");
+    test::write_text(ws.dir / "bad" / "config.json", "{\"model_type\": \"mistral\", \"n_layer\": 2}");
     r = convert("bad", "out2");
     CHECK(r.exit_code != 0);
-    CHECK_THAT(r.output, Contains("model_type") && Contains("llama"));
+    CHECK_THAT(r.output, Contains("model_type") && Contains("mistral") && Contains("qwen3"));
 
     // config.json of a wider model than the tensors: the first misshaped tensor is named.
     auto cfg = nlohmann::json::parse(read_file(ws.dir / "hf" / "lm" / "config.json"));

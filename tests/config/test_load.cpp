@@ -255,7 +255,7 @@ std::string non_default_value(const HeaderField& field, const std::string& def) 
     if (field.type == "uint64_t") return "18446744073709551615";
     if (field.type == "int" || field.type == "int64_t") {
         const long long d = std::stoll(def);
-        out << (d != 0 ? 2 * d : 1);  // doubled sizes keep model.n_embd divisible by model.n_head
+        out << (d != 0 ? 2 * d : 2);  // doubled sizes keep model.n_embd divisible by model.n_head; 2: an even head_dim
         return out.str();
     }
     if (field.type == "double") {
@@ -303,6 +303,7 @@ TEST_CASE("dump_config round-trips every field of config.h", "[config]") {
         kMinimal,
         "stage: pretrain\ntokenizer: {path: tok}\ndata: {shards: shards}\n",
         "stage: dpo\ninit_from: runs/sft\ndata: {files: [pairs.jsonl]}\n",
+        std::string(kMinimal) + "model: {arch: llama}\n",  // the llama-only keys
     };
     const std::regex choices_in_error(R"(is not one of: (.*))");
     for (const auto& f : header) {

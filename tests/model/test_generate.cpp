@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/model/generate.h"
@@ -15,9 +16,9 @@ using torch::indexing::Slice;
 
 namespace {
 
-Gpt tiny_eval_model(int vocab = 50, uint64_t seed = 0) {
+Gpt tiny_eval_model(int vocab = 50, uint64_t seed = 0, const std::string& arch = "gpt2") {
     torch::manual_seed(seed);
-    ModelConfig cfg = test::tiny_model(vocab);
+    ModelConfig cfg = test::tiny_model_of(arch, vocab);
     cfg.block_size = 48;
     Gpt model(cfg);
     model->eval();
@@ -35,7 +36,9 @@ std::vector<int32_t> random_prompt(int64_t len, int vocab, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("cached and cache-less decoding give the same logits", "[model][generate]") {
-    Gpt model = tiny_eval_model();
+    const std::string arch = GENERATE("gpt2", "llama");
+    INFO(arch);
+    Gpt model = tiny_eval_model(50, 0, arch);
     torch::NoGradGuard ng;
     auto tokens = torch::randint(0, 50, {2, 30}, torch::kLong);
     auto full = model->logits(model->forward(tokens));  // (2, 30, V): one pass, no cache
@@ -49,11 +52,16 @@ TEST_CASE("cached and cache-less decoding give the same logits", "[model][genera
         REQUIRE(test::max_abs_diff(lt.index({Slice(), 0}), full.index({Slice(), t})) < 1e-5);
     }
     REQUIRE(cache.length == 30);
+    // A grouped-query cache holds the key/value heads only: (B, nkv, capacity, hs).
+    REQUIRE(cache.k[0].size(1) == kv_heads(model->config()));
+    REQUIRE(cache.k[0].size(3) == head_width(model->config()));
 }
 
 // A left-padded batch gives every sequence the logits it gets alone.
 TEST_CASE("a left-padded batch gives each row its logits alone", "[model][generate]") {
-    Gpt model = tiny_eval_model();
+    const std::string arch = GENERATE("gpt2", "llama");
+    INFO(arch);
+    Gpt model = tiny_eval_model(50, 0, arch);
     torch::NoGradGuard ng;
     std::vector<std::vector<int32_t>> prompts = {random_prompt(5, 50, 1), random_prompt(17, 50, 2), random_prompt(11, 50, 3)};
     auto [ids, mask] = left_pad(prompts, /*pad_id=*/3, torch::kCPU);
@@ -70,7 +78,9 @@ TEST_CASE("a left-padded batch gives each row its logits alone", "[model][genera
 
 // Batched generation equals generating each prompt alone (greedy).
 TEST_CASE("greedy batched generation equals each prompt alone", "[model][generate]") {
-    Gpt model = tiny_eval_model();
+    const std::string arch = GENERATE("gpt2", "llama");
+    INFO(arch);
+    Gpt model = tiny_eval_model(50, 0, arch);
     SamplingOptions o;
     o.max_new_tokens = 12;
     o.temperature = 0.0;
@@ -87,7 +97,9 @@ TEST_CASE("greedy batched generation equals each prompt alone", "[model][generat
 
 // Returned log-probs equal a fresh training-style forward over prompt + response.
 TEST_CASE("returned log-probs equal a training-style forward", "[model][generate]") {
-    Gpt model = tiny_eval_model(50, 7);
+    const std::string arch = GENERATE("gpt2", "llama");
+    INFO(arch);
+    Gpt model = tiny_eval_model(50, 7, arch);
     for (bool cache : {true, false}) {
         SamplingOptions o;
         o.max_new_tokens = 16;
@@ -152,7 +164,9 @@ TEST_CASE("under bf16 the KV cache is bf16 and generation stays finite", "[model
 }
 
 TEST_CASE("cached and cache-less generation sample the same tokens", "[model][generate]") {
-    Gpt model = tiny_eval_model(50, 11);
+    const std::string arch = GENERATE("gpt2", "llama");
+    INFO(arch);
+    Gpt model = tiny_eval_model(50, 11, arch);
     SamplingOptions o;
     o.max_new_tokens = 20;
     o.temperature = 1.0;

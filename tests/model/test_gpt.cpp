@@ -16,10 +16,9 @@
 using namespace rlhf;
 
 TEST_CASE("future tokens never change earlier logits", "[model]") {
-    for (const std::string arch : {"gpt2", "gpt1"}) {
+    for (const std::string arch : {"gpt2", "gpt1", "llama"}) {
         torch::manual_seed(0);
-        ModelConfig cfg = test::tiny_model(50);
-        cfg.arch = arch;
+        ModelConfig cfg = test::tiny_model_of(arch, 50);
         Gpt model(cfg);
         model->eval();
         auto a = torch::randint(0, 50, {2, 16}, torch::kLong);
@@ -41,6 +40,7 @@ TEST_CASE("preset parameter counts match the formula and GPT-2's sizes", "[model
     const std::map<std::string, int64_t> released = {
         {"gpt2", 124439808}, {"gpt2-medium", 354823168}, {"gpt2-large", 774030080}, {"gpt2-xl", 1557611200}};
     for (const auto& p : model_presets()) {
+        if (p.shape.arch != "gpt2") continue;  // the llama family: below
         ModelConfig cfg;
         cfg.preset = p.name;
         apply_model_preset(cfg, {});
@@ -64,6 +64,70 @@ TEST_CASE("the built model has exactly the formula's parameters", "[model]") {
             REQUIRE(model->num_parameters() == gpt_parameter_count(cfg));
         }
     }
+}
+
+TEST_CASE("llama switches: built parameters equal the formula", "[model]") {
+    for (int variant = 0; variant < 16; ++variant) {
+        ModelConfig cfg = test::tiny_llama(97);
+        cfg.tie_embeddings = variant & 1;
+        cfg.qkv_bias = variant & 2;
+        cfg.qk_norm = variant & 4;
+        cfg.head_dim = (variant & 8) ? 16 : 0;
+        Gpt model(cfg);
+        INFO("variant " << variant);
+        REQUIRE(model->num_parameters() == gpt_parameter_count(cfg));
+        REQUIRE(static_cast<bool>(model->lm_head) == !cfg.tie_embeddings);
+        REQUIRE(model->head_weight().size(0) == 97);
+    }
+}
+
+// The Llama-family presets have the released models' shapes: their parameter counts as
+// transformers reports them (tied heads, Qwen2's q/k/v biases, Qwen3's q/k norms and head_dim 128).
+TEST_CASE("llama presets have the released parameter counts", "[model]") {
+    const std::map<std::string, int64_t> released = {{"smollm2-135m", 134515008}, {"smollm2-360m", 361821120},
+                                                     {"qwen2.5-0.5b", 494032768}, {"qwen3-0.6b", 596049920},
+                                                     {"llama-3.2-1b", 1235814400}};
+    for (const auto& [name, count] : released) {
+        ModelConfig cfg;
+        cfg.preset = name;
+        REQUIRE(apply_model_preset(cfg, {}));
+        INFO(name);
+        CHECK(cfg.arch == "llama");
+        CHECK(gpt_parameter_count(cfg) == count);
+    }
+    ModelConfig smol;
+    smol.preset = "smollm2-135m";
+    smol.block_size = 64;  // what a run uses; the model has no position table
+    apply_model_preset(smol, {"model.block_size"});
+    Gpt model(smol);
+    CHECK(model->num_parameters() == 134515008);
+}
+
+// Rotary frequencies against transformers' formula, worked by hand for one head width: the
+// default type is theta^(-2i/hs); llama3 keeps fast channels, slows slow ones by `factor`, and
+// blends the band between.
+TEST_CASE("rotary frequencies: default and llama3 scaling", "[model]") {
+    ModelConfig cfg = test::tiny_llama(50);
+    cfg.head_dim = 8;
+    cfg.rope_theta = 500000;
+    cfg.rope_scaling = "none";
+    auto plain = rotary_inv_freq(cfg);
+    REQUIRE(plain.size(0) == 4);
+    for (int i = 0; i < 4; ++i) CHECK(plain[i].item<double>() == Approx(std::pow(500000.0, -2.0 * i / 8)).epsilon(1e-6));
+    cfg.rope_scaling = "llama3";  // factor 8, low 1, high 4, original context 16: wavelengths 16 and 4 bound the band
+    auto scaled = rotary_inv_freq(cfg);
+    for (int i = 0; i < 4; ++i) {
+        const double f = std::pow(500000.0, -2.0 * i / 8), wavelen = 2 * M_PI / f;
+        double want = f;                                  // wavelen < 4: kept
+        if (wavelen > 16) want = f / 8;                   // slowed
+        else if (wavelen >= 4) {                          // blended
+            const double s = (16 / wavelen - 1) / (4 - 1);
+            want = (1 - s) * f / 8 + s * f;
+        }
+        INFO("channel " << i << " wavelength " << wavelen);
+        CHECK(scaled[i].item<double>() == Approx(want).epsilon(1e-5));
+    }
+    CHECK(scaled[1].item<double>() == Approx(plain[1].item<double>() / 8).epsilon(1e-6));  // wavelength 167: slowed
 }
 
 TEST_CASE("gpt2 (124M) builds with 124,439,808 parameters", "[model]") {

@@ -102,6 +102,31 @@ ModelConfig tiny_model(int vocab_size) {
     return m;
 }
 
+ModelConfig tiny_llama(int vocab_size) {
+    ModelConfig m = tiny_model(vocab_size);
+    m.arch = "llama";
+    m.bias = false;
+    m.activation = "silu";
+    m.n_head = 4;
+    m.n_kv_head = 2;
+    m.head_dim = 16;
+    m.intermediate_size = 48;
+    m.qkv_bias = true;
+    m.qk_norm = true;
+    m.tie_embeddings = false;
+    m.rope_scaling = "llama3";
+    m.rope_original_context = 16;
+    m.norm_eps = 1e-6;
+    return m;
+}
+
+ModelConfig tiny_model_of(const std::string& arch, int vocab_size) {
+    if (arch == "llama") return tiny_llama(vocab_size);
+    ModelConfig m = tiny_model(vocab_size);
+    m.arch = arch;
+    return m;
+}
+
 Tokenizer chat_char_tokenizer(const fs::path& dir) {
     write_text(dir / "chars.txt", "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,?!:'\"-+=\n");
     TokenizerTrainOptions o;

@@ -49,6 +49,11 @@ std::vector<nlohmann::json> metric_records(const fs::path& run, const std::strin
 
 // A tiny model config (2 layers, 32 wide, context 32) for fast tests.
 ModelConfig tiny_model(int vocab_size = 64);
+// The same size as a llama (arch: llama) with every switch on: grouped-query attention (4 heads,
+// 2 kv), head_dim 16 != 32 / 4, q/k/v biases, q/k norms, an untied head, llama3 rope scaling.
+ModelConfig tiny_llama(int vocab_size = 64);
+// tiny_model for "gpt2" / "gpt1", tiny_llama for "llama".
+ModelConfig tiny_model_of(const std::string& arch, int vocab_size = 64);
 
 // A character tokenizer (letters, digits, punctuation) with the chat tokens, trained in `dir`.
 Tokenizer chat_char_tokenizer(const fs::path& dir);

@@ -21,7 +21,7 @@
 
 namespace rlhf {
 
-struct ImportedGpt2 {
+struct ImportedHfModel {
     ModelConfig config;  // vocab_size = the tokenizer's (GPT-2's vocabulary + <|pad|>)
     Gpt model{nullptr};  // on the CPU, fp32
     Tokenizer tokenizer;
@@ -29,7 +29,7 @@ struct ImportedGpt2 {
 
 // Every problem (missing or malformed config.json, another architecture, a missing or misshaped
 // tensor) is an rlhf::Error naming the file and the key or tensor.
-ImportedGpt2 import_hf_gpt2(const std::filesystem::path& dir);
+ImportedHfModel import_hf_gpt2(const std::filesystem::path& dir);
 
 // Weights out (hf_gpt2_export.cpp): `weights` are a checkpoint's model tensors by our names (a GPT,
 // or a reward model with score.*), written to `dir` as transformers' GPT2LMHeadModel — or, for a

@@ -22,16 +22,31 @@ struct RuntimeConfig {
 };
 
 struct ModelConfig {
-    std::string preset     = "custom";  // custom | gpt2 | gpt2-medium | gpt2-large | gpt2-xl
-    std::string arch       = "gpt2";    // gpt2 (pre-LN) | gpt1 (post-LN)
+    std::string preset     = "custom";  // custom | gpt2 … gpt2-xl | smollm2-135m … llama-3.2-1b (presets.h)
+    std::string arch       = "gpt2";    // gpt2 (pre-LN) | gpt1 (post-LN) | llama (RoPE, RMSNorm, SwiGLU)
     int         n_layer    = 4;
     int         n_head     = 4;
     int         n_embd     = 128;
     int         block_size = 64;        // context window in tokens
     int         vocab_size = 0;         // 0 = the tokenizer's size; else >= it (padding for speed)
-    bool        bias       = false;     // biases in Linear and LayerNorm layers
-    std::string activation = "gelu";    // gelu (exact, erf) | gelu_tanh (GPT-2's "gelu_new")
+    bool        bias       = false;     // biases in Linear and LayerNorm layers (gpt2, gpt1)
+    std::string activation = "gelu";    // gelu (exact, erf) | gelu_tanh (GPT-2's "gelu_new"); llama: silu (SwiGLU)
     double      dropout    = 0.0;       // on embeddings, attention weights and residual branches
+
+    // The Llama/Qwen family (arch: llama); other archs keep the defaults.
+    int         n_kv_head  = 0;         // key/value heads (grouped-query attention); 0 = n_head
+    int         head_dim   = 0;         // width of one head; 0 = n_embd / n_head (Qwen3 sets its own)
+    int         intermediate_size = 0;  // MLP hidden width; 0 = 4 * n_embd
+    double      norm_eps   = 1e-5;      // RMSNorm epsilon (LayerNorm: always 1e-5)
+    double      rope_theta = 10000;     // rotary base
+    std::string rope_scaling = "none";  // none | llama3 (Llama-3.1/3.2's long-context frequency scaling)
+    double      rope_factor = 8;              // llama3 scaling: factor
+    double      rope_low_freq_factor = 1;     // llama3 scaling: low_freq_factor
+    double      rope_high_freq_factor = 4;    // llama3 scaling: high_freq_factor
+    int         rope_original_context = 8192; // llama3 scaling: original_max_position_embeddings
+    bool        qkv_bias   = false;     // biases on the q, k, v projections (Qwen2)
+    bool        qk_norm    = false;     // RMSNorm on each head's q and k (Qwen3)
+    bool        tie_embeddings = true;  // the LM head is the token embedding; false = its own lm_head
 };
 
 struct TokenizerConfig {

@@ -1,0 +1,39 @@
+// What every Hugging Face model directory shares, whatever the architecture: config.json, the
+// weights (model.safetensors, or shards named by model.safetensors.index.json), the tokenizer
+// files, and writing such a directory so that it appears complete or not at all.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/tokenizer/tokenizer.h"
+
+namespace rlhf {
+
+// config.json parsed; a missing or malformed file is an rlhf::Error naming it.
+nlohmann::json read_hf_config(const std::filesystem::path& dir);
+
+// Every tensor of the model, by Hugging Face's names, as stored (any dtype). Reads
+// model.safetensors, or the shards model.safetensors.index.json lists.
+std::map<std::string, torch::Tensor> read_hf_weights(const std::filesystem::path& dir);
+
+// The directory's byte-level BPE tokenizer with tokenizer_config.json's added tokens at their ids.
+// A tokenizer.json whose normalizer or pre-tokenizer is not GPT-2's is refused by name: reading
+// its vocabulary with GPT-2's split would tokenize differently, without a word.
+Tokenizer read_hf_tokenizer(const std::filesystem::path& dir);
+
+// tokenizer_config.json for our byte-level BPE tokenizer: the added tokens as special tokens at
+// their ids, and no clean-up of spaces on decode (it would change text our decode returns exactly).
+nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size);
+
+// Writes config.json, model.safetensors and the tokenizer's files into `dir`, which must not
+// exist; it is built beside its place and renamed, so it is complete or absent.
+void write_hf_directory(const std::filesystem::path& dir, const NamedTensors& tensors, const nlohmann::json& config,
+                        const Tokenizer& tokenizer, int block_size);
+
+}  // namespace rlhf

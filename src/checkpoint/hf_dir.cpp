@@ -1,0 +1,147 @@
+#include "rlhf/checkpoint/hf_dir.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "rlhf/core/error.h"
+#include "rlhf/core/fs.h"
+
+namespace rlhf {
+
+namespace {
+
+nlohmann::json parse_json_file(const std::filesystem::path& file) {
+    try {
+        return nlohmann::json::parse(read_file(file));
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
+    }
+}
+
+// GPT-2's pre-tokenizer is a bare ByteLevel with its built-in regex; anything else (Qwen's and
+// Llama-3's Split with their own regex, a normalizer) would split text differently.
+void require_gpt2_pretokenizer(const std::filesystem::path& file) {
+    const auto j = parse_json_file(file);
+    const auto normalizer = j.value("normalizer", nlohmann::json());
+    const auto pre = j.value("pre_tokenizer", nlohmann::json());
+    const bool gpt2 = pre.is_object() && pre.value("type", "") == "ByteLevel" && pre.value("use_regex", true) &&
+                      !pre.value("add_prefix_space", false);
+    if (!normalizer.is_null() || !gpt2) {
+        throw Error(std::string("its ") + (normalizer.is_null() ? "pre_tokenizer (" + pre.value("type", std::string("none")) + ")"
+                                                                : "normalizer (" + normalizer.value("type", std::string("?")) + ")") +
+                        " is not GPT-2's byte-level split, the only one this build reads",
+                    file.string() + (normalizer.is_null() ? ": pre_tokenizer" : ": normalizer"),
+                    "Qwen's and Llama-3's tokenizers are not supported yet; the weights alone cannot be used without them");
+    }
+}
+
+}  // namespace
+
+nlohmann::json read_hf_config(const std::filesystem::path& dir) {
+    const auto file = dir / "config.json";
+    if (!std::filesystem::is_regular_file(file)) {
+        throw Error("no config.json", file.string(), "point --from-hf at a directory saved by transformers' save_pretrained");
+    }
+    auto j = parse_json_file(file);
+    if (!j.is_object()) throw Error("config.json is not a JSON object", file.string(), "");
+    return j;
+}
+
+std::map<std::string, torch::Tensor> read_hf_weights(const std::filesystem::path& dir) {
+    const auto single = dir / "model.safetensors", index = dir / "model.safetensors.index.json";
+    if (std::filesystem::is_regular_file(single)) return load_safetensors(single).tensors;
+    if (!std::filesystem::is_regular_file(index)) {
+        throw Error("no model.safetensors or model.safetensors.index.json", dir.string(),
+                    "save the model with safe_serialization=True (pytorch_model.bin is not read)");
+    }
+    const auto j = parse_json_file(index);
+    if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
+        throw Error("no \"weight_map\" object", index.string() + ": weight_map", "");
+    }
+    std::set<std::string> shards;
+    for (const auto& [name, shard] : j["weight_map"].items()) {
+        if (!shard.is_string()) throw Error("the shard of '" + name + "' is not a file name", index.string(), "");
+        shards.insert(shard.get<std::string>());
+    }
+    std::map<std::string, torch::Tensor> tensors;
+    for (const auto& shard : shards) {
+        if (shard.find('/') != std::string::npos) throw Error("shard '" + shard + "' is not in this directory", index.string(), "");
+        auto part = load_safetensors(dir / shard);
+        for (auto& [name, tensor] : part.tensors) {
+            if (!tensors.emplace(name, std::move(tensor)).second) {
+                throw Error("tensor '" + name + "' is in two shards", (dir / shard).string(), "");
+            }
+        }
+    }
+    for (const auto& [name, shard] : j["weight_map"].items()) {
+        if (!tensors.count(name)) throw Error("tensor '" + name + "' is not in its shard " + shard.dump(), index.string(), "");
+    }
+    return tensors;
+}
+
+Tokenizer read_hf_tokenizer(const std::filesystem::path& dir) {
+    if (std::filesystem::is_regular_file(dir / "tokenizer.json")) require_gpt2_pretokenizer(dir / "tokenizer.json");
+    Tokenizer tok = Tokenizer::load(dir);
+    if (tok.kind() != Tokenizer::Kind::gpt2_bpe) throw Error("holds a SentencePiece tokenizer, not a byte-level BPE", dir.string(), "");
+    // The added tokens Hugging Face keeps in tokenizer_config.json ("added_tokens_decoder": {id:
+    // {"content": …}}), each at its id.
+    const auto file = dir / "tokenizer_config.json";
+    if (!std::filesystem::is_regular_file(file)) return tok;
+    std::vector<std::pair<int64_t, std::string>> added;
+    try {
+        const auto j = nlohmann::json::parse(read_file(file));
+        if (!j.contains("added_tokens_decoder")) return tok;
+        for (const auto& [id, entry] : j.at("added_tokens_decoder").items()) {
+            added.emplace_back(std::stoll(id), entry.at("content").get<std::string>());
+        }
+    } catch (const std::exception& e) {
+        throw Error(std::string("unreadable added_tokens_decoder: ") + e.what(), file.string(), "");
+    }
+    return tok.with_added_tokens_at(added, file.string() + ": added_tokens_decoder");
+}
+
+nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size) {
+    auto special = [](const std::string& content) {
+        return nlohmann::json{{"content", content}, {"special", true},   {"normalized", false},
+                              {"lstrip", false},    {"rstrip", false},   {"single_word", false}};
+    };
+    const std::string eos = tokenizer.piece(tokenizer.eos_id());
+    nlohmann::json decoder = {{std::to_string(tokenizer.eos_id()), special(eos)}};
+    for (int32_t i = 0; i < static_cast<int32_t>(tokenizer.added_tokens().size()); ++i) {
+        decoder[std::to_string(tokenizer.spm_vocab_size() + i)] = special(tokenizer.added_tokens()[i]);
+    }
+    return {
+        {"tokenizer_class", "GPT2Tokenizer"},
+        {"add_prefix_space", false},
+        {"clean_up_tokenization_spaces", false},
+        {"model_max_length", block_size},
+        {"bos_token", eos},
+        {"eos_token", eos},
+        {"unk_token", eos},
+        {"pad_token", tokenizer.piece(tokenizer.pad_id())},
+        {"added_tokens_decoder", decoder},
+    };
+}
+
+void write_hf_directory(const std::filesystem::path& dir, const NamedTensors& tensors, const nlohmann::json& config,
+                        const Tokenizer& tokenizer, int block_size) {
+    if (std::filesystem::exists(dir)) throw Error("already exists", dir.string(), "choose another --out");
+    const auto tmp = dir.parent_path() / (".tmp-" + dir.filename().string() + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(tmp);
+    ensure_dir(tmp);
+    // transformers refuses a safetensors file whose metadata lacks format "pt".
+    save_safetensors(tmp / "model.safetensors", tensors, {{"format", "pt"}});
+    atomic_write(tmp / "config.json", config.dump(2) + "\n");
+    tokenizer.save_base_files(tmp);
+    if (tokenizer.kind() == Tokenizer::Kind::gpt2_bpe) {
+        atomic_write(tmp / "tokenizer_config.json", hf_tokenizer_config(tokenizer, block_size).dump(2) + "\n");
+    }
+    fsync_path(tmp);
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir, ec);
+    if (ec) throw Error("cannot move the export into place: " + ec.message(), dir.string(), "");
+}
+
+}  // namespace rlhf

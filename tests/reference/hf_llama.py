@@ -1,0 +1,92 @@
+"""Hugging Face transformers as the reference for Llama-family models (`rlhf convert --from-hf`).
+
+  hf_llama.py make DIR          three random models over DIR's vocab.json (262 tokens), every tensor
+                                random (norm gains included), so that a wrong mapping cannot pass:
+                                  DIR/llama    LlamaForCausalLM: grouped-query attention (4 heads, 2
+                                               kv), llama3 rope scaling, untied lm_head; config as
+                                               transformers 5 writes it (rope_parameters, dtype)
+                                  DIR/llama4x  the same weights, config.json in 4.x's style
+                                               (rope_theta and rope_scaling on top, torch_dtype)
+                                  DIR/qwen2    Qwen2ForCausalLM: q/k/v biases, tied head, 320
+                                               embedding rows, saved in two shards
+                                  DIR/qwen3    Qwen3ForCausalLM: q/k norms, head_dim 16 != 32 / 4,
+                                               weights stored as bfloat16
+  hf_llama.py logits IDS DIR... logits (B, T, V) of each DIR (any of the above, or an export of
+                                ours) loaded in fp32, for the JSON batch {"ids": [[...]], "mask":
+                                [[...]]} (left padding): {DIR: logits} as JSON on the last line
+"""
+import json
+import shutil
+import sys
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, \
+    Qwen3Config, Qwen3ForCausalLM
+
+transformers.utils.logging.disable_progress_bar()  # stdout/stderr carry only the result
+
+
+def randomize(model):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)  # gains near 1, each different
+            else:
+                p.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def copy_tokenizer(d, sub):
+    for f in ("vocab.json", "merges.txt"):
+        shutil.copy(f"{d}/{f}", f"{d}/{sub}/{f}")
+
+
+def make(d):
+    vocab = len(json.load(open(f"{d}/vocab.json")))
+    common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+                  max_position_embeddings=64, bos_token_id=vocab - 1, eos_token_id=vocab - 1)
+
+    llama = randomize(LlamaForCausalLM(LlamaConfig(
+        vocab_size=vocab, num_key_value_heads=2, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 16}, **common)))
+    llama.save_pretrained(f"{d}/llama", safe_serialization=True)
+    copy_tokenizer(d, "llama")
+
+    shutil.copytree(f"{d}/llama", f"{d}/llama4x")
+    cfg = json.load(open(f"{d}/llama4x/config.json"))
+    rope = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = rope.pop("rope_theta")
+    cfg["rope_scaling"] = rope
+    cfg["torch_dtype"] = cfg.pop("dtype", "float32")
+    json.dump(cfg, open(f"{d}/llama4x/config.json", "w"), indent=2)
+
+    qwen2 = randomize(Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=320, num_key_value_heads=2, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, **common)))
+    qwen2.save_pretrained(f"{d}/qwen2", safe_serialization=True, max_shard_size="40KB")
+    copy_tokenizer(d, "qwen2")
+
+    qwen3 = randomize(Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=vocab, num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, **common)))
+    qwen3.to(torch.bfloat16).save_pretrained(f"{d}/qwen3", safe_serialization=True)
+    copy_tokenizer(d, "qwen3")
+
+
+def logits(batch, dirs):
+    b = json.loads(batch)
+    ids, mask = torch.tensor(b["ids"]), torch.tensor(b["mask"])
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    out = {}
+    for d in dirs:
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+        with torch.no_grad():
+            out[d] = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.tolist()
+    print("\n" + json.dumps(out))  # the last line
+
+
+if __name__ == "__main__":
+    {"make": lambda: make(sys.argv[2]), "logits": lambda: logits(sys.argv[2], sys.argv[3:])}[sys.argv[1]]()

@@ -1,0 +1,139 @@
+// A llama model (model.arch: llama, tests/support's tiny_llama: grouped-query attention, q/k
+// norms, an untied head, llama3 rope scaling) through every stage on the Greet-NAME task:
+// pretrain learns, SFT learns and exports to Hugging Face's Qwen3 class, a reward model and DPO
+// train from the SFT policy (DPO starting at ln 2 from its reference), and PPO and GRPO run with
+// their invariants checked (ratio 1 and KL 0 at the first update). What each stage learns on a
+// GPT-2 is tested in its own file; this one shows the llama blocks plug into all of them.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/core/fs.h"
+#include "rlhf/data/demo_corpus.h"
+#include "rlhf/stages/dpo.h"
+#include "rlhf/stages/ppo.h"
+#include "rlhf/stages/pretrain.h"
+#include "rlhf/stages/reward.h"
+#include "rlhf/stages/sft.h"
+#include "support/greetings.h"
+#include "support/helpers.h"
+
+using namespace rlhf;
+
+namespace {
+
+RunConfig stage_config(const std::string& stage, const test::TempDir& dir, const std::string& out, const std::string& from) {
+    RunConfig cfg;
+    cfg.stage = stage;
+    cfg.source = "<test>";
+    cfg.out_dir = (dir / out).string();
+    cfg.init_from = (dir / from).string();
+    cfg.runtime.threads = 2;
+    cfg.runtime.deterministic = true;
+    cfg.runtime.log_level = "warn";
+    cfg.optim.weight_decay = 0;
+    cfg.optim.lr = 3e-3;
+    cfg.optim.min_lr = 3e-4;
+    cfg.optim.lr_warmup_steps = 2;
+    cfg.train.batch_size = 8;
+    cfg.train.eval_every = 0;
+    cfg.train.eval_prompts = 0;
+    cfg.checkpoint.every = 0;
+    cfg.checkpoint.keep_last = 0;
+    return cfg;
+}
+
+double mean_loss(const std::vector<nlohmann::json>& recs, size_t from, size_t to) {
+    double s = 0;
+    for (size_t i = from; i < to; ++i) s += recs[i]["loss"].get<double>();
+    return s / static_cast<double>(to - from);
+}
+
+}  // namespace
+
+TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
+    test::TempDir dir;
+    test::write_text(dir / "corpus.txt", demo_corpus(30000) + "Greet Hello Go away Bye\n");
+    RunConfig pre = test::tiny_pretrain_config(dir / "corpus.txt", dir / "base");
+    pre.model = test::tiny_llama(0);
+    pre.model.qkv_bias = false;  // Qwen3's switches, so that the SFT export has a Hugging Face class
+    pre.train.max_steps = 20;
+    REQUIRE(run_pretrain(pre, {}) == 0);
+    auto steps = test::metric_records(pre.out_dir, "train");
+    REQUIRE(steps.size() == 20);
+    CHECK(mean_loss(steps, 15, 20) < mean_loss(steps, 0, 5) - 0.5);
+
+    // SFT: learns the task; its checkpoint keeps the llama switches and exports as Qwen3.
+    std::string sft_rows, prompts;
+    for (int i = 0; i < 80; ++i) {
+        const std::string name = test::kGreetNames[i % 10];
+        sft_rows += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
+        if (i < 20) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
+    }
+    test::write_text(dir / "sft.jsonl", sft_rows);
+    test::write_text(dir / "prompts.jsonl", prompts);
+    test::write_text(dir / "ranked.jsonl", test::ranked_greetings(60));
+    RunConfig sft = stage_config("sft", dir, "sft", "base");
+    sft.data.files = {(dir / "sft.jsonl").string()};
+    sft.data.val_fraction = 0;
+    sft.optim.lr = 1e-2;
+    sft.train.max_steps = 30;
+    sft.checkpoint.export_hf = true;
+    REQUIRE(run_sft(sft, {}) == 0);
+    steps = test::metric_records(sft.out_dir, "train");
+    CHECK(mean_loss(steps, 25, 30) < 0.5 * mean_loss(steps, 0, 5));
+    const auto step_dir = resolve_checkpoint(sft.out_dir);
+    const ModelConfig m = read_checkpoint_info(step_dir).config.model;
+    CHECK(m.arch == "llama");
+    CHECK(m.n_kv_head == 2);
+    CHECK(m.qk_norm);
+    CHECK_FALSE(m.tie_embeddings);
+    const auto hf = nlohmann::json::parse(read_file(step_dir / "hf" / "config.json"));
+    CHECK(hf["model_type"] == "qwen3");
+    CHECK(hf["tie_word_embeddings"] == false);
+    CHECK(hf["vocab_size"].get<int>() == m.vocab_size);
+
+    // A reward model on ranked greetings, from the SFT policy.
+    RunConfig rm = stage_config("reward", dir, "rm", "sft");
+    rm.data.files = {(dir / "ranked.jsonl").string()};
+    rm.train.max_steps = 12;
+    REQUIRE(run_reward(rm, {}) == 0);
+    steps = test::metric_records(rm.out_dir, "train");
+    REQUIRE(steps.size() == 12);
+    CHECK(mean_loss(steps, 8, 12) < mean_loss(steps, 0, 4));
+
+    // DPO from the SFT policy: the policy is its reference at the first step, so the loss is ln 2.
+    RunConfig dpo = stage_config("dpo", dir, "dpo", "sft");
+    dpo.data.files = {(dir / "ranked.jsonl").string()};
+    dpo.train.max_steps = 4;
+    REQUIRE(run_dpo(dpo, {}) == 0);
+    steps = test::metric_records(dpo.out_dir, "train");
+    REQUIRE(steps.size() == 4);
+    CHECK(steps.front()["loss"].get<double>() == Approx(std::log(2.0)).margin(1e-4));
+
+    // PPO with the reward model (and a critic from it) and GRPO with a KL loss: the runtime
+    // invariants (ratio 1 and KL 0 before the first update, in fp32) stop the run if broken.
+    RunConfig ppo = stage_config("ppo", dir, "ppo", "sft");
+    ppo.data.files = {(dir / "prompts.jsonl").string()};
+    ppo.data.val_fraction = 0;
+    ppo.ppo.reward_model = rm.out_dir;
+    ppo.ppo.rollout_batch = 8;
+    ppo.ppo.minibatch = 8;
+    ppo.ppo.max_new_tokens = 8;
+    ppo.ppo.check_invariants = "error";
+    ppo.train.max_steps = 2;
+    REQUIRE(run_ppo(ppo, {}) == 0);
+    REQUIRE(test::metric_records(ppo.out_dir, "train").size() == 2);
+
+    RunConfig grpo = ppo;
+    grpo.out_dir = (dir / "grpo").string();
+    grpo.ppo.advantage = "grpo";
+    grpo.ppo.group_size = 4;
+    grpo.ppo.kl_penalty = "loss";
+    REQUIRE(run_ppo(grpo, {}) == 0);
+    steps = test::metric_records(grpo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["kl"].get<double>() == 0.0);
+}
