@@ -200,7 +200,7 @@ void export_hf_llama(const ModelConfig& m, const std::map<std::string, torch::Te
     NamedTensors out;
     out.emplace_back("model.embed_tokens.weight", get("transformer.wte.weight"));
     out.emplace_back("model.norm.weight", get("transformer.ln_f.weight"));
-    if (!m.tie_embeddings) out.emplace_back("lm_head.weight", get("lm_head.weight"));
+    if (!m.tie_embeddings && !reward) out.emplace_back("lm_head.weight", get("lm_head.weight"));  // a reward model has no LM head
     for (int l = 0; l < m.n_layer; ++l) {
         const std::string h = layer_prefix(l), o = our_prefix(l);
         out.emplace_back(h + "input_layernorm.weight", get(o + "ln_1.weight"));

@@ -1,3 +1,4 @@
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -33,7 +34,7 @@ void add_bench_command(CLI::App& app, Action& action) {
     cmd->require_subcommand(1);
     auto* gen = cmd->add_subcommand(
         "generate", "Generation tokens/s: random prompts, fixed length (no early stop), one line of results");
-    gen->add_option("--preset", args->preset, "Random-weight model of this size (gpt2, gpt2-medium, ...)")
+    gen->add_option("--preset", args->preset, "Random-weight model of this size (gpt2 … gpt2-xl, smollm2-135m, smollm2-360m, qwen2.5-0.5b, qwen3-0.6b, llama-3.2-1b)")
         ->capture_default_str();
     gen->add_option("--checkpoint", args->checkpoint, "Use a trained checkpoint instead of --preset");
     gen->add_option("--batch-size", args->batch_size, "Sequences decoded together")->capture_default_str()->check(CLI::Range(1, 4096));
@@ -54,10 +55,12 @@ void add_bench_command(CLI::App& app, Action& action) {
             } else {
                 ModelConfig cfg;
                 cfg.preset = args->preset;
-                cfg.vocab_size = 50257;  // the released models' (and docs/benchmarks.md's) count
-                if (!apply_model_preset(cfg, {"model.vocab_size"}) || cfg.preset == "custom") {
-                    throw Error("unknown preset '" + args->preset + "'", "--preset", "gpt2, gpt2-medium, gpt2-large or gpt2-xl");
+                if (!apply_model_preset(cfg, {}) || cfg.preset == "custom") {
+                    const auto names = preset_names();  // "custom" first
+                    throw Error("unknown preset '" + args->preset + "'", "--preset",
+                                "one of " + fmt::format("{}", fmt::join(names.begin() + 1, names.end(), ", ")));
                 }
+                if (cfg.arch == "gpt2") cfg.vocab_size = 50257;  // the released models' (and docs/benchmarks.md's) count
                 model = Gpt(cfg);
                 model->to(rt.device);
                 what = args->preset + " (random weights)";

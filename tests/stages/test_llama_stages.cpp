@@ -103,6 +103,10 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     steps = test::metric_records(rm.out_dir, "train");
     REQUIRE(steps.size() == 12);
     CHECK(mean_loss(steps, 8, 12) < mean_loss(steps, 0, 4));
+    auto r = test::run_cli("convert --to-hf " + test::shell_quote(rm.out_dir) + " --out " + test::shell_quote((dir / "rm_hf").string()));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(nlohmann::json::parse(read_file(dir / "rm_hf" / "config.json"))["architectures"][0] == "Qwen3ForSequenceClassification");
 
     // DPO from the SFT policy: the policy is its reference at the first step, so the loss is ln 2.
     RunConfig dpo = stage_config("dpo", dir, "dpo", "sft");
