@@ -32,7 +32,8 @@ packages=(
     libblas-dev             # CBLAS header for the fused CPU attention kernel
     libyaml-cpp-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
     zlib1g-dev              # reading gzipped JSONL directly (HH-RLHF ships *.jsonl.gz)
-    libicu-dev              # Unicode classes for GPT-2's byte-level BPE pre-tokeniser
+    libicu-dev              # Unicode classes for GPT-2's byte-level BPE pre-tokeniser, NFC
+    libpcre2-dev            # the split regexes of Hugging Face tokenizer.json files (Qwen, Llama-3)
     catch2                  # v2 on Debian 12
     libopenblas0-openmp     # fast BLAS for LibTorch on CPU
     python3-torch python3-numpy  # /usr/bin/python3 reference computations in tests

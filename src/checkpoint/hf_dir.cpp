@@ -7,6 +7,7 @@
 
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/tokenizer/gpt2_bpe.h"
 
 namespace rlhf {
 
@@ -17,23 +18,6 @@ nlohmann::json parse_json_file(const std::filesystem::path& file) {
         return nlohmann::json::parse(read_file(file));
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
-    }
-}
-
-// GPT-2's pre-tokenizer is a bare ByteLevel with its built-in regex; anything else (Qwen's and
-// Llama-3's Split with their own regex, a normalizer) would split text differently.
-void require_gpt2_pretokenizer(const std::filesystem::path& file) {
-    const auto j = parse_json_file(file);
-    const auto normalizer = j.value("normalizer", nlohmann::json());
-    const auto pre = j.value("pre_tokenizer", nlohmann::json());
-    const bool gpt2 = pre.is_object() && pre.value("type", "") == "ByteLevel" && pre.value("use_regex", true) &&
-                      !pre.value("add_prefix_space", false);
-    if (!normalizer.is_null() || !gpt2) {
-        throw Error(std::string("its ") + (normalizer.is_null() ? "pre_tokenizer (" + pre.value("type", std::string("none")) + ")"
-                                                                : "normalizer (" + normalizer.value("type", std::string("?")) + ")") +
-                        " is not GPT-2's byte-level split, the only one this build reads",
-                    file.string() + (normalizer.is_null() ? ": pre_tokenizer" : ": normalizer"),
-                    "Qwen's and Llama-3's tokenizers are not supported yet; the weights alone cannot be used without them");
     }
 }
 
@@ -82,7 +66,6 @@ std::map<std::string, torch::Tensor> read_hf_weights(const std::filesystem::path
 }
 
 Tokenizer read_hf_tokenizer(const std::filesystem::path& dir) {
-    if (std::filesystem::is_regular_file(dir / "tokenizer.json")) require_gpt2_pretokenizer(dir / "tokenizer.json");
     Tokenizer tok = Tokenizer::load(dir);
     if (tok.kind() != Tokenizer::Kind::gpt2_bpe) throw Error("holds a SentencePiece tokenizer, not a byte-level BPE", dir.string(), "");
     // The added tokens Hugging Face keeps in tokenizer_config.json ("added_tokens_decoder": {id:
@@ -125,6 +108,32 @@ nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size) {
     };
 }
 
+nlohmann::json hf_tokenizer_json(const Tokenizer& tokenizer) {
+    const Gpt2Bpe& bpe = tokenizer.bpe();
+    nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+    for (int32_t id = 0; id < bpe.size(); ++id) vocab[bpe.piece(id)] = id;
+    nlohmann::json merges = nlohmann::json::array();
+    for (const auto& [a, b] : bpe.merges()) merges.push_back({a, b});
+    nlohmann::json added = nlohmann::json::array();
+    for (int32_t i = 0; i < static_cast<int32_t>(tokenizer.added_tokens().size()); ++i) {
+        added.push_back({{"id", tokenizer.spm_vocab_size() + i}, {"content", tokenizer.added_tokens()[i]}, {"single_word", false},
+                         {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", true}});
+    }
+    nlohmann::json model = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+                            {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", false},
+                            {"byte_fallback", false}, {"ignore_merges", bpe.ignore_merges()}, {"merges", merges}};
+    model["vocab"] = nlohmann::json::parse(vocab.dump());  // in id order
+    return {{"version", "1.0"},
+            {"truncation", nullptr},
+            {"padding", nullptr},
+            {"added_tokens", added},
+            {"normalizer", bpe.pre_tokenizer().normalizer_json()},
+            {"pre_tokenizer", bpe.pre_tokenizer().pre_tokenizer_json()},
+            {"post_processor", nullptr},
+            {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+            {"model", model}};
+}
+
 void write_hf_directory(const std::filesystem::path& dir, const NamedTensors& tensors, const nlohmann::json& config,
                         const Tokenizer& tokenizer, int block_size) {
     if (std::filesystem::exists(dir)) throw Error("already exists", dir.string(), "choose another --out");
@@ -136,7 +145,12 @@ void write_hf_directory(const std::filesystem::path& dir, const NamedTensors& te
     atomic_write(tmp / "config.json", config.dump(2) + "\n");
     tokenizer.save_base_files(tmp);
     if (tokenizer.kind() == Tokenizer::Kind::gpt2_bpe) {
-        atomic_write(tmp / "tokenizer_config.json", hf_tokenizer_config(tokenizer, block_size).dump(2) + "\n");
+        nlohmann::json config = hf_tokenizer_config(tokenizer, block_size);
+        if (!tokenizer.bpe().default_options()) {  // its own split: only a tokenizer.json can say it
+            atomic_write(tmp / "tokenizer.json", hf_tokenizer_json(tokenizer).dump() + "\n");
+            config["tokenizer_class"] = "PreTrainedTokenizerFast";
+        }
+        atomic_write(tmp / "tokenizer_config.json", config.dump(2) + "\n");
     }
     fsync_path(tmp);
     std::error_code ec;

@@ -123,6 +123,8 @@ Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& s
         !model.contains("merges") || !model.at("merges").is_array()) {
         throw Error("not a byte-level BPE tokenizer (model.type BPE with vocab and merges)", source, "");
     }
+    // The split first: a tokenizer we would split differently is refused before its vocabulary is read.
+    PreTokenizer pre = PreTokenizer::from_tokenizer_json(doc, source);
     // merges are "a b" strings (tokenizers < 0.20) or [a, b] pairs (later).
     std::string merges = "#version: 0.2\n";
     for (const auto& m : model.at("merges")) {
@@ -135,7 +137,41 @@ Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& s
         }
         merges += '\n';
     }
-    return Gpt2Bpe(model.at("vocab").dump(), source + ": model.vocab", merges, source + ": model.merges");
+    // Added tokens past the vocabulary (Qwen's <|endoftext|>, <|im_start|>, …) join it at their ids.
+    nlohmann::json vocab = model.at("vocab");
+    if (doc.contains("added_tokens") && doc.at("added_tokens").is_array()) {
+        std::vector<std::pair<int64_t, std::string>> added;
+        for (const auto& t : doc.at("added_tokens")) {
+            if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
+                !t["content"].is_string()) {
+                throw Error("an added token is not {id, content}: " + t.dump(), source + ": added_tokens", "");
+            }
+            added.emplace_back(t["id"].get<int64_t>(), t["content"].get<std::string>());
+        }
+        std::sort(added.begin(), added.end());
+        for (const auto& [id, content] : added) {
+            if (id < static_cast<int64_t>(vocab.size()) && vocab.contains(content)) continue;  // already an entry
+            if (id != static_cast<int64_t>(vocab.size()) || vocab.contains(content)) {
+                throw Error("added token '" + content + "' has id " + std::to_string(id) + ", not the next id " +
+                                std::to_string(vocab.size()),
+                            source + ": added_tokens", "added tokens must follow the vocabulary without gaps");
+            }
+            vocab[content] = id;
+        }
+    }
+    Gpt2Bpe bpe(vocab.dump(), source + ": model.vocab", merges, source + ": model.merges");
+    bpe.set_options(std::move(pre), model.value("ignore_merges", false));
+    return bpe;
+}
+
+void Gpt2Bpe::set_options(PreTokenizer pre, bool ignore_merges) {
+    pre_ = std::move(pre);
+    ignore_merges_ = ignore_merges;
+    fingerprint_ = base_fingerprint_;
+    if (!default_options()) {  // GPT-2's own options leave the fingerprint as it always was
+        const std::string options = pre_.to_json().dump() + (ignore_merges_ ? "+ignore_merges" : "");
+        fingerprint_ = fnv1a64(options.data(), options.size(), fingerprint_);
+    }
 }
 
 void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, const std::string& vocab_source,
@@ -158,6 +194,7 @@ void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, con
                         "a byte-level BPE vocabulary holds all 256 bytes");
         }
         byte_id_[b] = it->second;
+        bytes_as_piece_[b] = name;
     }
     for (size_t rank = 0; rank < merges.size(); ++rank) {
         const auto& [a, b] = merges[rank];
@@ -176,7 +213,7 @@ void Gpt2Bpe::build(std::vector<std::pair<std::string, std::string>> merges, con
         h = fnv1a64(a.data(), a.size() + 1, h);
         h = fnv1a64(b.data(), b.size() + 1, h);
     }
-    fingerprint_ = h;
+    fingerprint_ = base_fingerprint_ = h;
 }
 
 int32_t Gpt2Bpe::piece_to_id(std::string_view piece) const {
@@ -221,7 +258,23 @@ void Gpt2Bpe::encode_piece(std::string_view piece, std::vector<int32_t>& out) co
 std::vector<int32_t> Gpt2Bpe::encode(std::string_view text) const {
     std::vector<int32_t> out;
     out.reserve(text.size() / 3 + 1);
-    for (std::string_view piece : gpt2_pretokenize(text)) encode_piece(piece, out);
+    if (default_options()) {  // GPT-2: no copy of the text, the hand-written scanner
+        for (std::string_view piece : gpt2_pretokenize(text)) encode_piece(piece, out);
+        return out;
+    }
+    const std::string normalized = pre_.normalize(text);
+    std::string whole;
+    for (std::string_view piece : pre_.split(normalized)) {
+        if (ignore_merges_) {  // Llama-3: a piece that is an entry as a whole needs no merges
+            whole.clear();
+            for (unsigned char b : piece) whole += bytes_as_piece_[b];
+            if (auto it = ids_.find(whole); it != ids_.end()) {
+                out.push_back(it->second);
+                continue;
+            }
+        }
+        encode_piece(piece, out);
+    }
     return out;
 }
 

@@ -23,6 +23,22 @@ std::pair<std::filesystem::path, std::filesystem::path> bpe_files(const std::fil
     return {};
 }
 
+// The end-of-text token a Hugging Face directory names (tokenizer_config.json's eos_token, a string
+// or {"content": …}), or GPT-2's.
+std::string hf_eos_piece(const std::filesystem::path& dir) {
+    const auto file = dir / "tokenizer_config.json";
+    if (!std::filesystem::exists(file)) return "<|endoftext|>";
+    try {
+        const auto j = nlohmann::json::parse(read_file(file));
+        const auto eos = j.value("eos_token", nlohmann::json());
+        if (eos.is_string()) return eos.get<std::string>();
+        if (eos.is_object() && eos.contains("content")) return eos["content"].get<std::string>();
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
+    }
+    return "<|endoftext|>";
+}
+
 Tokenizer load_base(const std::filesystem::path& path) {
     if (!std::filesystem::exists(path)) {
         throw Error("tokenizer model not found", path.string(),
@@ -35,13 +51,25 @@ Tokenizer load_base(const std::filesystem::path& path) {
     if (std::filesystem::exists(dir / kTokenizerModelFile) && (is_dir || path.filename() == kTokenizerModelFile)) {
         return Tokenizer::from_model_bytes(read_file(dir / kTokenizerModelFile), (dir / kTokenizerModelFile).string());
     }
-    if (const auto [vocab, merges] = bpe_files(dir); !vocab.empty()) {
-        return Tokenizer::from_gpt2_bpe(Gpt2Bpe(read_file(vocab), vocab.string(), read_file(merges), merges.string()),
-                                        dir.string());
-    }
+    // A Hugging Face tokenizer.json says everything (its split, its added tokens); vocab.json +
+    // merges.txt beside it (the hub has both) would lose its split.
     if (std::filesystem::exists(dir / "tokenizer.json")) {
         return Tokenizer::from_gpt2_bpe(Gpt2Bpe::from_tokenizer_json(read_file(dir / "tokenizer.json"), (dir / "tokenizer.json").string()),
-                                        dir.string());
+                                        dir.string(), hf_eos_piece(dir));
+    }
+    if (const auto [vocab, merges] = bpe_files(dir); !vocab.empty()) {
+        Gpt2Bpe bpe(read_file(vocab), vocab.string(), read_file(merges), merges.string());
+        std::string eos = hf_eos_piece(dir);
+        if (const auto options = dir / kBpeOptionsFile; std::filesystem::exists(options)) {  // ours, beside the files
+            try {
+                const auto j = nlohmann::json::parse(read_file(options));
+                bpe.set_options(PreTokenizer::from_json(j.at("pre_tokenizer"), options.string()), j.at("ignore_merges").get<bool>());
+                eos = j.at("eos").get<std::string>();
+            } catch (const nlohmann::json::exception& e) {
+                throw Error(std::string("malformed: ") + e.what(), options.string(), "");
+            }
+        }
+        return Tokenizer::from_gpt2_bpe(std::move(bpe), dir.string(), eos);
     }
     throw Error("tokenizer model not found", path.string(),
                 "point at a directory holding tokenizer.model (`rlhf tokenizer train`), or GPT-2's vocab.json + "
@@ -114,6 +142,11 @@ Tokenizer Tokenizer::from_gpt2_bpe(Gpt2Bpe bpe, const std::string& source, const
     tok = tok.with_added_tokens({kGpt2PadToken});
     tok.pad_id_ = tok.added_token_id(kGpt2PadToken);
     return tok;
+}
+
+const Gpt2Bpe& Tokenizer::bpe() const {
+    if (!bpe_) throw Error("a SentencePiece tokenizer has no byte-level BPE", source_, "");
+    return *bpe_;
 }
 
 const std::string& Tokenizer::model_bytes() const {
@@ -225,6 +258,12 @@ void Tokenizer::save_base_files(const std::filesystem::path& dir) const {
     if (bpe_) {
         atomic_write(dir / kBpeVocabFile, bpe_->vocab_json());
         atomic_write(dir / kBpeMergesFile, bpe_->merges_txt());
+        const std::string eos = bpe_->piece(eos_id_);
+        if (!bpe_->default_options() || eos != "<|endoftext|>") {  // what vocab.json + merges.txt cannot say
+            const nlohmann::json options = {{"pre_tokenizer", bpe_->pre_tokenizer().to_json()},
+                                            {"ignore_merges", bpe_->ignore_merges()}, {"eos", eos}};
+            atomic_write(dir / kBpeOptionsFile, options.dump(2) + "\n");
+        }
     } else {
         atomic_write(dir / kTokenizerModelFile, model_bytes());
     }

@@ -22,17 +22,21 @@ nlohmann::json read_hf_config(const std::filesystem::path& dir);
 // model.safetensors, or the shards model.safetensors.index.json lists.
 std::map<std::string, torch::Tensor> read_hf_weights(const std::filesystem::path& dir);
 
-// The directory's byte-level BPE tokenizer with tokenizer_config.json's added tokens at their ids.
-// A tokenizer.json whose normalizer or pre-tokenizer is not GPT-2's is refused by name: reading
-// its vocabulary with GPT-2's split would tokenize differently, without a word.
+// The directory's byte-level BPE tokenizer (tokenizer.json with its own split, or vocab.json +
+// merges.txt with GPT-2's) with tokenizer_config.json's added tokens at their ids.
 Tokenizer read_hf_tokenizer(const std::filesystem::path& dir);
 
 // tokenizer_config.json for our byte-level BPE tokenizer: the added tokens as special tokens at
 // their ids, and no clean-up of spaces on decode (it would change text our decode returns exactly).
 nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size);
 
+// A byte-level BPE tokenizer as a Hugging Face tokenizer.json: vocabulary, merges, its split and
+// normalizer, and our added tokens as special tokens at their ids.
+nlohmann::json hf_tokenizer_json(const Tokenizer& tokenizer);
+
 // Writes config.json, model.safetensors and the tokenizer's files into `dir`, which must not
-// exist; it is built beside its place and renamed, so it is complete or absent.
+// exist; it is built beside its place and renamed, so it is complete or absent. A BPE with its
+// own split (Qwen, Llama-3) also gets a tokenizer.json, which transformers' fast tokenizer reads.
 void write_hf_directory(const std::filesystem::path& dir, const NamedTensors& tensors, const nlohmann::json& config,
                         const Tokenizer& tokenizer, int block_size);
 

@@ -1,6 +1,7 @@
 // GPT-2's byte-level BPE (Radford et al. 2019; OpenAI's encoder.py, tiktoken's "gpt2"):
 //
-//   1. the text is cut into pieces by GPT-2's pattern (gpt2_pretokenize.h);
+//   1. the text is cut into pieces by GPT-2's pattern (gpt2_pretokenize.h), or by what a
+//      tokenizer.json asks for (pretokenizer.h: NFC, Qwen's or Llama-3's regex, digits);
 //   2. each byte of a piece is one initial symbol, named by a printable character: bytes
 //      '!'..'~', '¡'..'¬', '®'..'ÿ' stand for themselves, the other 68 for U+0100 + n (so the
 //      vocabulary files hold no control characters or spaces);
@@ -8,8 +9,12 @@
 //      again and again, until no adjacent pair has a rank; the symbols left are looked up in
 //      encoder.json / vocab.json.
 //
+//   With ignore_merges (Llama-3), a piece that is a vocabulary entry as a whole is that entry.
+//
 // Decoding maps each id back to its bytes: exact for any text. `<|endoftext|>` (50256 in GPT-2)
-// is a vocabulary entry no text encodes to, like any special token here.
+// is a vocabulary entry no text encodes to, like any special token here; a tokenizer.json's
+// added tokens (Qwen's <|im_end|>, Llama-3's <|eot_id|>) join the vocabulary at their ids, and
+// text that spells them is still encoded as plain text.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +22,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "rlhf/tokenizer/pretokenizer.h"
 
 namespace rlhf {
 
@@ -27,8 +34,18 @@ public:
     // files in errors (file:line for a broken merge).
     Gpt2Bpe(std::string_view vocab_json, const std::string& vocab_source, std::string_view merges,
             const std::string& merges_source);
-    // From a tokenizer.json of Hugging Face's `tokenizers` (model.type BPE).
+    // From a tokenizer.json of Hugging Face's `tokenizers` (model.type BPE): vocabulary, merges
+    // (strings or pairs), ignore_merges, the normalizer and pre-tokenizer, and the added tokens
+    // past the vocabulary (which must follow it, id by id).
     static Gpt2Bpe from_tokenizer_json(std::string_view json, const std::string& source);
+
+    // The split and merge options (GPT-2's by default); they enter the fingerprint.
+    void set_options(PreTokenizer pre, bool ignore_merges);
+    const PreTokenizer& pre_tokenizer() const { return pre_; }
+    bool ignore_merges() const { return ignore_merges_; }
+    bool default_options() const { return pre_.is_gpt2() && !ignore_merges_; }
+    // The merges in rank order.
+    const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }
 
     std::vector<int32_t> encode(std::string_view text) const;
     // The bytes of one id.
@@ -58,7 +75,10 @@ private:
     // (left id << 32 | right id) -> (rank, merged id)
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_of_;
     int32_t byte_id_[256] = {};
-    uint64_t fingerprint_ = 0;
+    std::string bytes_as_piece_[256];  // each byte's character in the vocabulary's alphabet
+    uint64_t fingerprint_ = 0, base_fingerprint_ = 0;  // with and without the options
+    PreTokenizer pre_;
+    bool ignore_merges_ = false;
 };
 
 }  // namespace rlhf

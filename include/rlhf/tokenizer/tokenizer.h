@@ -78,6 +78,8 @@ public:
     // The serialized SentencePiece model (SentencePiece only), and the fingerprint of the base
     // vocabulary (checked against shards, which hold base ids only, so added tokens do not enter it).
     const std::string& model_bytes() const;
+    // The byte-level BPE behind a gpt2_bpe tokenizer (an rlhf::Error for SentencePiece).
+    const Gpt2Bpe& bpe() const;
     uint64_t fingerprint() const { return fingerprint_; }
     const std::string& source() const { return source_; }
 
@@ -103,6 +105,7 @@ inline constexpr const char* kTokenizerModelFile = "tokenizer.model";
 inline constexpr const char* kAddedTokensFile = "added_tokens.json";
 inline constexpr const char* kBpeVocabFile = "vocab.json";   // Hugging Face's names (OpenAI's: encoder.json,
 inline constexpr const char* kBpeMergesFile = "merges.txt";  // vocab.bpe; both are read)
+inline constexpr const char* kBpeOptionsFile = "bpe.json";  // ours: split, ignore_merges, EOS when not GPT-2's
 inline constexpr const char* kGpt2PadToken = "<|pad|>";
 
 }  // namespace rlhf

@@ -1,0 +1,83 @@
+"""Hugging Face `tokenizers` as the reference for tokenizer.json files (tests/tokenizer/test_hf_tokenizer.cpp).
+
+  hf_tokenizers.py make DIR           three byte-level BPE tokenizers trained on one small corpus,
+                                      each configured as a family's tokenizer.json is:
+                                        DIR/qwen2    NFC; Split on Qwen2's regex (digits one by one);
+                                                     ByteLevel without regex; <|endoftext|>,
+                                                     <|im_start|>, <|im_end|> added past the vocabulary
+                                        DIR/llama3   Split on Llama-3's regex (digits in threes);
+                                                     ByteLevel without regex; ignore_merges;
+                                                     <|begin_of_text|>, <|end_of_text|>, <|eot_id|> added
+                                        DIR/smollm2  Digits (one by one); ByteLevel with GPT-2's regex;
+                                                     <|endoftext|>, <|im_start|>, <|im_end|> as the
+                                                     first vocabulary entries
+                                      with a tokenizer_config.json naming each one's eos_token
+  hf_tokenizers.py encode DIR TEXTS   {"ids": [[...] per text]} for the JSON list TEXTS, special
+                                      tokens in the text encoded as plain text, as JSON on the last line
+"""
+import json
+import sys
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+         r"|\s+(?!\S)|\s+")
+LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog. It's 12345 steps, isn't it? We'll see, they've said.",
+    "Hello world! hello WORLD, Hello, World... 3.14159 and 2026-12-07 at 10:45.",
+    "café naïve résumé über straße — “quoted” ‘text’ 日本語のテキストです。 emoji 🤖🚀 ok",
+    "def f(x):\n\treturn x * 2  # comment\n\n\n    indented    spaces\r\nwindows line",
+] * 50
+
+
+def build(kind):
+    tok = Tokenizer(models.BPE())
+    if kind == "qwen2":
+        tok.normalizer = normalizers.NFC()
+    split = {"qwen2": QWEN2, "llama3": LLAMA3}.get(kind)
+    if split:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    first = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] if kind == "smollm2" else []
+    trainer = trainers.BpeTrainer(vocab_size=420, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=first, show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
+    if kind == "qwen2":
+        tok.add_special_tokens(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    if kind == "llama3":
+        tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"])
+    return tok
+
+
+def make(d):
+    import os
+    eos = {"qwen2": "<|endoftext|>", "llama3": "<|end_of_text|>", "smollm2": "<|endoftext|>"}
+    for kind in ("qwen2", "llama3", "smollm2"):
+        os.makedirs(f"{d}/{kind}", exist_ok=True)
+        path = f"{d}/{kind}/tokenizer.json"
+        build(kind).save(path)
+        if kind == "llama3":  # the trainer does not keep the flag: set it as Llama-3's file has it
+            j = json.load(open(path))
+            j["model"]["ignore_merges"] = True
+            json.dump(j, open(path, "w"), ensure_ascii=False)
+        json.dump({"eos_token": eos[kind]}, open(f"{d}/{kind}/tokenizer_config.json", "w"))
+
+
+def encode(d, texts):
+    tok = Tokenizer.from_file(f"{d}/tokenizer.json")
+    tok.encode_special_tokens = True  # special tokens in user text are plain text, as ours are
+    rows = [tok.encode(t, add_special_tokens=False).ids for t in json.loads(texts)]
+    print("\n" + json.dumps({"ids": rows}))
+
+
+if __name__ == "__main__":
+    {"make": lambda: make(sys.argv[2]), "encode": lambda: encode(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
