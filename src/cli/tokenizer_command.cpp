@@ -4,6 +4,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "rlhf/checkpoint/hf_dir.h"
 #include "rlhf/cli/commands.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
@@ -65,13 +66,15 @@ void add_tokenizer_command(CLI::App& app, Action& action) {
     };
     auto imp = std::make_shared<ImportArgs>();
     auto* import_cmd = cmd->add_subcommand(
-        "import-gpt2", "Make a tokenizer directory from GPT-2's byte-level BPE files (<|endoftext|> is BOS and EOS, "
-                       "<|pad|> is added as PAD)");
+        "import-gpt2", "Make a tokenizer directory from a byte-level BPE: GPT-2's files, or a Hugging Face directory "
+                       "(--from: its tokenizer.json with Qwen's, Llama-3's or SmolLM2's split, tokenizer_config.json's "
+                       "added tokens and eos_token); <|pad|> is added as PAD. Also named import-hf");
+    import_cmd->alias("import-hf");
     import_cmd->add_option("--encoder", imp->encoder, "OpenAI's encoder.json (with --vocab)");
     import_cmd->add_option("--vocab", imp->vocab_bpe, "OpenAI's vocab.bpe (with --encoder)");
     import_cmd->add_option("--vocab-json", imp->vocab_json, "Hugging Face's vocab.json (with --merges)");
     import_cmd->add_option("--merges", imp->merges, "Hugging Face's merges.txt (with --vocab-json)");
-    import_cmd->add_option("--from", imp->from, "A directory holding either pair, or a tokenizer.json");
+    import_cmd->add_option("--from", imp->from, "A directory holding tokenizer.json (read first), or either pair");
     import_cmd->add_option("--out", imp->out, "Output tokenizer directory (vocab.json, merges.txt, added_tokens.json)")
         ->required();
     import_cmd->callback([imp, &action] {
@@ -94,7 +97,7 @@ void add_tokenizer_command(CLI::App& app, Action& action) {
             };
             Tokenizer tok = openai ? pair_of(imp->encoder, imp->vocab_bpe, "--encoder", "--vocab")
                             : hf   ? pair_of(imp->vocab_json, imp->merges, "--vocab-json", "--merges")
-                                   : Tokenizer::load(imp->from);
+                                   : read_hf_tokenizer(imp->from);
             if (tok.kind() != Tokenizer::Kind::gpt2_bpe) {
                 throw Error("holds a SentencePiece tokenizer, not GPT-2's BPE", imp->from, "use it directly as tokenizer.path");
             }

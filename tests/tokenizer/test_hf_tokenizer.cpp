@@ -63,6 +63,17 @@ TEST_CASE("tokenizer.json of Qwen2, Llama-3, SmolLM2 kinds: the library's ids", 
         const auto again = test::reference_json("hf_tokenizers.py", "encode " + test::shell_quote((dir / (kind + "_hf")).string()) + " " + texts);
         CHECK(again["ids"] == want["ids"]);
     }
+    // The command line: import-hf makes a tokenizer directory that encodes as the library does.
+    auto r = test::run_cli("tokenizer import-hf --from " + test::shell_quote((dir / "llama3").string()) + " --out " +
+                           test::shell_quote((dir / "imported").string()));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    r = test::run_shell("printf '%s' " + test::shell_quote(kTexts[0]) + " | " + test::shell_quote(RLHF_CLI_PATH) +
+                        " tokenizer encode --tokenizer " + test::shell_quote((dir / "imported").string()));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto want = test::reference_json("hf_tokenizers.py", "encode " + test::shell_quote((dir / "llama3").string()) + " " + texts);
+    CHECK(nlohmann::json::parse(r.output.substr(r.output.find('['))) == want["ids"][0]);
 }
 
 // The splits by hand, with no library: Qwen2 cuts digits one by one, Llama-3 in threes,
