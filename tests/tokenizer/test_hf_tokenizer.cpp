@@ -32,7 +32,7 @@ const std::vector<std::string> kTexts = {
 
 }  // namespace
 
-TEST_CASE("tokenizer.json of Qwen2, Llama-3, SmolLM2 kinds: the library's ids", "[integration][hf][tokenizer]") {
+TEST_CASE("Qwen2/Llama-3/SmolLM2 tokenizer.json: the library's ids", "[integration][hf][tokenizer]") {
     test::TempDir dir;
     test::run_transformers_reference("hf_tokenizers.py", "make " + test::shell_quote(dir.path().string()));
     const std::string texts = test::shell_quote(nlohmann::json(kTexts).dump());
