@@ -23,6 +23,27 @@ nlohmann::json parse_json_file(const std::filesystem::path& file) {
 
 }  // namespace
 
+void check_hf_vocabulary(const ModelConfig& hf, const Tokenizer& tokenizer, const std::string& config_file) {
+    if (hf.vocab_size < tokenizer.spm_vocab_size()) {
+        throw Error("the tokenizer has " + std::to_string(tokenizer.spm_vocab_size()) + " entries but config.json's "
+                        "vocab_size is " + std::to_string(hf.vocab_size),
+                    config_file + ": vocab_size", "the tokenizer files and the model do not belong together");
+    }
+}
+
+ImportedHfModel with_room_for_tokens(const ModelConfig& hf, Gpt model, Tokenizer tokenizer) {
+    ImportedHfModel out;
+    out.config = hf;
+    out.tokenizer = std::move(tokenizer);
+    if (hf.vocab_size < out.tokenizer.vocab_size()) {
+        out.config.vocab_size = out.tokenizer.vocab_size();
+        out.model = grow_vocabulary(*model, out.config.vocab_size, hf.vocab_size);
+    } else {
+        out.model = std::move(model);
+    }
+    return out;
+}
+
 nlohmann::json read_hf_config(const std::filesystem::path& dir) {
     const auto file = dir / "config.json";
     if (!std::filesystem::is_regular_file(file)) {

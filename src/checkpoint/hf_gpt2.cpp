@@ -91,14 +91,9 @@ bool is_hf_conv1d_weight(const std::string& name) {
 
 ImportedHfModel import_hf_gpt2(const std::filesystem::path& dir) {
     if (!std::filesystem::is_directory(dir)) throw Error("not a directory", dir.string(), "");
-    ImportedHfModel out;
     ModelConfig hf = model_config_of(read_hf_config(dir), dir / "config.json");
-    out.tokenizer = read_hf_tokenizer(dir);
-    if (hf.vocab_size < out.tokenizer.spm_vocab_size()) {
-        throw Error("the tokenizer has " + std::to_string(out.tokenizer.spm_vocab_size()) + " entries but config.json's "
-                        "vocab_size is " + std::to_string(hf.vocab_size),
-                    (dir / "config.json").string() + ": vocab_size", "the tokenizer files and the model do not belong together");
-    }
+    Tokenizer tokenizer = read_hf_tokenizer(dir);
+    check_hf_vocabulary(hf, tokenizer, (dir / "config.json").string());
     const auto file = dir / "model.safetensors";
     const auto tensors = read_hf_weights(dir);
 
@@ -129,17 +124,7 @@ ImportedHfModel import_hf_gpt2(const std::filesystem::path& dir) {
     for (const auto& [name, p] : params) {
         if (!filled.count(name)) throw Error("tensor '" + name + "' is missing", file.string(), "");
     }
-    // Room for <|pad|> (and the chat markers SFT adds later) when the embedding lacks rows for
-    // them (the hub's GPT-2: 50257): new rows are the mean of the others. An embedding with rows
-    // to spare (ours exported, or padded to a multiple of 64) is kept as it is.
-    out.config = hf;
-    if (hf.vocab_size < out.tokenizer.vocab_size()) {
-        out.config.vocab_size = out.tokenizer.vocab_size();
-        out.model = grow_vocabulary(*model, out.config.vocab_size, hf.vocab_size);
-    } else {
-        out.model = model;
-    }
-    return out;
+    return with_room_for_tokens(hf, model, std::move(tokenizer));
 }
 
 }  // namespace rlhf

@@ -149,13 +149,8 @@ ImportedHfModel import_hf_llama(const std::filesystem::path& dir) {
     if (!std::filesystem::is_directory(dir)) throw Error("not a directory", dir.string(), "");
     const auto config_file = (dir / "config.json").string();
     const ModelConfig hf = llama_config_from_hf(read_hf_config(dir), config_file);
-    ImportedHfModel out;
-    out.tokenizer = read_hf_tokenizer(dir);
-    if (hf.vocab_size < out.tokenizer.spm_vocab_size()) {
-        throw Error("the tokenizer has " + std::to_string(out.tokenizer.spm_vocab_size()) + " entries but config.json's "
-                        "vocab_size is " + std::to_string(hf.vocab_size),
-                    config_file + ": vocab_size", "the tokenizer files and the model do not belong together");
-    }
+    Tokenizer tokenizer = read_hf_tokenizer(dir);
+    check_hf_vocabulary(hf, tokenizer, config_file);
     const auto ours = our_tensors(hf, read_hf_weights(dir), dir.string());
     Gpt model(hf);
     torch::NoGradGuard no_grad;
@@ -169,16 +164,7 @@ ImportedHfModel import_hf_llama(const std::filesystem::path& dir) {
         }
         item.value().copy_(it->second);
     }
-    // Room for <|pad|> when the embedding has no spare rows (new rows: the mean of the others);
-    // spare rows (Qwen's 151,936 for 151,665 tokens) are kept as they are.
-    out.config = hf;
-    if (hf.vocab_size < out.tokenizer.vocab_size()) {
-        out.config.vocab_size = out.tokenizer.vocab_size();
-        out.model = grow_vocabulary(*model, out.config.vocab_size, hf.vocab_size);
-    } else {
-        out.model = model;
-    }
-    return out;
+    return with_room_for_tokens(hf, model, std::move(tokenizer));
 }
 
 void export_hf_llama(const ModelConfig& m, const std::map<std::string, torch::Tensor>& weights, const Tokenizer& tokenizer,

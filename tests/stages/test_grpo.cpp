@@ -64,17 +64,7 @@ struct GuessTiny {
     }
     static RunConfig config(const std::filesystem::path& dir, const std::string& stage, const std::string& out,
                             const std::string& init_from) {
-        RunConfig cfg;
-        cfg.stage = stage;
-        cfg.source = "<test>";
-        cfg.out_dir = (dir / out).string();
-        cfg.init_from = (dir / init_from).string();
-        cfg.runtime.threads = 2;
-        cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
-        cfg.runtime.log_level = "warn";
-        cfg.optim.weight_decay = 0;
-        cfg.checkpoint.keep_last = 0;
-        return cfg;
+        return test::fine_tune_config(stage, dir, out, init_from);
     }
     // GRPO on the checker: 8 prompts x 4 samples per iteration, no KL (no reference either).
     RunConfig grpo_config(const std::string& out) const {

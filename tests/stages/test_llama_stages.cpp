@@ -25,15 +25,7 @@ using namespace rlhf;
 namespace {
 
 RunConfig stage_config(const std::string& stage, const test::TempDir& dir, const std::string& out, const std::string& from) {
-    RunConfig cfg;
-    cfg.stage = stage;
-    cfg.source = "<test>";
-    cfg.out_dir = (dir / out).string();
-    cfg.init_from = (dir / from).string();
-    cfg.runtime.threads = 2;
-    cfg.runtime.deterministic = true;
-    cfg.runtime.log_level = "warn";
-    cfg.optim.weight_decay = 0;
+    RunConfig cfg = test::fine_tune_config(stage, dir.path(), out, from);
     cfg.optim.lr = 3e-3;
     cfg.optim.min_lr = 3e-4;
     cfg.optim.lr_warmup_steps = 2;
@@ -41,7 +33,6 @@ RunConfig stage_config(const std::string& stage, const test::TempDir& dir, const
     cfg.train.eval_every = 0;
     cfg.train.eval_prompts = 0;
     cfg.checkpoint.every = 0;
-    cfg.checkpoint.keep_last = 0;
     return cfg;
 }
 

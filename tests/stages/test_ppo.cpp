@@ -22,17 +22,7 @@ namespace {
 
 RunConfig base_config(const std::string& stage, const std::filesystem::path& dir, const std::string& out,
                       const std::string& init_from) {
-    RunConfig cfg;
-    cfg.stage = stage;
-    cfg.source = "<test>";
-    cfg.out_dir = (dir / out).string();
-    cfg.init_from = (dir / init_from).string();
-    cfg.runtime.threads = 2;
-    cfg.runtime.deterministic = true;  // results compared bit for bit, also under load
-    cfg.runtime.log_level = "warn";
-    cfg.optim.weight_decay = 0;
-    cfg.checkpoint.keep_last = 0;
-    return cfg;
+    return test::fine_tune_config(stage, dir, out, init_from);
 }
 
 // pretrain -> sft on "Greet NAME" -> "Hello NAME." (the policy and reference for PPO), trained

@@ -135,6 +135,20 @@ Tokenizer chat_char_tokenizer(const fs::path& dir) {
     return with_chat_tokens(train_tokenizer(o));
 }
 
+RunConfig fine_tune_config(const std::string& stage, const fs::path& dir, const std::string& out, const std::string& init_from) {
+    RunConfig cfg;
+    cfg.stage = stage;
+    cfg.source = "<test>";
+    cfg.out_dir = (dir / out).string();
+    cfg.init_from = (dir / init_from).string();
+    cfg.runtime.threads = 2;
+    cfg.runtime.deterministic = true;
+    cfg.runtime.log_level = "warn";
+    cfg.optim.weight_decay = 0;
+    cfg.checkpoint.keep_last = 0;
+    return cfg;
+}
+
 RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir) {
     RunConfig cfg;
     cfg.stage = "pretrain";

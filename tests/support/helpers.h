@@ -58,6 +58,11 @@ ModelConfig tiny_model_of(const std::string& arch, int vocab_size = 64);
 // A character tokenizer (letters, digits, punctuation) with the chat tokens, trained in `dir`.
 Tokenizer chat_char_tokenizer(const fs::path& dir);
 
+// A fine-tuning stage's config: `stage` from dir/init_from into dir/out, 2 threads, deterministic
+// (results compared bit for bit, also under load), warnings only, no weight decay, every
+// checkpoint kept.
+RunConfig fine_tune_config(const std::string& stage, const fs::path& dir, const std::string& out, const std::string& init_from);
+
 // A pretrain config for a tiny model on `corpus` (char tokenizer), writing into `out_dir`.
 RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir);
 

@@ -11,9 +11,25 @@
 #include <string>
 
 #include "rlhf/checkpoint/safetensors.h"
+#include "rlhf/config/config.h"
+#include "rlhf/model/gpt.h"
 #include "rlhf/tokenizer/tokenizer.h"
 
 namespace rlhf {
+
+struct ImportedHfModel {
+    ModelConfig config;  // vocab_size = the embedding rows (grown for <|pad|> where needed)
+    Gpt model{nullptr};  // on the CPU, fp32
+    Tokenizer tokenizer;
+};
+
+// Whether config.json's vocab_size has room for the tokenizer's own vocabulary (an rlhf::Error
+// naming `config_file` otherwise: the files do not belong together).
+void check_hf_vocabulary(const ModelConfig& hf, const Tokenizer& tokenizer, const std::string& config_file);
+// The imported model with room for the tokenizer's added tokens (<|pad|>): an embedding without
+// spare rows (the hub's GPT-2: 50257) grows, each new row the mean of the others; spare rows
+// (ours exported, padded to a multiple of 64, Qwen's 151,936) are kept as they are.
+ImportedHfModel with_room_for_tokens(const ModelConfig& hf, Gpt model, Tokenizer tokenizer);
 
 // config.json parsed; a missing or malformed file is an rlhf::Error naming it.
 nlohmann::json read_hf_config(const std::filesystem::path& dir);

@@ -15,17 +15,12 @@
 #include <map>
 #include <string>
 
+#include "rlhf/checkpoint/hf_dir.h"
 #include "rlhf/config/config.h"
 #include "rlhf/model/gpt.h"
 #include "rlhf/tokenizer/tokenizer.h"
 
 namespace rlhf {
-
-struct ImportedHfModel {
-    ModelConfig config;  // vocab_size = the tokenizer's (GPT-2's vocabulary + <|pad|>)
-    Gpt model{nullptr};  // on the CPU, fp32
-    Tokenizer tokenizer;
-};
 
 // Every problem (missing or malformed config.json, another architecture, a missing or misshaped
 // tensor) is an rlhf::Error naming the file and the key or tensor.
