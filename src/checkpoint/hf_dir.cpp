@@ -89,21 +89,29 @@ std::map<std::string, torch::Tensor> read_hf_weights(const std::filesystem::path
 Tokenizer read_hf_tokenizer(const std::filesystem::path& dir) {
     Tokenizer tok = Tokenizer::load(dir);
     if (tok.kind() != Tokenizer::Kind::gpt2_bpe) throw Error("holds a SentencePiece tokenizer, not a byte-level BPE", dir.string(), "");
+    const auto file = dir / "tokenizer_config.json";
+    nlohmann::json config = nlohmann::json::object();
+    if (std::filesystem::is_regular_file(file)) {
+        try {
+            config = nlohmann::json::parse(read_file(file));
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
+        }
+    }
     // The added tokens Hugging Face keeps in tokenizer_config.json ("added_tokens_decoder": {id:
     // {"content": …}}), each at its id.
-    const auto file = dir / "tokenizer_config.json";
-    if (!std::filesystem::is_regular_file(file)) return tok;
-    std::vector<std::pair<int64_t, std::string>> added;
-    try {
-        const auto j = nlohmann::json::parse(read_file(file));
-        if (!j.contains("added_tokens_decoder")) return tok;
-        for (const auto& [id, entry] : j.at("added_tokens_decoder").items()) {
-            added.emplace_back(std::stoll(id), entry.at("content").get<std::string>());
+    if (config.contains("added_tokens_decoder")) {
+        std::vector<std::pair<int64_t, std::string>> added;
+        try {
+            for (const auto& [id, entry] : config.at("added_tokens_decoder").items()) {
+                added.emplace_back(std::stoll(id), entry.at("content").get<std::string>());
+            }
+        } catch (const std::exception& e) {
+            throw Error(std::string("unreadable added_tokens_decoder: ") + e.what(), file.string(), "");
         }
-    } catch (const std::exception& e) {
-        throw Error(std::string("unreadable added_tokens_decoder: ") + e.what(), file.string(), "");
+        tok = tok.with_added_tokens_at(added, file.string() + ": added_tokens_decoder");
     }
-    return tok.with_added_tokens_at(added, file.string() + ": added_tokens_decoder");
+    return tok;  // its chat template came with Tokenizer::load
 }
 
 nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size) {
@@ -113,20 +121,31 @@ nlohmann::json hf_tokenizer_config(const Tokenizer& tokenizer, int block_size) {
     };
     const std::string eos = tokenizer.piece(tokenizer.eos_id());
     nlohmann::json decoder = {{std::to_string(tokenizer.eos_id()), special(eos)}};
+    for (nlohmann::json t : tokenizer.bpe().hf_added_tokens()) {
+        const int64_t id = t.at("id").get<int64_t>();
+        t.erase("id");  // the key is the id
+        decoder[std::to_string(id)] = t;
+    }
     for (int32_t i = 0; i < static_cast<int32_t>(tokenizer.added_tokens().size()); ++i) {
         decoder[std::to_string(tokenizer.spm_vocab_size() + i)] = special(tokenizer.added_tokens()[i]);
     }
-    return {
+    const ChatTemplate& chat = tokenizer.chat_template();
+    nlohmann::json config = {
         {"tokenizer_class", "GPT2Tokenizer"},
         {"add_prefix_space", false},
         {"clean_up_tokenization_spaces", false},
         {"model_max_length", block_size},
-        {"bos_token", eos},
+        {"bos_token", chat.bos.empty() ? eos : chat.bos},
         {"eos_token", eos},
         {"unk_token", eos},
         {"pad_token", tokenizer.piece(tokenizer.pad_id())},
         {"added_tokens_decoder", decoder},
     };
+    // The model's own as it came in, else ours for its format. Our format needs our role tokens.
+    if (chat.style != ChatStyle::rlhf || tokenizer.added_token_id("<|assistant|>") >= 0) {
+        config["chat_template"] = chat_template_jinja(chat);
+    }
+    return config;
 }
 
 nlohmann::json hf_tokenizer_json(const Tokenizer& tokenizer) {
@@ -135,7 +154,7 @@ nlohmann::json hf_tokenizer_json(const Tokenizer& tokenizer) {
     for (int32_t id = 0; id < bpe.size(); ++id) vocab[bpe.piece(id)] = id;
     nlohmann::json merges = nlohmann::json::array();
     for (const auto& [a, b] : bpe.merges()) merges.push_back({a, b});
-    nlohmann::json added = nlohmann::json::array();
+    nlohmann::json added = bpe.hf_added_tokens();  // the file's own (Qwen's <|im_start|>, …), then ours
     for (int32_t i = 0; i < static_cast<int32_t>(tokenizer.added_tokens().size()); ++i) {
         added.push_back({{"id", tokenizer.spm_vocab_size() + i}, {"content", tokenizer.added_tokens()[i]}, {"single_word", false},
                          {"lstrip", false}, {"rstrip", false}, {"normalized", false}, {"special", true}});
@@ -166,12 +185,12 @@ void write_hf_directory(const std::filesystem::path& dir, const NamedTensors& te
     atomic_write(tmp / "config.json", config.dump(2) + "\n");
     tokenizer.save_base_files(tmp);
     if (tokenizer.kind() == Tokenizer::Kind::gpt2_bpe) {
-        nlohmann::json config = hf_tokenizer_config(tokenizer, block_size);
+        nlohmann::json tok_config = hf_tokenizer_config(tokenizer, block_size);
         if (!tokenizer.bpe().default_options()) {  // its own split: only a tokenizer.json can say it
             atomic_write(tmp / "tokenizer.json", hf_tokenizer_json(tokenizer).dump() + "\n");
-            config["tokenizer_class"] = "PreTrainedTokenizerFast";
+            tok_config["tokenizer_class"] = "PreTrainedTokenizerFast";
         }
-        atomic_write(tmp / "tokenizer_config.json", config.dump(2) + "\n");
+        atomic_write(tmp / "tokenizer_config.json", tok_config.dump(2) + "\n");
     }
     fsync_path(tmp);
     std::error_code ec;

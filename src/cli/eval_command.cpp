@@ -53,13 +53,14 @@ std::vector<Question> read_questions(const std::string& path, int samples) {
     return questions;
 }
 
-// A chat checkpoint (sft and later) answers a user turn and stops at EOS; a pre-trained one
+// A chat checkpoint (sft and later, or a Hugging Face chat model) answers a user turn and stops at
+// its end-of-turn token (EOS, <|im_end|>, <|eot_id|>); a pre-trained one
 // continues "question\n\n" and its answer ends with the line.
 SamplingOptions answer_options(const EvalArgs& args, const Tokenizer& tok, bool chat) {
     SamplingOptions o;
     o.temperature = args.temperature;
     o.max_new_tokens = args.max_new_tokens;
-    o.stop_ids = {tok.eos_id()};
+    o.stop_ids = {chat ? end_of_turn_id(tok) : tok.eos_id()};
     if (!chat) o.stop_ids.push_back(tok.encode("\n").empty() ? tok.eos_id() : tok.encode("\n").back());
     o.vocab_limit = tok.vocab_size();
     o.bf16 = wants_bf16(args.dtype);
@@ -83,7 +84,7 @@ int eval_generated_task(const EvalArgs& args) {
     Runtime rt = init_runtime(args.threads, args.seed, args.device, "--device");
     LoadedModel m = load_model_from_checkpoint(args.checkpoint, rt.device, args.weights);
     const Tokenizer& tok = m.tokenizer;
-    const bool chat = has_chat_tokens(tok);
+    const bool chat = has_chat_format(tok);
     LoadedModel ref;
     if (!args.reference.empty()) {
         ref = load_model_from_checkpoint(args.reference, rt.device);
@@ -174,8 +175,8 @@ void add_eval_command(CLI::App& app, Action& action) {
     cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->footer("GPT-1 benchmarks print one JSON line: {\"task\", \"count\", \"accuracy\", \"majority_accuracy\"} or, "
                 "for stsb, {\"pearson\", \"spearman\", \"mse\", \"mean_mse\"}; --out writes each prediction.\n"
-                "Generated tasks print one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"; with --reference \"kl_to_reference\"}. A checkpoint with the chat tokens (sft and "
-                "later) gets each prompt as a user turn; a pre-trained one gets \"question\\n\\n\" (a paragraph break, as in a corpus) and the line it writes next counts.");
+                "Generated tasks print one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"; with --reference \"kl_to_reference\"}. A checkpoint that speaks a chat format (sft and "
+                "later, or a Hugging Face chat model: docs/chat-format.md) gets each prompt as a user turn; a pre-trained one gets \"question\\n\\n\" (a paragraph break, as in a corpus) and the line it writes next counts.");
     cmd->callback([args, &action] {
         action = [args] {
             const auto& gpt1 = gpt1_task_names();

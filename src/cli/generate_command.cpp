@@ -18,10 +18,10 @@ namespace {
 
 // Tokens of a prompt; an empty prompt starts from EOS, the document boundary the model saw in
 // pre-training (GPT-2's unconditional samples start from <|endoftext|> the same way).
-// A checkpoint with chat tokens (made by sft) gets the prompt as a user turn in the chat format,
-// unless `raw`.
+// A checkpoint that speaks a chat format (made by sft, or a Hugging Face chat model) gets the
+// prompt as a user turn in that format, unless `raw`.
 std::vector<int32_t> prompt_tokens(const Tokenizer& tok, const std::string& text, bool raw) {
-    if (!raw && has_chat_tokens(tok)) return render_prompt({{"user", text}}, tok);
+    if (!raw && has_chat_format(tok)) return render_prompt({{"user", text}}, tok);
     auto ids = tok.encode(text);
     if (ids.empty()) ids.push_back(tok.eos_id());
     return ids;
@@ -90,7 +90,7 @@ void add_generate_command(CLI::App& app, Action& action) {
                     if (!args->prompts_file.empty()) {
                         out << nlohmann::json{{"prompt", texts[i]}, {"response", responses[i - start]}}.dump() << "\n";
                     } else {
-                        const bool chat = !args->raw && has_chat_tokens(tok);
+                        const bool chat = !args->raw && has_chat_format(tok);
                         out << texts[i] << (chat ? "\n=> " : "") << responses[i - start] << "\n";
                         if (texts.size() > 1) out << "---------------\n";
                     }
@@ -109,8 +109,8 @@ void add_chat_command(CLI::App& app, Action& action) {
     auto flags = std::make_shared<SamplingFlags>();
     auto* cmd = app.add_subcommand(
         "chat",
-        "Talk to a checkpoint. One trained by sft gets the conversation in the chat format and replies until "
-        "EOS; a pre-trained one continues a plain-text transcript, one line per reply. /reset clears, "
+        "Talk to a checkpoint. One trained by sft (or a Hugging Face chat model) gets the conversation in its chat "
+        "format (docs/chat-format.md) and replies until its end-of-turn token; a pre-trained one continues a plain-text transcript, one line per reply. /reset clears, "
         "/quit or EOF ends");
     add_sampling_flags(*cmd, *flags);
     cmd->callback([flags, &action] {
@@ -119,7 +119,7 @@ void add_chat_command(CLI::App& app, Action& action) {
             f.truncate_left = true;  // a long conversation keeps its most recent part in the window
             SamplingSession s = open_sampling_session(f);
             const Tokenizer& tok = s.loaded.tokenizer;
-            const bool chat = has_chat_tokens(tok);
+            const bool chat = has_chat_format(tok);
             const int32_t newline = tok.piece_to_id("\n");
             if (!chat && newline >= 0) s.options.stop_ids.push_back(newline);  // a transcript reply is one line
             const auto window = static_cast<size_t>(s.loaded.model->config().block_size);

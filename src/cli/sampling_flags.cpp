@@ -4,6 +4,7 @@
 
 #include "rlhf/core/runtime.h"
 #include "rlhf/core/precision.h"
+#include "rlhf/data/chat_format.h"
 
 namespace rlhf::cli {
 
@@ -46,7 +47,10 @@ SamplingSession open_sampling_session(const SamplingFlags& f) {
     o.top_p = f.top_p;
     o.use_cache = !f.no_cache;
     o.truncate_left = f.truncate_left;
-    o.stop_ids = {s.loaded.tokenizer.eos_id()};
+    const Tokenizer& tok = s.loaded.tokenizer;
+    o.stop_ids = {tok.eos_id()};
+    // A chat model ends its reply with its own end-of-turn token (<|im_end|>, <|eot_id|>).
+    if (has_chat_format(tok) && end_of_turn_id(tok) != tok.eos_id()) o.stop_ids.push_back(end_of_turn_id(tok));
     o.vocab_limit = s.loaded.tokenizer.vocab_size();
     o.bf16 = wants_bf16(f.dtype);
     validate_sampling(o, block);

@@ -43,8 +43,8 @@ void add_score_command(CLI::App& app, Action& action) {
     cmd->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     cmd->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
     cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-    cmd->footer("Prompt and response are rendered in the chat format (docs/chat-format.md) and read at the EOS that "
-                "ends the response; a pair too long for the context loses prompt tokens from the left first.");
+    cmd->footer("Prompt and response are rendered in the reward model's chat format (docs/chat-format.md) and read at "
+                "the end-of-turn token that ends the response; a pair too long for the context loses prompt tokens from the left first.");
     cmd->callback([args, &action] {
         action = [args] {
             if (args->input.empty() && args->prompt.empty()) {

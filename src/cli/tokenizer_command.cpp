@@ -4,10 +4,12 @@
 #include <iostream>
 #include <iterator>
 
+#include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/hf_dir.h"
 #include "rlhf/cli/commands.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/data/chat_format.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/data/jsonl.h"
 #include "rlhf/data/synth_task.h"
@@ -102,8 +104,54 @@ void add_tokenizer_command(CLI::App& app, Action& action) {
                 throw Error("holds a SentencePiece tokenizer, not GPT-2's BPE", imp->from, "use it directly as tokenizer.path");
             }
             tok.save(imp->out);
-            spdlog::info("wrote {}: GPT-2 byte-level BPE, {} entries + {} added token(s); bos = eos {}, pad {}", imp->out,
-                         tok.spm_vocab_size(), tok.added_tokens().size(), tok.eos_id(), tok.pad_id());
+            spdlog::info("wrote {}: byte-level BPE, {} entries + {} added token(s); eos {}, pad {}; chat format {}", imp->out,
+                         tok.spm_vocab_size(), tok.added_tokens().size(), tok.eos_id(), tok.pad_id(),
+                         chat_style_name(tok.chat_template().style));
+            return 0;
+        };
+    });
+
+    // A conversation in the tokenizer's chat format: what the stages train on and generate after.
+    struct ApplyChatArgs {
+        std::string tokenizer, format = "auto";
+        bool generation_prompt = false, text = false;
+    };
+    auto chat = std::make_shared<ApplyChatArgs>();
+    auto* chat_cmd = cmd->add_subcommand(
+        "apply-chat", "Render a conversation (a JSON list of {\"role\", \"content\"} on stdin) in the tokenizer's chat format "
+                      "and print its ids as a JSON array (docs/chat-format.md)");
+    chat_cmd->add_option("--tokenizer", chat->tokenizer,
+                         "A checkpoint (run or step directory), a tokenizer directory, or a Hugging Face one (tokenizer.json "
+                         "+ tokenizer_config.json with its chat_template)")
+        ->required();
+    chat_cmd->add_option("--template", chat->format, "auto (the tokenizer's own) | rlhf | chatml | llama3")
+        ->check(CLI::IsMember({"auto", "rlhf", "chatml", "llama3"}))
+        ->capture_default_str();
+    chat_cmd->add_flag("--add-generation-prompt", chat->generation_prompt,
+                       "End with the assistant's header: the prompt a reply is generated after");
+    chat_cmd->add_flag("--text", chat->text, "Print the rendering as text (special tokens spelt out) instead of ids");
+    chat_cmd->callback([chat, &action] {
+        action = [chat] {
+            std::filesystem::path dir = chat->tokenizer;
+            if (!Tokenizer::is_tokenizer_dir(dir)) dir = resolve_checkpoint(dir);  // a run or a step directory
+            const bool hf = std::filesystem::is_regular_file(dir / "tokenizer_config.json") &&
+                            !std::filesystem::exists(dir / kChatTemplateFile);
+            Tokenizer tok = hf ? read_hf_tokenizer(dir) : Tokenizer::load(dir);
+            tok = with_chat_setting(tok, chat->format, "--template");
+            const std::string input(std::istreambuf_iterator<char>(std::cin), {});
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(input);
+            } catch (const nlohmann::json::exception& e) {
+                throw Error(std::string("not valid JSON: ") + e.what(), "<stdin>", "give a list of {\"role\", \"content\"}");
+            }
+            const auto turns = parse_chat_turns(j.is_object() && j.contains("messages") ? j.at("messages") : j, "<stdin>");
+            if (chat->text) {
+                std::cout << render_chat_text(turns, tok, chat->generation_prompt) << std::flush;
+                return 0;
+            }
+            const std::vector<int32_t> ids = chat->generation_prompt ? render_prompt(turns, tok) : render_conversation(turns, tok).ids;
+            std::cout << nlohmann::json(ids).dump() << "\n" << std::flush;
             return 0;
         };
     });

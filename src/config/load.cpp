@@ -98,6 +98,10 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"tokenizer.vocab_size", &c.tokenizer.vocab_size, "when training: target size (0 = all characters, char only)",
          0, 1 << 20},
 
+        {"chat.template", &c.chat.template_, "the chat format of sft, reward, dpo and ppo (docs/chat-format.md): auto = "
+         "the tokenizer's own (a Hugging Face model's ChatML or Llama-3 template; ours when it has none) | rlhf (ours) | "
+         "chatml | llama3", -kInf, kInf, {"auto", "rlhf", "chatml", "llama3"}},
+
         {"data.text", &c.data.text, "raw text files, tokenized into <out_dir>/data on the first run"},
         {"data.shards", &c.data.shards, "or: a token-shard directory made by `rlhf data prepare`"},
         {"data.val_fraction", &c.data.val_fraction, "held out for validation: pretrain, the tail of the token stream; sft, reward, ppo, examples "

@@ -17,6 +17,25 @@ std::string field(const nlohmann::json& r, const std::string& key, const std::st
     return json_string_field(r, key, where);
 }
 
+}  // namespace
+
+std::vector<ChatTurn> parse_chat_turns(const nlohmann::json& list, const std::string& where) {
+    if (!list.is_array()) throw Error("expected a list of {role, content}", where, "");
+    std::vector<ChatTurn> turns;
+    for (const auto& m : list) {
+        ChatTurn turn{field(m, "role", where), field(m, "content", where)};
+        if (turn.role == "human") turn.role = "user";
+        if (turn.role != "system" && turn.role != "user" && turn.role != "assistant") {
+            throw Error("unknown role \"" + turn.role + "\"", where, "roles are system, user and assistant");
+        }
+        if (turn.role == "system" && !turns.empty()) throw Error("a system turn may only come first", where, "");
+        turns.push_back(std::move(turn));
+    }
+    return turns;
+}
+
+namespace {
+
 std::string pick(const std::string& configured, const char* fallback) {
     return configured.empty() ? fallback : configured;
 }
@@ -41,17 +60,7 @@ Conversation parse_record(const nlohmann::json& r, const std::string& format, co
         auto it = r.find(key);
         if (it == r.end()) throw Error("missing field \"" + key + "\"", where, "set data.fields.messages");
         if (!it->is_array()) throw Error("field \"" + key + "\" must be a list of {role, content}", where, "");
-        for (const auto& m : *it) {
-            ChatTurn turn{field(m, "role", where), field(m, "content", where)};
-            if (turn.role == "human") turn.role = "user";
-            if (turn.role != "system" && turn.role != "user" && turn.role != "assistant") {
-                throw Error("unknown role \"" + turn.role + "\"", where, "roles are system, user and assistant");
-            }
-            if (turn.role == "system" && !conv.turns.empty()) {
-                throw Error("a system turn may only come first", where, "");
-            }
-            conv.turns.push_back(std::move(turn));
-        }
+        conv.turns = parse_chat_turns(*it, where);
     } else {
         std::string prompt, response;
         if (format == "alpaca") {

@@ -9,6 +9,7 @@
 #include "rlhf/core/fs.h"
 #include "rlhf/core/precision.h"
 #include "rlhf/core/seed_streams.h"
+#include "rlhf/data/chat_format.h"
 #include "rlhf/train/data_parallel.h"
 
 namespace rlhf {
@@ -46,7 +47,7 @@ rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& start
                                const StartPoint& start, const torch::Device& device, std::filesystem::path* reward_dir) {
     rl::ResponseScorer scorer;
     scorer.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
-    scorer.eos_id = tokenizer.eos_id();
+    scorer.eos_id = end_of_turn_id(tokenizer);  // where a reply ends: EOS, or the model's own end of turn
     scorer.missing_eos_penalty = cfg.ppo.missing_eos_penalty;
     scorer.missing_eos_score = cfg.ppo.missing_eos_score;
     scorer.score_clip = cfg.ppo.score_clip;
@@ -79,6 +80,12 @@ rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& start
         throw Error("the reward model's tokenizer is not the policy's (" + rm.info.dir.string() + " vs " +
                         start.dir.string() + ")",
                     cfg.source + ": ppo.reward_model", "train the reward model from the same SFT checkpoint");
+    }
+    // It scores the policy's renderings: it must have learned on the same chat format.
+    if (rm.tokenizer.chat_template().style != tokenizer.chat_template().style) {
+        throw Error("the reward model was trained on the " + chat_style_name(rm.tokenizer.chat_template().style) +
+                        " chat format, the policy runs on " + chat_style_name(tokenizer.chat_template().style),
+                    cfg.source + ": ppo.reward_model", "give both stages the same chat.template");
     }
     if (rm.info.config.model.block_size < cfg.model.block_size) {
         throw Error("the reward model's context (" + std::to_string(rm.info.config.model.block_size) +
@@ -157,7 +164,7 @@ void prepare_ppo_run(PpoRun& run, const Tokenizer& tokenizer) {
     run.sampling.temperature = cfg.ppo.temperature;
     run.sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
     run.sampling.top_p = 1.0;
-    run.sampling.stop_ids = {tokenizer.eos_id()};
+    run.sampling.stop_ids = {end_of_turn_id(tokenizer)};
     run.sampling.vocab_limit = tokenizer.vocab_size();
     run.sampling.bf16 = run.bf16;
     run.sampling.throw_on_nonfinite = false;  // checked over all ranks, so that they stop together

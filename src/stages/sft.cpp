@@ -116,19 +116,15 @@ AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const
     std::vector<std::vector<int32_t>> prompts;
     int64_t longest = 0;
     for (const auto& turns : data.val_prompts) {
-        auto ids = render_prompt(turns, tokenizer);
-        // A long prompt keeps BOS and its first role marker (what kind of text follows, as in
-        // training's fit_to_window) and its end: the question and <|assistant|>.
-        const int64_t keep = std::min<int64_t>(static_cast<int64_t>(ids.size()), std::max(cfg.model.block_size / 2, 3));
-        if (static_cast<int64_t>(ids.size()) > keep) ids.erase(ids.begin() + 2, ids.end() - (keep - 2));
-        longest = std::max(longest, keep);
+        auto ids = render_prompt_within(turns, tokenizer, cfg.model.block_size / 2);
+        longest = std::max(longest, static_cast<int64_t>(ids.size()));
         prompts.push_back(std::move(ids));
     }
     SamplingOptions opts;
     opts.temperature = temperature;
     opts.top_k = 0;
     opts.max_new_tokens = cfg.model.block_size - longest;
-    opts.stop_ids = {tokenizer.eos_id()};
+    opts.stop_ids = {end_of_turn_id(tokenizer)};
     opts.vocab_limit = tokenizer.vocab_size();
     opts.bf16 = bf16;
     auto gen = make_generator(cfg.runtime.seed, model.transformer->wte->weight.device());
@@ -139,7 +135,7 @@ AnswerStats answer_val_prompts(GptImpl& model, const Tokenizer& tokenizer, const
         auto g = generate(model, chunk, opts, tokenizer.pad_id(), gen);
         const auto answers = response_ids(g);
         for (size_t b = 0; b < answers.size(); ++b) {
-            const bool ended = !answers[b].empty() && answers[b].back() == tokenizer.eos_id();
+            const bool ended = !answers[b].empty() && answers[b].back() == opts.stop_ids.front();
             stopped += ended;
             if (static_cast<int>(out.samples.size()) < cfg.train.log_samples) {
                 const auto& turns = data.val_prompts[i + b];

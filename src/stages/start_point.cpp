@@ -123,7 +123,13 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
                     cfg.source + ": checkpoint.export_hf", "remove the key");
     }
 
-    add_tokens(start, cfg, kChatRoleTokens);  // a no-op when the checkpoint has them
+    if (cfg.stage == "classify") {
+        add_tokens(start, cfg, kChatRoleTokens);  // the vocabulary layout a fresh task model has too
+    } else {
+        // The chat format of chat.template; ours adds its role tokens (a no-op when the checkpoint has them).
+        start.tokenizer = with_chat_setting(start.tokenizer, cfg.chat.template_, cfg.source + ": chat.template");
+        add_tokens(start, cfg, chat_tokens_to_add(start.tokenizer));
+    }
     return start;
 }
 

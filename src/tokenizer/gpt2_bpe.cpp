@@ -161,6 +161,7 @@ Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& s
     }
     Gpt2Bpe bpe(vocab.dump(), source + ": model.vocab", merges, source + ": model.merges");
     bpe.set_options(std::move(pre), model.value("ignore_merges", false));
+    if (doc.contains("added_tokens")) bpe.set_hf_added_tokens(doc.at("added_tokens"));
     return bpe;
 }
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 
 #include "rlhf/core/error.h"
@@ -23,20 +24,47 @@ std::pair<std::filesystem::path, std::filesystem::path> bpe_files(const std::fil
     return {};
 }
 
-// The end-of-text token a Hugging Face directory names (tokenizer_config.json's eos_token, a string
-// or {"content": …}), or GPT-2's.
-std::string hf_eos_piece(const std::filesystem::path& dir) {
+// A Hugging Face directory's tokenizer_config.json, or an empty object when it has none.
+nlohmann::json read_tokenizer_config(const std::filesystem::path& dir) {
     const auto file = dir / "tokenizer_config.json";
-    if (!std::filesystem::exists(file)) return "<|endoftext|>";
+    if (!std::filesystem::exists(file)) return nlohmann::json::object();
     try {
-        const auto j = nlohmann::json::parse(read_file(file));
-        const auto eos = j.value("eos_token", nlohmann::json());
-        if (eos.is_string()) return eos.get<std::string>();
-        if (eos.is_object() && eos.contains("content")) return eos["content"].get<std::string>();
+        return nlohmann::json::parse(read_file(file));
     } catch (const nlohmann::json::exception& e) {
         throw Error(std::string("not valid JSON: ") + e.what(), file.string(), "");
     }
-    return "<|endoftext|>";
+}
+
+// A special token's text in tokenizer_config.json: a string or {"content": …}; "" when absent.
+std::string hf_token_text(const nlohmann::json& config, const char* key) {
+    const auto v = config.value(key, nlohmann::json());
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    return "";
+}
+
+// The end-of-text token a Hugging Face directory names (tokenizer_config.json's eos_token), or GPT-2's.
+std::string hf_eos_piece(const std::filesystem::path& dir) {
+    const std::string eos = hf_token_text(read_tokenizer_config(dir), "eos_token");
+    return eos.empty() ? "<|endoftext|>" : eos;
+}
+
+// A Hugging Face directory's chat template: tokenizer_config.json's "chat_template" (a string, or
+// a list of {name, template} whose "default" is the one), or chat_template.jinja beside it (newer
+// hub repositories); nullopt when it has none.
+std::optional<ChatTemplate> hf_chat_template(const std::filesystem::path& dir) {
+    const nlohmann::json config = read_tokenizer_config(dir);
+    std::string jinja;
+    if (const auto t = config.value("chat_template", nlohmann::json()); t.is_string()) {
+        jinja = t.get<std::string>();
+    } else if (t.is_array()) {
+        for (const auto& named : t) {
+            if (named.is_object() && named.value("name", "") == "default") jinja = named.value("template", "");
+        }
+    }
+    if (jinja.empty() && std::filesystem::is_regular_file(dir / "chat_template.jinja")) jinja = read_file(dir / "chat_template.jinja");
+    if (jinja.empty()) return std::nullopt;
+    return recognise_chat_template(jinja, hf_token_text(config, "bos_token"));
 }
 
 Tokenizer load_base(const std::filesystem::path& path) {
@@ -64,6 +92,7 @@ Tokenizer load_base(const std::filesystem::path& path) {
             try {
                 const auto j = nlohmann::json::parse(read_file(options));
                 bpe.set_options(PreTokenizer::from_json(j.at("pre_tokenizer"), options.string()), j.at("ignore_merges").get<bool>());
+                bpe.set_hf_added_tokens(j.value("hf_added_tokens", nlohmann::json::array()));
                 eos = j.at("eos").get<std::string>();
             } catch (const nlohmann::json::exception& e) {
                 throw Error(std::string("malformed: ") + e.what(), options.string(), "");
@@ -101,7 +130,25 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
         }
         tok = by_id.empty() ? tok.with_added_tokens(added) : tok.with_added_tokens_at(by_id, added_path.string());
     }
+    const auto chat_path = (std::filesystem::is_directory(path) ? path : path.parent_path()) / kChatTemplateFile;
+    if (std::filesystem::exists(chat_path)) {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(read_file(chat_path));
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(std::string("not valid JSON: ") + e.what(), chat_path.string(), "");
+        }
+        tok = tok.with_chat_template(chat_template_from_json(j, chat_path.string()));
+    } else if (auto hf = hf_chat_template(chat_path.parent_path())) {
+        tok = tok.with_chat_template(std::move(*hf));  // a Hugging Face directory's own
+    }
     return tok;
+}
+
+Tokenizer Tokenizer::with_chat_template(ChatTemplate t) const {
+    Tokenizer out = *this;
+    out.chat_template_ = std::make_shared<const ChatTemplate>(std::move(t));
+    return out;
 }
 
 Tokenizer Tokenizer::from_model_bytes(std::string model_bytes, const std::string& source) {
@@ -259,9 +306,11 @@ void Tokenizer::save_base_files(const std::filesystem::path& dir) const {
         atomic_write(dir / kBpeVocabFile, bpe_->vocab_json());
         atomic_write(dir / kBpeMergesFile, bpe_->merges_txt());
         const std::string eos = bpe_->piece(eos_id_);
-        if (!bpe_->default_options() || eos != "<|endoftext|>") {  // what vocab.json + merges.txt cannot say
+        // what vocab.json + merges.txt cannot say
+        if (!bpe_->default_options() || eos != "<|endoftext|>" || !bpe_->hf_added_tokens().empty()) {
             const nlohmann::json options = {{"pre_tokenizer", bpe_->pre_tokenizer().to_json()},
-                                            {"ignore_merges", bpe_->ignore_merges()}, {"eos", eos}};
+                                            {"ignore_merges", bpe_->ignore_merges()}, {"eos", eos},
+                                            {"hf_added_tokens", bpe_->hf_added_tokens()}};
             atomic_write(dir / kBpeOptionsFile, options.dump(2) + "\n");
         }
     } else {
@@ -284,6 +333,12 @@ void Tokenizer::save(const std::filesystem::path& dir) const {
         atomic_write(added_path, nlohmann::json({{"added_tokens", added_}}).dump(2) + "\n");
     } else if (std::filesystem::exists(added_path)) {
         std::filesystem::remove(added_path);  // a stale file would silently grow the vocabulary
+    }
+    const auto chat_path = dir / kChatTemplateFile;
+    if (chat_template().style != ChatStyle::rlhf || !chat_template().jinja.empty()) {
+        atomic_write(chat_path, chat_template_to_json(chat_template()).dump(2) + "\n");
+    } else if (std::filesystem::exists(chat_path)) {
+        std::filesystem::remove(chat_path);
     }
 }
 

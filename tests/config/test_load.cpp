@@ -239,7 +239,8 @@ std::vector<HeaderField> config_header_fields() {
                 expand(type, prefix + member + ".");
             } else {
                 REQUIRE(leaf_types.count(type));  // a type the loader cannot hold: extend the test and load.cpp
-                out.push_back({prefix + member, type});
+                // A member named after a C++ keyword ends in '_' (chat.template: ChatConfig::template_).
+                out.push_back({prefix + (member.back() == '_' ? member.substr(0, member.size() - 1) : member), type});
             }
         }
     };

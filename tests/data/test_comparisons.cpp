@@ -16,7 +16,7 @@ using Catch::Contains;
 
 namespace {
 
-std::vector<RankedGroup> read_one(const test::TempDir& dir, const std::string& name, const std::string& text,
+std::vector<RankedGroup> read_groups(const test::TempDir& dir, const std::string& name, const std::string& text,
                                   ComparisonReadOptions opts = {}, ComparisonReadStats* stats = nullptr) {
     test::write_text(dir / name, text);
     return read_comparisons({(dir / name).string()}, opts, stats);
@@ -50,7 +50,7 @@ TEST_CASE("ranked pairs: each better response over each worse, no ties", "[rewar
 
 TEST_CASE("every comparison format reads a small fixture", "[reward][data]") {
     test::TempDir dir;
-    auto ranked = read_one(dir, "r.jsonl",
+    auto ranked = read_groups(dir, "r.jsonl",
                            "{\"prompt\": \"Q?\", \"responses\": [\"best\", \"mid\", \"worst\"]}\n"
                            "{\"prompt\": \"Q2\", \"responses\": [\"a\", \"b\", \"c\", \"d\"], \"ranks\": [1, 0, 1, 2]}\n");
     REQUIRE(ranked.size() == 2);
@@ -61,7 +61,7 @@ TEST_CASE("every comparison format reads a small fixture", "[reward][data]") {
     REQUIRE(ranked[1].where == (dir / "r.jsonl").string() + ":2");
 
     // OASST ranked.jsonl as it is: a history of turns and {text, rank} responses.
-    auto oasst = read_one(dir, "o.jsonl",
+    auto oasst = read_groups(dir, "o.jsonl",
                           R"({"history": [{"role": "prompter", "text": "Hi"}, {"role": "assistant", "text": "Hello"},)"
                           R"( {"role": "prompter", "text": "How?"}], "responses": [{"message_id": "x", "rank": 1, "text": "B"},)"
                           R"( {"message_id": "y", "rank": 0, "text": "A"}]})"
@@ -72,11 +72,11 @@ TEST_CASE("every comparison format reads a small fixture", "[reward][data]") {
     REQUIRE(oasst[0].responses == std::vector<std::string>{"B", "A"});
     REQUIRE(oasst[0].ranks == std::vector<int>{1, 0});
 
-    auto trl = read_one(dir, "p.jsonl", "{\"prompt\": \"P\", \"chosen\": \"good\", \"rejected\": \"bad\"}\n");
+    auto trl = read_groups(dir, "p.jsonl", "{\"prompt\": \"P\", \"chosen\": \"good\", \"rejected\": \"bad\"}\n");
     REQUIRE(trl[0].responses == std::vector<std::string>{"good", "bad"});
     REQUIRE(trl[0].ranks == std::vector<int>{0, 1});
 
-    auto dialogue = read_one(dir, "hh.jsonl", hh("\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke", "Sure: ...", "No."));
+    auto dialogue = read_groups(dir, "hh.jsonl", hh("\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke", "Sure: ...", "No."));
     REQUIRE(dialogue[0].prompt.size() == 3);
     REQUIRE(dialogue[0].prompt[0].role == "user");
     REQUIRE(dialogue[0].prompt[0].content == "Hi there");
@@ -85,7 +85,7 @@ TEST_CASE("every comparison format reads a small fixture", "[reward][data]") {
     REQUIRE(dialogue[0].responses == std::vector<std::string>{"Sure: ...", "No."});
 
     ComparisonReadStats stats;
-    auto panda = read_one(dir, "panda.json",
+    auto panda = read_groups(dir, "panda.json",
                           R"([{"instruction": "Fix", "input": "teh cat", "response1": "the cat", "response2": "teh cat",)"
                           R"( "annotator1": 1, "annotator2": 1, "annotator3": 0},)"
                           "\n"
@@ -128,30 +128,30 @@ TEST_CASE("gzipped JSONL is read, a damaged archive is one clear error", "[rewar
 TEST_CASE("bad comparison records: file:line, or skipped and counted", "[reward][data]") {
     test::TempDir dir;
     const std::string good = "{\"prompt\": \"Q\", \"responses\": [\"a\", \"b\"]}\n";
-    REQUIRE_THROWS_WITH(read_one(dir, "one.jsonl", good + "{\"prompt\": \"Q\", \"responses\": [\"a\"]}\n"),
+    REQUIRE_THROWS_WITH(read_groups(dir, "one.jsonl", good + "{\"prompt\": \"Q\", \"responses\": [\"a\"]}\n"),
                         Contains("one.jsonl:2") && Contains("at least 2 responses"));
-    REQUIRE_THROWS_WITH(read_one(dir, "tied.jsonl", good + "{\"prompt\": \"Q\", \"responses\": [\"a\", \"b\"], \"ranks\": [1, 1]}\n"),
+    REQUIRE_THROWS_WITH(read_groups(dir, "tied.jsonl", good + "{\"prompt\": \"Q\", \"responses\": [\"a\", \"b\"], \"ranks\": [1, 1]}\n"),
                         Contains("tied.jsonl:2") && Contains("all ranks are tied"));
-    REQUIRE_THROWS_WITH(read_one(dir, "len.jsonl", "{\"prompt\": \"Q\", \"responses\": [\"a\", \"b\", \"c\"], \"ranks\": [0, 1]}\n"),
+    REQUIRE_THROWS_WITH(read_groups(dir, "len.jsonl", "{\"prompt\": \"Q\", \"responses\": [\"a\", \"b\", \"c\"], \"ranks\": [0, 1]}\n"),
                         Contains("len.jsonl:1") && Contains("\"ranks\" has 2 entries but there are 3 responses"));
-    REQUIRE_THROWS_WITH(read_one(dir, "noasst.jsonl", "{\"chosen\": \"\\n\\nHuman: hi\", \"rejected\": \"\\n\\nHuman: hi\"}\n"),
+    REQUIRE_THROWS_WITH(read_groups(dir, "noasst.jsonl", "{\"chosen\": \"\\n\\nHuman: hi\", \"rejected\": \"\\n\\nHuman: hi\"}\n"),
                         Contains("noasst.jsonl:1") && Contains("no \"Assistant:\" turn"));
-    REQUIRE(read_one(dir, "empty.jsonl", "{\"prompt\": \"Q\", \"chosen\": \"b\", \"rejected\": \"\"}\n")[0].responses[1].empty());
-    REQUIRE_THROWS_WITH(read_one(dir, "json.jsonl", good + "{\"prompt\": \n"), Contains("json.jsonl:2") && Contains("invalid JSON"));
-    REQUIRE_THROWS_WITH(read_one(dir, "str.jsonl", good + "{\"prompt\": \"Q\", \"responses\": \"just one\"}\n"),
+    REQUIRE(read_groups(dir, "empty.jsonl", "{\"prompt\": \"Q\", \"chosen\": \"b\", \"rejected\": \"\"}\n")[0].responses[1].empty());
+    REQUIRE_THROWS_WITH(read_groups(dir, "json.jsonl", good + "{\"prompt\": \n"), Contains("json.jsonl:2") && Contains("invalid JSON"));
+    REQUIRE_THROWS_WITH(read_groups(dir, "str.jsonl", good + "{\"prompt\": \"Q\", \"responses\": \"just one\"}\n"),
                         Contains("str.jsonl:2") && Contains("\"responses\" must be a list") && !Contains("missing"));
 
     ComparisonReadOptions skip;
     skip.skip_bad = true;
     ComparisonReadStats stats;
-    auto kept = read_one(dir, "mixed.jsonl",
+    auto kept = read_groups(dir, "mixed.jsonl",
                          good + "{\"prompt\": \"Q\", \"responses\": [\"a\"]}\n" + good +
                              "{\"prompt\": \"Q\", \"responses\": [\"a\", \"b\"], \"ranks\": [0, 0]}\nnot json\n",
                          skip, &stats);
     REQUIRE(kept.size() == 2);
     REQUIRE(stats.skipped == 3);
     REQUIRE_THAT(stats.first_skip, Contains("mixed.jsonl:2"));
-    REQUIRE_THROWS_WITH(read_one(dir, "allbad.jsonl", "{\"prompt\": \"Q\", \"responses\": [\"a\"]}\n", skip),
+    REQUIRE_THROWS_WITH(read_groups(dir, "allbad.jsonl", "{\"prompt\": \"Q\", \"responses\": [\"a\"]}\n", skip),
                         Contains("no usable comparisons") && Contains("1 skipped"));
 }
 

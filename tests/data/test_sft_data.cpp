@@ -111,7 +111,7 @@ TEST_CASE("bad SFT records: an error at file:line, or skipped", "[sft][data]") {
 TEST_CASE("the chat loss mask is the reply and its EOS, not the prompt", "[sft][data]") {
     test::TempDir dir;
     const Tokenizer tok = test::chat_char_tokenizer(dir.path());
-    REQUIRE(has_chat_tokens(tok));
+    REQUIRE(has_chat_format(tok));
     REQUIRE(tok.vocab_size() == tok.spm_vocab_size() + 3);
     REQUIRE(tok.encode("<|user|>").size() > 1);  // text cannot forge a role marker
 

@@ -11,9 +11,20 @@
                                         DIR/smollm2  Digits (one by one); ByteLevel with GPT-2's regex;
                                                      <|endoftext|>, <|im_start|>, <|im_end|> as the
                                                      first vocabulary entries
-                                      with a tokenizer_config.json naming each one's eos_token
+                                      with a tokenizer_config.json naming each one's eos_token and
+                                      holding a chat template written here in the family's style:
+                                        qwen2    ChatML, an empty <think></think> block before the
+                                                 final reply when enable_thinking is false (Qwen3)
+                                        llama3   BOS, header tokens, every turn trimmed, a system turn
+                                                 always, opening with the knowledge-cutoff and date
+                                                 lines (Llama-3.1/3.2)
+                                        smollm2  ChatML with a default system turn (Qwen2.5, SmolLM2)
   hf_tokenizers.py encode DIR TEXTS   {"ids": [[...] per text]} for the JSON list TEXTS, special
                                       tokens in the text encoded as plain text, as JSON on the last line
+  hf_tokenizers.py chat DIR CONVS     transformers' apply_chat_template on each conversation of the
+                                      JSON list CONVS (enable_thinking false): {"ids": [[...]],
+                                      "prompt": [[...] for the turns before the last, with the
+                                      generation prompt]}, as JSON on the last line
 """
 import json
 import sys
@@ -53,9 +64,44 @@ def build(kind):
     tok.train_from_iterator(CORPUS, trainer)
     if kind == "qwen2":
         tok.add_special_tokens(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+        tok.add_tokens(["<think>", "</think>"])  # Qwen3's: added, not special
     if kind == "llama3":
-        tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"])
+        tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|start_header_id|>",
+                                "<|end_header_id|>"])
     return tok
+
+
+# The chat templates, in the style of each family's (the markers and the rules a renderer must
+# reproduce), written for this test.
+CHATML_THINK = (
+    "{%- for m in messages %}"
+    "{%- if m['role'] == 'assistant' and loop.last %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+    "{%- endif %}")
+CHATML_SYSTEM = (
+    "{%- for m in messages %}"
+    "{%- if loop.first and m['role'] != 'system' %}"
+    "{{- '<|im_start|>system\\nYou are a careful assistant, it\\'s said.<|im_end|>\\n' }}{%- endif %}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}")
+LLAMA32 = (
+    "{{- bos_token }}"
+    "{%- if not date_string is defined %}{%- set date_string = \"26 Jul 2024\" %}{%- endif %}"
+    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] | trim %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = \"\" %}{%- endif %}"
+    "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}"
+    "{{- \"Cutting Knowledge Date: December 2023\\n\" }}"
+    "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}"
+    "{{- system_message }}{{- \"<|eot_id|>\" }}"
+    "{%- for m in messages %}"
+    "{{- '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}")
 
 
 def make(d):
@@ -69,7 +115,11 @@ def make(d):
             j = json.load(open(path))
             j["model"]["ignore_merges"] = True
             json.dump(j, open(path, "w"), ensure_ascii=False)
-        json.dump({"eos_token": eos[kind]}, open(f"{d}/{kind}/tokenizer_config.json", "w"))
+        chat = {"qwen2": CHATML_THINK, "llama3": LLAMA32, "smollm2": CHATML_SYSTEM}
+        config = {"eos_token": eos[kind], "chat_template": chat[kind]}
+        if kind == "llama3":
+            config["bos_token"] = "<|begin_of_text|>"
+        json.dump(config, open(f"{d}/{kind}/tokenizer_config.json", "w"))
 
 
 def encode(d, texts):
@@ -79,5 +129,19 @@ def encode(d, texts):
     print("\n" + json.dumps({"ids": rows}))
 
 
+def chat(d, convs):
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast.from_pretrained(d)
+
+    def ids(turns, generation_prompt):
+        out = tok.apply_chat_template(turns, tokenize=True, add_generation_prompt=generation_prompt,
+                                      enable_thinking=False)
+        return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+    convs = json.loads(convs)
+    print("\n" + json.dumps({"ids": [ids(c, False) for c in convs], "prompt": [ids(c[:-1], True) for c in convs]}))
+
+
 if __name__ == "__main__":
-    {"make": lambda: make(sys.argv[2]), "encode": lambda: encode(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
+    {"make": lambda: make(sys.argv[2]), "encode": lambda: encode(sys.argv[2], sys.argv[3]),
+     "chat": lambda: chat(sys.argv[2], sys.argv[3])}[sys.argv[1]]()

@@ -1,8 +1,10 @@
 // A llama model (model.arch: llama, tests/support's tiny_llama: grouped-query attention, q/k
-// norms, an untied head, llama3 rope scaling) through every stage on the Greet-NAME task:
-// pretrain learns, SFT learns and exports to Hugging Face's Qwen3 class, a reward model and DPO
-// train from the SFT policy (DPO starting at ln 2 from its reference), and PPO and GRPO run with
-// their invariants checked (ratio 1 and KL 0 at the first update). What each stage learns on a
+// norms, an untied head, llama3 rope scaling) through every stage on the Greet-NAME task, in
+// the ChatML chat format as Qwen models speak it: pretrain learns, SFT (chat.template: chatml,
+// a longer window than pre-training's) adds <|im_start|> and <|im_end|>, learns and exports to
+// Hugging Face's Qwen3 class, a reward model and DPO train from the SFT policy in its format
+// (DPO starting at ln 2 from its reference), and PPO and GRPO run with their invariants checked
+// (ratio 1 and KL 0 at the first update), their replies stopping at <|im_end|>. What each stage learns on a
 // GPT-2 is tested in its own file; this one shows the llama blocks plug into all of them.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -72,12 +74,19 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     sft.optim.lr = 1e-2;
     sft.train.max_steps = 30;
     sft.checkpoint.export_hf = true;
+    sft.chat.template_ = "chatml";
+    sft.model.block_size = 48;  // ChatML's prompt is ~30 characters; rotary positions take any window
+    sft.given_keys = {"model.block_size"};
     REQUIRE(run_sft(sft, {}) == 0);
     steps = test::metric_records(sft.out_dir, "train");
     CHECK(mean_loss(steps, 25, 30) < 0.5 * mean_loss(steps, 0, 5));
     const auto step_dir = resolve_checkpoint(sft.out_dir);
     const ModelConfig m = read_checkpoint_info(step_dir).config.model;
     CHECK(m.arch == "llama");
+    CHECK(m.block_size == 48);
+    const Tokenizer tok = load_checkpoint_tokenizer(step_dir);
+    CHECK(tok.chat_template().style == ChatStyle::chatml);
+    CHECK(tok.added_tokens() == std::vector<std::string>{"<|im_start|>", "<|im_end|>"});  // not our role tokens
     CHECK(m.n_kv_head == 2);
     CHECK(m.qk_norm);
     CHECK_FALSE(m.tie_embeddings);
@@ -116,11 +125,16 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     ppo.ppo.reward_model = rm.out_dir;
     ppo.ppo.rollout_batch = 8;
     ppo.ppo.minibatch = 8;
-    ppo.ppo.max_new_tokens = 8;
+    ppo.ppo.max_new_tokens = 16;
     ppo.ppo.check_invariants = "error";
     ppo.train.max_steps = 2;
     REQUIRE(run_ppo(ppo, {}) == 0);
-    REQUIRE(test::metric_records(ppo.out_dir, "train").size() == 2);
+    steps = test::metric_records(ppo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    // The SFT policy ends some of its replies with <|im_end|>, where their rollouts stop: were
+    // the stop token EOS, every reply would run to max_new_tokens.
+    CHECK(steps.front()["eos_rate"].get<double>() > 0);
+    CHECK(steps.front()["response_length"].get<double>() < ppo.ppo.max_new_tokens);
 
     RunConfig grpo = ppo;
     grpo.out_dir = (dir / "grpo").string();

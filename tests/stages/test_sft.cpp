@@ -67,7 +67,7 @@ TEST_CASE("sft lowers val loss, learns to stop, adds the chat tokens", "[integra
     REQUIRE(evals.back()["eos_rate"].get<double>() >= 0.9);
 
     auto loaded = load_model_from_checkpoint(cfg.out_dir, torch::kCPU);
-    REQUIRE(has_chat_tokens(loaded.tokenizer));
+    REQUIRE(has_chat_format(loaded.tokenizer));
     auto base_ckpt = load_model_from_checkpoint(base.dir / "base", torch::kCPU);
     REQUIRE(loaded.info.config.model.vocab_size == base_ckpt.info.config.model.vocab_size + 3);
     REQUIRE(loaded.tokenizer.vocab_size() == loaded.info.config.model.vocab_size);

@@ -3,12 +3,13 @@
 // SmolLM2's (digits one by one, then GPT-2's split) — trained by the `tokenizers` library
 // (tests/reference/hf_tokenizers.py) — give its ids on text that exercises each rule, decode
 // back, survive our save and load and our tokenizer.json export, and treat special tokens in user
-// text as plain text.
+// text as plain text. Their chat templates render as transformers renders them.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "rlhf/checkpoint/hf_dir.h"
 #include "rlhf/core/error.h"
+#include "rlhf/data/chat_format.h"
 #include "rlhf/tokenizer/pretokenizer.h"
 #include "rlhf/tokenizer/tokenizer.h"
 #include "support/helpers.h"
@@ -115,4 +116,63 @@ TEST_CASE("pre-tokenizer splits: digits, contractions, the gaps kept", "[tokeniz
                Contains("does not compile"));
     CHECK_THAT(refused(R"({"pre_tokenizer": {"type": "Whitespace"}})"), Contains("'Whitespace'"));
     CHECK_THAT(refused(R"({"pre_tokenizer": {"type": "Digits"}})"), Contains("no ByteLevel"));
+}
+
+// The models' chat formats against transformers' apply_chat_template (the templates written in
+// hf_tokenizers.py in each family's style): a conversation's ids and its generation prompt, for
+// the template a tokenizer_config.json brings and for ours on export.
+TEST_CASE("chat formats give transformers' apply_chat_template ids", "[integration][hf][tokenizer]") {
+    test::TempDir dir;
+    test::run_transformers_reference("hf_tokenizers.py", "make " + test::shell_quote(dir.path().string()));
+    const auto convs = nlohmann::json::parse(R"([
+        [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4, of course."}],
+        [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Name a colour."},
+         {"role": "assistant", "content": "Blue!"}],
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+         {"role": "user", "content": "  A joke, please \n"}, {"role": "assistant", "content": "Why did the chicken cross? "}]])");
+    auto check = [&](const Tokenizer& tok, const std::filesystem::path& hf_dir, const std::vector<int32_t>& trailing) {
+        const auto want = test::reference_json("hf_tokenizers.py", "chat " + test::shell_quote(hf_dir.string()) + " " +
+                                                                       test::shell_quote(convs.dump()));
+        for (size_t i = 0; i < convs.size(); ++i) {
+            INFO("conversation " << i);
+            const auto turns = parse_chat_turns(convs[i], "test");
+            auto ids = render_conversation(turns, tok).ids;
+            ids.insert(ids.end(), trailing.begin(), trailing.end());
+            CHECK(ids == want["ids"][i].get<std::vector<int32_t>>());
+            CHECK(render_prompt({turns.begin(), turns.end() - 1}, tok) == want["prompt"][i].get<std::vector<int32_t>>());
+        }
+    };
+    for (const std::string kind : {"qwen2", "llama3", "smollm2"}) {
+        INFO(kind);
+        const Tokenizer tok = read_hf_tokenizer(dir / kind);
+        REQUIRE(tok.chat_template().style == (kind == "llama3" ? ChatStyle::llama3 : ChatStyle::chatml));
+        CHECK(tok.chat_template().empty_think == (kind == "qwen2"));
+        CHECK(tok.chat_template().default_system.empty() == (kind != "smollm2"));
+        // ChatML's template writes "\n" after the last <|im_end|>; our rendering ends at it.
+        check(tok, dir / kind, kind == "llama3" ? std::vector<int32_t>{} : tok.encode("\n"));
+
+        // Our own template for each format, on export (a model taught the format here).
+        for (const std::string style : {"rlhf", "chatml", "llama3"}) {
+            if ((style == "llama3") != (kind == "llama3")) continue;
+            INFO(style);
+            ChatTemplate t;
+            t.style = *parse_chat_style(style);
+            if (style == "llama3") t.bos = "<|begin_of_text|>";
+            Tokenizer ours = tok.with_chat_template(t);
+            ours = ours.with_added_tokens(chat_tokens_to_add(ours));
+            const auto out = dir / (kind + "_" + style);
+            std::filesystem::create_directories(out);
+            test::write_text(out / "tokenizer.json", hf_tokenizer_json(ours).dump());
+            test::write_text(out / "tokenizer_config.json", hf_tokenizer_config(ours, 64).dump());
+            check(ours, out, {});
+        }
+    }
+    // `rlhf tokenizer apply-chat` on a Hugging Face directory: the library's ids.
+    const auto want = test::reference_json("hf_tokenizers.py", "chat " + test::shell_quote((dir / "llama3").string()) + " " +
+                                                                   test::shell_quote(convs.dump()));
+    auto r = test::run_shell("printf '%s' " + test::shell_quote(convs[2].dump()) + " | " + test::shell_quote(RLHF_CLI_PATH) +
+                             " tokenizer apply-chat --tokenizer " + test::shell_quote((dir / "llama3").string()));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(nlohmann::json::parse(r.output.substr(r.output.find('['))) == want["ids"][2]);
 }

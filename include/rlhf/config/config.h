@@ -55,6 +55,10 @@ struct TokenizerConfig {
     int         vocab_size = 0;         // when training: target size (0 = all characters, char only)
 };
 
+struct ChatConfig {
+    std::string template_ = "auto";  // auto (the tokenizer's own; ours when it has none) | rlhf | chatml | llama3
+};
+
 struct DataConfig {
     std::vector<std::string> text;         // raw text files, tokenized into <out_dir>/data on first run
     std::string              shards = "";  // or: a directory made by `rlhf data prepare`
@@ -199,6 +203,7 @@ struct RunConfig {
     RuntimeConfig    runtime;
     ModelConfig      model;
     TokenizerConfig  tokenizer;
+    ChatConfig       chat;
     DataConfig       data;
     OptimConfig      optim;
     TrainConfig      train;

@@ -11,6 +11,8 @@
 // error names file:line. With on_error = skip a bad record is counted and left out instead.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -41,6 +43,10 @@ struct SftReadStats {
     int64_t skipped = 0;           // bad records left out (skip_bad)
     std::string first_skip;        // the first skipped record's error, for the log
 };
+
+// A JSON list of {"role", "content"} (roles system, user — or human — and assistant; a system turn
+// first only). Throws rlhf::Error naming `where`.
+std::vector<ChatTurn> parse_chat_turns(const nlohmann::json& list, const std::string& where);
 
 // Reads every file in order. Throws rlhf::Error (file:line) on the first bad record unless
 // skip_bad; always throws if no usable example remains.

@@ -1,7 +1,7 @@
 // Where a fine-tuning stage (sft, reward; ppo's policy) starts: init_from's checkpoint for a
 // fresh run, or the run's own newest checkpoint when resuming. The tokenizer travels with the
-// checkpoint, the model shape is the checkpoint's, and the chat tokens are added here (once, for
-// every stage) with the embedding grown to match.
+// checkpoint, the model shape is the checkpoint's, and the chat format (chat.template) is set
+// here, once for every stage; our format's role tokens are added with the embedding grown to match.
 #pragma once
 
 #include <filesystem>
@@ -16,7 +16,7 @@ namespace rlhf {
 struct StartPoint {
     std::filesystem::path dir;  // the step directory the weights come from
     CheckpointInfo info;        // its config and state
-    Tokenizer tokenizer;        // the checkpoint's, with the chat tokens
+    Tokenizer tokenizer;        // the checkpoint's, in the run's chat format (with our chat tokens for rlhf)
     Gpt trunk{nullptr};         // its GPT weights (a reward model's head is not part of it), on CPU
     // The checkpoints this run descends from, newest first, for state.json's stage_state:
     // {"checkpoint": dir, "stage": …, "step": …, "from": <that checkpoint's own lineage>}.

@@ -44,6 +44,11 @@ public:
     const PreTokenizer& pre_tokenizer() const { return pre_; }
     bool ignore_merges() const { return ignore_merges_; }
     bool default_options() const { return pre_.is_gpt2() && !ignore_merges_; }
+    // A tokenizer.json's added tokens as it listed them ({id, content, special, …}: Qwen's
+    // <|im_start|> special, Qwen3's <think> not), kept so that an export lists them again and
+    // transformers splits them out of a chat template's text. Empty for GPT-2's files.
+    const nlohmann::json& hf_added_tokens() const { return hf_added_tokens_; }
+    void set_hf_added_tokens(nlohmann::json tokens) { hf_added_tokens_ = std::move(tokens); }
     // The merges in rank order.
     const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }
 
@@ -79,6 +84,7 @@ private:
     uint64_t fingerprint_ = 0, base_fingerprint_ = 0;  // with and without the options
     PreTokenizer pre_;
     bool ignore_merges_ = false;
+    nlohmann::json hf_added_tokens_ = nlohmann::json::array();
 };
 
 }  // namespace rlhf

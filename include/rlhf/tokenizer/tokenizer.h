@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "rlhf/tokenizer/chat_template.h"
+
 struct RlhfSpm;
 
 namespace rlhf {
@@ -62,6 +64,11 @@ public:
     const std::vector<std::string>& added_tokens() const { return added_; }
     // Id of an added token, or -1.
     int32_t added_token_id(std::string_view token) const;
+
+    // The chat format its model speaks (rlhf unless recorded: chat_template.json, or a Hugging
+    // Face tokenizer_config.json's template as read by checkpoint/hf_dir).
+    const ChatTemplate& chat_template() const { return *chat_template_; }
+    Tokenizer with_chat_template(ChatTemplate t) const;
     // Same base vocabulary and same added tokens: ids mean the same thing in both.
     bool same_vocabulary(const Tokenizer& other) const {
         return fingerprint_ == other.fingerprint_ && added_ == other.added_;
@@ -84,7 +91,8 @@ public:
     const std::string& source() const { return source_; }
 
     // Write <dir>/tokenizer.model (SentencePiece) or <dir>/vocab.json + merges.txt (GPT-2 BPE), a
-    // human-readable <dir>/tokenizer.vocab, and <dir>/added_tokens.json when there are added tokens.
+    // human-readable <dir>/tokenizer.vocab, <dir>/added_tokens.json when there are added tokens, and
+    // <dir>/chat_template.json when the chat format is not ours or came from a Hugging Face template.
     void save(const std::filesystem::path& dir) const;
     // Only the base vocabulary's files (tokenizer.model, or vocab.json + merges.txt): what other
     // tools read, who keep added tokens in their own formats (Hugging Face: tokenizer_config.json).
@@ -97,6 +105,7 @@ private:
     std::string source_;
     uint64_t fingerprint_ = 0;
     std::vector<std::string> added_;
+    std::shared_ptr<const ChatTemplate> chat_template_ = std::make_shared<const ChatTemplate>();
     int32_t spm_size_ = 0, unk_id_ = -1, bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
 };
 
@@ -106,6 +115,7 @@ inline constexpr const char* kAddedTokensFile = "added_tokens.json";
 inline constexpr const char* kBpeVocabFile = "vocab.json";   // Hugging Face's names (OpenAI's: encoder.json,
 inline constexpr const char* kBpeMergesFile = "merges.txt";  // vocab.bpe; both are read)
 inline constexpr const char* kBpeOptionsFile = "bpe.json";  // ours: split, ignore_merges, EOS when not GPT-2's
+inline constexpr const char* kChatTemplateFile = "chat_template.json";  // ours: chat_template.h
 inline constexpr const char* kGpt2PadToken = "<|pad|>";
 
 }  // namespace rlhf
