@@ -169,7 +169,7 @@ nlohmann::json hf_tokenizer_json(const Tokenizer& tokenizer) {
             {"added_tokens", added},
             {"normalizer", bpe.pre_tokenizer().normalizer_json()},
             {"pre_tokenizer", bpe.pre_tokenizer().pre_tokenizer_json()},
-            {"post_processor", nullptr},
+            {"post_processor", bpe.hf_post_processor()},  // Llama-3's BOS template, as it came
             {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
             {"model", model}};
 }

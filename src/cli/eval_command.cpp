@@ -32,6 +32,7 @@ struct EvalArgs {
     std::string reference, data;
     int samples = 1, batch_size = 32, threads = 0;
     uint64_t seed = 1337;
+    bool perplexity = false;
 };
 
 struct Question {
@@ -145,8 +146,9 @@ int eval_generated_task(const EvalArgs& args) {
 
 void add_eval_command(CLI::App& app, Action& action) {
     auto args = std::make_shared<EvalArgs>();
-    auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts, or of a "
-                                           "classify run on a GPT-1 benchmark file");
+    auto* cmd = app.add_subcommand("eval", "Gold accuracy of a checkpoint on a generated task's held-out prompts, of a "
+                                           "classify run on a GPT-1 benchmark file, or a checkpoint's perplexity on text "
+                                           "(--perplexity)");
     std::vector<std::string> tasks = synth_task_names();
     tasks.insert(tasks.end(), gpt1_task_names().begin(), gpt1_task_names().end());
     cmd->add_option("--checkpoint", args->checkpoint, "Run directory, its checkpoints/ dir, or a step-NNNNNN dir")->required();
@@ -154,12 +156,15 @@ void add_eval_command(CLI::App& app, Action& action) {
     cmd->add_option("--task", args->task,
                     "A generated task whose gold checker judges the answers (ages), or a GPT-1 benchmark a classify run "
                     "is scored on (sst2, rte: accuracy; stsb: Pearson, Spearman; story-cloze: accuracy)")
-        ->required()
         ->check(CLI::IsMember(tasks));
+    cmd->add_flag("--perplexity", args->perplexity,
+                  "Score --data (text: one document per blank-line-separated block; or JSONL with \"text\") by the "
+                  "checkpoint's per-token negative log-likelihood, for any model, GPT-2's and Llama/Qwen's included");
     cmd->add_option("--data", args->data, "GPT-1 benchmarks: the labelled file in the benchmark's format (GLUE TSV, Story "
-                                          "Cloze CSV), e.g. a split held out from ../shared/data/gpt1-tasks");
+                                          "Cloze CSV), e.g. a split held out from ../shared/data/gpt1-tasks; --perplexity: "
+                                          "the text");
     cmd->add_option("--prompts", args->prompts, "Held-out prompts {\"prompt\", \"answer\"} (default data/synth/TASK/prompts.jsonl)");
-    cmd->add_option("--out", args->out, "Also write each judgement as JSONL here: {prompt, answer, response, correct, eos}; GPT-1 benchmarks: {where, label or score, predicted}");
+    cmd->add_option("--out", args->out, "Also write each judgement as JSONL here: {prompt, answer, response, correct, eos}; GPT-1 benchmarks: {where, label or score, predicted}; --perplexity: {where, tokens, nll, perplexity} per document");
     cmd->add_option("--max-new-tokens", args->max_new_tokens, "Answer length cap")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
     cmd->add_option("--temperature", args->temperature, "0 = greedy; > 0 samples (the policy as PPO trains it: 1)")
         ->capture_default_str()
@@ -169,16 +174,25 @@ void add_eval_command(CLI::App& app, Action& action) {
     cmd->add_option("--reference", args->reference,
                     "With --temperature > 0: also the KL of the answers' distribution to this checkpoint's at the same "
                     "temperature (\"kl_to_reference\", nats per answer; e.g. the SFT run a policy was tuned from)");
-    cmd->add_option("--batch-size", args->batch_size, "Answers generated together")->capture_default_str()->check(CLI::Range(1, 100000));
+    cmd->add_option("--batch-size", args->batch_size, "Answers generated (documents scored) together")->capture_default_str()->check(CLI::Range(1, 100000));
     cmd->add_option("--device", args->device, "cpu | cuda | cuda:N | auto")->capture_default_str();
     cmd->add_option("--dtype", args->dtype, "float32 | bfloat16")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
     cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-    cmd->footer("GPT-1 benchmarks print one JSON line: {\"task\", \"count\", \"accuracy\", \"majority_accuracy\"} or, "
+    cmd->footer("--perplexity prints one JSON line: {\"documents\", \"tokens\" (predicted: every token after a document's "
+                "first), \"nll\" (mean per predicted token, nats), \"perplexity\"}. Each document is encoded as the "
+                "tokenizer's post-processor does (Llama-3: <|begin_of_text|> first) and cut to the model's window.\n"
+                "GPT-1 benchmarks print one JSON line: {\"task\", \"count\", \"accuracy\", \"majority_accuracy\"} or, "
                 "for stsb, {\"pearson\", \"spearman\", \"mse\", \"mean_mse\"}; --out writes each prediction.\n"
                 "Generated tasks print one JSON line: {\"accuracy\", \"eos_rate\", \"count\" (answers judged), \"temperature\", \"samples\"; with --reference \"kl_to_reference\"}. A checkpoint that speaks a chat format (sft and "
                 "later, or a Hugging Face chat model: docs/chat-format.md) gets each prompt as a user turn; a pre-trained one gets \"question\\n\\n\" (a paragraph break, as in a corpus) and the line it writes next counts.");
     cmd->callback([args, &action] {
         action = [args] {
+            if (args->perplexity) {
+                if (!args->task.empty()) throw Error("--perplexity scores text, not a task", "--task", "remove --task");
+                return eval_perplexity({args->checkpoint, args->weights, args->data, args->out, args->device, args->dtype,
+                                        args->batch_size, args->threads});
+            }
+            if (args->task.empty()) throw Error("give --task NAME, or --perplexity --data FILE", "rlhf eval", "");
             const auto& gpt1 = gpt1_task_names();
             if (std::find(gpt1.begin(), gpt1.end(), args->task) != gpt1.end()) {
                 return eval_gpt1_task({args->task, args->data, args->checkpoint, args->out, args->device, args->dtype,

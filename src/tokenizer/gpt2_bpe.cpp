@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 
 #include "rlhf/core/error.h"
@@ -162,7 +163,43 @@ Gpt2Bpe Gpt2Bpe::from_tokenizer_json(std::string_view json, const std::string& s
     Gpt2Bpe bpe(vocab.dump(), source + ": model.vocab", merges, source + ": model.merges");
     bpe.set_options(std::move(pre), model.value("ignore_merges", false));
     if (doc.contains("added_tokens")) bpe.set_hf_added_tokens(doc.at("added_tokens"));
+    bpe.set_hf_post_processor(doc.value("post_processor", nlohmann::json()), source + ": post_processor");
     return bpe;
+}
+
+void Gpt2Bpe::set_hf_post_processor(nlohmann::json post_processor, const std::string& source) {
+    std::vector<int32_t> prefix, suffix;
+    // ByteLevel (offsets only) adds nothing; TemplateProcessing's "single" template puts special
+    // tokens around the text ("$A"); a Sequence holds either.
+    std::function<void(const nlohmann::json&)> read = [&](const nlohmann::json& p) {
+        if (p.is_null()) return;
+        const std::string type = p.is_object() ? p.value("type", "") : "";
+        if (type == "Sequence" && p.contains("processors") && p["processors"].is_array()) {
+            for (const auto& q : p["processors"]) read(q);
+        } else if (type == "TemplateProcessing" && p.contains("single") && p["single"].is_array()) {
+            bool after = false;
+            for (const auto& item : p["single"]) {
+                if (item.contains("Sequence")) {
+                    after = true;
+                } else if (item.contains("SpecialToken") && item["SpecialToken"].contains("id") && item["SpecialToken"]["id"].is_string()) {
+                    const std::string token = item["SpecialToken"]["id"].get<std::string>();
+                    const int32_t id = piece_to_id(token);
+                    if (id < 0) throw Error("the template adds '" + token + "', which is not in the vocabulary", source, "");
+                    (after ? suffix : prefix).push_back(id);
+                } else {
+                    throw Error("a template item that is neither a SpecialToken nor the Sequence: " + item.dump(), source, "");
+                }
+            }
+        } else if (type != "ByteLevel") {
+            throw Error("post-processor '" + (type.empty() ? p.dump() : type) + "' is not supported", source,
+                        "ByteLevel, TemplateProcessing or a Sequence of them");
+        }
+    };
+    read(post_processor);
+    // One that adds no token (ByteLevel's offsets) changes no id: nothing to keep.
+    hf_post_processor_ = prefix.empty() && suffix.empty() ? nlohmann::json() : std::move(post_processor);
+    post_prefix_ = std::move(prefix);
+    post_suffix_ = std::move(suffix);
 }
 
 void Gpt2Bpe::set_options(PreTokenizer pre, bool ignore_merges) {

@@ -93,6 +93,7 @@ Tokenizer load_base(const std::filesystem::path& path) {
                 const auto j = nlohmann::json::parse(read_file(options));
                 bpe.set_options(PreTokenizer::from_json(j.at("pre_tokenizer"), options.string()), j.at("ignore_merges").get<bool>());
                 bpe.set_hf_added_tokens(j.value("hf_added_tokens", nlohmann::json::array()));
+                bpe.set_hf_post_processor(j.value("hf_post_processor", nlohmann::json()), options.string());
                 eos = j.at("eos").get<std::string>();
             } catch (const nlohmann::json::exception& e) {
                 throw Error(std::string("malformed: ") + e.what(), options.string(), "");
@@ -294,6 +295,14 @@ std::string Tokenizer::piece(int32_t id) const {
     return out;
 }
 
+std::vector<int32_t> Tokenizer::encode_document(std::string_view text) const {
+    std::vector<int32_t> ids = encode(text);
+    if (!bpe_) return ids;
+    ids.insert(ids.begin(), bpe_->post_prefix().begin(), bpe_->post_prefix().end());
+    ids.insert(ids.end(), bpe_->post_suffix().begin(), bpe_->post_suffix().end());
+    return ids;
+}
+
 int32_t Tokenizer::piece_to_id(std::string_view piece_text) const {
     if (int32_t id = added_token_id(piece_text); id >= 0) return id;
     if (bpe_) return bpe_->piece_to_id(piece_text);
@@ -307,10 +316,12 @@ void Tokenizer::save_base_files(const std::filesystem::path& dir) const {
         atomic_write(dir / kBpeMergesFile, bpe_->merges_txt());
         const std::string eos = bpe_->piece(eos_id_);
         // what vocab.json + merges.txt cannot say
-        if (!bpe_->default_options() || eos != "<|endoftext|>" || !bpe_->hf_added_tokens().empty()) {
+        if (!bpe_->default_options() || eos != "<|endoftext|>" || !bpe_->hf_added_tokens().empty() ||
+            !bpe_->hf_post_processor().is_null()) {
             const nlohmann::json options = {{"pre_tokenizer", bpe_->pre_tokenizer().to_json()},
                                             {"ignore_merges", bpe_->ignore_merges()}, {"eos", eos},
-                                            {"hf_added_tokens", bpe_->hf_added_tokens()}};
+                                            {"hf_added_tokens", bpe_->hf_added_tokens()},
+                                            {"hf_post_processor", bpe_->hf_post_processor()}};
             atomic_write(dir / kBpeOptionsFile, options.dump(2) + "\n");
         }
     } else {

@@ -8,9 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "rlhf/checkpoint/checkpoint.h"
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/fs.h"
+#include "rlhf/data/jsonl.h"
 #include "support/helpers.h"
 #include "support/hf_logits.h"
 
@@ -98,6 +101,38 @@ TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integrati
             REQUIRE(after.tensors.count(name));
             CHECK(torch::equal(tensor, after.tensors.at(name)));
         }
+    }
+
+    // `rlhf eval --perplexity`: transformers' mean negative log-likelihood per document, the
+    // softmax over the tokenizer's 263 ids (262 + our <|pad|>): our llama export has exactly those
+    // rows; Qwen2's embedding has 320, whose spare rows are no token and must not be scored. The
+    // third document is longer than the 64-position window and is cut to it.
+    const std::vector<std::string> docs = {"Hello world, this is a test.", "The quick brown fox\njumps over the lazy dog.",
+                                           std::string(30, 'a') + " " + std::string(120, 'z') + " tail"};
+    test::write_text(ws.dir / "docs.txt", docs[0] + "\n\n" + docs[1] + "\n\n\n" + docs[2] + "\n");
+    const auto want = test::reference_json("hf_llama.py", "nll " + test::shell_quote(nlohmann::json(docs).dump()) + " 263 " +
+                                                              ws.q("out_llama") + " " + ws.q("qwen2"));
+    for (const auto& [run, ref] : {std::pair{"run_llama", "out_llama"}, std::pair{"run_qwen2", "qwen2"}}) {
+        INFO(run);
+        auto r = test::run_cli("eval --perplexity --data " + ws.q("docs.txt") + " --checkpoint " + ws.q(run) + " --out " +
+                               ws.q(std::string(run) + ".jsonl") + " --batch-size 2");
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        std::vector<nlohmann::json> per_doc;
+        read_records(ws.dir / (std::string(run) + ".jsonl"), [&](const nlohmann::json& j, const std::string&) { per_doc.push_back(j); });
+        REQUIRE(per_doc.size() == 3);
+        double sum = 0, tokens = 0;
+        for (size_t i = 0; i < 3; ++i) {
+            CHECK(per_doc[i]["nll"].get<double>() == Approx(want[ws.path(ref)][i].get<double>()).epsilon(1e-5));
+            sum += per_doc[i]["nll"].get<double>() * per_doc[i]["tokens"].get<double>();
+            tokens += per_doc[i]["tokens"].get<double>();
+        }
+        CHECK(per_doc[2]["tokens"] == 63);  // cut to the window: 64 tokens, 63 predicted
+        const auto summary = nlohmann::json::parse(r.output.substr(r.output.rfind("{\"documents\"")));
+        CHECK(summary["documents"] == 3);
+        CHECK(summary["tokens"].get<double>() == tokens);
+        CHECK(summary["nll"].get<double>() == Approx(sum / tokens).epsilon(1e-9));
+        CHECK(summary["perplexity"].get<double>() == Approx(std::exp(sum / tokens)).epsilon(1e-9));
     }
 }
 

@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
+#include <cmath>
 #include <regex>
 #include <sstream>
 
@@ -286,4 +287,47 @@ TEST_CASE("tokenizer and data commands report bad arguments", "[integration][cli
     require_one_line_error(test::run_cli("data prepare --tokenizer nope --input c.txt --out s", dir.path()),
                            {"nope", "tokenizer model not found"});
     require_one_line_error(test::run_cli("tokenizer train --model-type char", dir.path()), {"--input"});
+}
+
+TEST_CASE("eval --perplexity: totals, per-document lines, errors", "[integration][cli]") {
+    TrainedRun run;
+    // Three documents of different lengths: one batch of three pads two rows; batches of one pad none.
+    test::write_text(run.dir / "held_out.txt",
+                     "The cat sees the dog.\n\nA dog runs after a ball in the park,\nand the cat sleeps.\n\n\nThe sea\n");
+    auto summary = [](const test::CommandResult& r) {
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        return nlohmann::json::parse(r.output.substr(r.output.rfind("{\"documents\"")));
+    };
+    const auto together = summary(test::run_cli(
+        "eval --perplexity --checkpoint run --data held_out.txt --batch-size 3 --out docs.jsonl", run.dir.path()));
+    const auto alone = summary(test::run_cli("eval --perplexity --checkpoint run --data held_out.txt --batch-size 1",
+                                             run.dir.path()));
+    CHECK(together["documents"] == 3);
+    CHECK(together["tokens"] == alone["tokens"]);
+    CHECK(together["nll"].get<double>() == Approx(alone["nll"].get<double>()).epsilon(1e-5));  // padding is never seen
+    CHECK(together["perplexity"].get<double>() == Approx(std::exp(together["nll"].get<double>())).epsilon(1e-9));
+
+    // The per-document lines add up to the summary: token-weighted mean nll.
+    std::istringstream lines(read_file(run.dir / "docs.jsonl"));
+    int64_t tokens = 0;
+    double nll_sum = 0;
+    std::vector<std::string> where;
+    for (std::string line; std::getline(lines, line);) {
+        const auto doc = nlohmann::json::parse(line);
+        tokens += doc["tokens"].get<int64_t>();
+        nll_sum += doc["nll"].get<double>() * doc["tokens"].get<double>();
+        where.push_back(doc["where"]);
+    }
+    CHECK(where == std::vector<std::string>{"held_out.txt:1", "held_out.txt:3", "held_out.txt:7"});
+    CHECK(tokens == together["tokens"].get<int64_t>());
+    CHECK(nll_sum / static_cast<double>(tokens) == Approx(together["nll"].get<double>()).epsilon(1e-9));
+
+    require_one_line_error(test::run_cli("eval --perplexity --checkpoint run", run.dir.path()), {"--data"});
+    require_one_line_error(test::run_cli("eval --perplexity --checkpoint run --data held_out.txt --task ages", run.dir.path()),
+                           {"--task"});
+    require_one_line_error(test::run_cli("eval --checkpoint run", run.dir.path()), {"--task", "--perplexity"});
+    test::write_text(run.dir / "blank.txt", "\n  \n\n");
+    require_one_line_error(test::run_cli("eval --perplexity --checkpoint run --data blank.txt", run.dir.path()),
+                           {"blank.txt", "no documents"});
 }

@@ -14,6 +14,11 @@
   hf_llama.py logits IDS DIR... logits (B, T, V) of each DIR (any of the above, or an export of
                                 ours) loaded in fp32, for the JSON batch {"ids": [[...]], "mask":
                                 [[...]]} (left padding): {DIR: logits} as JSON on the last line
+  hf_llama.py nll DOCS V DIR... each document of the JSON list DOCS encoded by DIR's tokenizer, cut
+                                to the model's max_position_embeddings, and the mean negative
+                                log-likelihood of every token after the first, the softmax over the
+                                first V logits (the tokenizer's ids; Qwen pads its embedding past
+                                them): {DIR: [nll per document]} as JSON on the last line
 """
 import json
 import shutil
@@ -88,5 +93,22 @@ def logits(batch, dirs):
     print("\n" + json.dumps(out))  # the last line
 
 
+def nll(docs, v, dirs):
+    from transformers import AutoTokenizer
+    out = {}
+    for d in dirs:
+        tok = AutoTokenizer.from_pretrained(d)
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+        rows = []
+        for doc in json.loads(docs):
+            ids = torch.tensor([tok(doc)["input_ids"][:model.config.max_position_embeddings]])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1, :int(v)].double(), -1)
+            rows.append(-logp.gather(-1, ids[0, 1:].unsqueeze(-1)).mean().item())
+        out[d] = rows
+    print("\n" + json.dumps(out))  # the last line
+
+
 if __name__ == "__main__":
-    {"make": lambda: make(sys.argv[2]), "logits": lambda: logits(sys.argv[2], sys.argv[3:])}[sys.argv[1]]()
+    {"make": lambda: make(sys.argv[2]), "logits": lambda: logits(sys.argv[2], sys.argv[3:]),
+     "nll": lambda: nll(sys.argv[2], sys.argv[3], sys.argv[4:])}[sys.argv[1]]()

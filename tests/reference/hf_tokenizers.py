@@ -7,7 +7,8 @@
                                                      <|im_start|>, <|im_end|> added past the vocabulary
                                         DIR/llama3   Split on Llama-3's regex (digits in threes);
                                                      ByteLevel without regex; ignore_merges;
-                                                     <|begin_of_text|>, <|end_of_text|>, <|eot_id|> added
+                                                     <|begin_of_text|>, <|end_of_text|>, <|eot_id|> added;
+                                                     a post-processor putting BOS before each text
                                         DIR/smollm2  Digits (one by one); ByteLevel with GPT-2's regex;
                                                      <|endoftext|>, <|im_start|>, <|im_end|> as the
                                                      first vocabulary entries
@@ -19,8 +20,10 @@
                                                  always, opening with the knowledge-cutoff and date
                                                  lines (Llama-3.1/3.2)
                                         smollm2  ChatML with a default system turn (Qwen2.5, SmolLM2)
-  hf_tokenizers.py encode DIR TEXTS   {"ids": [[...] per text]} for the JSON list TEXTS, special
-                                      tokens in the text encoded as plain text, as JSON on the last line
+  hf_tokenizers.py encode DIR TEXTS   {"ids": [[...] per text], "documents": [[...]]} for the JSON
+                                      list TEXTS, special tokens in the text encoded as plain text;
+                                      "documents" with the post-processor's (llama3: BOS first), as
+                                      JSON on the last line
   hf_tokenizers.py chat DIR CONVS     transformers' apply_chat_template on each conversation of the
                                       JSON list CONVS (enable_thinking false): {"ids": [[...]],
                                       "prompt": [[...] for the turns before the last, with the
@@ -29,7 +32,7 @@
 import json
 import sys
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
          r"|\s+(?!\S)|\s+")
@@ -68,6 +71,11 @@ def build(kind):
     if kind == "llama3":
         tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|start_header_id|>",
                                 "<|end_header_id|>"])
+        bos = "<|begin_of_text|>"  # Llama-3's post-processor puts BOS before every text
+        tok.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                          special_tokens=[(bos, tok.token_to_id(bos))])])
     return tok
 
 
@@ -126,7 +134,8 @@ def encode(d, texts):
     tok = Tokenizer.from_file(f"{d}/tokenizer.json")
     tok.encode_special_tokens = True  # special tokens in user text are plain text, as ours are
     rows = [tok.encode(t, add_special_tokens=False).ids for t in json.loads(texts)]
-    print("\n" + json.dumps({"ids": rows}))
+    docs = [tok.encode(t).ids for t in json.loads(texts)]  # with the post-processor's tokens
+    print("\n" + json.dumps({"ids": rows, "documents": docs}))
 
 
 def chat(d, convs):

@@ -47,4 +47,12 @@ struct TaskEvalArgs {
 };
 int eval_gpt1_task(const TaskEvalArgs& args);
 
+// `rlhf eval --perplexity`: a checkpoint's per-token negative log-likelihood on held-out text
+// (perplexity_eval.cpp); prints one JSON line, returns the exit code.
+struct PerplexityArgs {
+    std::string checkpoint, weights = "auto", data, out, device = "cpu", dtype = "float32";
+    int batch_size = 32, threads = 0;
+};
+int eval_perplexity(const PerplexityArgs& args);
+
 }  // namespace rlhf::cli

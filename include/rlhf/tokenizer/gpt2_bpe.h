@@ -49,6 +49,12 @@ public:
     // transformers splits them out of a chat template's text. Empty for GPT-2's files.
     const nlohmann::json& hf_added_tokens() const { return hf_added_tokens_; }
     void set_hf_added_tokens(nlohmann::json tokens) { hf_added_tokens_ = std::move(tokens); }
+    // A tokenizer.json's post_processor (null for none), kept for export, and the special tokens
+    // its TemplateProcessing puts around a single text: Llama-3's <|begin_of_text|> before it.
+    const nlohmann::json& hf_post_processor() const { return hf_post_processor_; }
+    void set_hf_post_processor(nlohmann::json post_processor, const std::string& source);
+    const std::vector<int32_t>& post_prefix() const { return post_prefix_; }
+    const std::vector<int32_t>& post_suffix() const { return post_suffix_; }
     // The merges in rank order.
     const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }
 
@@ -85,6 +91,8 @@ private:
     PreTokenizer pre_;
     bool ignore_merges_ = false;
     nlohmann::json hf_added_tokens_ = nlohmann::json::array();
+    nlohmann::json hf_post_processor_;
+    std::vector<int32_t> post_prefix_, post_suffix_;
 };
 
 }  // namespace rlhf

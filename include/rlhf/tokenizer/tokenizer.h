@@ -49,6 +49,9 @@ public:
     Kind kind() const { return bpe_ ? Kind::gpt2_bpe : Kind::sentencepiece; }
 
     std::vector<int32_t> encode(std::string_view text) const;
+    // A whole document as the tokenizer's post-processor encodes it: with the special tokens a
+    // Hugging Face tokenizer.json puts around a text (Llama-3's BOS); the same as encode() otherwise.
+    std::vector<int32_t> encode_document(std::string_view text) const;
     // Special ids (BOS, EOS, PAD) and added tokens are dropped; ids outside the vocabulary are an error.
     std::string decode(const std::vector<int32_t>& ids) const;
     std::string piece(int32_t id) const;
