@@ -2,7 +2,8 @@
 // Qwen3ForCausalLM models made by transformers (tests/reference/hf_llama.py: grouped-query
 // attention, llama3 rope scaling, an untied head, q/k/v biases, q/k norms, a head_dim of its own,
 // both config.json styles, shards, bf16 weights, spare embedding rows) converted here give
-// transformers' logits on a left-padded batch, go back out (--to-hf) to directories transformers
+// transformers' logits on a left-padded batch and its greedy tokens with the KV cache (never an
+// id past the tokenizer, though Qwen2's spare rows have logits), go back out (--to-hf) to directories transformers
 // loads with our logits, and come back in bit for bit.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/jsonl.h"
+#include "rlhf/model/generate.h"
 #include "support/helpers.h"
 #include "support/hf_logits.h"
 
@@ -34,11 +36,37 @@ struct LlamaWorkspace {
     std::string q(const std::string& rel) const { return test::shell_quote(path(rel)); }
 };
 
-// transformers' logits for each directory, by directory.
+constexpr int64_t kGreedyTokens = 12;
+constexpr int64_t kTokenizerIds = 262;  // vocab.json's; our imports add <|pad|>, Qwen2's model has spare rows
+
+// transformers' logits for each directory, and the tokens its greedy generate() gives after each
+// row: {"logits": {DIR: ...}, "greedy": {DIR: ...}}.
 nlohmann::json reference_logits(const test::HfBatch& batch, const std::vector<std::string>& dirs) {
-    std::string args = "logits " + batch.arg();
+    std::string args = "logits " + batch.arg() + " " + std::to_string(kGreedyTokens) + " " + std::to_string(kTokenizerIds);
     for (const auto& d : dirs) args += " " + test::shell_quote(d);
     return test::reference_json("hf_llama.py", args);
+}
+
+// Our greedy tokens after each row of the batch, with the KV cache, ids past the tokenizer never chosen.
+std::vector<std::vector<int64_t>> greedy_tokens(GptImpl& model, const test::HfBatch& batch) {
+    std::vector<std::vector<int32_t>> prompts;
+    for (size_t b = 0; b < batch.ids.size(); ++b) {
+        prompts.emplace_back();
+        for (size_t t = 0; t < batch.ids[b].size(); ++t) {
+            if (batch.mask[b][t]) prompts.back().push_back(static_cast<int32_t>(batch.ids[b][t]));
+        }
+    }
+    SamplingOptions opts;
+    opts.max_new_tokens = kGreedyTokens;
+    opts.temperature = 0;
+    opts.vocab_limit = kTokenizerIds;
+    const Generation g = generate(model, prompts, opts, /*pad_id=*/0, std::vector<uint64_t>(prompts.size(), 1));
+    std::vector<std::vector<int64_t>> out;
+    const auto response = g.response.contiguous();
+    for (int64_t b = 0; b < response.size(0); ++b) {
+        out.emplace_back(response[b].data_ptr<int64_t>(), response[b].data_ptr<int64_t>() + response.size(1));
+    }
+    return out;
 }
 
 }  // namespace
@@ -69,9 +97,10 @@ TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integrati
         CHECK(c.qkv_bias == (m == "qwen2"));
         CHECK(c.qk_norm == (m == "qwen3"));
         CHECK(c.vocab_size == (m == "qwen2" ? 320 : 263));  // spare rows kept; else 262 + <|pad|>
-        const double worst = test::worst_logit_gap(reference[ws.path(m)], test::batch_logits(*loaded.model, batch), batch, 262);
+        const double worst = test::worst_logit_gap(reference["logits"][ws.path(m)], test::batch_logits(*loaded.model, batch), batch, 262);
         INFO("max |logit difference| " << worst);
         CHECK(worst < 1e-4);
+        CHECK(nlohmann::json(greedy_tokens(*loaded.model, batch)) == reference["greedy"][ws.path(m)]);
         if (m == "llama4x") continue;  // the same weights as llama
         r = test::run_cli("convert --to-hf " + ws.q("run_" + m) + " --out " + ws.q("out_" + m));
         INFO(r.output);
@@ -85,7 +114,7 @@ TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integrati
         INFO(m);
         LoadedModel loaded = load_model_from_checkpoint(ws.dir / (std::string("run_") + m), torch::kCPU);
         const auto ours = test::batch_logits(*loaded.model, batch);
-        const double worst = test::worst_logit_gap(exported[ws.path(std::string("out_") + m)], ours, batch, 262);
+        const double worst = test::worst_logit_gap(exported["logits"][ws.path(std::string("out_") + m)], ours, batch, 262);
         INFO("max |logit difference| " << worst);
         CHECK(worst < 1e-4);
 

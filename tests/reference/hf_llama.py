@@ -11,9 +11,17 @@
                                                embedding rows, saved in two shards
                                   DIR/qwen3    Qwen3ForCausalLM: q/k norms, head_dim 16 != 32 / 4,
                                                weights stored as bfloat16
-  hf_llama.py logits IDS DIR... logits (B, T, V) of each DIR (any of the above, or an export of
+  hf_llama.py chat-model TOK OUT a random Qwen2ForCausalLM at transformers' own initialisation (a
+                                model one can train from) over TOK's tokenizer.json (hf_tokenizers.py
+                                make's qwen2: <|im_start|>, <|im_end|> and a ChatML template), saved
+                                to OUT with TOK's files, as a Qwen2.5 chat model's hub directory is:
+                                spare embedding rows (448 for 425 ids), a 32k context, eos <|im_end|>
+  hf_llama.py logits IDS N V DIR...
+                                logits (B, T, V') of each DIR (any of the above, or an export of
                                 ours) loaded in fp32, for the JSON batch {"ids": [[...]], "mask":
-                                [[...]]} (left padding): {DIR: logits} as JSON on the last line
+                                [[...]]} (left padding), and N tokens greedy generate() gives after
+                                each row, ids past the tokenizer's V never chosen: {"logits": {DIR:
+                                logits}, "greedy": {DIR: [[...] per row]}} as JSON on the last line
   hf_llama.py nll DOCS V DIR... each document of the JSON list DOCS encoded by DIR's tokenizer, cut
                                 to the model's max_position_embeddings, and the mean negative
                                 log-likelihood of every token after the first, the softmax over the
@@ -81,15 +89,33 @@ def make(d):
     copy_tokenizer(d, "qwen3")
 
 
-def logits(batch, dirs):
+def chat_model(tok, out):
+    added = {t["content"]: t["id"] for t in json.load(open(f"{tok}/tokenizer.json"))["added_tokens"]}
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=448, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=64, max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        bos_token_id=added["<|endoftext|>"], eos_token_id=added["<|im_end|>"]))
+    model.save_pretrained(out, safe_serialization=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(f"{tok}/{f}", f"{out}/{f}")
+
+
+def logits(batch, n, v, dirs):
     b = json.loads(batch)
     ids, mask = torch.tensor(b["ids"]), torch.tensor(b["mask"])
     pos = (mask.cumsum(1) - 1).clamp(min=0)
-    out = {}
+    out = {"logits": {}, "greedy": {}}
     for d in dirs:
         model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
         with torch.no_grad():
-            out[d] = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.tolist()
+            out["logits"][d] = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.tolist()
+            spare = list(range(int(v), model.config.vocab_size))  # Qwen's padded rows are no token
+            model.generation_config.eos_token_id = None  # N tokens, EOS one of them where it is the argmax
+            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=int(n), do_sample=False,
+                                 suppress_tokens=spare or None, pad_token_id=0)
+        out["greedy"][d] = gen[:, ids.shape[1]:].tolist()
     print("\n" + json.dumps(out))  # the last line
 
 
@@ -110,5 +136,6 @@ def nll(docs, v, dirs):
 
 
 if __name__ == "__main__":
-    {"make": lambda: make(sys.argv[2]), "logits": lambda: logits(sys.argv[2], sys.argv[3:]),
-     "nll": lambda: nll(sys.argv[2], sys.argv[3], sys.argv[4:])}[sys.argv[1]]()
+    {"make": lambda: make(sys.argv[2]), "logits": lambda: logits(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]),
+     "nll": lambda: nll(sys.argv[2], sys.argv[3], sys.argv[4:]),
+     "chat-model": lambda: chat_model(sys.argv[2], sys.argv[3])}[sys.argv[1]]()

@@ -146,3 +146,87 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     REQUIRE(steps.size() == 2);
     CHECK(steps.front()["kl"].get<double>() == 0.0);
 }
+
+// The path a user takes with a hub chat model (Qwen2.5-0.5B-Instruct's directory, at toy size):
+// transformers makes a Qwen2 over a tokenizer.json that has <|im_start|>, <|im_end|> and a
+// ChatML template with Qwen3's empty think block; `rlhf convert --from-hf` imports it with its
+// 32k context and spare embedding rows, and SFT, reward, DPO, PPO and GRPO run from it in the
+// format the template names (chat.template: auto), with no token added for the chat format.
+TEST_CASE("stages from an imported Qwen2 chat model", "[integration][hf][llama]") {
+    test::TempDir dir;
+    test::run_transformers_reference("hf_tokenizers.py", "make " + test::shell_quote((dir / "tok").string()));
+    test::run_transformers_reference("hf_llama.py", "chat-model " + test::shell_quote((dir / "tok" / "qwen2").string()) +
+                                                         " " + test::shell_quote((dir / "hub").string()));
+    auto r = test::run_cli("convert --from-hf hub --out qwen", dir.path());
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const int hub_ids = load_checkpoint_tokenizer(resolve_checkpoint(dir / "qwen")).vocab_size();
+
+    std::string sft_rows, prompts;
+    for (int i = 0; i < 80; ++i) {
+        const std::string name = test::kGreetNames[i % 10];
+        sft_rows += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
+        if (i < 20) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
+    }
+    test::write_text(dir / "sft.jsonl", sft_rows);
+    test::write_text(dir / "prompts.jsonl", prompts);
+    test::write_text(dir / "ranked.jsonl", test::ranked_greetings(60));
+
+    // SFT from random weights (transformers' initialisation): 150 steps of 6 ms.
+    RunConfig sft = stage_config("sft", dir, "sft", "qwen");
+    sft.data.files = {(dir / "sft.jsonl").string()};
+    sft.data.val_fraction = 0;
+    sft.optim.lr = 2e-2;
+    sft.train.max_steps = 150;
+    sft.model.block_size = 64;  // of the hub model's 32,768: memory follows the window a run uses
+    sft.given_keys = {"model.block_size"};
+    REQUIRE(run_sft(sft, {}) == 0);
+    auto steps = test::metric_records(sft.out_dir, "train");
+    CHECK(mean_loss(steps, 140, 150) < 0.5 * mean_loss(steps, 0, 10));
+    const auto step_dir = resolve_checkpoint(sft.out_dir);
+    const ModelConfig m = read_checkpoint_info(step_dir).config.model;
+    CHECK(m.qkv_bias);
+    CHECK(m.vocab_size == 448);  // the spare rows kept
+    const Tokenizer tok = load_checkpoint_tokenizer(step_dir);
+    CHECK(tok.chat_template().style == ChatStyle::chatml);
+    CHECK(tok.chat_template().empty_think);
+    CHECK(tok.vocab_size() == hub_ids);  // <|im_start|> and <|im_end|> were the hub's already
+
+    RunConfig rm = stage_config("reward", dir, "rm", "sft");
+    rm.data.files = {(dir / "ranked.jsonl").string()};
+    rm.train.max_steps = 4;
+    REQUIRE(run_reward(rm, {}) == 0);
+    REQUIRE(test::metric_records(rm.out_dir, "train").size() == 4);
+
+    RunConfig dpo = stage_config("dpo", dir, "dpo", "sft");
+    dpo.data.files = {(dir / "ranked.jsonl").string()};
+    dpo.train.max_steps = 2;
+    REQUIRE(run_dpo(dpo, {}) == 0);
+    steps = test::metric_records(dpo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["loss"].get<double>() == Approx(std::log(2.0)).margin(1e-4));
+
+    RunConfig ppo = stage_config("ppo", dir, "ppo", "sft");
+    ppo.data.files = {(dir / "prompts.jsonl").string()};
+    ppo.data.val_fraction = 0;
+    ppo.ppo.reward_model = rm.out_dir;
+    ppo.ppo.rollout_batch = 8;
+    ppo.ppo.minibatch = 8;
+    ppo.ppo.max_new_tokens = 16;
+    ppo.ppo.check_invariants = "error";
+    ppo.train.max_steps = 1;
+    REQUIRE(run_ppo(ppo, {}) == 0);
+    steps = test::metric_records(ppo.out_dir, "train");
+    REQUIRE(steps.size() == 1);
+    CHECK(steps.front()["eos_rate"].get<double>() > 0);  // replies stop at <|im_end|>
+
+    RunConfig grpo = ppo;
+    grpo.out_dir = (dir / "grpo").string();
+    grpo.ppo.advantage = "grpo";
+    grpo.ppo.group_size = 4;
+    grpo.ppo.kl_penalty = "loss";
+    REQUIRE(run_ppo(grpo, {}) == 0);
+    steps = test::metric_records(grpo.out_dir, "train");
+    REQUIRE(steps.size() == 1);
+    CHECK(steps.front()["kl"].get<double>() == 0.0);
+}
