@@ -16,6 +16,11 @@
 #   scripts/demo.sh --device cuda           # every stage and evaluation on a GPU (builds against
 #                                           # the PyPI LibTorch unless --torch or RLHF= says otherwise)
 #   scripts/demo.sh --torch pip|DIR         # the LibTorch to set up and build with (scripts/build.sh)
+#   scripts/demo.sh --arch llama            # the same pipeline with a Llama-family model of the same
+#                                           # size (RMSNorm, rotary positions, SwiGLU; in runs/demo-llama
+#                                           # unless --runs says otherwise; docs/demo.md compares them)
+#   scripts/demo.sh --dtype float32         # every stage in fp32 (the configs train in bf16 where it
+#                                           # pays: on a CPU without AVX512-BF16 it is ~20x slower)
 #
 #   1. generate the "ages" task (word problems with a gold checker)  -> data/synth/ages/
 #   2. a character tokenizer and token shards                        -> data/synth/ages/{tokenizer,shards}
@@ -34,7 +39,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-fresh=0 size=full setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY=
+fresh=0 size=full setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY= ARCH=gpt2 DTYPE=
 STAGES="pretrain sft reward dpo grpo ppo"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -48,6 +53,10 @@ while [ $# -gt 0 ]; do
         --seed) SEED=${2:?--seed needs a number}; shift
                 [[ "$SEED" =~ ^[0-9]+$ ]] || { echo "demo.sh: --seed needs a whole number, not '$SEED'" >&2; exit 2; } ;;
         --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
+        --arch) ARCH=${2:?--arch needs gpt2 or llama}; shift
+                [[ "$ARCH" =~ ^(gpt2|llama)$ ]] || { echo "demo.sh: --arch is gpt2 or llama, not '$ARCH'" >&2; exit 2; } ;;
+        --dtype) DTYPE=${2:?--dtype needs float32 or bfloat16}; shift
+                 [[ "$DTYPE" =~ ^(float32|bfloat16)$ ]] || { echo "demo.sh: --dtype is float32 or bfloat16, not '$DTYPE'" >&2; exit 2; } ;;
         --only) ONLY=${2:?--only needs a stage: $STAGES}; shift
                 [[ " $STAGES " == *" $ONLY "* ]] || { echo "demo.sh: --only '$ONLY' is not a stage ($STAGES)" >&2; exit 2; } ;;
         -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -90,6 +99,7 @@ case "$size" in
     small) RUNS=${RUNS:-runs/demo-small} EVAL_SAMPLES=2 ;;
     tiny) RUNS=${RUNS:-runs/demo-tiny} EVAL_SAMPLES=1 EVAL_QUESTIONS=40 RANKED_GROUPS=300 ;;
 esac
+[ "$ARCH" = llama ] && RUNS=${RUNS:-runs/demo-llama${SEED:+-seed$SEED}}
 [ -n "$SEED" ] && RUNS=${RUNS:-runs/demo-seed$SEED}
 RUNS=${RUNS:-runs/demo}
 if [ "$fresh" = 1 ]; then
@@ -145,9 +155,14 @@ train() {
     local stage=$1 previous=${2:-} sets=()
     sets+=("out_dir=$RUNS/$stage" "runtime.device=$DEVICE")
     [ -n "$SEED" ] && sets+=("runtime.seed=$SEED")
+    [ -n "$DTYPE" ] && sets+=("runtime.dtype=$DTYPE")
     [ -n "$previous" ] && sets+=("init_from=$RUNS/$previous")
     case "$stage" in  # the configs name data/synth/ages and runs/demo; --data and --runs move them
-        pretrain) sets+=("data.shards=$DATA/shards") ;;
+        pretrain) sets+=("data.shards=$DATA/shards")
+                  # --arch llama: the GPT's 4 layers, 4 heads and width 128 with Llama's blocks. The
+                  # SwiGLU width 352 (3 matrices) stands for the GPT's 4 x 128 (2 matrices) and its
+                  # position table: 0.83M parameters either way. Later stages take it from here.
+                  [ "$ARCH" = llama ] && sets+=("model.arch=llama" "model.intermediate_size=352") ;;
         sft) sets+=("data.files=[$DATA/sft.jsonl]") ;;
         reward) sets+=("data.files=[$RANKED]" "reward.reference_files=[$DATA/sft.jsonl]") ;;
         ppo) sets+=("data.files=[$DATA/sft.jsonl]" "ppo.reward_model=$RUNS/reward" "ppo.ptx_shards=$DATA/shards") ;;
