@@ -3,6 +3,10 @@
 #
 #   scripts/bench_tokenizer.sh                                        # rlhf only
 #   TIKTOKEN_PY=/path/to/venv/bin/python scripts/bench_tokenizer.sh   # + tiktoken, ids compared
+#   HF_PY=/path/to/venv/bin/python scripts/bench_tokenizer.sh         # + tokenizer.json files (Qwen2's
+#       and Llama-3's split patterns, NFC for Qwen2) trained by Hugging Face `tokenizers` on the two
+#       texts (32,000 ids), imported by `rlhf tokenizer import-hf`, timed beside `tokenizers`' encode
+#       in one thread (RAYON_NUM_THREADS=1), ids compared
 #
 # Texts: ../shared/data/gutenberg/frankenstein_84-0.txt and tinyshakespeare/input.txt, each
 # encoded whole, best of $ROUNDS (default 3), encoding only (not loading). rlhf: `rlhf bench
@@ -51,4 +55,61 @@ PY
                "$OUT/rlhf_ids.json" "$OUT/tiktoken_ids.json")
     fi
     echo "| $(basename "$text") | $mb | $rate | $tk | $same |"
+done
+
+[ -n "${HF_PY:-}" ] || exit 0
+# tokenizer.json: a Qwen2-pattern and a Llama-3-pattern BPE trained here, as each family configures it.
+"$HF_PY" - "$OUT" $DATA/gutenberg/frankenstein_84-0.txt $DATA/tinyshakespeare/input.txt <<'PY'
+import json, os, sys
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+out, texts = sys.argv[1], sys.argv[2:]
+patterns = {  # the split regexes of Qwen2's and Llama-3's tokenizer.json
+    "qwen2": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    "llama3": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+}
+for kind, pattern in patterns.items():
+    tok = Tokenizer(models.BPE())
+    if kind == "qwen2":
+        tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.train(texts, trainers.BpeTrainer(vocab_size=32000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                         show_progress=False))
+    tok.add_special_tokens(["<|endoftext|>"])
+    os.makedirs(f"{out}/hf-{kind}", exist_ok=True)
+    tok.save(f"{out}/hf-{kind}/tokenizer.json")
+    json.dump({"eos_token": "<|endoftext|>"}, open(f"{out}/hf-{kind}/tokenizer_config.json", "w"))
+PY
+echo
+echo "| tokenizer.json | text | MB | rlhf MB/s | tokenizers MB/s | ids identical |"
+echo "|---|---|---:|---:|---:|---|"
+for kind in qwen2 llama3; do
+    $RLHF tokenizer import-hf --from "$OUT/hf-$kind" --out "$OUT/rlhf-$kind" 2>/dev/null
+    for text in $DATA/gutenberg/frankenstein_84-0.txt $DATA/tinyshakespeare/input.txt; do
+        line=$($RLHF bench tokenize --tokenizer "$OUT/rlhf-$kind" --input "$text" --rounds "$ROUNDS")
+        mb=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB \|.*/\1/')
+        rate=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB\/s \|.*/\1/')
+        $RLHF tokenizer encode --tokenizer "$OUT/rlhf-$kind" < "$text" > "$OUT/rlhf_ids.json"
+        hf=$(RAYON_NUM_THREADS=1 "$HF_PY" - "$OUT/hf-$kind" "$text" "$OUT/hf_ids.json" "$ROUNDS" <<'PY'
+import json, sys, time
+from tokenizers import Tokenizer
+d, text_path, out, rounds = sys.argv[1:]
+tok = Tokenizer.from_file(f"{d}/tokenizer.json")
+tok.encode_special_tokens = True  # special tokens in the text are plain text, as rlhf encodes them
+data = open(text_path, "rb").read()
+text = data.decode("utf-8")
+best = 1e30
+for _ in range(int(rounds)):
+    t0 = time.perf_counter()
+    ids = tok.encode(text, add_special_tokens=False).ids
+    best = min(best, time.perf_counter() - t0)
+json.dump(ids, open(out, "w"), separators=(",", ":"))
+print(f"{len(data) / 1e6 / best:.2f}")
+PY
+)
+        same=$(/usr/bin/python3 -c "import json,sys; print('yes' if json.load(open(sys.argv[1])) == json.load(open(sys.argv[2])) else 'NO')" \
+               "$OUT/rlhf_ids.json" "$OUT/hf_ids.json")
+        echo "| $kind | $(basename "$text") | $mb | $rate | $hf | $same |"
+    done
 done
