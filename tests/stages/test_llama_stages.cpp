@@ -5,7 +5,9 @@
 // Hugging Face's Qwen3 class, a reward model and DPO train from the SFT policy in its format
 // (DPO starting at ln 2 from its reference), and PPO and GRPO run with their invariants checked
 // (ratio 1 and KL 0 at the first update), their replies stopping at <|im_end|>. What each stage learns on a
-// GPT-2 is tested in its own file; this one shows the llama blocks plug into all of them.
+// GPT-2 is tested in its own file; this one shows the llama blocks plug into all of them. The
+// second test starts where a user with a hub model does: a transformers-made Qwen2 chat model,
+// imported (pip flavour: it needs transformers).
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -44,6 +46,61 @@ double mean_loss(const std::vector<nlohmann::json>& recs, size_t from, size_t to
     return s / static_cast<double>(to - from);
 }
 
+// The Greet-NAME files the stages read: sft.jsonl (80 demonstrations), prompts.jsonl (20 prompts)
+// and ranked.jsonl (60 ranked groups).
+void write_greet_files(const test::TempDir& dir) {
+    std::string sft_rows, prompts;
+    for (int i = 0; i < 80; ++i) {
+        const std::string name = test::kGreetNames[i % 10];
+        sft_rows += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
+        if (i < 20) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
+    }
+    test::write_text(dir / "sft.jsonl", sft_rows);
+    test::write_text(dir / "prompts.jsonl", prompts);
+    test::write_text(dir / "ranked.jsonl", test::ranked_greetings(60));
+}
+
+// DPO, PPO (against the reward model in dir/rm, a critic from it) and GRPO with a KL loss, each
+// from the SFT policy in dir/sft for two steps, checked where each must hold from the start: DPO's
+// loss is ln 2 (the policy is its reference), and the runtime invariants (ratio 1 and KL 0 before
+// the first update, in fp32) stop PPO or GRPO if broken. The SFT policy ends some of its replies
+// with the chat format's end-of-turn token, where rollouts stop: were the stop token EOS, every
+// reply would run to max_new_tokens.
+void check_dpo_ppo_grpo(const test::TempDir& dir) {
+    RunConfig dpo = stage_config("dpo", dir, "dpo", "sft");
+    dpo.data.files = {(dir / "ranked.jsonl").string()};
+    dpo.train.max_steps = 2;
+    REQUIRE(run_dpo(dpo, {}) == 0);
+    auto steps = test::metric_records(dpo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["loss"].get<double>() == Approx(std::log(2.0)).margin(1e-4));
+
+    RunConfig ppo = stage_config("ppo", dir, "ppo", "sft");
+    ppo.data.files = {(dir / "prompts.jsonl").string()};
+    ppo.data.val_fraction = 0;
+    ppo.ppo.reward_model = (dir / "rm").string();
+    ppo.ppo.rollout_batch = 8;
+    ppo.ppo.minibatch = 8;
+    ppo.ppo.max_new_tokens = 16;
+    ppo.ppo.check_invariants = "error";
+    ppo.train.max_steps = 2;
+    REQUIRE(run_ppo(ppo, {}) == 0);
+    steps = test::metric_records(ppo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["eos_rate"].get<double>() > 0);
+    CHECK(steps.front()["response_length"].get<double>() < ppo.ppo.max_new_tokens);
+
+    RunConfig grpo = ppo;
+    grpo.out_dir = (dir / "grpo").string();
+    grpo.ppo.advantage = "grpo";
+    grpo.ppo.group_size = 4;
+    grpo.ppo.kl_penalty = "loss";
+    REQUIRE(run_ppo(grpo, {}) == 0);
+    steps = test::metric_records(grpo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["kl"].get<double>() == 0.0);
+}
+
 }  // namespace
 
 TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
@@ -59,15 +116,7 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     CHECK(mean_loss(steps, 15, 20) < mean_loss(steps, 0, 5) - 0.5);
 
     // SFT: learns the task; its checkpoint keeps the llama switches and exports as Qwen3.
-    std::string sft_rows, prompts;
-    for (int i = 0; i < 80; ++i) {
-        const std::string name = test::kGreetNames[i % 10];
-        sft_rows += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
-        if (i < 20) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
-    }
-    test::write_text(dir / "sft.jsonl", sft_rows);
-    test::write_text(dir / "prompts.jsonl", prompts);
-    test::write_text(dir / "ranked.jsonl", test::ranked_greetings(60));
+    write_greet_files(dir);
     RunConfig sft = stage_config("sft", dir, "sft", "base");
     sft.data.files = {(dir / "sft.jsonl").string()};
     sft.data.val_fraction = 0;
@@ -108,43 +157,7 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     REQUIRE(r.exit_code == 0);
     CHECK(nlohmann::json::parse(read_file(dir / "rm_hf" / "config.json"))["architectures"][0] == "Qwen3ForSequenceClassification");
 
-    // DPO from the SFT policy: the policy is its reference at the first step, so the loss is ln 2.
-    RunConfig dpo = stage_config("dpo", dir, "dpo", "sft");
-    dpo.data.files = {(dir / "ranked.jsonl").string()};
-    dpo.train.max_steps = 4;
-    REQUIRE(run_dpo(dpo, {}) == 0);
-    steps = test::metric_records(dpo.out_dir, "train");
-    REQUIRE(steps.size() == 4);
-    CHECK(steps.front()["loss"].get<double>() == Approx(std::log(2.0)).margin(1e-4));
-
-    // PPO with the reward model (and a critic from it) and GRPO with a KL loss: the runtime
-    // invariants (ratio 1 and KL 0 before the first update, in fp32) stop the run if broken.
-    RunConfig ppo = stage_config("ppo", dir, "ppo", "sft");
-    ppo.data.files = {(dir / "prompts.jsonl").string()};
-    ppo.data.val_fraction = 0;
-    ppo.ppo.reward_model = rm.out_dir;
-    ppo.ppo.rollout_batch = 8;
-    ppo.ppo.minibatch = 8;
-    ppo.ppo.max_new_tokens = 16;
-    ppo.ppo.check_invariants = "error";
-    ppo.train.max_steps = 2;
-    REQUIRE(run_ppo(ppo, {}) == 0);
-    steps = test::metric_records(ppo.out_dir, "train");
-    REQUIRE(steps.size() == 2);
-    // The SFT policy ends some of its replies with <|im_end|>, where their rollouts stop: were
-    // the stop token EOS, every reply would run to max_new_tokens.
-    CHECK(steps.front()["eos_rate"].get<double>() > 0);
-    CHECK(steps.front()["response_length"].get<double>() < ppo.ppo.max_new_tokens);
-
-    RunConfig grpo = ppo;
-    grpo.out_dir = (dir / "grpo").string();
-    grpo.ppo.advantage = "grpo";
-    grpo.ppo.group_size = 4;
-    grpo.ppo.kl_penalty = "loss";
-    REQUIRE(run_ppo(grpo, {}) == 0);
-    steps = test::metric_records(grpo.out_dir, "train");
-    REQUIRE(steps.size() == 2);
-    CHECK(steps.front()["kl"].get<double>() == 0.0);
+    check_dpo_ppo_grpo(dir);
 }
 
 // The path a user takes with a hub chat model (Qwen2.5-0.5B-Instruct's directory, at toy size):
@@ -162,15 +175,7 @@ TEST_CASE("stages from an imported Qwen2 chat model", "[integration][hf][llama]"
     REQUIRE(r.exit_code == 0);
     const int hub_ids = load_checkpoint_tokenizer(resolve_checkpoint(dir / "qwen")).vocab_size();
 
-    std::string sft_rows, prompts;
-    for (int i = 0; i < 80; ++i) {
-        const std::string name = test::kGreetNames[i % 10];
-        sft_rows += "{\"prompt\": \"Greet " + name + "\", \"response\": \"Hello " + name + ".\"}\n";
-        if (i < 20) prompts += "{\"prompt\": \"Greet " + name + "\"}\n";
-    }
-    test::write_text(dir / "sft.jsonl", sft_rows);
-    test::write_text(dir / "prompts.jsonl", prompts);
-    test::write_text(dir / "ranked.jsonl", test::ranked_greetings(60));
+    write_greet_files(dir);
 
     // SFT from random weights (transformers' initialisation): 150 steps of 6 ms.
     RunConfig sft = stage_config("sft", dir, "sft", "qwen");
@@ -198,35 +203,5 @@ TEST_CASE("stages from an imported Qwen2 chat model", "[integration][hf][llama]"
     REQUIRE(run_reward(rm, {}) == 0);
     REQUIRE(test::metric_records(rm.out_dir, "train").size() == 4);
 
-    RunConfig dpo = stage_config("dpo", dir, "dpo", "sft");
-    dpo.data.files = {(dir / "ranked.jsonl").string()};
-    dpo.train.max_steps = 2;
-    REQUIRE(run_dpo(dpo, {}) == 0);
-    steps = test::metric_records(dpo.out_dir, "train");
-    REQUIRE(steps.size() == 2);
-    CHECK(steps.front()["loss"].get<double>() == Approx(std::log(2.0)).margin(1e-4));
-
-    RunConfig ppo = stage_config("ppo", dir, "ppo", "sft");
-    ppo.data.files = {(dir / "prompts.jsonl").string()};
-    ppo.data.val_fraction = 0;
-    ppo.ppo.reward_model = rm.out_dir;
-    ppo.ppo.rollout_batch = 8;
-    ppo.ppo.minibatch = 8;
-    ppo.ppo.max_new_tokens = 16;
-    ppo.ppo.check_invariants = "error";
-    ppo.train.max_steps = 1;
-    REQUIRE(run_ppo(ppo, {}) == 0);
-    steps = test::metric_records(ppo.out_dir, "train");
-    REQUIRE(steps.size() == 1);
-    CHECK(steps.front()["eos_rate"].get<double>() > 0);  // replies stop at <|im_end|>
-
-    RunConfig grpo = ppo;
-    grpo.out_dir = (dir / "grpo").string();
-    grpo.ppo.advantage = "grpo";
-    grpo.ppo.group_size = 4;
-    grpo.ppo.kl_penalty = "loss";
-    REQUIRE(run_ppo(grpo, {}) == 0);
-    steps = test::metric_records(grpo.out_dir, "train");
-    REQUIRE(steps.size() == 1);
-    CHECK(steps.front()["kl"].get<double>() == 0.0);
+    check_dpo_ppo_grpo(dir);
 }
