@@ -23,12 +23,18 @@ OUT=runs/bench_tokenizer
 mkdir -p "$OUT"
 $RLHF tokenizer import-gpt2 --encoder $DATA/gpt2-bpe/encoder.json --vocab $DATA/gpt2-bpe/vocab.bpe --out "$OUT/gpt2" 2>/dev/null
 
+# rlhf_rate TOKENIZER TEXT: sets mb (the text's size) and rate (rlhf's best MB/s) from `rlhf bench tokenize`.
+rlhf_rate() {
+    local line
+    line=$($RLHF bench tokenize --tokenizer "$1" --input "$2" --rounds "$ROUNDS")
+    mb=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB \|.*/\1/')
+    rate=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB\/s \|.*/\1/')
+}
+
 echo "| text | MB | rlhf MB/s | tiktoken MB/s | ids identical |"
 echo "|---|---:|---:|---:|---|"
 for text in $DATA/gutenberg/frankenstein_84-0.txt $DATA/tinyshakespeare/input.txt; do
-    line=$($RLHF bench tokenize --tokenizer "$OUT/gpt2" --input "$text" --rounds "$ROUNDS")
-    mb=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB \|.*/\1/')
-    rate=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB\/s \|.*/\1/')
+    rlhf_rate "$OUT/gpt2" "$text"
     tk=n/a same=n/a
     if [ -n "${TIKTOKEN_PY:-}" ]; then
         $RLHF tokenizer encode --tokenizer "$OUT/gpt2" < "$text" > "$OUT/rlhf_ids.json"
@@ -87,9 +93,7 @@ echo "|---|---|---:|---:|---:|---|"
 for kind in qwen2 llama3; do
     $RLHF tokenizer import-hf --from "$OUT/hf-$kind" --out "$OUT/rlhf-$kind" 2>/dev/null
     for text in $DATA/gutenberg/frankenstein_84-0.txt $DATA/tinyshakespeare/input.txt; do
-        line=$($RLHF bench tokenize --tokenizer "$OUT/rlhf-$kind" --input "$text" --rounds "$ROUNDS")
-        mb=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB \|.*/\1/')
-        rate=$(echo "$line" | sed -E 's/.*\| ([0-9.]+) MB\/s \|.*/\1/')
+        rlhf_rate "$OUT/rlhf-$kind" "$text"
         $RLHF tokenizer encode --tokenizer "$OUT/rlhf-$kind" < "$text" > "$OUT/rlhf_ids.json"
         hf=$(RAYON_NUM_THREADS=1 "$HF_PY" - "$OUT/hf-$kind" "$text" "$OUT/hf_ids.json" "$ROUNDS" <<'PY'
 import json, sys, time
