@@ -279,6 +279,11 @@ void Distributed::main_first(const std::string& name, const std::function<void()
     }
     const std::string outcome(v.begin(), v.end());
     if (outcome != "ok") {
+        // Rank 0 waits (announce_failure) until every rank has read why it stopped.
+        try {
+            put(*impl_->store, impl_->key("seen", rank_), std::string("1"));
+        } catch (const std::exception&) {
+        }
         throw Error("rank 0 failed while preparing " + name + ": " + outcome.substr(7), kWhere,
                     "fix it and launch again; this rank (" + std::to_string(rank_) + ") stopped too");
     }
@@ -298,8 +303,9 @@ void Distributed::announce_failure(const std::string& line) const {
         impl_->nccl.reset();
 #endif
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        // A rank that failed on its own (the same bad config on every rank) is not listening.
         for (int r = 1; r < world_size_ && std::chrono::steady_clock::now() < deadline;) {
-            if (impl_->store->check({impl_->key("seen", r)})) {
+            if (impl_->store->check({impl_->key("seen", r)}) || impl_->store->check({impl_->key("failed", r)})) {
                 ++r;
             } else {
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
