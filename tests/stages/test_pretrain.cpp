@@ -157,7 +157,10 @@ TEST_CASE("SIGKILL at any moment leaves a loadable latest checkpoint", "[integra
                              " checkpoint.keep_last=3 train.eval_every=0";
     std::mt19937 rng(7);
     int kills_with_checkpoint = 0;
-    for (int attempt = 0; attempt < 6; ++attempt) {
+    const auto metrics = dir / "run" / "metrics.jsonl";
+    auto metrics_size = [&] { return std::filesystem::exists(metrics) ? std::filesystem::file_size(metrics) : 0; };
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        const auto size_before = metrics_size();
         pid_t pid = fork();
         if (pid == 0) {
             if (chdir(dir.path().c_str()) != 0) _exit(99);
@@ -166,7 +169,12 @@ TEST_CASE("SIGKILL at any moment leaves a loadable latest checkpoint", "[integra
             execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
             _exit(98);
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 1500));
+        // Once this attempt has logged a step (its start-up is no moment worth testing), a random
+        // moment of the next 0.6 s: that lands in and between checkpoint writes.
+        for (int i = 0; i < 300 && metrics_size() == size_before; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 600));
         kill(pid, SIGKILL);
         int status = 0;
         waitpid(pid, &status, 0);
