@@ -4,8 +4,8 @@
 #   scripts/demo.sh            # setup + build, then every stage; reuses stages already finished
 #   scripts/demo.sh --fresh    # start over (deletes runs/demo and data/synth/ages first)
 #   scripts/demo.sh --small    # a reduced run (runs/demo-small, ~5 min)
-#   scripts/demo.sh --tiny     # the plumbing alone (runs/demo-tiny, ~2 min; what the test suite
-#                              # runs): each stage a few steps, 300 ranked groups, 40 held-out
+#   scripts/demo.sh --tiny     # the plumbing alone (runs/demo-tiny, ~1 min; what the test suite
+#                              # runs): each stage a few steps, 150 ranked groups, 24 held-out
 #                              # questions, float32; its accuracies say little
 #   scripts/demo.sh --only grpo   # retrain and re-evaluate one stage (pretrain, sft, reward, dpo,
 #                                 # grpo or ppo) from the stages before it, then the report
@@ -87,17 +87,17 @@ declare -A SMALL=(
     [grpo]="train.max_steps=20 train.eval_every=10 checkpoint.every=10 ppo.rollout_batch=16 ppo.minibatch=64"
 )
 declare -A TINY=(
-    [pretrain]="runtime.dtype=float32 train.max_steps=50 train.eval_every=50 checkpoint.every=50 train.eval_batches=2"
-    [sft]="runtime.dtype=float32 train.max_steps=30 train.eval_every=30 checkpoint.every=30 train.eval_prompts=8"
-    [reward]="runtime.dtype=float32 train.max_steps=12 train.eval_every=12 checkpoint.every=12 train.eval_batches=2"
-    [ppo]="runtime.dtype=float32 train.max_steps=6 train.eval_every=6 checkpoint.every=6 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=8"
-    [dpo]="runtime.dtype=float32 train.max_steps=6 train.eval_every=6 checkpoint.every=6 train.eval_batches=2"
-    [grpo]="runtime.dtype=float32 train.max_steps=4 train.eval_every=4 checkpoint.every=4 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=32"
+    [pretrain]="runtime.dtype=float32 train.max_steps=30 optim.lr_warmup_steps=10 train.batch_size=8 train.eval_every=30 checkpoint.every=30 train.eval_batches=2"
+    [sft]="runtime.dtype=float32 train.max_steps=20 optim.lr_warmup_steps=5 train.batch_size=8 train.eval_every=20 checkpoint.every=20 train.eval_prompts=8"
+    [reward]="runtime.dtype=float32 train.max_steps=10 optim.lr_warmup_steps=3 train.batch_size=8 train.eval_every=10 checkpoint.every=10 train.eval_batches=2"
+    [ppo]="runtime.dtype=float32 train.max_steps=4 train.eval_every=4 checkpoint.every=4 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=8"
+    [dpo]="runtime.dtype=float32 train.max_steps=4 optim.lr_warmup_steps=2 train.batch_size=8 train.eval_every=4 checkpoint.every=4 train.eval_batches=2"
+    [grpo]="runtime.dtype=float32 train.max_steps=3 train.eval_every=3 checkpoint.every=3 train.eval_prompts=8 ppo.rollout_batch=8 ppo.minibatch=32"
 )
 EVAL_SAMPLES=4 EVAL_QUESTIONS=all RANKED_GROUPS=all
 case "$size" in
     small) RUNS=${RUNS:-runs/demo-small} EVAL_SAMPLES=2 ;;
-    tiny) RUNS=${RUNS:-runs/demo-tiny} EVAL_SAMPLES=1 EVAL_QUESTIONS=40 RANKED_GROUPS=300 ;;
+    tiny) RUNS=${RUNS:-runs/demo-tiny} EVAL_SAMPLES=1 EVAL_QUESTIONS=24 RANKED_GROUPS=150 ;;
 esac
 [ "$ARCH" = llama ] && RUNS=${RUNS:-runs/demo-llama${SEED:+-seed$SEED}}
 [ -n "$SEED" ] && RUNS=${RUNS:-runs/demo-seed$SEED}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Held-out splits of GPT-1's four task files, and the unlabelled text pre-training may read.
 
-    scripts/gpt1_task_data.py --shared ../shared/data/gpt1-tasks --out data/gpt1-tasks [--heldout-cap N]
+    scripts/gpt1_task_data.py --shared ../shared/data/gpt1-tasks --out data/gpt1-tasks [--heldout-cap N] [--train-cap N]
 
 Writes, byte for byte in each file's own format (header kept, GLUE rows untouched):
     OUT/{sst2,rte,stsb}/{train,heldout}.tsv      every 10th data row held out
@@ -61,6 +61,7 @@ def main():
     ap.add_argument("--shared", required=True, help="../shared/data/gpt1-tasks")
     ap.add_argument("--out", required=True)
     ap.add_argument("--heldout-cap", type=int, default=0, help="keep at most N held-out rows (0 = all)")
+    ap.add_argument("--train-cap", type=int, default=0, help="keep at most N training rows (0 = all)")
     args = ap.parse_args()
     corpus = []
     for task, (name, ext, every, columns) in TASKS.items():
@@ -70,6 +71,8 @@ def main():
         header, train, heldout = split_lines(src, every)
         if args.heldout_cap:
             heldout = heldout[: args.heldout_cap]
+        if args.train_cap:
+            train = train[: args.train_cap]
         os.makedirs(os.path.join(args.out, task), exist_ok=True)
         for split, rows in (("train", train), ("heldout", heldout)):
             with open(os.path.join(args.out, task, f"{split}.{ext}"), "w", encoding="utf-8", newline="") as f:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # GPT-1's claim at toy scale: does generative pre-training help a model fine-tuned on a task?
-# (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~40 minutes; --small about one.
+# (Radford et al. 2018; docs/gpt1-tasks.md.) On 2 CPU cores, ~40 minutes; --small about 30 s.
 #
 #   scripts/gpt1_tasks.sh               # setup + build, then every step; reuses finished runs
-#   scripts/gpt1_tasks.sh --small       # a few steps, at most 100 held-out rows per task (runs/gpt1-tasks-small; CI)
+#   scripts/gpt1_tasks.sh --small       # a few steps, 400 training and 48 held-out rows per task (runs/gpt1-tasks-small; CI)
 #   scripts/gpt1_tasks.sh --fresh       # delete the runs first
 #   scripts/gpt1_tasks.sh --no-setup    # skip scripts/setup.sh and the build (build/rlhf must exist)
 #   scripts/gpt1_tasks.sh --runs DIR --data DIR --shared DIR   # other places (--shared: the four task
@@ -57,12 +57,13 @@ declare -A CONFIG=([sst2]=sst2 [rte]=rte [stsb]=stsb [story-cloze]=story_cloze)
 declare -A EXT=([sst2]=tsv [rte]=tsv [stsb]=tsv [story-cloze]=csv)
 # --small: the same pipeline, a few steps each, in its own directories (what tests/demo/test_gpt1_tasks.cpp runs),
 # in float32 (a CPU without bf16 instructions takes 20x longer for a bf16 step).
-# Batches of 8: the plumbing, not the learning, is what --small checks.
+# Batches of 8 and 400 training rows a task: the plumbing, not the learning, is what --small checks
+# (all the training rows' text made the tokenizer's training and the shards 10 of its 30 s).
 PRETRAIN_SMALL="runtime.dtype=float32 train.max_steps=20 train.eval_every=20 checkpoint.every=20 train.eval_batches=1 train.batch_size=8 tokenizer.vocab_size=1024"
-TASK_SMALL="runtime.dtype=float32 train.max_steps=10 train.eval_every=10 checkpoint.every=10 train.eval_batches=1 train.batch_size=8"
-HELDOUT_CAP=0
+TASK_SMALL="runtime.dtype=float32 train.max_steps=6 train.eval_every=6 checkpoint.every=6 train.eval_batches=1 train.batch_size=8"
+HELDOUT_CAP=0 TRAIN_CAP=0
 if [ "$small" = 1 ]; then
-    RUNS=${RUNS:-runs/gpt1-tasks-small} DATA=${DATA:-data/gpt1-tasks-small} HELDOUT_CAP=100
+    RUNS=${RUNS:-runs/gpt1-tasks-small} DATA=${DATA:-data/gpt1-tasks-small} HELDOUT_CAP=48 TRAIN_CAP=400
 fi
 [ -n "$SEED" ] && RUNS=${RUNS:-runs/gpt1-tasks-seed$SEED}  # --resume must not pick up another seed's runs
 RUNS=${RUNS:-runs/gpt1-tasks} DATA=${DATA:-data/gpt1-tasks}
@@ -73,7 +74,7 @@ SEED_SET=${SEED:+runtime.seed=$SEED}
 step() { printf '\n== %s\n' "$*"; }
 
 step "1. held-out splits and the training rows' text -> $DATA"
-/usr/bin/env python3 scripts/gpt1_task_data.py --shared "$SHARED" --out "$DATA" --heldout-cap "$HELDOUT_CAP"
+/usr/bin/env python3 scripts/gpt1_task_data.py --shared "$SHARED" --out "$DATA" --heldout-cap "$HELDOUT_CAP" --train-cap "$TRAIN_CAP"
 
 step "2. pre-training -> $RUNS/pretrain"
 SHAKESPEARE=$(dirname "$SHARED")/tinyshakespeare/input.txt FRANKENSTEIN=$(dirname "$SHARED")/gutenberg/frankenstein_84-0.txt

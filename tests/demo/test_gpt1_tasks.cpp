@@ -1,4 +1,4 @@
-// scripts/gpt1_tasks.sh --small end to end (about a minute; needs ../shared/data): the held-out
+// scripts/gpt1_tasks.sh --small end to end (about 30 s; needs ../shared/data): the held-out
 // splits, the pre-training, eight fine-tuning runs that `rlhf eval --task` accepts, and the table —
 // and a second run reuses every finished run.
 #include <catch2/catch.hpp>
@@ -30,14 +30,14 @@ TEST_CASE("scripts/gpt1_tasks.sh --small runs every task", "[integration][demo]"
     CHECK_THAT(first.output, Contains("| task | metric | pre-trained | from scratch |"));
     const auto summary = nlohmann::json::parse(read_file(dir / "runs" / "summary.json"));
     REQUIRE(summary["tasks"].size() == 4);
-    const std::map<std::string, int> heldout = {{"sst2", 100}, {"rte", 100}, {"stsb", 100}, {"story-cloze", 100}};  // --small: 100 each
+    const std::map<std::string, int> heldout = {{"sst2", 48}, {"rte", 48}, {"stsb", 48}, {"story-cloze", 48}};  // --small: 48 each
     for (const auto& t : summary["tasks"]) {
         const std::string task = t["task"];
         for (const char* start : {"pretrained", "scratch"}) {
             CHECK(t[start]["count"] == heldout.at(task));
             CHECK(t[start].contains(task == "stsb" ? "pearson" : "accuracy"));
-            // Each a run directory of 10 steps (the --small size) that rlhf eval reads.
-            CHECK(read_checkpoint_info(resolve_checkpoint(dir / "runs" / start / task)).state.step == 10);
+            // Each a run directory of 6 steps (the --small size) that rlhf eval reads.
+            CHECK(read_checkpoint_info(resolve_checkpoint(dir / "runs" / start / task)).state.step == 6);
         }
     }
     // The two starts share one vocabulary: the comparison differs only in the weights.
@@ -46,6 +46,6 @@ TEST_CASE("scripts/gpt1_tasks.sh --small runs every task", "[integration][demo]"
 
     const auto again = test::run_shell(command);
     REQUIRE(again.exit_code == 0);
-    CHECK_THAT(again.output, Contains("already at step 10"));
+    CHECK_THAT(again.output, Contains("already at step 6"));
     CHECK_THAT(again.output, Contains("reusing " + (dir / "runs" / "eval" / "scratch-rte.json").string()));
 }
