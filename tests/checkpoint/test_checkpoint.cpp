@@ -76,7 +76,7 @@ TEST_CASE("safetensors round-trips every dtype and metadata", "[checkpoint]") {
     }
 }
 
-TEST_CASE("our safetensors files read in Python, and Python's in ours", "[integration][checkpoint][reference]") {
+TEST_CASE("our safetensors files read in Python, and Python's in ours", "[integration][checkpoint][reference][light]") {
     test::TempDir dir;
     auto w = torch::randn({4, 6});
     save_safetensors(dir / "ours.safetensors", {{"w", w}, {"i", torch::arange(5)}});

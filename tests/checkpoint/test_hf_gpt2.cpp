@@ -28,7 +28,7 @@ struct HfWorkspace {
         std::filesystem::create_directories(dir / "hf");
         test::write_text(dir / "hf" / "vocab.json", vocab);
         test::write_text(dir / "hf" / "merges.txt", merges);
-        test::run_transformers_reference("hf_gpt2.py", "make " + test::shell_quote((dir / "hf").string()));
+        test::make_transformers_reference_files("hf_gpt2.py", dir / "hf");
     }
     std::string q(const std::string& rel) const { return test::shell_quote((dir / rel).string()); }
 };
@@ -45,24 +45,24 @@ torch::Tensor mask_tensor(const HfBatch& b) { return b.mask_tensor(); }
 }  // namespace
 
 // An imported GPT-2 gives transformers' logits on a left-padded batch, from either naming.
-TEST_CASE("imported GPT-2 gives transformers' logits, left-padded batch", "[integration][hf]") {
+TEST_CASE("imported GPT-2 gives transformers' logits, left-padded batch", "[integration][hf][light]") {
     HfWorkspace ws;
     const HfBatch batch = left_padded_batch(262);
     const auto reference = reference_json("logits " + ws.q("hf") + " " + batch.arg());
+    // A loop, not sections: Catch2 would run the test case (and transformers) once per section.
     for (const std::string sub : {"lm", "hub"}) {
-        DYNAMIC_SECTION(sub) {
-            auto r = test::run_cli("convert --from-hf " + ws.q("hf/" + sub) + " --out " + ws.q("run_" + sub));
-            INFO(r.output);
-            REQUIRE(r.exit_code == 0);
-            LoadedModel m = load_model_from_checkpoint(ws.dir / ("run_" + sub), torch::kCPU);
-            REQUIRE(m.model->config().activation == "gelu_tanh");
-            REQUIRE(m.model->config().bias);
-            REQUIRE(m.model->config().vocab_size == 263);  // 262 + <|pad|>
-            REQUIRE(m.tokenizer.pad_id() == 262);
-            const double worst = worst_logit_gap(reference, our_logits(*m.model, batch), batch, 262);
-            INFO("max |logit difference| " << worst);
-            REQUIRE(worst < 1e-4);
-        }
+        INFO(sub);
+        auto r = test::run_cli("convert --from-hf " + ws.q("hf/" + sub) + " --out " + ws.q("run_" + sub));
+        INFO(r.output);
+        REQUIRE(r.exit_code == 0);
+        LoadedModel m = load_model_from_checkpoint(ws.dir / ("run_" + sub), torch::kCPU);
+        REQUIRE(m.model->config().activation == "gelu_tanh");
+        REQUIRE(m.model->config().bias);
+        REQUIRE(m.model->config().vocab_size == 263);  // 262 + <|pad|>
+        REQUIRE(m.tokenizer.pad_id() == 262);
+        const double worst = worst_logit_gap(reference, our_logits(*m.model, batch), batch, 262);
+        INFO("max |logit difference| " << worst);
+        REQUIRE(worst < 1e-4);
     }
 }
 
@@ -169,7 +169,7 @@ TEST_CASE("a reward model exports as GPT2ForSequenceClassification",
     REQUIRE(test::max_abs_diff(ours, torch::tensor(reference.get<std::vector<float>>())) < 1e-4);
 }
 
-TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integration][hf]") {
+TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integration][hf][light]") {
     HfWorkspace ws;
     auto convert = [&](const std::string& from, const std::string& out) {
         return test::run_cli("convert --from-hf " + ws.q(from) + " --out " + ws.q(out));
@@ -217,7 +217,7 @@ TEST_CASE("bad Hugging Face input is one clear line and writes nothing", "[integ
 }
 
 // Rlhf convert --to-hf refuses what GPT-2 cannot hold, with one line and nothing written.
-TEST_CASE("convert --to-hf refuses what GPT-2 cannot hold, in one line", "[integration][hf]") {
+TEST_CASE("convert --to-hf refuses what GPT-2 cannot hold, in one line", "[integration][hf][light]") {
     test::TempDir dir;
     auto to_hf = [&](const std::string& from, const std::string& out) {
         return test::run_cli("convert --to-hf " + test::shell_quote((dir / from).string()) + " --out " +

@@ -30,7 +30,7 @@ struct LlamaWorkspace {
         const auto [vocab, merges] = test::toy_gpt2_bpe_files();
         test::write_text(dir / "vocab.json", vocab);
         test::write_text(dir / "merges.txt", merges);
-        test::run_transformers_reference("hf_llama.py", "make " + test::shell_quote(dir.path().string()));
+        test::make_transformers_reference_files("hf_llama.py", dir.path());
     }
     std::string path(const std::string& rel) const { return (dir / rel).string(); }
     std::string q(const std::string& rel) const { return test::shell_quote(path(rel)); }
@@ -72,7 +72,7 @@ std::vector<std::vector<int64_t>> greedy_tokens(GptImpl& model, const test::HfBa
 }  // namespace
 
 // One workspace for every check: making the models and loading transformers cost most of the time.
-TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integration][hf]") {
+TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integration][hf][light]") {
     LlamaWorkspace ws;
     const test::HfBatch batch = test::left_padded_batch(262);
     const std::vector<std::string> models = {"llama", "llama4x", "qwen2", "qwen3"};
@@ -166,7 +166,7 @@ TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integrati
 }
 
 // What we cannot compute the same way is one line naming the key, and nothing is written.
-TEST_CASE("a Llama-family config we cannot run is refused by name", "[integration][hf]") {
+TEST_CASE("a Llama-family config we cannot run is refused by name", "[integration][hf][light]") {
     test::TempDir dir;
     const auto [vocab, merges] = test::toy_gpt2_bpe_files();
     test::write_text(dir / "vocab.json", vocab);

@@ -49,7 +49,7 @@ struct TrainedRun {
 
 }  // namespace
 
-TEST_CASE("help lists every command", "[integration][cli]") {
+TEST_CASE("help lists every command", "[integration][cli][light]") {
     // Every command rlhf has (src/cli/main.cpp); a new command is added here too.
     std::vector<std::string> expected = {"train", "launch", "tokenizer", "data", "generate", "chat",
                                          "score", "eval", "convert", "config", "bench"};
@@ -89,7 +89,7 @@ TEST_CASE("help lists every command", "[integration][cli]") {
 }
 
 // Config errors: unknown key, wrong type, out of range, missing file.
-TEST_CASE("config errors: unknown key, type, range, missing file", "[integration][cli]") {
+TEST_CASE("config errors: unknown key, type, range, missing file", "[integration][cli][light]") {
     test::TempDir dir;
     test::write_text(dir / "c.yaml", "stage: pretrain\ndata:\n  text: [x.txt]\nmodel:\n  n_layers: 2\n");
     require_one_line_error(test::run_cli("train c.yaml", dir.path()), {"c.yaml:5", "unknown key 'model.n_layers'", "model.n_layer"});
@@ -104,7 +104,7 @@ TEST_CASE("config errors: unknown key, type, range, missing file", "[integration
 }
 
 // A GPU this machine does not have is one error line naming the key or flag.
-TEST_CASE("a missing GPU is one error line naming the key or flag", "[integration][cli]") {
+TEST_CASE("a missing GPU is one error line naming the key or flag", "[integration][cli][light]") {
     TrainedRun run;
     // Without a visible GPU any cuda device is refused (the message says whether the LibTorch has
     // CUDA at all); with one, a device index past the last GPU is.
@@ -124,7 +124,7 @@ TEST_CASE("a missing GPU is one error line naming the key or flag", "[integratio
 }
 
 // Data errors: empty corpus, too-short corpus, vocabulary mismatch.
-TEST_CASE("data errors: empty or too-short corpus, vocabulary mismatch", "[integration][cli]") {
+TEST_CASE("data errors: empty or too-short corpus, vocabulary mismatch", "[integration][cli][light]") {
     test::TempDir dir;
     test::write_text(dir / "empty.txt", "");
     require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=r1 data.text=empty.txt", dir.path()),
@@ -148,7 +148,7 @@ TEST_CASE("data errors: empty or too-short corpus, vocabulary mismatch", "[integ
                            {"different tokenizer"});
 }
 
-TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[integration][cli]") {
+TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[integration][cli][light]") {
     TrainedRun run;
     const auto shard = run.dir / "run" / "data" / "train_000000.bin";
     const std::string bytes = read_file(shard);
@@ -170,7 +170,7 @@ TEST_CASE("a truncated shard and a corrupted checkpoint are named", "[integratio
                            {"model.safetensors"});
 }
 
-TEST_CASE("resuming with a different model shape is refused", "[integration][cli]") {
+TEST_CASE("resuming with a different model shape is refused", "[integration][cli][light]") {
     TrainedRun run;
     require_one_line_error(test::run_cli("train " + TrainedRun::cfg() + " --set out_dir=run data.text=corpus.txt"
                                          " train.max_steps=10 model.n_embd=32 --resume",
@@ -178,7 +178,7 @@ TEST_CASE("resuming with a different model shape is refused", "[integration][cli
                            {"different model shape", "model.n_embd is 64 in the checkpoint but 32"});
 }
 
-TEST_CASE("bad inputs are named for what they are (issue 19)", "[integration][cli]") {
+TEST_CASE("bad inputs are named for what they are (issue 19)", "[integration][cli][light]") {
     TrainedRun run;
     const std::string pretrain = "train " + TrainedRun::cfg() + " --set ";
     const std::string sft = "train " + test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/sft.yaml") + " --set ";
@@ -262,7 +262,7 @@ TEST_CASE("chat answers each line from the transcript", "[integration][cli]") {
     REQUIRE_THAT(c.output, Contains("(conversation cleared)"));
 }
 
-TEST_CASE("flag mistakes are one error line and exit 1 too", "[integration][cli]") {
+TEST_CASE("flag mistakes are one error line and exit 1 too", "[integration][cli][light]") {
     test::TempDir dir;
     require_one_line_error(test::run_cli("train", dir.path()), {"config is required", "rlhf train --help"});
     require_one_line_error(test::run_cli("generate --checkpoint x --max-new-tokens 0", dir.path()),
@@ -274,7 +274,7 @@ TEST_CASE("flag mistakes are one error line and exit 1 too", "[integration][cli]
     REQUIRE(test::run_cli("--version").exit_code == 0);
 }
 
-TEST_CASE("tokenizer and data commands report bad arguments", "[integration][cli]") {
+TEST_CASE("tokenizer and data commands report bad arguments", "[integration][cli][light]") {
     test::TempDir dir;
     require_one_line_error(test::run_cli("tokenizer train --input none.txt --model-type char --out t", dir.path()),
                            {"none.txt", "not found"});

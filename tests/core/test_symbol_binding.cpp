@@ -94,13 +94,13 @@ std::string stray_libstdcxx_bindings(const std::vector<Binding>& bindings, const
 
 }  // namespace
 
-TEST_CASE("the rlhf binary binds every libstdc++ symbol to libstdc++", "[integration][core]") {
+TEST_CASE("the rlhf binary binds every libstdc++ symbol to libstdc++", "[integration][core][light]") {
     const auto bindings = bindings_of(RLHF_CLI_PATH, "--version");
     REQUIRE(bindings.size() > 100);  // LD_DEBUG spoke: the check below is not vacuous
     REQUIRE(stray_libstdcxx_bindings(bindings, std::filesystem::canonical(RLHF_CLI_PATH).string()) == "");
 }
 
-TEST_CASE("the test binary binds every libstdc++ symbol to libstdc++", "[integration][core]") {
+TEST_CASE("the test binary binds every libstdc++ symbol to libstdc++", "[integration][core][light]") {
     const auto self = std::filesystem::canonical("/proc/self/exe").string();
     const auto bindings = bindings_of(self, "--help");
     REQUIRE(bindings.size() > 100);

@@ -215,7 +215,7 @@ TEST_CASE("an untrained model's loss is close to ln(vocab)", "[model]") {
     REQUIRE(loss == Approx(std::log(V)).margin(0.05));
 }
 
-TEST_CASE("GPT forward matches an independent PyTorch reference", "[integration][model][reference]") {
+TEST_CASE("GPT forward matches an independent PyTorch reference", "[integration][model][reference][light]") {
     for (const std::string arch : {"gpt2", "gpt1"}) {
         torch::manual_seed(3);
         ModelConfig cfg = test::tiny_model(61);

@@ -24,10 +24,11 @@
                                       list TEXTS, special tokens in the text encoded as plain text;
                                       "documents" with the post-processor's (llama3: BOS first), as
                                       JSON on the last line
-  hf_tokenizers.py chat DIR CONVS     transformers' apply_chat_template on each conversation of the
-                                      JSON list CONVS (enable_thinking false): {"ids": [[...]],
-                                      "prompt": [[...] for the turns before the last, with the
-                                      generation prompt]}, as JSON on the last line
+  hf_tokenizers.py chat CONVS DIR...  transformers' apply_chat_template on each conversation of the
+                                      JSON list CONVS (enable_thinking false), with each DIR's
+                                      tokenizer: {"ids": [[...]], "prompt": [[...] for the turns
+                                      before the last, with the generation prompt]}, one JSON line
+                                      per DIR (one Python start for them all)
 """
 import json
 import sys

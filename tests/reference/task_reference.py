@@ -1,12 +1,12 @@
 """Independent reference of GPT-1's fine-tuning heads and objective (Radford et al. 2018, eq. 3-5)
 from the trunk's final hidden states, in float64 with PyTorch; and Pearson/Spearman with SciPy.
 
-usage: task_reference.py INPUT.json
+usage: task_reference.py INPUT.json [INPUT.json ...]   (one Python start for several cases)
 INPUT: {"type": classification | entailment | similarity | multiple_choice, "regression": bool,
         "hidden": [R][T][C], "ids": [R][T], "lengths": [R] (real tokens per row, right-padded),
         "rows_per_example", "head_w": [N][C], "head_b": [N], "wte": [V][C], "labels": [B],
         "lm_coef", "x": [...], "y": [...]}
-prints JSON: {"scores": B x N (or B for a regression), "task_loss_sum", "lm_loss_sum", "lm_targets",
+prints one JSON line per INPUT: {"scores": B x N (or B for a regression), "task_loss_sum", "lm_loss_sum", "lm_targets",
               "loss" (task mean + lm_coef x LM mean), "pearson", "spearman"}
 """
 import json
@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 
-def main():
-    c = json.load(open(sys.argv[1]))
+def reference(c):
     h = torch.tensor(c["hidden"], dtype=torch.float64)  # (R, T, C)
     ids = torch.tensor(c["ids"], dtype=torch.long)
     lengths = c["lengths"]
@@ -50,8 +49,9 @@ def main():
     out = {"scores": scores.tolist(), "task_loss_sum": task.item(), "lm_loss_sum": lm.item(), "lm_targets": targets,
            "loss": loss.item(),
            "pearson": scipy.stats.pearsonr(c["x"], c["y"])[0], "spearman": scipy.stats.spearmanr(c["x"], c["y"])[0]}
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    for path in sys.argv[1:]:
+        print(json.dumps(reference(json.load(open(path)))))

@@ -158,7 +158,7 @@ TEST_CASE("classify: similarity is symmetric in its pair", "[classify]") {
 }
 
 // Classify: heads, task losses and the LM term match a PyTorch reference.
-TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][classify]") {
+TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][classify][light]") {
     TaskTokenizer t;
     struct Case {
         TaskType type;
@@ -171,54 +171,66 @@ TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][cl
                           {TaskType::similarity, "similarity", 2},
                           {TaskType::multiple_choice, "multiple_choice", 1}};
     const char* texts[] = {"the film was fine", "no", "a long and winding road", "cats"};
+    // Each case's sums, and its input for the reference: then one Python start checks them all.
+    const double lm_coef = 0.5;
+    const std::vector<double> x = {1, 2, 2, 3, 5, 4, 8}, y = {2, 1, 4, 4, 7, 9, 8};
+    std::vector<TaskLossSums> sums;
+    std::vector<bool> regressions;
+    std::string reference_inputs;
     for (const auto& c : cases) {
-        DYNAMIC_SECTION(c.name << " with " << c.classes << " output(s)") {
-            auto model = tiny_task_model(t.tok, c.type, c.classes);
-            std::vector<TaskInput> inputs;
-            for (int i = 0; i < 4; ++i) {
-                TaskExample e;
-                e.text = texts[i];
-                e.text_b = texts[(i + 1) % 4];
-                e.choices = {texts[(i + 2) % 4], texts[(i + 3) % 4], "maybe so"};
-                e.label = c.type == TaskType::multiple_choice ? i % 3 : i % std::max(2, c.classes);
-                e.score = 0.7 * i;
-                inputs.push_back(render_task_input(e, c.type, t.tok, t.ids, 32));
-            }
-            std::vector<const TaskInput*> ptrs;
-            for (const auto& in : inputs) ptrs.push_back(&in);
-            const bool regression = model->regression();
-            const auto b = collate_task_inputs(ptrs, regression, t.tok.pad_id());
-            const double lm_coef = 0.5;
-            const auto s = task_loss_sums(*model, b, lm_coef, false);
-            const auto hidden = model->gpt->forward(b.ids).detach();
-            std::vector<int64_t> lengths;
-            for (const auto& in : inputs) for (const auto& r : in.rows) lengths.push_back(static_cast<int64_t>(r.size()));
-            const std::vector<double> x = {1, 2, 2, 3, 5, 4, 8}, y = {2, 1, 4, 4, 7, 9, 8};
-            nlohmann::json in = {{"type", c.name}, {"regression", regression}, {"hidden", to_json(hidden)},
-                                 {"ids", to_json(b.ids)}, {"lengths", lengths}, {"rows_per_example", b.rows_per_example},
-                                 {"head_w", to_json(model->task_head->weight.detach())},
-                                 {"head_b", to_json(model->task_head->bias.detach())},
-                                 {"wte", to_json(model->transformer->wte->weight.detach())}, {"labels", to_json(b.labels)},
-                                 {"lm_coef", lm_coef}, {"x", x}, {"y", y}};
-            atomic_write(t.dir / "in.json", in.dump());
-            const auto ref = nlohmann::json::parse(test::run_python_reference("task_reference.py", test::shell_quote((t.dir / "in.json").string())));
-            if (regression) {
-                CHECK(test::max_abs_diff(s.scores.to(torch::kDouble), torch::tensor(ref["scores"].get<std::vector<double>>(), torch::kDouble)) < 1e-4);
-            } else {
-                std::vector<double> flat;
-                for (const auto& row : ref["scores"]) for (double v : row) flat.push_back(v);
-                CHECK(test::max_abs_diff(s.scores.to(torch::kDouble).reshape({-1}), torch::tensor(flat, torch::kDouble)) < 1e-4);
-                CHECK(s.scores.size(0) == 4);
-                CHECK(s.scores.size(1) == (c.type == TaskType::multiple_choice ? 3 : c.classes));
-            }
-            CHECK(s.task.item<double>() == Approx(ref["task_loss_sum"].get<double>()).epsilon(1e-4));
-            CHECK(s.lm.item<double>() == Approx(ref["lm_loss_sum"].get<double>()).epsilon(1e-4));
-            CHECK(s.lm_targets == ref["lm_targets"].get<int64_t>());
-            const double loss = s.task.item<double>() / 4 + lm_coef * s.lm.item<double>() / static_cast<double>(s.lm_targets);
-            CHECK(loss == Approx(ref["loss"].get<double>()).epsilon(1e-4));
-            CHECK(pearson_correlation(x, y) == Approx(ref["pearson"].get<double>()).margin(1e-12));
-            CHECK(spearman_correlation(x, y) == Approx(ref["spearman"].get<double>()).margin(1e-12));
+        auto model = tiny_task_model(t.tok, c.type, c.classes);
+        std::vector<TaskInput> inputs;
+        for (int i = 0; i < 4; ++i) {
+            TaskExample e;
+            e.text = texts[i];
+            e.text_b = texts[(i + 1) % 4];
+            e.choices = {texts[(i + 2) % 4], texts[(i + 3) % 4], "maybe so"};
+            e.label = c.type == TaskType::multiple_choice ? i % 3 : i % std::max(2, c.classes);
+            e.score = 0.7 * i;
+            inputs.push_back(render_task_input(e, c.type, t.tok, t.ids, 32));
         }
+        std::vector<const TaskInput*> ptrs;
+        for (const auto& in : inputs) ptrs.push_back(&in);
+        const bool regression = model->regression();
+        const auto b = collate_task_inputs(ptrs, regression, t.tok.pad_id());
+        sums.push_back(task_loss_sums(*model, b, lm_coef, false));
+        regressions.push_back(regression);
+        const auto hidden = model->gpt->forward(b.ids).detach();
+        std::vector<int64_t> lengths;
+        for (const auto& in : inputs) for (const auto& r : in.rows) lengths.push_back(static_cast<int64_t>(r.size()));
+        nlohmann::json in = {{"type", c.name}, {"regression", regression}, {"hidden", to_json(hidden)},
+                             {"ids", to_json(b.ids)}, {"lengths", lengths}, {"rows_per_example", b.rows_per_example},
+                             {"head_w", to_json(model->task_head->weight.detach())},
+                             {"head_b", to_json(model->task_head->bias.detach())},
+                             {"wte", to_json(model->transformer->wte->weight.detach())}, {"labels", to_json(b.labels)},
+                             {"lm_coef", lm_coef}, {"x", x}, {"y", y}};
+        const auto path = t.dir / ("in" + std::to_string(sums.size()) + ".json");
+        atomic_write(path, in.dump());
+        reference_inputs += " " + test::shell_quote(path.string());
+    }
+    const auto refs = test::json_lines(test::run_python_reference("task_reference.py", reference_inputs));
+    REQUIRE(refs.size() == sums.size());
+    for (size_t n = 0; n < sums.size(); ++n) {
+        const Case& c = cases[n];
+        const TaskLossSums& s = sums[n];
+        const auto& ref = refs[n];
+        INFO(c.name << " with " << c.classes << " output(s)");
+        if (regressions[n]) {
+            CHECK(test::max_abs_diff(s.scores.to(torch::kDouble), torch::tensor(ref["scores"].get<std::vector<double>>(), torch::kDouble)) < 1e-4);
+        } else {
+            std::vector<double> flat;
+            for (const auto& row : ref["scores"]) for (double v : row) flat.push_back(v);
+            CHECK(test::max_abs_diff(s.scores.to(torch::kDouble).reshape({-1}), torch::tensor(flat, torch::kDouble)) < 1e-4);
+            CHECK(s.scores.size(0) == 4);
+            CHECK(s.scores.size(1) == (c.type == TaskType::multiple_choice ? 3 : c.classes));
+        }
+        CHECK(s.task.item<double>() == Approx(ref["task_loss_sum"].get<double>()).epsilon(1e-4));
+        CHECK(s.lm.item<double>() == Approx(ref["lm_loss_sum"].get<double>()).epsilon(1e-4));
+        CHECK(s.lm_targets == ref["lm_targets"].get<int64_t>());
+        const double loss = s.task.item<double>() / 4 + lm_coef * s.lm.item<double>() / static_cast<double>(s.lm_targets);
+        CHECK(loss == Approx(ref["loss"].get<double>()).epsilon(1e-4));
+        CHECK(pearson_correlation(x, y) == Approx(ref["pearson"].get<double>()).margin(1e-12));
+        CHECK(spearman_correlation(x, y) == Approx(ref["spearman"].get<double>()).margin(1e-12));
     }
 }
 
@@ -468,7 +480,7 @@ TEST_CASE("classify: from scratch, regression and multiple choice run",
     CHECK(test::metric_records(f.dir / "cloze", "eval").back().contains("val_accuracy"));
 }
 
-TEST_CASE("classify: bad input is one clear line", "[integration][classify]") {
+TEST_CASE("classify: bad input is one clear line", "[integration][classify][light]") {
     test::TempDir dir;
     test::write_text(dir / "bad_label.tsv", "sentence\tlabel\na fine film \t1\na poor film \t2\n");
     test::write_text(dir / "rte.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta cat\ta dog\tentailment\n");

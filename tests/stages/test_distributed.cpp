@@ -354,7 +354,7 @@ TEST_CASE("SIGTERM to the launcher stops every rank at the same step",
                              Contains(" train ") && Contains(" --resume"));
 }
 
-TEST_CASE("bad distributed input is one clear line and a non-zero exit", "[integration][distributed]") {
+TEST_CASE("bad distributed input is one clear line and a non-zero exit", "[integration][distributed][light]") {
     Workspace ws;
     RunConfig cfg = ws.pretrain("bad");
     cfg.runtime.dist_timeout = 3;

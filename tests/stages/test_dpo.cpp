@@ -70,7 +70,7 @@ std::vector<double> as_vector(const torch::Tensor& t) {
 
 }  // namespace
 
-TEST_CASE("DPO and IPO losses and gradients match PyTorch", "[integration][dpo]") {
+TEST_CASE("DPO and IPO losses and gradients match PyTorch", "[integration][dpo][light]") {
     // Five pairs: chosen well ahead, behind, level, and two large gaps (log σ must not underflow).
     const std::vector<double> pc = {-12.5, -30.0, -7.0, -3.0, -250.0}, pr = {-14.0, -28.5, -7.0, -90.0, -20.0};
     const std::vector<double> rc = {-13.0, -29.0, -7.5, -5.0, -240.0}, rr = {-13.5, -29.5, -6.0, -80.0, -25.0};
@@ -78,40 +78,49 @@ TEST_CASE("DPO and IPO losses and gradients match PyTorch", "[integration][dpo]"
         std::string loss;
         double beta, eps;
     };
-    for (const Case& c : {Case{"sigmoid", 0.1, 0.0}, Case{"sigmoid", 0.5, 0.2}, Case{"ipo", 0.1, 0.0}, Case{"ipo", 2.0, 0.0}}) {
-        DYNAMIC_SECTION(c.loss << " beta " << c.beta << " label smoothing " << c.eps) {
-            test::TempDir dir;
-            nlohmann::json in = {{"beta", c.beta},  {"loss", c.loss},  {"label_smoothing", c.eps}, {"policy_chosen", pc},
-                                 {"policy_rejected", pr}, {"ref_chosen", rc}, {"ref_rejected", rr}};
-            atomic_write(dir / "in.json", in.dump());
-            const auto ref = nlohmann::json::parse(test::run_python_reference("dpo_reference.py", test::shell_quote((dir / "in.json").string())));
-
-            auto opts = torch::TensorOptions().dtype(torch::kFloat64).requires_grad(true);
-            std::vector<torch::Tensor> x = {torch::tensor(pc, opts), torch::tensor(pr, opts), torch::tensor(rc, opts),
-                                            torch::tensor(rr, opts)};
-            DpoConfig cfg;
-            cfg.loss = c.loss;
-            cfg.beta = c.beta;
-            cfg.label_smoothing = c.eps;
-            const auto p = rl::dpo_pair_losses(x[0], x[1], x[2], x[3], cfg);
-            const auto loss = p.losses.mean();
-            loss.backward();
-            REQUIRE(loss.item<double>() == Approx(ref["loss"].get<double>()).epsilon(1e-12).margin(1e-12));
-            const char* names[] = {"policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected"};
-            for (int i = 0; i < 4; ++i) {
-                INFO(names[i]);
-                const auto want = ref["grad"][names[i]].get<std::vector<double>>();
-                const auto got = as_vector(x[static_cast<size_t>(i)].grad());
-                for (size_t k = 0; k < want.size(); ++k) REQUIRE(got[k] == Approx(want[k]).epsilon(1e-10).margin(1e-12));
-            }
-            const auto m = rl::dpo_metrics(rl::dpo_metric_sums(p));
-            REQUIRE(m.pairs == 5);
-            REQUIRE(m.loss == Approx(ref["loss"].get<double>()).epsilon(1e-12));
-            REQUIRE(m.accuracy == Approx(ref["accuracy"].get<double>()));
-            REQUIRE(m.margin == Approx(ref["margin"].get<double>()).epsilon(1e-12));
-            const auto chosen = ref["chosen_rewards"].get<std::vector<double>>();
-            REQUIRE(m.chosen_reward == Approx((chosen[0] + chosen[1] + chosen[2] + chosen[3] + chosen[4]) / 5).epsilon(1e-12));
+    const std::vector<Case> cases = {{"sigmoid", 0.1, 0.0}, {"sigmoid", 0.5, 0.2}, {"ipo", 0.1, 0.0}, {"ipo", 2.0, 0.0}};
+    // One Python start for the four cases (importing torch is most of a reference's time).
+    test::TempDir dir;
+    std::string inputs;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        const Case& c = cases[i];
+        nlohmann::json in = {{"beta", c.beta},  {"loss", c.loss},  {"label_smoothing", c.eps}, {"policy_chosen", pc},
+                             {"policy_rejected", pr}, {"ref_chosen", rc}, {"ref_rejected", rr}};
+        const auto path = dir / ("in" + std::to_string(i) + ".json");
+        atomic_write(path, in.dump());
+        inputs += " " + test::shell_quote(path.string());
+    }
+    const auto refs = test::json_lines(test::run_python_reference("dpo_reference.py", inputs));
+    REQUIRE(refs.size() == cases.size());
+    for (size_t n = 0; n < cases.size(); ++n) {
+        const Case& c = cases[n];
+        const auto& ref = refs[n];
+        INFO(c.loss << " beta " << c.beta << " label smoothing " << c.eps);
+        auto opts = torch::TensorOptions().dtype(torch::kFloat64).requires_grad(true);
+        std::vector<torch::Tensor> x = {torch::tensor(pc, opts), torch::tensor(pr, opts), torch::tensor(rc, opts),
+                                        torch::tensor(rr, opts)};
+        DpoConfig cfg;
+        cfg.loss = c.loss;
+        cfg.beta = c.beta;
+        cfg.label_smoothing = c.eps;
+        const auto p = rl::dpo_pair_losses(x[0], x[1], x[2], x[3], cfg);
+        const auto loss = p.losses.mean();
+        loss.backward();
+        REQUIRE(loss.item<double>() == Approx(ref["loss"].get<double>()).epsilon(1e-12).margin(1e-12));
+        const char* names[] = {"policy_chosen", "policy_rejected", "ref_chosen", "ref_rejected"};
+        for (int i = 0; i < 4; ++i) {
+            INFO(names[i]);
+            const auto want = ref["grad"][names[i]].get<std::vector<double>>();
+            const auto got = as_vector(x[static_cast<size_t>(i)].grad());
+            for (size_t k = 0; k < want.size(); ++k) REQUIRE(got[k] == Approx(want[k]).epsilon(1e-10).margin(1e-12));
         }
+        const auto m = rl::dpo_metrics(rl::dpo_metric_sums(p));
+        REQUIRE(m.pairs == 5);
+        REQUIRE(m.loss == Approx(ref["loss"].get<double>()).epsilon(1e-12));
+        REQUIRE(m.accuracy == Approx(ref["accuracy"].get<double>()));
+        REQUIRE(m.margin == Approx(ref["margin"].get<double>()).epsilon(1e-12));
+        const auto chosen = ref["chosen_rewards"].get<std::vector<double>>();
+        REQUIRE(m.chosen_reward == Approx((chosen[0] + chosen[1] + chosen[2] + chosen[3] + chosen[4]) / 5).epsilon(1e-12));
     }
 }
 

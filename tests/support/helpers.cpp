@@ -1,5 +1,6 @@
 #include "support/helpers.h"
 
+#include "rlhf/core/fs.h"
 #include "rlhf/data/chat_format.h"
 #include "rlhf/tokenizer/train.h"
 #include "rlhf/train/metrics.h"
@@ -10,13 +11,16 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 
 namespace rlhf::test {
 
@@ -199,36 +203,85 @@ CommandResult run_cli(const std::string& args, const fs::path& cwd) {
     return run_shell("cd " + shell_quote(cwd.string()) + " && " + shell_quote(RLHF_CLI_PATH) + " " + args);
 }
 
-std::string run_python_reference(const std::string& script, const std::string& args) {
-    const std::string python = "/usr/bin/python3";
-    if (!fs::exists(python)) skip("needs /usr/bin/python3 with python3-torch");
-    static int has_torch = -1;
-    if (has_torch < 0) has_torch = run_shell(python + " -c 'import torch'").exit_code == 0;
-    if (!has_torch) skip("needs python3-torch for /usr/bin/python3 (scripts/setup.sh installs it)");
+// Runs a reference script; a missing module (torch, transformers) skips the test. There is no
+// separate `python -c 'import torch'` check first: that import is most of a reference's time.
+static std::string run_reference(const std::string& python, const std::string& script, const std::string& args,
+                                 const std::string& needs) {
     const fs::path path = fs::path(RLHF_TESTS_DIR) / "reference" / script;
     CommandResult r = run_shell(python + " " + shell_quote(path.string()) + " " + args);
+    if (r.exit_code != 0 && r.output.find("ModuleNotFoundError: No module named") != std::string::npos) {
+        const auto at = r.output.rfind("No module named");
+        skip(r.output.substr(at, r.output.find('\n', at) - at) + ": " + needs);
+    }
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     return r.output;
 }
 
+std::string run_python_reference(const std::string& script, const std::string& args) {
+    const std::string python = "/usr/bin/python3";
+    if (!fs::exists(python)) skip("needs /usr/bin/python3 with python3-torch");
+    return run_reference(python, script, args, "needs python3-torch for /usr/bin/python3 (scripts/setup.sh installs it)");
+}
+
 std::string run_transformers_reference(const std::string& script, const std::string& args) {
 #ifdef RLHF_VENV_PYTHON
-    const std::string python = RLHF_VENV_PYTHON;
-    static int has_transformers = -1;
-    if (has_transformers < 0) has_transformers = run_shell(python + " -c 'import transformers'").exit_code == 0;
-    if (!has_transformers) skip("needs transformers in " + python + " (scripts/setup.sh --torch pip installs it)");
-    const fs::path path = fs::path(RLHF_TESTS_DIR) / "reference" / script;
-    CommandResult r = run_shell(python + " " + shell_quote(path.string()) + " " + args);
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
-    return r.output;
+    return run_reference(RLHF_VENV_PYTHON, script, args,
+                         "needs transformers in " RLHF_VENV_PYTHON " (scripts/setup.sh --torch pip installs it)");
 #else
     (void)script;
     (void)args;
     skip("needs the LibTorch 2.x flavour's venv with transformers (build with scripts/build.sh --torch pip)");
     return {};
 #endif
+}
+
+void make_transformers_reference_files(const std::string& script, const fs::path& dir) {
+#ifdef RLHF_VENV_PYTHON
+    // The key: the script, the python, and every file the test put in `dir` (the inputs).
+    const std::string text = read_file(fs::path(RLHF_TESTS_DIR) / "reference" / script);
+    uint64_t key = fnv1a64(text.data(), text.size());
+    key = fnv1a64(RLHF_VENV_PYTHON, sizeof(RLHF_VENV_PYTHON), key);
+    fs::create_directories(dir);
+    std::vector<fs::path> inputs;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (e.is_regular_file()) inputs.push_back(e.path());
+    }
+    std::sort(inputs.begin(), inputs.end());
+    for (const auto& p : inputs) {
+        const std::string name = fs::relative(p, dir).string();
+        key = fnv1a64(name.data(), name.size(), key);
+        const uint64_t content = file_fnv1a64(p);
+        key = fnv1a64(&content, sizeof(content), key);
+    }
+    const fs::path cached = fs::path(RLHF_TEST_CACHE_DIR) / fmt::format("{}-{:016x}", script, key);
+    if (fs::exists(cached / ".complete")) {
+        fs::copy(cached, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+        fs::remove(dir / ".complete");
+        return;
+    }
+    run_transformers_reference(script, "make " + shell_quote(dir.string()));
+    // Publish a copy with one rename: a test beside this one sees all of it or none.
+    const fs::path staging = cached.string() + ".tmp-" + std::to_string(getpid());
+    fs::create_directories(staging.parent_path());
+    fs::remove_all(staging);
+    fs::copy(dir, staging, fs::copy_options::recursive);
+    write_text(staging / ".complete", "");
+    std::error_code ec;
+    fs::rename(staging, cached, ec);
+    if (ec) fs::remove_all(staging);  // another test published it first
+#else
+    run_transformers_reference(script, "make " + shell_quote(dir.string()));  // skips
+#endif
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& output) {
+    std::vector<nlohmann::json> records;
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.empty() && line[0] == '{') records.push_back(nlohmann::json::parse(line));
+    }
+    return records;
 }
 
 // The name of byte b in GPT-2's alphabet, written independently of the library: printable

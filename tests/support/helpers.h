@@ -81,6 +81,14 @@ std::string run_python_reference(const std::string& script, const std::string& a
 // The same with the LibTorch 2.x flavour's venv python, which has Hugging Face transformers
 // (scripts/setup.sh --torch pip installs it); skip()s in other builds or without transformers.
 std::string run_transformers_reference(const std::string& script, const std::string& args);
+// `<script> make DIR` (the toy Hugging Face models and tokenizers a test starts from), run once per
+// build and version of its inputs: later tests copy the files from build/tests/reference-cache
+// instead of starting Python again (2-5 s). The key hashes the script and the files already in
+// `dir`, which the test wrote as the script's inputs.
+void make_transformers_reference_files(const std::string& script, const fs::path& dir);
+// The JSON objects of a script's output, one per line that starts with '{' (a reference given
+// several inputs prints one line each).
+std::vector<nlohmann::json> json_lines(const std::string& output);
 
 // A toy GPT-2 byte-level BPE (vocab.json, merges.txt texts), written independently of the
 // library: the 256 byte entries, then "he", "ll", "hell", "hello", " w" (ids 256-260) and

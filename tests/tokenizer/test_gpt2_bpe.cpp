@@ -120,7 +120,7 @@ TEST_CASE("GPT-2's files give tiktoken's ids for 324 texts, decode back", "[toke
     REQUIRE(texts == 324);
 }
 
-TEST_CASE("rlhf tokenizer import-gpt2 and encode print tiktoken's ids", "[integration][tokenizer][gpt2][data][cli]") {
+TEST_CASE("rlhf tokenizer import-gpt2 and encode print tiktoken's ids", "[integration][tokenizer][gpt2][data][cli][light]") {
     const auto dir = test::shared_data_or_skip("gpt2-bpe");
     test::TempDir out;
     auto r = test::run_cli("tokenizer import-gpt2 --encoder " + test::shell_quote((dir / "encoder.json").string()) +

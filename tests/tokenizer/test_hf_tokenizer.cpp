@@ -33,9 +33,9 @@ const std::vector<std::string> kTexts = {
 
 }  // namespace
 
-TEST_CASE("Qwen2/Llama-3/SmolLM2 tokenizer.json: the library's ids", "[integration][hf][tokenizer]") {
+TEST_CASE("Qwen2/Llama-3/SmolLM2 tokenizer.json: the library's ids", "[integration][hf][tokenizer][light]") {
     test::TempDir dir;
-    test::run_transformers_reference("hf_tokenizers.py", "make " + test::shell_quote(dir.path().string()));
+    test::make_transformers_reference_files("hf_tokenizers.py", dir.path());
     const std::string texts = test::shell_quote(nlohmann::json(kTexts).dump());
     for (const std::string kind : {"qwen2", "llama3", "smollm2"}) {
         INFO(kind);
@@ -121,27 +121,24 @@ TEST_CASE("pre-tokenizer splits: digits, contractions, the gaps kept", "[tokeniz
 // The models' chat formats against transformers' apply_chat_template (the templates written in
 // hf_tokenizers.py in each family's style): a conversation's ids and its generation prompt, for
 // the template a tokenizer_config.json brings and for ours on export.
-TEST_CASE("chat formats give transformers' apply_chat_template ids", "[integration][hf][tokenizer]") {
+TEST_CASE("chat formats give transformers' apply_chat_template ids", "[integration][hf][tokenizer][light]") {
     test::TempDir dir;
-    test::run_transformers_reference("hf_tokenizers.py", "make " + test::shell_quote(dir.path().string()));
+    test::make_transformers_reference_files("hf_tokenizers.py", dir.path());
     const auto convs = nlohmann::json::parse(R"([
         [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4, of course."}],
         [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Name a colour."},
          {"role": "assistant", "content": "Blue!"}],
         [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
          {"role": "user", "content": "  A joke, please \n"}, {"role": "assistant", "content": "Why did the chicken cross? "}]])");
-    auto check = [&](const Tokenizer& tok, const std::filesystem::path& hf_dir, const std::vector<int32_t>& trailing) {
-        const auto want = test::reference_json("hf_tokenizers.py", "chat " + test::shell_quote(hf_dir.string()) + " " +
-                                                                       test::shell_quote(convs.dump()));
-        for (size_t i = 0; i < convs.size(); ++i) {
-            INFO("conversation " << i);
-            const auto turns = parse_chat_turns(convs[i], "test");
-            auto ids = render_conversation(turns, tok).ids;
-            ids.insert(ids.end(), trailing.begin(), trailing.end());
-            CHECK(ids == want["ids"][i].get<std::vector<int32_t>>());
-            CHECK(render_prompt({turns.begin(), turns.end() - 1}, tok) == want["prompt"][i].get<std::vector<int32_t>>());
-        }
+    // Every tokenizer directory to check, with the ids ours must add after a conversation; then
+    // one Python start renders the conversations with each.
+    struct Check {
+        Tokenizer tok;
+        std::filesystem::path hf_dir;
+        std::vector<int32_t> trailing;
+        std::string name;
     };
+    std::vector<Check> checks;
     for (const std::string kind : {"qwen2", "llama3", "smollm2"}) {
         INFO(kind);
         const Tokenizer tok = read_hf_tokenizer(dir / kind);
@@ -149,12 +146,11 @@ TEST_CASE("chat formats give transformers' apply_chat_template ids", "[integrati
         CHECK(tok.chat_template().empty_think == (kind == "qwen2"));
         CHECK(tok.chat_template().default_system.empty() == (kind != "smollm2"));
         // ChatML's template writes "\n" after the last <|im_end|>; our rendering ends at it.
-        check(tok, dir / kind, kind == "llama3" ? std::vector<int32_t>{} : tok.encode("\n"));
+        checks.push_back({tok, dir / kind, kind == "llama3" ? std::vector<int32_t>{} : tok.encode("\n"), kind});
 
         // Our own template for each format, on export (a model taught the format here).
         for (const std::string style : {"rlhf", "chatml", "llama3"}) {
             if ((style == "llama3") != (kind == "llama3")) continue;
-            INFO(style);
             ChatTemplate t;
             t.style = *parse_chat_style(style);
             if (style == "llama3") t.bos = "<|begin_of_text|>";
@@ -164,12 +160,27 @@ TEST_CASE("chat formats give transformers' apply_chat_template ids", "[integrati
             std::filesystem::create_directories(out);
             test::write_text(out / "tokenizer.json", hf_tokenizer_json(ours).dump());
             test::write_text(out / "tokenizer_config.json", hf_tokenizer_config(ours, 64).dump());
-            check(ours, out, {});
+            checks.push_back({ours, out, {}, kind + " exported as " + style});
+        }
+    }
+    std::string args = "chat " + test::shell_quote(convs.dump());
+    for (const auto& c : checks) args += " " + test::shell_quote(c.hf_dir.string());
+    const auto wants = test::json_lines(test::run_transformers_reference("hf_tokenizers.py", args));
+    REQUIRE(wants.size() == checks.size());
+    for (size_t n = 0; n < checks.size(); ++n) {
+        INFO(checks[n].name);
+        for (size_t i = 0; i < convs.size(); ++i) {
+            INFO("conversation " << i);
+            const auto turns = parse_chat_turns(convs[i], "test");
+            auto ids = render_conversation(turns, checks[n].tok).ids;
+            ids.insert(ids.end(), checks[n].trailing.begin(), checks[n].trailing.end());
+            CHECK(ids == wants[n]["ids"][i].get<std::vector<int32_t>>());
+            CHECK(render_prompt({turns.begin(), turns.end() - 1}, checks[n].tok) == wants[n]["prompt"][i].get<std::vector<int32_t>>());
         }
     }
     // `rlhf tokenizer apply-chat` on a Hugging Face directory: the library's ids.
-    const auto want = test::reference_json("hf_tokenizers.py", "chat " + test::shell_quote((dir / "llama3").string()) + " " +
-                                                                   test::shell_quote(convs.dump()));
+    const auto& want = wants[3];  // llama3's own tokenizer
+    REQUIRE(checks[3].hf_dir == dir / "llama3");
     auto r = test::run_shell("printf '%s' " + test::shell_quote(convs[2].dump()) + " | " + test::shell_quote(RLHF_CLI_PATH) +
                              " tokenizer apply-chat --tokenizer " + test::shell_quote((dir / "llama3").string()));
     INFO(r.output);
