@@ -139,19 +139,21 @@ def encode(d, texts):
     print("\n" + json.dumps({"ids": rows, "documents": docs}))
 
 
-def chat(d, convs):
+def chat(convs, dirs):
     from transformers import PreTrainedTokenizerFast
-    tok = PreTrainedTokenizerFast.from_pretrained(d)
-
-    def ids(turns, generation_prompt):
-        out = tok.apply_chat_template(turns, tokenize=True, add_generation_prompt=generation_prompt,
-                                      enable_thinking=False)
-        return list(out["input_ids"] if hasattr(out, "keys") else out)
-
     convs = json.loads(convs)
-    print("\n" + json.dumps({"ids": [ids(c, False) for c in convs], "prompt": [ids(c[:-1], True) for c in convs]}))
+    print()
+    for d in dirs:
+        tok = PreTrainedTokenizerFast.from_pretrained(d)
+
+        def ids(turns, generation_prompt):
+            out = tok.apply_chat_template(turns, tokenize=True, add_generation_prompt=generation_prompt,
+                                          enable_thinking=False)
+            return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+        print(json.dumps({"ids": [ids(c, False) for c in convs], "prompt": [ids(c[:-1], True) for c in convs]}))
 
 
 if __name__ == "__main__":
     {"make": lambda: make(sys.argv[2]), "encode": lambda: encode(sys.argv[2], sys.argv[3]),
-     "chat": lambda: chat(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
+     "chat": lambda: chat(sys.argv[2], sys.argv[3:])}[sys.argv[1]]()
