@@ -85,7 +85,7 @@ void check_invariants(const PpoRun& run, uint64_t iteration, double sampling_gap
     rl::InvariantGaps gaps;
     gaps.sampling_logprob = sampling_gap;
     gaps.first_ratio = first_ratio_deviation;
-    const std::string broken = rl::invariant_violation(iteration, gaps, /*reduced_precision=*/run.bf16 || run.device.is_cuda());
+    const std::string broken = rl::invariant_violation(iteration, gaps, /*reduced_precision=*/run.settings.bf16 || run.device.is_cuda());
     if (broken.empty()) return;
     if (run.cfg.ppo.check_invariants == "error") {
         throw Error(broken, "ppo.check_invariants", "a bug to report with the config; ppo.check_invariants: warn lets the run go on");
@@ -97,7 +97,7 @@ void check_invariants(const PpoRun& run, uint64_t iteration, double sampling_gap
 StepReport iteration_report(const PpoRun& run, const CollectedExperience& collected, const PpoUpdateStats& u,
                             double beta, double kl_per_seq, double step_seconds, int64_t epoch) {
     const rl::Experience& e = collected.experience;
-    const bool checked = run.check_invariants, critic = static_cast<bool>(run.critic);
+    const bool checked = run.settings.check_invariants, critic = static_cast<bool>(run.models.critic);
     const double nu = static_cast<double>(std::max<int64_t>(u.updates, 1));
     const auto returns_var = rl::masked_var(e.returns, e.mask).item<double>();
     const double explained_var = critic && returns_var > 0
@@ -129,9 +129,9 @@ StepReport iteration_report(const PpoRun& run, const CollectedExperience& collec
                 {"epoch", epoch}};
     if (run.ptx) r.fields["ptx_loss"] = u.ptx_loss_sum / nu;
     if (run.cfg.ppo.kl_penalty == "loss") r.fields["kl_loss"] = u.kl_loss_sum / nu;
-    if (run.critic_free) r.fields["uniform_groups"] = collected.uniform_groups;
+    if (run.settings.critic_free) r.fields["uniform_groups"] = collected.uniform_groups;
     std::string checker_text;
-    if (!run.scorer.checker.empty()) {
+    if (!run.models.scorer.checker.empty()) {
         r.fields["checker_accuracy"] = collected.checker_accuracy;
         checker_text = fmt::format(" | right {:.1f}%", 100 * collected.checker_accuracy);
     }
@@ -166,13 +166,16 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // kl_coef 0: no KL, so no reference model is kept at all (the memory and a forward per rollout).
     const Gpt reference = cfg.ppo.kl_coef > 0 ? sft.trunk : Gpt{nullptr};
     sft.trunk = Gpt{nullptr};
-    PpoRun run{cfg, dist, rt.device, start.trunk, reference, nullptr,
-               make_scorer(cfg, started_from, tokenizer, start, rt.device, &reward_dir)};
+    PpoModels models{start.trunk, reference, nullptr, make_scorer(cfg, started_from, tokenizer, start, rt.device, &reward_dir)};
     if (cfg.ppo.advantage == "gae") {  // grpo, rloo: no critic, not even allocated
-        run.critic = make_critic(cfg, sft_cfg, run.scorer, reward_dir);
-        if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *run.critic);
+        models.critic = make_critic(cfg, sft_cfg, models.scorer, reward_dir);
+        if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *models.critic);
     }
-    prepare_ppo_run(run, tokenizer);
+    const PpoSettings settings = ppo_settings(cfg, tokenizer);
+    place_ppo_models(models, settings, rt.device, dist);
+    PpoRun run{cfg, dist, rt.device, std::move(models), settings, {}, nullptr};
+    run.optim = make_ppo_optimizers(cfg, run.models, dist);
+    if (cfg.ppo.ptx_coef > 0) run.ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
     rl::KlController kl_ctl(cfg.ppo.kl_coef, cfg.ppo.kl_target, cfg.ppo.kl_horizon);
     TrainState state;
     nlohmann::json lineage = start.lineage;  // the SFT checkpoint (and what it came from), plus the reward model
@@ -181,9 +184,9 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     } else {
         const std::string rm = reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string();
         const std::string score = cfg.ppo.reward == "model" ? rm : rm.empty() ? cfg.ppo.reward : cfg.ppo.reward + " + " + rm;
-        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.reference ? "and reference " : "",
+        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.models.reference ? "and reference " : "",
                      start.dir.string(), start.info.state.step, start.info.config.out_dir, score,
-                     run.critic ? "critic from the " + cfg.ppo.critic_from
+                     run.models.critic ? "critic from the " + cfg.ppo.critic_from
                                 : fmt::format("no critic: {} advantages over groups of {}", cfg.ppo.advantage, cfg.ppo.group_size));
         if (cfg.ppo.reward != "model") lineage["checker"] = cfg.ppo.reward;
         lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
@@ -208,7 +211,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     MetricsWriter metrics(std::filesystem::path(cfg.out_dir) / "metrics.jsonl", stage.resuming() ? state.step : -1);
     spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} prompts x {} samples per iteration, "
                  "minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
-                 run.policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
+                 run.models.policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
                  cfg.ppo.rollout_batch, cfg.ppo.group_size, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
                  kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
                  dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());
@@ -242,7 +245,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         if (!std::isfinite(update.policy_loss_sum) || !std::isfinite(update.value_loss_sum)) {
             throw Error("PPO loss became non-finite", "training", "lower optim.lr, raise ppo.kl_coef, keep optim.grad_clip > 0");
         }
-        if (run.check_invariants) check_invariants(run, iteration, collected.sampling_logprob_gap, update.first_ratio_deviation);
+        if (run.settings.check_invariants) check_invariants(run, iteration, collected.sampling_logprob_gap, update.first_ratio_deviation);
         const double kl_per_seq = (e.kl * e.mask).sum(1).mean().item<double>();
         kl_ctl.update(kl_per_seq, e.tokens.size(0));
         state.tokens_seen += e.mask.sum().item<int64_t>();
@@ -253,15 +256,15 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     // the lineage that pins the frozen models.
     auto save = [&]() {
         CheckpointExtras extras;
-        if (run.critic) {
-            extras.tensor_files.emplace_back("critic.safetensors", named(*run.critic));
-            extras.tensor_files.emplace_back("critic_optimizer.safetensors", run.critic_opt->state_tensors());
+        if (run.models.critic) {
+            extras.tensor_files.emplace_back("critic.safetensors", named(*run.models.critic));
+            extras.tensor_files.emplace_back("critic_optimizer.safetensors", run.optim.critic->state_tensors());
         }
-        if (run.ema) extras.tensor_files.emplace_back(kEmaFile, run.ema->named(*run.policy));
+        if (run.optim.ema) extras.tensor_files.emplace_back(kEmaFile, run.optim.ema->named(*run.models.policy));
         extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()},
-                              {"critic_optimizer_step", run.critic ? run.critic_opt->steps_taken() : 0},
+                              {"critic_optimizer_step", run.models.critic ? run.optim.critic->steps_taken() : 0},
                               {"train_prompts", prompts.train.size()}};
-        save_stage_checkpoint(cfg, state, *run.policy, *run.policy_opt, tokenizer, extras);
+        save_stage_checkpoint(cfg, state, *run.models.policy, *run.optim.policy, tokenizer, extras);
     };
 
     if (loop.eval_due()) evaluate();

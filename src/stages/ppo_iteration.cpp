@@ -30,26 +30,26 @@ rl::RolloutChunk roll_out(PpoRun& run, const std::vector<std::vector<int32_t>>& 
     const auto& ppo = run.cfg.ppo;
     const auto t0 = std::chrono::steady_clock::now();
     rl::RolloutChunk c;
-    c.g = generate(*run.policy, prompts, run.sampling, run.pad_id, seeds);
+    c.g = generate(*run.models.policy, prompts, run.settings.sampling, run.settings.pad_id, seeds);
     *gen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto scored = run.scorer(c.g, answers);
+    auto scored = run.models.scorer(c.g, answers);
     c.scores = scored.scores;
     c.has_eos = scored.has_eos;
     c.correct = scored.correct;
     torch::NoGradGuard no_grad;
     const auto mask = c.g.response_mask.to(torch::kFloat32);
-    const int64_t vocab = run.sampling.vocab_limit;
-    c.old_logprobs = sequence_logprobs(*run.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
-                                       run.bf16, &c.entropy, vocab) * mask;
+    const int64_t vocab = run.settings.sampling.vocab_limit;
+    c.old_logprobs = sequence_logprobs(*run.models.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
+                                       run.settings.bf16, &c.entropy, vocab) * mask;
     const double ref_temperature = ppo.reference_temperature > 0 ? ppo.reference_temperature : ppo.temperature;
-    if (run.reference) {
-        c.ref_logprobs = sequence_logprobs(*run.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
-                                           run.bf16 || run.frozen_bf16, nullptr, vocab) * mask;
+    if (run.models.reference) {
+        c.ref_logprobs = sequence_logprobs(*run.models.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
+                                           run.settings.bf16 || run.settings.frozen_bf16, nullptr, vocab) * mask;
     } else {
         c.ref_logprobs = c.old_logprobs.clone();  // kl_coef 0: no reference, a KL of 0
     }
-    if (run.critic) {
-        c.old_values = rl::response_values(*run.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.bf16)
+    if (run.models.critic) {
+        c.old_values = rl::response_values(*run.models.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.settings.bf16)
                            .to(torch::kFloat32) * mask;
     } else {
         c.old_values = torch::zeros_like(mask);  // grpo, rloo: no critic
@@ -80,7 +80,7 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
             checker_sums[0] += c.correct.sum().item<double>();
             checker_sums[1] += c.scores.numel();
         }
-        if (run.check_invariants) {
+        if (run.settings.check_invariants) {
             const auto mask = c.g.response_mask.to(torch::kFloat32);
             gap_sums[0] += ((c.g.logprobs - c.old_logprobs).abs() * mask).sum().item<double>();
             gap_sums[1] += mask.sum().item<double>();
@@ -92,11 +92,11 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     for (const auto& c : chunks) if (c.g.nonfinite) nonfinite.fill_(1.0);
     run.dist.all_reduce_max(nonfinite);
     if (nonfinite.item<double>() > 0) throw nonfinite_logits_error();
-    if (!run.scorer.checker.empty()) {
+    if (!run.models.scorer.checker.empty()) {
         run.dist.all_reduce_sum(checker_sums);
         out.checker_accuracy = (checker_sums[0] / checker_sums[1].clamp_min(1)).item<double>();
     }
-    if (run.check_invariants) {
+    if (run.settings.check_invariants) {
         run.dist.all_reduce_sum(gap_sums);
         out.sampling_logprob_gap = gap_sums[1].item<double>() > 0 ? (gap_sums[0] / gap_sums[1]).item<double>() : 0.0;
     }
@@ -104,15 +104,15 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     // 2. Every rank then holds the whole batch: what follows (rewards, advantages, whitening, β,
     // the minibatches) is computed as one process computes it.
     rl::Experience& e = out.experience;
-    e = rl::gather_experience(rl::assemble_experience(chunks, run.pad_id, run.device), share.total_rows,
-                              share.first_row, run.pad_id, run.dist);
+    e = rl::gather_experience(rl::assemble_experience(chunks, run.settings.pad_id, run.device), share.total_rows,
+                              share.first_row, run.settings.pad_id, run.dist);
 
     // 3. The KL to the reference: in the reward (-β·KL), or left to the loss (ppo.kl_penalty: loss).
     e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, ppo.kl_estimator) * e.mask;
     const double reward_beta = ppo.kl_penalty == "reward" ? beta : 0.0;
 
     // 4a. grpo, rloo: one reward per sequence, judged against its group; every token gets its advantage.
-    if (run.critic_free) {
+    if (run.settings.critic_free) {
         const auto sequence_rewards = e.scores - reward_beta * e.kl.sum(1);  // (B,)
         const auto adv = ppo.advantage == "grpo" ? rl::grpo_advantages(sequence_rewards, ppo.group_size, ppo.scale_by_std)
                                                  : rl::rloo_advantages(sequence_rewards, ppo.group_size);
@@ -148,23 +148,23 @@ MicroBatchStats micro_batch_backward(PpoRun& run, const rl::Experience& u, const
                                      double loss_weight, double beta, bool last_backward) {
     const auto& ppo = run.cfg.ppo;
     MicroBatchStats s;
-    auto logprobs = sequence_logprobs(*run.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature, run.bf16,
-                                      nullptr, run.sampling.vocab_limit);
-    auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.loss);
+    auto logprobs = sequence_logprobs(*run.models.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature, run.settings.bf16,
+                                      nullptr, run.settings.sampling.vocab_limit);
+    auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.settings.loss);
     torch::Tensor loss = pl.loss * loss_weight;
-    if (ppo.kl_penalty == "loss" && run.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
-        auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, "k3"), u.mask, run.loss);
+    if (ppo.kl_penalty == "loss" && run.models.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
+        auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, "k3"), u.mask, run.settings.loss);
         loss = loss + beta * kl_loss * loss_weight;
         s.kl_loss = kl_loss.item<double>() * loss_weight;
     }
-    if (run.critic) {
-        auto values = rl::response_values(*run.critic, u.tokens, u.attention_mask, u.prompt_len, run.bf16).to(torch::kFloat32);
+    if (run.models.critic) {
+        auto values = rl::response_values(*run.models.critic, u.tokens, u.attention_mask, u.prompt_len, run.settings.bf16).to(torch::kFloat32);
         const rl::ValueLoss vl = rl::clipped_value_loss(values, u.old_values, u.returns, u.mask, ppo.value_clip);
         loss = loss + ppo.vf_coef * vl.loss * weight;
         s.value_loss = vl.loss.item<double>() * weight;
         s.value_clip_fraction = vl.clip_fraction * weight;
     }
-    if (last_backward) run.grad_sync->arm();  // the rank's last backward of the step sends the gradients as they finish
+    if (last_backward) run.optim.grad_sync->arm();  // the rank's last backward of the step sends the gradients as they finish
     loss.backward();
     s.policy_loss = pl.loss.item<double>() * loss_weight;
     s.clip_fraction = pl.clip_fraction * weight;
@@ -181,11 +181,11 @@ double ptx_backward(PpoRun& run, int64_t w0, int64_t w1) {
     const RunConfig& cfg = run.cfg;
     const auto& ppo = cfg.ppo;
     auto windows = run.ptx->batch(ppo.ptx_batch, cfg.model.block_size, stream_seed(cfg.runtime.seed, seed_stream::kPpoPtx),
-                                  static_cast<uint64_t>(run.policy_opt->steps_taken()));
-    run.grad_sync->arm();
+                                  static_cast<uint64_t>(run.optim.policy->steps_taken()));
+    run.optim.grad_sync->arm();
     const LmBatch lm = lm_batch_from_windows(windows.narrow(0, w0, w1 - w0), run.device);
     const torch::Tensor loss =
-        lm_batch_loss_sum(*run.policy, lm, run.bf16) / static_cast<double>(ppo.ptx_batch * cfg.model.block_size);
+        lm_batch_loss_sum(*run.models.policy, lm, run.settings.bf16) / static_cast<double>(ppo.ptx_batch * cfg.model.block_size);
     (ppo.ptx_coef * loss).backward();
     return loss.item<double>();
 }
@@ -237,7 +237,7 @@ struct UpdateSums {
 // steps. Without it the mean is removed and the scale kept. Group advantages (grpo, rloo) are
 // already centred on their group, and used as they are.
 torch::Tensor minibatch_advantages(const PpoRun& run, const rl::Experience& mb) {
-    if (run.critic_free) return mb.advantages;
+    if (run.settings.critic_free) return mb.advantages;
     if (run.cfg.ppo.whiten_advantages) return rl::masked_whiten(mb.advantages, mb.mask);
     return (mb.advantages - rl::masked_mean(mb.advantages, mb.mask)) * mb.mask;
 }
@@ -276,7 +276,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
                 // tokens), or of its sequences (sequence_mean, token_sum: sums over sequences).
                 const double weight = micro.mask.sum().item<double>() / mb_tokens;
                 if (weight == 0) continue;
-                const double loss_weight = run.loss.aggregation == "token_mean" ? weight
+                const double loss_weight = run.settings.loss.aggregation == "token_mean" ? weight
                                                                                  : static_cast<double>(n) / static_cast<double>(mb_rows);
                 const bool last_backward = row + n == mine_end && !with_ptx;
                 sums.add(micro_batch_backward(run, micro, mb_advantages.index_select(0, rows), weight, loss_weight, beta,
@@ -284,10 +284,10 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
                          /*first_minibatch=*/epoch == 0 && mb_start == 0);
             }
             if (with_ptx) sums.ptx_loss += ptx_backward(run, ptx_begin, ptx_end);
-            run.grad_sync->finish();
-            stats.grad_norm_sum += run.policy_opt->step(lr, cfg.optim.grad_clip);
-            if (run.critic_opt) run.critic_opt->step(lr * run.critic_lr_scale, cfg.optim.grad_clip);
-            if (run.ema) run.ema->update(*run.policy);
+            run.optim.grad_sync->finish();
+            stats.grad_norm_sum += run.optim.policy->step(lr, cfg.optim.grad_clip);
+            if (run.optim.critic) run.optim.critic->step(lr * run.optim.critic_lr_scale, cfg.optim.grad_clip);
+            if (run.optim.ema) run.optim.ema->update(*run.models.policy);
             ++stats.updates;
         }
     }
@@ -313,7 +313,7 @@ PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int3
                                  const Tokenizer& tokenizer) {
     PolicyEvaluation out;
     if (prompts.empty()) return out;
-    SamplingOptions greedy = run.sampling;
+    SamplingOptions greedy = run.settings.sampling;
     greedy.temperature = 0;
     auto gen = make_generator(run.cfg.runtime.seed, run.device);
     // Each rank answers its contiguous share of the prompts; the sums are summed over ranks, and
@@ -326,10 +326,10 @@ PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int3
     for (size_t i = first; i < end; i += chunk) {
         const std::vector<std::vector<int32_t>> part(prompts.begin() + static_cast<long>(i),
                                                      prompts.begin() + static_cast<long>(std::min(end, i + chunk)));
-        Generation g = generate(*run.policy, part, greedy, run.pad_id, gen);
+        Generation g = generate(*run.models.policy, part, greedy, run.settings.pad_id, gen);
         const std::vector<double> part_answers = answers.empty() ? std::vector<double>{}
             : std::vector<double>(answers.begin() + static_cast<long>(i), answers.begin() + static_cast<long>(i + part.size()));
-        auto scored = run.scorer(g, part_answers);
+        auto scored = run.models.scorer(g, part_answers);
         sums[0] += scored.scores.sum().item<double>();
         sums[1] += scored.has_eos.sum().item<double>();
         if (scored.correct.defined()) sums[2] += scored.correct.sum().item<double>();
@@ -342,7 +342,7 @@ PolicyEvaluation evaluate_policy(PpoRun& run, const std::vector<std::vector<int3
     run.dist.all_reduce_sum(sums);
     out.score_mean = sums[0].item<double>() / static_cast<double>(n_eval);
     out.eos_rate = sums[1].item<double>() / static_cast<double>(n_eval);
-    if (!run.scorer.checker.empty()) out.accuracy = sums[2].item<double>() / static_cast<double>(n_eval);
+    if (!run.models.scorer.checker.empty()) out.accuracy = sums[2].item<double>() / static_cast<double>(n_eval);
     return out;
 }
 

@@ -124,64 +124,71 @@ StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, Ru
     return sft;
 }
 
-// The models on the device (the reference frozen, in bf16 with ppo.frozen_dtype), every rank
-// from rank 0's weights; the optimizers, the gradient sync, the EMA, PPO-ptx's windows, and the
-// rollouts' sampling options.
-void prepare_ppo_run(PpoRun& run, const Tokenizer& tokenizer) {
-    const RunConfig& cfg = run.cfg;
-    run.bf16 = wants_bf16(cfg.runtime.dtype);
-    run.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
-    run.check_invariants = cfg.ppo.check_invariants != "off";
-    run.critic_free = cfg.ppo.advantage != "gae";
-    run.loss.clip_low = cfg.ppo.clip_low > 0 ? cfg.ppo.clip_low : cfg.ppo.clip;
-    run.loss.clip_high = cfg.ppo.clip_high > 0 ? cfg.ppo.clip_high : cfg.ppo.clip;
-    run.loss.aggregation = cfg.ppo.loss_aggregation;
-    run.loss.max_tokens = cfg.ppo.max_new_tokens;
-    run.pad_id = tokenizer.pad_id();
-    if (run.reference) {
-        for (auto& p : run.reference->parameters()) p.set_requires_grad(false);
-        run.reference->eval();
-        run.reference->to(run.device);
-        if (run.frozen_bf16) run.reference->to(torch::kBFloat16);
+PpoSettings ppo_settings(const RunConfig& cfg, const Tokenizer& tokenizer) {
+    PpoSettings s;
+    s.bf16 = wants_bf16(cfg.runtime.dtype);
+    s.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
+    s.check_invariants = cfg.ppo.check_invariants != "off";
+    s.critic_free = cfg.ppo.advantage != "gae";
+    s.loss.clip_low = cfg.ppo.clip_low > 0 ? cfg.ppo.clip_low : cfg.ppo.clip;
+    s.loss.clip_high = cfg.ppo.clip_high > 0 ? cfg.ppo.clip_high : cfg.ppo.clip;
+    s.loss.aggregation = cfg.ppo.loss_aggregation;
+    s.loss.max_tokens = cfg.ppo.max_new_tokens;
+    s.pad_id = tokenizer.pad_id();
+    s.sampling.max_new_tokens = cfg.ppo.max_new_tokens;
+    s.sampling.temperature = cfg.ppo.temperature;
+    s.sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
+    s.sampling.top_p = 1.0;
+    s.sampling.stop_ids = {end_of_turn_id(tokenizer)};
+    s.sampling.vocab_limit = tokenizer.vocab_size();
+    s.sampling.bf16 = s.bf16;
+    s.sampling.throw_on_nonfinite = false;  // checked over all ranks, so that they stop together
+    return s;
+}
+
+void place_ppo_models(PpoModels& models, const PpoSettings& settings, const torch::Device& device, const Distributed& dist) {
+    if (models.reference) {
+        for (auto& p : models.reference->parameters()) p.set_requires_grad(false);
+        models.reference->eval();
+        models.reference->to(device);
+        if (settings.frozen_bf16) models.reference->to(torch::kBFloat16);
     }
-    run.policy->to(run.device);
-    broadcast_module(*run.policy, run.dist);
-    run.policy->train();
-    run.policy_opt = std::make_unique<AdamW>(*run.policy, cfg.optim);
-    std::vector<torch::Tensor> trained = run.policy_opt->trained_parameters();
-    if (run.critic) {
-        run.critic->to(run.device);
-        broadcast_module(*run.critic, run.dist);
-        run.critic->train();
-        run.critic_opt = std::make_unique<AdamW>(*run.critic, cfg.optim);
-        for (const auto& p : run.critic_opt->trained_parameters()) trained.push_back(p);
+    models.policy->to(device);
+    broadcast_module(*models.policy, dist);
+    models.policy->train();
+    if (models.critic) {
+        models.critic->to(device);
+        broadcast_module(*models.critic, dist);
+        models.critic->train();
     }
-    run.grad_sync = std::make_unique<GradientSync>(run.dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
-    run.critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
-    if (cfg.ppo.ema_decay > 0) run.ema = std::make_unique<EmaWeights>(*run.policy, cfg.ppo.ema_decay);
-    if (cfg.ppo.ptx_coef > 0) run.ptx = std::make_unique<TokenShards>(cfg.ppo.ptx_shards, "train", tokenizer.fingerprint());
-    run.sampling.max_new_tokens = cfg.ppo.max_new_tokens;
-    run.sampling.temperature = cfg.ppo.temperature;
-    run.sampling.top_k = 0;  // the full distribution: the log-probs PPO uses are of what was sampled
-    run.sampling.top_p = 1.0;
-    run.sampling.stop_ids = {end_of_turn_id(tokenizer)};
-    run.sampling.vocab_limit = tokenizer.vocab_size();
-    run.sampling.bf16 = run.bf16;
-    run.sampling.throw_on_nonfinite = false;  // checked over all ranks, so that they stop together
+}
+
+PpoOptimizers make_ppo_optimizers(const RunConfig& cfg, PpoModels& models, const Distributed& dist) {
+    PpoOptimizers o;
+    o.policy = std::make_unique<AdamW>(*models.policy, cfg.optim);
+    std::vector<torch::Tensor> trained = o.policy->trained_parameters();
+    if (models.critic) {
+        o.critic = std::make_unique<AdamW>(*models.critic, cfg.optim);
+        for (const auto& p : o.critic->trained_parameters()) trained.push_back(p);
+    }
+    o.grad_sync = std::make_unique<GradientSync>(dist, trained, mib_to_bytes(cfg.runtime.dist_bucket_mb));
+    o.critic_lr_scale = cfg.ppo.critic_lr > 0 ? cfg.ppo.critic_lr / cfg.optim.lr : 1.0;
+    if (cfg.ppo.ema_decay > 0) o.ema = std::make_unique<EmaWeights>(*models.policy, cfg.ppo.ema_decay);
+    return o;
 }
 
 // A resume: both optimizers, the EMA, β, the RNG streams and the loop's state from the checkpoint.
 TrainState restore_ppo_state(PpoRun& run, const std::filesystem::path& resume_dir, const StartPoint& start,
                              rl::KlController& kl_ctl) {
     OptimizerState saved = load_optimizer_state(resume_dir);
-    run.policy_opt->load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
-    if (run.critic_opt) {
+    run.optim.policy->load_state(saved.tensors, saved.step, (resume_dir / "optimizer.safetensors").string());
+    if (run.optim.critic) {
         auto critic_state = load_safetensors(resume_dir / "critic_optimizer.safetensors");
-        run.critic_opt->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
+        run.optim.critic->load_state({critic_state.tensors.begin(), critic_state.tensors.end()},
                                    start.info.stage_state.value("critic_optimizer_step", int64_t{0}),
                                    (resume_dir / "critic_optimizer.safetensors").string());
     }
-    if (run.ema) run.ema->load(*run.policy, load_safetensors(resume_dir / kEmaFile).tensors, (resume_dir / kEmaFile).string());
+    if (run.optim.ema) run.optim.ema->load(*run.models.policy, load_safetensors(resume_dir / kEmaFile).tensors, (resume_dir / kEmaFile).string());
     kl_ctl.set_beta(start.info.stage_state.value("kl_beta", run.cfg.ppo.kl_coef));
     restore_rng_states(resume_dir);
     spdlog::info("resumed from {} (step {}, beta {:.4g})", resume_dir.string(), start.info.state.step, kl_ctl.beta());

@@ -36,27 +36,44 @@
 
 namespace rlhf {
 
+// The run's models. The reference is frozen, the SFT weights in their own tensors, and null with
+// ppo.kl_coef 0 (no KL: nothing to compare with); the critic trains beside the policy and is
+// null for grpo and rloo; the scorer (reward model, checker or toy reward) is frozen.
+struct PpoModels {
+    Gpt policy, reference;
+    RewardModel critic;
+    rl::ResponseScorer scorer;
+};
+
+// The config's choices, read once (stages/ppo_setup.h: ppo_settings).
+struct PpoSettings {
+    SamplingOptions sampling;       // the rollouts': full distribution at ppo.temperature
+    bool bf16 = false;              // runtime.dtype
+    bool frozen_bf16 = false;       // ppo.frozen_dtype
+    bool check_invariants = false;  // rl/invariants.h
+    bool critic_free = false;       // ppo.advantage grpo | rloo
+    rl::PolicyLossOptions loss;     // clip range and aggregation
+    int64_t pad_id = 0;
+};
+
+// What trains the models: an AdamW each (critic: null without a critic), one gradient sync for
+// both (buckets in the same order on every rank), the policy's EMA (ppo.ema_decay > 0).
+struct PpoOptimizers {
+    std::unique_ptr<AdamW> policy, critic;
+    std::unique_ptr<GradientSync> grad_sync;
+    std::unique_ptr<EmaWeights> ema;
+    double critic_lr_scale = 1.0;  // ppo.critic_lr / optim.lr
+};
+
 // What every iteration of a run uses: run_ppo builds it once.
 struct PpoRun {
-    const RunConfig& cfg;             // run_ppo's: outlives the run
+    const RunConfig& cfg;  // run_ppo's: outlives the run
     const Distributed& dist;
     torch::Device device;
-    Gpt policy, reference;            // reference: frozen, the SFT weights in their own tensors;
-                                      // null with ppo.kl_coef 0 (no KL: nothing to compare with)
-    RewardModel critic;               // trained beside the policy, its own Adam; null for grpo, rloo
-    rl::ResponseScorer scorer;        // the frozen reward model (or the toy reward)
-    std::unique_ptr<AdamW> policy_opt, critic_opt;  // critic_opt: null without a critic
-    std::unique_ptr<GradientSync> grad_sync;  // one for both models: buckets in the same order on every rank
-    std::unique_ptr<EmaWeights> ema;          // ppo.ema_decay > 0
-    std::unique_ptr<TokenShards> ptx;         // ppo.ptx_coef > 0
-    SamplingOptions sampling;         // the rollouts': full distribution at ppo.temperature
-    bool bf16 = false;                // runtime.dtype
-    bool frozen_bf16 = false;         // ppo.frozen_dtype
-    bool check_invariants = false;    // rl/invariants.h
-    bool critic_free = false;         // ppo.advantage grpo | rloo
-    rl::PolicyLossOptions loss;       // clip range and aggregation
-    int64_t pad_id = 0;
-    double critic_lr_scale = 1.0;     // ppo.critic_lr / optim.lr
+    PpoModels models;
+    PpoSettings settings;
+    PpoOptimizers optim;
+    std::unique_ptr<TokenShards> ptx;  // ppo.ptx_coef > 0: the pre-training windows
 };
 
 // This rank's share of an iteration's rollouts: rows first_row … of the `total_rows` in the batch

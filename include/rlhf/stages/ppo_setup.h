@@ -34,10 +34,16 @@ RewardModel make_critic(const RunConfig& cfg, RunConfig sft_cfg, const rl::Respo
 // The SFT checkpoint: policy and reference start from it (pinned on resume); never a reward run.
 StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, RunConfig* sft_cfg);
 
-// The models on the device (the reference frozen, in bf16 with ppo.frozen_dtype), every rank
-// from rank 0's weights; the optimizers, the gradient sync, the EMA, PPO-ptx's windows, and the
-// rollouts' sampling options.
-void prepare_ppo_run(PpoRun& run, const Tokenizer& tokenizer);
+// The config's choices for the iterations: precision, invariant checks, clip range and loss
+// aggregation, and the rollouts' sampling options (the full distribution, the end-of-turn stop).
+PpoSettings ppo_settings(const RunConfig& cfg, const Tokenizer& tokenizer);
+
+// The models on the device, every rank from rank 0's weights; the reference frozen, in bf16
+// with ppo.frozen_dtype.
+void place_ppo_models(PpoModels& models, const PpoSettings& settings, const torch::Device& device, const Distributed& dist);
+
+// An AdamW for the policy and one for the critic, one gradient sync over both, and the EMA.
+PpoOptimizers make_ppo_optimizers(const RunConfig& cfg, PpoModels& models, const Distributed& dist);
 
 // A resume: both optimizers, the EMA, β, the RNG streams and the loop's state from the checkpoint.
 TrainState restore_ppo_state(PpoRun& run, const std::filesystem::path& resume_dir, const StartPoint& start,
