@@ -11,7 +11,6 @@ an AdamW step (lr 1e-5, weight decay 0.1), as our stages do; the first step is a
 timed. Prints one JSON line: {"engine", "preset", "ms_per_step" (median), "tokens_per_s",
 "peak_rss_mib"}.
 """
-import argparse
 import json
 import resource
 import statistics
@@ -19,16 +18,13 @@ import time
 
 import torch
 
-from bench_generate_hf import SHAPES, model_for
+from bench_generate_hf import bench_arguments, model_for
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", required=True, choices=sorted(SHAPES))
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap = bench_arguments(__doc__, batch_size=4)
     ap.add_argument("--block-size", type=int, default=512)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
