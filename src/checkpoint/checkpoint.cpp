@@ -312,8 +312,8 @@ std::filesystem::path model_weights_file(const std::filesystem::path& step_dir, 
 }
 
 ModelKind model_kind(const CheckpointInfo& info) {
-    if (info.config.stage == "reward") return ModelKind::RewardModel;
-    if (info.config.stage == "classify") return ModelKind::TaskModel;
+    if (info.config.stage == Stage::Reward) return ModelKind::RewardModel;
+    if (info.config.stage == Stage::Classify) return ModelKind::TaskModel;
     return ModelKind::LanguageModel;
 }
 
@@ -344,7 +344,7 @@ LoadedRewardModel load_reward_model_from_checkpoint(const std::filesystem::path&
     const auto dir = resolve_checkpoint(path);
     out.info = read_checkpoint_info(dir);
     if (model_kind(out.info) != ModelKind::RewardModel) {
-        throw Error("not a reward-model checkpoint (it was written by stage " + out.info.config.stage + ")", dir.string(),
+        throw Error("not a reward-model checkpoint (it was written by stage " + name_of(out.info.config.stage) + ")", dir.string(),
                     "pass a checkpoint of a stage: reward run");
     }
     out.tokenizer = load_checkpoint_tokenizer(dir);

@@ -41,14 +41,14 @@ ModelConfig model_config_of(const nlohmann::json& j, const std::filesystem::path
                     where + ": layer_norm_epsilon", "");
     }
     ModelConfig m;
-    m.arch = "gpt2";
+    m.arch = ModelArch::Gpt2;
     m.n_layer = get_int("n_layer");
     m.n_head = get_int("n_head");
     m.n_embd = get_int("n_embd");
     m.block_size = get_int("n_positions");
     m.vocab_size = get_int("vocab_size");
     m.bias = true;
-    m.activation = act == "gelu" ? "gelu" : "gelu_tanh";
+    m.activation = act == "gelu" ? Activation::Gelu : Activation::GeluTanh;
     m.dropout = 0.0;
     if (j.contains("n_inner") && !j["n_inner"].is_null() && j["n_inner"].get<int64_t>() != 4 * m.n_embd) {
         throw Error("n_inner is not 4 × n_embd", where + ": n_inner", "");

@@ -30,7 +30,7 @@ nlohmann::json hf_config(const ModelConfig& m, const Tokenizer& tokenizer, bool 
         {"n_head", m.n_head},
         {"n_inner", nullptr},  // 4 × n_embd
         // transformers' "gelu" is the exact (erf) GELU; "gelu_new" is GPT-2's tanh approximation.
-        {"activation_function", m.activation == "gelu_tanh" ? "gelu_new" : "gelu"},
+        {"activation_function", m.activation == Activation::GeluTanh ? "gelu_new" : "gelu"},
         {"layer_norm_epsilon", 1e-5},
         {"resid_pdrop", m.dropout},
         {"embd_pdrop", m.dropout},
@@ -94,8 +94,8 @@ NamedTensors hf_tensors(const ModelConfig& m, const std::map<std::string, torch:
 
 void export_hf_gpt2(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
                     const Tokenizer& tokenizer, const std::filesystem::path& dir) {
-    if (config.arch != "gpt2") {
-        throw Error("a " + config.arch + " (post-LN) model has no Hugging Face GPT-2 equivalent", "model.arch",
+    if (config.arch != ModelArch::Gpt2) {
+        throw Error("a " + name_of(config.arch) + " (post-LN) model has no Hugging Face GPT-2 equivalent", "model.arch",
                     "only pre-LN (gpt2) and llama models export");
     }
     const bool reward = is_reward_model(weights);

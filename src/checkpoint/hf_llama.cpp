@@ -39,7 +39,7 @@ void read_rope(const nlohmann::json& j, ModelConfig& m, const std::string& where
         throw Error("rope type '" + type + "' is not supported", where + ": " + key,
                     "default and llama3 rotary positions are (model.rope_scaling)");
     }
-    m.rope_scaling = "llama3";
+    m.rope_scaling = RopeScaling::Llama3;
     m.rope_factor = params.value("factor", 8.0);
     m.rope_low_freq_factor = params.value("low_freq_factor", 1.0);
     m.rope_high_freq_factor = params.value("high_freq_factor", 4.0);
@@ -88,7 +88,7 @@ std::map<std::string, torch::Tensor> our_tensors(const ModelConfig& m, std::map<
     }
     for (const auto& [name, _] : hf) {
         if (name.rfind("score.", 0) == 0) continue;  // a sequence classifier's head: init_from takes the trunk
-        throw Error("tensor '" + name + "' is not part of a " + m.arch + " model of config.json's shape", where,
+        throw Error("tensor '" + name + "' is not part of a " + name_of(m.arch) + " model of config.json's shape", where,
                     "is config.json the one saved with these weights?");
     }
     return ours;
@@ -106,8 +106,8 @@ ModelConfig llama_config_from_hf(const nlohmann::json& j, const std::string& whe
         throw Error("model_type is '" + type + "'", where + ": model_type", "llama, qwen2 or qwen3 convert as model.arch: llama");
     }
     ModelConfig m;
-    m.arch = "llama";
-    m.activation = "silu";
+    m.arch = ModelArch::Llama;
+    m.activation = Activation::Silu;
     m.bias = false;
     m.n_layer = positive_int(j, "num_hidden_layers", where);
     m.n_head = positive_int(j, "num_attention_heads", where);
@@ -169,7 +169,7 @@ ImportedHfModel import_hf_llama(const std::filesystem::path& dir) {
 
 void export_hf_llama(const ModelConfig& m, const std::map<std::string, torch::Tensor>& weights, const Tokenizer& tokenizer,
                      const std::filesystem::path& dir) {
-    RLHF_CHECK(m.arch == "llama", "model.arch", "not a llama model", "");
+    RLHF_CHECK(m.arch == ModelArch::Llama, "model.arch", "not a llama model", "");
     if (m.qk_norm && m.qkv_bias) {
         throw Error("a model with both qk_norm and qkv_bias has no Hugging Face class (Qwen3 has the first, Qwen2 the second)",
                     "model.qkv_bias", "");
@@ -243,7 +243,7 @@ void export_hf_llama(const ModelConfig& m, const std::map<std::string, torch::Te
         {"pad_token_id", tokenizer.pad_id()},
         {"torch_dtype", "float32"},
     };
-    if (m.rope_scaling == "llama3") {
+    if (m.rope_scaling == RopeScaling::Llama3) {
         config["rope_scaling"] = {{"rope_type", "llama3"},
                                   {"factor", m.rope_factor},
                                   {"low_freq_factor", m.rope_low_freq_factor},
@@ -260,7 +260,7 @@ void export_hf_llama(const ModelConfig& m, const std::map<std::string, torch::Te
 
 void export_hf_model(const ModelConfig& config, const std::map<std::string, torch::Tensor>& weights,
                      const Tokenizer& tokenizer, const std::filesystem::path& dir) {
-    if (config.arch == "llama") export_hf_llama(config, weights, tokenizer, dir);
+    if (config.arch == ModelArch::Llama) export_hf_llama(config, weights, tokenizer, dir);
     else export_hf_gpt2(config, weights, tokenizer, dir);
 }
 

@@ -60,7 +60,7 @@ void add_bench_command(CLI::App& app, Action& action) {
                     throw Error("unknown preset '" + args->preset + "'", "--preset",
                                 "one of " + fmt::format("{}", fmt::join(names.begin() + 1, names.end(), ", ")));
                 }
-                if (cfg.arch == "gpt2") cfg.vocab_size = 50257;  // the released models' (and docs/benchmarks.md's) count
+                if (cfg.arch == ModelArch::Gpt2) cfg.vocab_size = 50257;  // the released models' (and docs/benchmarks.md's) count
                 model = Gpt(cfg);
                 model->to(rt.device);
                 what = args->preset + " (random weights)";

@@ -51,14 +51,14 @@ void add_convert_command(CLI::App& app, Action& action) {
             // Everything is read and checked before anything is written.
             ImportedHfModel imported = import_hf_model(args->from_hf);
             RunConfig cfg;
-            cfg.stage = "pretrain";
+            cfg.stage = Stage::Pretrain;
             cfg.source = "rlhf convert";
             cfg.out_dir = out.string();
             cfg.model = imported.config;
             // Where the weights came from; a pre-training resume would find no shards there and say so.
             cfg.data.shards = std::filesystem::absolute(args->from_hf).string();
             CheckpointExtras extras;
-            extras.stage_state = {{"lineage", {{"converted_from", cfg.data.shards}, {"format", "huggingface " + cfg.model.arch}}}};
+            extras.stage_state = {{"lineage", {{"converted_from", cfg.data.shards}, {"format", "huggingface " + name_of(cfg.model.arch)}}}};
             const auto dir = save_checkpoint(out / "checkpoints", cfg, TrainState{}, *imported.model, OptimizerState{},
                                              imported.tokenizer, 0, extras);
             spdlog::info("wrote {}: {} with {} parameters ({} layers, {} heads, {} embd, context {}, embedding rows {}; "

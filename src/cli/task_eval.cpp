@@ -47,8 +47,8 @@ int eval_gpt1_task(const TaskEvalArgs& args) {
     read.skip_bad = false;
     TaskType benchmark_type{};
     if (task_type_of_format(read.format, benchmark_type) && benchmark_type != read.type) {
-        throw Error(args.task + " is a " + task_type_name(benchmark_type) + " benchmark but this checkpoint was trained for " +
-                        task_type_name(read.type) + " (task.type of its run)",
+        throw Error(args.task + " is a " + name_of(benchmark_type) + " benchmark but this checkpoint was trained for " +
+                        name_of(read.type) + " (task.type of its run)",
                     m.info.dir.string(), "evaluate a run of the benchmark's own task type");
     }
     const auto examples = read_task_examples({args.data}, read);

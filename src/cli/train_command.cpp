@@ -33,11 +33,11 @@ void add_train_command(CLI::App& app, Action& action) {
             RunConfig cfg = load_config(args->config, args->overrides);
             StageOptions opts;
             opts.resume = args->resume;
-            if (cfg.stage == "pretrain") return run_pretrain(cfg, opts);
-            if (cfg.stage == "sft") return run_sft(cfg, opts);
-            if (cfg.stage == "reward") return run_reward(cfg, opts);
-            if (cfg.stage == "dpo") return run_dpo(cfg, opts);
-            if (cfg.stage == "classify") return run_classify(cfg, opts);
+            if (cfg.stage == Stage::Pretrain) return run_pretrain(cfg, opts);
+            if (cfg.stage == Stage::Sft) return run_sft(cfg, opts);
+            if (cfg.stage == Stage::Reward) return run_reward(cfg, opts);
+            if (cfg.stage == Stage::Dpo) return run_dpo(cfg, opts);
+            if (cfg.stage == Stage::Classify) return run_classify(cfg, opts);
             return run_ppo(cfg, opts);
         };
     });
@@ -60,7 +60,7 @@ void add_config_command(CLI::App& app, Action& action) {
             // A fine-tuning stage takes its model from init_from: show that model, so that the
             // printed config, saved and trained, does not name shapes init_from does not have
             // (an error: start_point.cpp checks every model key a config gives).
-            if (cfg.stage != "pretrain" && !cfg.init_from.empty() && std::filesystem::exists(cfg.init_from)) {
+            if (cfg.stage != Stage::Pretrain && !cfg.init_from.empty() && std::filesystem::exists(cfg.init_from)) {
                 const double dropout = cfg.model.dropout;
                 cfg.model = read_checkpoint_info(resolve_checkpoint(cfg.init_from)).config.model;
                 cfg.model.dropout = dropout;

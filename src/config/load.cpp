@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "rlhf/config/presets.h"
+#include "rlhf/config/validate.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/fs.h"
 
@@ -18,7 +19,23 @@ namespace rlhf {
 
 namespace {
 
-using FieldRef = std::variant<int*, int64_t*, uint64_t*, double*, bool*, std::string*, std::vector<std::string>*>;
+// A key whose value is one of an enum's words (config/enums.h): the words, and the field read and
+// written by index, so one row type serves every enum.
+struct EnumRef {
+    std::vector<std::string> names;   // the enum's words, in its order
+    std::function<size_t()> get;      // the field's index in names
+    std::function<void(size_t)> set;
+};
+
+template <class E> EnumRef enum_ref(E* field) {
+    EnumRef ref;
+    for (const auto word : EnumNames<E>::names) ref.names.emplace_back(word);
+    ref.get = [field] { return static_cast<size_t>(*field); };
+    ref.set = [field](size_t index) { *field = static_cast<E>(index); };
+    return ref;
+}
+
+using FieldRef = std::variant<int*, int64_t*, uint64_t*, double*, bool*, std::string*, std::vector<std::string>*, EnumRef>;
 
 // One YAML key: where it lives in RunConfig, what it means, and its allowed values.
 struct Field {
@@ -36,7 +53,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // round-trip test in tests/config fails otherwise).
 std::vector<Field> fields_of(RunConfig& c) {
     return {
-        {"stage", &c.stage, "which stage this config runs", -kInf, kInf, {"pretrain", "sft", "reward", "ppo", "dpo", "classify"}},
+        {"stage", enum_ref(&c.stage), "which stage this config runs"},
         {"out_dir", &c.out_dir, "run directory: config.yaml, train.log, metrics.jsonl, checkpoints/"},
         {"init_from", &c.init_from, "sft, reward, ppo, dpo: checkpoint or run directory to start from (its model, weights and tokenizer); "
          "classify: the same, or empty to train from scratch (then tokenizer.path and the model keys)"},
@@ -63,16 +80,16 @@ std::vector<Field> fields_of(RunConfig& c) {
 
         {"model.preset", &c.model.preset, "a named size and its family's layout (GPT-2, or Llama/Qwen at random init); "
          "explicit model keys win", -kInf, kInf, preset_names()},
-        {"model.arch", &c.model.arch, "gpt2 = pre-LN + final LayerNorm; gpt1 = post-LN; llama = pre-RMSNorm, rotary "
-         "positions, SwiGLU MLP (Llama, Qwen2/3, SmolLM2)", -kInf, kInf, {"gpt2", "gpt1", "llama"}},
+        {"model.arch", enum_ref(&c.model.arch), "gpt2 = pre-LN + final LayerNorm; gpt1 = post-LN; llama = pre-RMSNorm, rotary "
+         "positions, SwiGLU MLP (Llama, Qwen2/3, SmolLM2)"},
         {"model.n_layer", &c.model.n_layer, "transformer blocks", 1, 1024},
         {"model.n_head", &c.model.n_head, "attention (query) heads per block", 1, 1024},
         {"model.n_embd", &c.model.n_embd, "residual stream width (divisible by n_head unless head_dim is set)", 1, 65536},
         {"model.block_size", &c.model.block_size, "context window in tokens (memory follows what a run uses)", 1, 1 << 20},
         {"model.vocab_size", &c.model.vocab_size, "0 = the tokenizer's size; larger pads the embedding", 0, 1 << 24},
         {"model.bias", &c.model.bias, "gpt2, gpt1: biases in Linear and LayerNorm layers"},
-        {"model.activation", &c.model.activation, "gpt2, gpt1: MLP activation, gelu (exact, erf) or gelu_tanh (GPT-2's "
-         "gelu_new; what imported GPT-2 weights need); llama: silu (the SwiGLU gate)", -kInf, kInf, {"gelu", "gelu_tanh", "silu"}},
+        {"model.activation", enum_ref(&c.model.activation), "gpt2, gpt1: MLP activation, gelu (exact, erf) or gelu_tanh (GPT-2's "
+         "gelu_new; what imported GPT-2 weights need); llama: silu (the SwiGLU gate)"},
         {"model.dropout", &c.model.dropout, "dropout on embeddings, attention and residual branches", 0, 0.999},
         {"model.n_kv_head", &c.model.n_kv_head, "llama: key/value heads, dividing n_head (grouped-query attention); 0 = n_head",
          0, 1024},
@@ -80,8 +97,7 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"model.intermediate_size", &c.model.intermediate_size, "llama: SwiGLU hidden width; 0 = 4 * n_embd", 0, 1 << 20},
         {"model.norm_eps", &c.model.norm_eps, "llama: RMSNorm epsilon", 1e-12, 1e-2},
         {"model.rope_theta", &c.model.rope_theta, "llama: rotary position base", 1, 1e9},
-        {"model.rope_scaling", &c.model.rope_scaling, "llama: rotary frequency scaling, none or llama3 (Llama-3.1/3.2)",
-         -kInf, kInf, {"none", "llama3"}},
+        {"model.rope_scaling", enum_ref(&c.model.rope_scaling), "llama: rotary frequency scaling, none or llama3 (Llama-3.1/3.2)"},
         {"model.rope_factor", &c.model.rope_factor, "llama3 rope scaling: factor", 1, 1e6},
         {"model.rope_low_freq_factor", &c.model.rope_low_freq_factor, "llama3 rope scaling: low_freq_factor", 1e-6, 1e6},
         {"model.rope_high_freq_factor", &c.model.rope_high_freq_factor, "llama3 rope scaling: high_freq_factor", 1e-6, 1e6},
@@ -106,15 +122,13 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"data.shards", &c.data.shards, "or: a token-shard directory made by `rlhf data prepare`"},
         {"data.val_fraction", &c.data.val_fraction, "held out for validation: pretrain, the tail of the token stream; sft, reward, ppo, examples "
          "(prompts) drawn by runtime.seed", 0, 0.5},
-        {"data.sampler", &c.data.sampler, "epoch: shuffled non-overlapping windows, every token once per epoch; "
-         "random: windows drawn with replacement (nanoGPT)", -kInf, kInf, {"epoch", "random"}},
+        {"data.sampler", enum_ref(&c.data.sampler), "epoch: shuffled non-overlapping windows, every token once per epoch; "
+         "random: windows drawn with replacement (nanoGPT)"},
         {"data.files", &c.data.files, "sft, reward, dpo: example files; ppo: prompt files (JSONL, JSONL.gz, or a JSON array as Alpaca ships); "
          "classify: labelled task files (GLUE TSV, Story Cloze CSV, JSONL)"},
         {"data.val_files", &c.data.val_files, "sft, reward, dpo, classify: held-out example files; empty = data.val_fraction of data.files"},
-        {"data.format", &c.data.format, "record layout; auto = from each file's first record. sft: prompt_response | gsm8k | "
-         "alpaca | messages; reward: ranked | pairwise | hh | pandalm; classify: sst2 | rte | stsb | story_cloze | jsonl", -kInf, kInf,
-         {"auto", "prompt_response", "gsm8k", "alpaca", "messages", "ranked", "pairwise", "hh", "pandalm", "sst2", "rte",
-          "stsb", "story_cloze", "jsonl"}},
+        {"data.format", enum_ref(&c.data.format), "record layout; auto = from each file's first record. sft: prompt_response | gsm8k | "
+         "alpaca | messages; reward: ranked | pairwise | hh | pandalm; classify: sst2 | rte | stsb | story_cloze | jsonl"},
         {"data.fields.prompt", &c.data.fields.prompt, "sft, reward, ppo: source key of the prompt (\"\" = the format's own)"},
         {"data.fields.response", &c.data.fields.response, "sft: source key of the response"},
         {"data.fields.messages", &c.data.fields.messages, "sft: source key of the message list"},
@@ -124,11 +138,9 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"data.fields.text_b", &c.data.fields.text_b, "classify, JSONL: key of the hypothesis / second sentence (\"\" = hypothesis or text_b)"},
         {"data.fields.choices", &c.data.fields.choices, "classify, JSONL, multiple_choice: key of the answer list (\"\" = choices)"},
         {"data.fields.label", &c.data.fields.label, "classify, JSONL: key of the class, right choice or score (\"\" = label)"},
-        {"data.on_error", &c.data.on_error, "a bad record: error (stop, naming file:line) | skip (count it)", -kInf, kInf,
-         {"error", "skip"}},
+        {"data.on_error", enum_ref(&c.data.on_error), "a bad record: error (stop, naming file:line) | skip (count it)"},
         {"data.packing", &c.data.packing, "sft: pack several examples per window (block-diagonal attention)"},
-        {"data.too_long", &c.data.too_long, "sft: an example longer than the window: truncate | skip", -kInf, kInf,
-         {"truncate", "skip"}},
+        {"data.too_long", enum_ref(&c.data.too_long), "sft: an example longer than the window: truncate | skip"},
         {"data.min_prompt_fraction", &c.data.min_prompt_fraction,
          "sft: a truncated prompt keeps at least this share of the window", 0, 1},
 
@@ -141,8 +153,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"optim.beta1", &c.optim.beta1, "AdamW beta1", 0, 0.999999},
         {"optim.beta2", &c.optim.beta2, "AdamW beta2", 0, 0.999999999},
         {"optim.eps", &c.optim.eps, "AdamW epsilon", 0, 1},
-        {"optim.eps_style", &c.optim.eps_style, "where epsilon goes: torch (added to sqrt(v_hat)) | tf (added to sqrt(v), "
-         "larger early in training; OpenAI's RLHF code)", -kInf, kInf, {"torch", "tf"}},
+        {"optim.eps_style", enum_ref(&c.optim.eps_style), "where epsilon goes: torch (added to sqrt(v_hat)) | tf (added to sqrt(v), "
+         "larger early in training; OpenAI's RLHF code)"},
         {"optim.grad_clip", &c.optim.grad_clip, "max global gradient norm; 0 = no clipping", 0, kInf},
 
         {"train.max_steps", &c.train.max_steps, "optimizer steps", 1, kInf},
@@ -157,8 +169,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"train.log_samples", &c.train.log_samples, "sft, ppo: answers printed in the log per eval", 0, 1 << 20},
 
         {"reward.margin", &c.reward.margin, "reward: loss -log sigmoid(r_better - r_worse - margin); 0 = InstructGPT", -kInf, kInf},
-        {"reward.normalize", &c.reward.normalize, "reward: after training, shift (bias) or shift and scale (gain_bias) "
-         "rewards so the reference set has mean 0 (std 1); none", -kInf, kInf, {"bias", "gain_bias", "none"}},
+        {"reward.normalize", enum_ref(&c.reward.normalize), "reward: after training, shift (bias) or shift and scale (gain_bias) "
+         "rewards so the reference set has mean 0 (std 1); none"},
         {"reward.reference_files", &c.reward.reference_files, "reward: demonstrations to normalise on (sft formats); "
          "empty = the best response of each training group"},
         {"reward.reference_count", &c.reward.reference_count, "reward: at most this many reference responses", 1, 1 << 24},
@@ -169,8 +181,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.reward_model", &c.ppo.reward_model, "ppo: reward-model checkpoint (stage: reward) that scores responses"},
         {"ppo.toy_reward", &c.ppo.toy_reward, "ppo: instead of a reward model, count:TEXT scores how often TEXT's token "
          "appears in the response"},
-        {"ppo.critic_from", &c.ppo.critic_from, "ppo: critic initialised from the reward model (InstructGPT) or the "
-         "policy trunk with a fresh head", -kInf, kInf, {"reward", "policy"}},
+        {"ppo.critic_from", enum_ref(&c.ppo.critic_from), "ppo: critic initialised from the reward model (InstructGPT) or the "
+         "policy trunk with a fresh head"},
         {"ppo.rollout_batch", &c.ppo.rollout_batch, "ppo: prompts (episodes) per iteration", 1, 1 << 20},
         {"ppo.rollout_chunk", &c.ppo.rollout_chunk, "ppo: sequences generated and scored together (bounds the "
          "rollout's memory, not what is sampled: every row has its own random stream)", 1, 1 << 20},
@@ -184,7 +196,7 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.kl_coef", &c.ppo.kl_coef, "ppo: beta of the per-token KL penalty (initial beta when adaptive)", 0, kInf},
         {"ppo.kl_target", &c.ppo.kl_target, "ppo: > 0 adapts beta toward this KL per sequence (Ziegler et al.)", 0, kInf},
         {"ppo.kl_horizon", &c.ppo.kl_horizon, "ppo: episodes over which beta adapts", 1, kInf},
-        {"ppo.kl_estimator", &c.ppo.kl_estimator, "ppo: per-token KL estimate k1 | k2 | k3", -kInf, kInf, {"k1", "k2", "k3"}},
+        {"ppo.kl_estimator", enum_ref(&c.ppo.kl_estimator), "ppo: per-token KL estimate k1 | k2 | k3"},
         {"ppo.clip", &c.ppo.clip, "ppo: policy ratio clip epsilon", 0, 10},
         {"ppo.value_clip", &c.ppo.value_clip, "ppo: value clip epsilon", 0, kInf},
         {"ppo.vf_coef", &c.ppo.vf_coef, "ppo: value-loss weight; the critic has its own AdamW, which undoes a "
@@ -203,23 +215,22 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.critic_lr", &c.ppo.critic_lr, "ppo: critic learning rate; 0 = optim.lr", 0, 10},
         {"ppo.frozen_dtype", &c.ppo.frozen_dtype, "ppo: weights of the reference and reward models", -kInf, kInf,
          {"float32", "bfloat16"}},
-        {"ppo.check_invariants", &c.ppo.check_invariants, "ppo: every iteration, sampling log-probs = the training "
+        {"ppo.check_invariants", enum_ref(&c.ppo.check_invariants), "ppo: every iteration, sampling log-probs = the training "
          "forward's and the first minibatch's ratio = 1; a gap stops the run (error), is logged (warn), or is not checked "
-         "(off; also when model.dropout > 0)", -kInf, kInf, {"error", "warn", "off"}},
-        {"ppo.advantage", &c.ppo.advantage, "ppo: gae (a critic, GAE) | grpo (the group's mean and std) | rloo (the mean "
-         "of the group's other samples); grpo and rloo allocate no critic", -kInf, kInf, {"gae", "grpo", "rloo"}},
+         "(off; also when model.dropout > 0)"},
+        {"ppo.advantage", enum_ref(&c.ppo.advantage), "ppo: gae (a critic, GAE) | grpo (the group's mean and std) | rloo (the mean "
+         "of the group's other samples); grpo and rloo allocate no critic"},
         {"ppo.group_size", &c.ppo.group_size, "ppo: samples per prompt; ppo.rollout_batch prompts x this sequences per "
          "iteration (grpo and rloo: >= 2)", 1, 1 << 16},
         {"ppo.scale_by_std", &c.ppo.scale_by_std, "ppo, grpo: divide by the group's std (false: Dr.GRPO)"},
-        {"ppo.loss_aggregation", &c.ppo.loss_aggregation, "ppo: the policy loss as the mean over all tokens, the mean "
-         "of each sequence's token mean, or token sums / max_new_tokens (Dr.GRPO)", -kInf, kInf,
-         {"token_mean", "sequence_mean", "token_sum"}},
+        {"ppo.loss_aggregation", enum_ref(&c.ppo.loss_aggregation), "ppo: the policy loss as the mean over all tokens, the mean "
+         "of each sequence's token mean, or token sums / max_new_tokens (Dr.GRPO)"},
         {"ppo.clip_low", &c.ppo.clip_low, "ppo: the ratio is clipped below at 1 - this; 0 = ppo.clip", 0, 1},
         {"ppo.clip_high", &c.ppo.clip_high, "ppo: the ratio is clipped above at 1 + this (DAPO's clip-higher: 0.28); "
          "0 = ppo.clip", 0, 10},
-        {"ppo.kl_penalty", &c.ppo.kl_penalty, "ppo: reward: -beta x KL in each token's reward | loss: beta x the k3 "
-         "KL added to the policy loss (GRPO); kl_coef 0 loads no reference model", -kInf, kInf, {"reward", "loss"}},
-        {"ppo.reward", &c.ppo.reward, "ppo: model (ppo.reward_model or ppo.toy_reward) | checker:ages | checker:gsm8k "
+        {"ppo.kl_penalty", enum_ref(&c.ppo.kl_penalty), "ppo: reward: -beta x KL in each token's reward | loss: beta x the k3 "
+         "KL added to the policy loss (GRPO); kl_coef 0 loads no reference model"},
+        {"ppo.reward", enum_ref(&c.ppo.reward), "ppo: model (ppo.reward_model or ppo.toy_reward) | checker:ages | checker:gsm8k "
          "(1 when the response's last number is the prompt's answer; with ppo.reward_model set too, weighted together)"},
         {"ppo.checker_weight", &c.ppo.checker_weight, "ppo: weight of the checker's 0/1 when a reward model scores too",
          -kInf, kInf},
@@ -229,13 +240,13 @@ std::vector<Field> fields_of(RunConfig& c) {
          "form (a number; gsm8k: '#### N')", -kInf, kInf},
 
         {"dpo.beta", &c.dpo.beta, "dpo: strength of the implicit KL to the reference (DPO's beta)", 1e-6, 1e6},
-        {"dpo.loss", &c.dpo.loss, "dpo: sigmoid (DPO) | ipo (IPO's squared loss)", -kInf, kInf, {"sigmoid", "ipo"}},
+        {"dpo.loss", enum_ref(&c.dpo.loss), "dpo: sigmoid (DPO) | ipo (IPO's squared loss)"},
         {"dpo.label_smoothing", &c.dpo.label_smoothing, "dpo, sigmoid: share of pairs assumed flipped (conservative "
          "DPO)", 0, 0.5},
         {"dpo.reference", &c.dpo.reference, "dpo: the frozen reference checkpoint; \"\" = init_from"},
 
-        {"task.type", &c.task.type, "classify: classification | entailment | similarity | multiple_choice (GPT-1's input "
-         "transformations, docs/gpt1-tasks.md)", -kInf, kInf, {"classification", "entailment", "similarity", "multiple_choice"}},
+        {"task.type", enum_ref(&c.task.type), "classify: classification | entailment | similarity | multiple_choice (GPT-1's input "
+         "transformations, docs/gpt1-tasks.md)"},
         {"task.num_classes", &c.task.num_classes, "classify: classes; similarity: 1 = regression on the score; "
          "multiple_choice: unused (one score per choice)", 1, 1 << 16},
         {"task.labels", &c.task.labels, "classify: class names in index order; [] = the format's own (RTE: entailment, "
@@ -319,10 +330,21 @@ std::string scalar_text(const YAML::Node& node) {
 // Assigns a YAML node to a field; returns "" or a message describing the type problem.
 std::string assign(const Field& field, const YAML::Node& node) {
     if (node.IsNull()) return "has no value";
+    if (const auto* e = std::get_if<EnumRef>(&field.ref)) {
+        if (!node.IsScalar()) return "expected one of: " + fmt::format("{}", fmt::join(e->names, ", ")) + ", got " + scalar_text(node);
+        const auto at = std::find(e->names.begin(), e->names.end(), node.Scalar());
+        if (at == e->names.end()) return fmt::format("'{}' is not one of: {}", node.Scalar(), fmt::join(e->names, ", "));
+        e->set(static_cast<size_t>(at - e->names.begin()));
+        return "";
+    }
     try {
         return std::visit(
-            [&](auto* target) -> std::string {
-                using T = std::remove_pointer_t<decltype(target)>;
+            [&](const auto& ref) -> std::string {
+                using T = std::remove_pointer_t<std::decay_t<decltype(ref)>>;
+                if constexpr (std::is_same_v<T, EnumRef>) {
+                    return "";  // handled above
+                } else {
+                T* target = ref;
                 if constexpr (std::is_same_v<T, std::vector<std::string>>) {
                     if (node.IsScalar()) {
                         *target = {node.Scalar()};
@@ -351,12 +373,13 @@ std::string assign(const Field& field, const YAML::Node& node) {
                     }
                     return "";
                 }
+                }
             },
             field.ref);
     } catch (const YAML::BadConversion&) {
         const char* kind = std::visit(
-            [](auto* t) -> const char* {
-                using T = std::remove_pointer_t<decltype(t)>;
+            [](const auto& ref) -> const char* {
+                using T = std::remove_pointer_t<std::decay_t<decltype(ref)>>;
                 if constexpr (std::is_same_v<T, bool>) return "true or false";
                 else if constexpr (std::is_same_v<T, double>) return "a number";
                 else if constexpr (std::is_same_v<T, std::string>) return "a string";
@@ -369,28 +392,29 @@ std::string assign(const Field& field, const YAML::Node& node) {
 
 std::string value_text(const FieldRef& ref) {
     return std::visit(
-        [](auto* v) -> std::string {
-            using T = std::remove_pointer_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, std::vector<std::string>>) return fmt::format("[{}]", fmt::join(*v, ", "));
-            else if constexpr (std::is_same_v<T, bool>) return *v ? "true" : "false";
-            else if constexpr (std::is_same_v<T, std::string>) return *v;
-            else return fmt::format("{}", *v);
+        [](const auto& r) -> std::string {
+            using T = std::remove_pointer_t<std::decay_t<decltype(r)>>;
+            if constexpr (std::is_same_v<T, EnumRef>) return r.names.at(r.get());
+            else if constexpr (std::is_same_v<T, std::vector<std::string>>) return fmt::format("[{}]", fmt::join(*r, ", "));
+            else if constexpr (std::is_same_v<T, bool>) return *r ? "true" : "false";
+            else if constexpr (std::is_same_v<T, std::string>) return *r;
+            else return fmt::format("{}", *r);
         },
         ref);
 }
 
 double numeric_value(const FieldRef& ref) {
     return std::visit(
-        [](auto* v) -> double {
-            using T = std::remove_pointer_t<decltype(v)>;
-            if constexpr (std::is_arithmetic_v<T>) return static_cast<double>(*v);
+        [](const auto& r) -> double {
+            using T = std::remove_pointer_t<std::decay_t<decltype(r)>>;
+            if constexpr (std::is_arithmetic_v<T>) return static_cast<double>(*r);
             else return 0.0;
         },
         ref);
 }
 
 bool is_numeric(const FieldRef& ref) {
-    return std::visit([](auto* v) { return std::is_arithmetic_v<std::remove_pointer_t<decltype(v)>>; }, ref) &&
+    return std::visit([](const auto& r) { return std::is_arithmetic_v<std::remove_pointer_t<std::decay_t<decltype(r)>>>; }, ref) &&
            !std::holds_alternative<bool*>(ref);
 }
 
@@ -444,7 +468,7 @@ public:
         }
         // A llama block's MLP is SwiGLU: its activation is SiLU unless the config says otherwise
         // (which validate() then refuses by name).
-        if (cfg_.model.arch == "llama" && !explicit_keys.count("model.activation")) cfg_.model.activation = "silu";
+        if (cfg_.model.arch == ModelArch::Llama && !explicit_keys.count("model.activation")) cfg_.model.activation = Activation::Silu;
         validate();
         cfg_.given_keys.assign(explicit_keys.begin(), explicit_keys.end());
         if (!errors_.empty()) {
@@ -510,38 +534,6 @@ private:
         errors_.push_back(location(key) + ": " + key + ": " + message);
     }
 
-    // The arch's own switches: llama's keys on a GPT-2 are a mistake, not something to ignore.
-    void validate_model(const ModelConfig& m) {
-        if (m.head_dim == 0 && m.n_head > 0 && m.n_embd % m.n_head != 0) {
-            fail("model.n_embd", fmt::format("{} is not divisible by model.n_head = {}", m.n_embd, m.n_head));
-        }
-        if (m.arch != "llama") {
-            auto llama_only = [&](const char* key, bool set) {
-                if (set) fail(key, "applies to model.arch: llama only (this model is " + m.arch + ")");
-            };
-            llama_only("model.n_kv_head", m.n_kv_head != 0 && m.n_kv_head != m.n_head);
-            llama_only("model.head_dim", m.head_dim != 0 && m.head_dim * m.n_head != m.n_embd);
-            llama_only("model.intermediate_size", m.intermediate_size != 0 && m.intermediate_size != 4 * m.n_embd);
-            llama_only("model.rope_scaling", m.rope_scaling != "none");
-            llama_only("model.qkv_bias", m.qkv_bias);
-            llama_only("model.qk_norm", m.qk_norm);
-            llama_only("model.tie_embeddings", !m.tie_embeddings);
-            llama_only("model.activation", m.activation == "silu");
-            return;
-        }
-        if (m.activation != "silu") fail("model.activation", "'" + m.activation + "': a llama MLP is SwiGLU, whose gate is silu");
-        if (m.bias) fail("model.bias", "a llama model has no Linear or norm biases (Qwen2's q, k, v biases: model.qkv_bias)");
-        const int kv = kv_heads(m);
-        if (kv > 0 && m.n_head % kv != 0) {
-            fail("model.n_kv_head", fmt::format("{} does not divide model.n_head = {}", kv, m.n_head));
-        }
-        const int hd = m.n_head > 0 ? head_width(m) : 0;
-        if (hd % 2 != 0) fail("model.head_dim", fmt::format("{} is odd; rotary positions rotate pairs of channels", hd));
-        if (m.rope_scaling == "llama3" && m.rope_low_freq_factor >= m.rope_high_freq_factor) {
-            fail("model.rope_low_freq_factor", "must be below model.rope_high_freq_factor");
-        }
-    }
-
     void validate() {
         for (const auto& f : fields_) {
             if (is_numeric(f.ref)) {
@@ -557,120 +549,7 @@ private:
                 }
             }
         }
-        validate_model(cfg_.model);
-        const ModelConfig& m = cfg_.model;
-        if (cfg_.optim.min_lr > cfg_.optim.lr) {
-            fail("optim.min_lr", fmt::format("{} exceeds optim.lr = {}", cfg_.optim.min_lr, cfg_.optim.lr));
-        }
-        if (cfg_.out_dir.empty()) fail("out_dir", "must not be empty");
-        if (cfg_.checkpoint.export_hf && m.arch == "gpt1") {
-            fail("checkpoint.export_hf", "a post-LN (model.arch: gpt1) model has no Hugging Face GPT-2 equivalent");
-        }
-        if (cfg_.stage == "pretrain") {
-            if (cfg_.data.text.empty() && cfg_.data.shards.empty()) {
-                fail("data.text", "pretraining needs data: set data.text (raw text files) or data.shards");
-            }
-            if (!cfg_.data.text.empty() && !cfg_.data.shards.empty()) {
-                fail("data.shards", "set either data.text or data.shards, not both");
-            }
-            if (cfg_.tokenizer.path.empty() && cfg_.tokenizer.model_type != "char" && cfg_.tokenizer.vocab_size == 0) {
-                fail("tokenizer.vocab_size", "training a " + cfg_.tokenizer.model_type + " tokenizer needs a size");
-            }
-        }
-        if (cfg_.stage == "sft" || cfg_.stage == "reward" || cfg_.stage == "dpo") {
-            const std::string& st = cfg_.stage;
-            if (cfg_.init_from.empty()) {
-                fail("init_from", st + " starts from a checkpoint: set init_from (" +
-                                      (st == "sft" ? "a pretrain run)" : st == "dpo" ? "the SFT run)" : "an sft or pretrain run)"));
-            }
-            if (cfg_.data.files.empty()) fail("data.files", st + " needs example files: set data.files");
-            if (!cfg_.data.text.empty() || !cfg_.data.shards.empty()) {
-                fail(cfg_.data.text.empty() ? "data.shards" : "data.text", st + " reads data.files, not raw text or shards");
-            }
-            const std::set<std::string> sft_formats = {"auto", "prompt_response", "gsm8k", "alpaca", "messages"};
-            const std::set<std::string> reward_formats = {"auto", "ranked", "pairwise", "hh", "pandalm"};
-            const auto& allowed = st == "sft" ? sft_formats : reward_formats;
-            if (!allowed.count(cfg_.data.format)) {
-                fail("data.format", "'" + cfg_.data.format + "' is not a " + (st == "dpo" ? "comparison" : st) + " format (" +
-                                        fmt::format("{}", fmt::join(allowed, ", ")) + ")");
-            }
-        }
-        // The stages that compare log-probs or scores of one model across forwards train without
-        // dropout: noise would be learned against (reward) or taken for a change of policy (dpo, ppo).
-        if (m.dropout > 0 && (cfg_.stage == "reward" || cfg_.stage == "dpo" || cfg_.stage == "ppo")) {
-            fail("model.dropout", cfg_.stage == "reward" ? "the reward model trains without dropout (a noisy reward would be learned against): remove the key"
-                                  : cfg_.stage == "dpo"  ? "DPO trains without dropout (the policy's log-probs are compared with the reference's): remove the key"
-                                                         : "PPO runs without dropout (the policy's log-probs must be the ones it sampled with): remove the key");
-        }
-        if (cfg_.stage == "dpo" && cfg_.dpo.loss == "ipo" && cfg_.dpo.label_smoothing > 0) {
-            fail("dpo.label_smoothing", "applies to the sigmoid loss only: remove the key, or use dpo.loss: sigmoid");
-        }
-        if (cfg_.stage == "classify") {
-            if (cfg_.data.files.empty()) fail("data.files", "classify needs labelled examples: set data.files");
-            if (!cfg_.data.text.empty() || !cfg_.data.shards.empty()) {
-                fail(cfg_.data.text.empty() ? "data.shards" : "data.text", "classify reads data.files, not raw text or shards");
-            }
-            const std::set<std::string> task_formats = {"auto", "sst2", "rte", "stsb", "story_cloze", "jsonl"};
-            if (!task_formats.count(cfg_.data.format)) {
-                fail("data.format", "'" + cfg_.data.format + "' is not a classify format (" +
-                                        fmt::format("{}", fmt::join(task_formats, ", ")) + ")");
-            }
-            if (cfg_.init_from.empty() && cfg_.tokenizer.path.empty()) {
-                fail("tokenizer.path", "classify from scratch (init_from empty) needs a tokenizer: set tokenizer.path "
-                                       "(for a fair comparison, the one of the pre-trained run)");
-            }
-            const TaskConfig& t = cfg_.task;
-            if (t.type != "similarity" && t.type != "multiple_choice" && t.num_classes < 2) {
-                fail("task.num_classes", fmt::format("{} for {}: a classifier needs >= 2 classes", t.num_classes, t.type));
-            }
-            if (!t.labels.empty() && static_cast<int>(t.labels.size()) != t.num_classes) {
-                fail("task.labels", fmt::format("names {} classes but task.num_classes is {}", t.labels.size(), t.num_classes));
-            }
-            if (t.score_min >= t.score_max) fail("task.score_min", "must be below task.score_max");
-        }
-        if (cfg_.stage == "ppo") {
-            if (cfg_.init_from.empty()) fail("init_from", "ppo starts from the SFT policy: set init_from (an sft run)");
-            if (cfg_.data.files.empty()) fail("data.files", "ppo needs prompts: set data.files (JSONL {\"prompt\"})");
-            const PpoConfig& p = cfg_.ppo;
-            const bool checker = p.reward.rfind("checker:", 0) == 0;
-            if (p.reward != "model" && p.reward != "checker:ages" && p.reward != "checker:gsm8k") {
-                fail("ppo.reward", "'" + p.reward + "' is not one of: model, checker:ages, checker:gsm8k");
-            } else if (!checker && p.reward_model.empty() == p.toy_reward.empty()) {
-                fail("ppo.reward_model", "set exactly one of ppo.reward_model (a reward checkpoint) and ppo.toy_reward");
-            } else if (checker && !p.toy_reward.empty()) {
-                fail("ppo.toy_reward", "a checker reward (ppo.reward: " + p.reward + ") does not combine with the toy reward");
-            }
-            const bool critic_free = p.advantage != "gae";
-            if (critic_free && p.group_size < 2) {
-                fail("ppo.group_size", fmt::format("{} with ppo.advantage: {}; a group baseline needs >= 2 samples per prompt",
-                                                   p.group_size, p.advantage));
-            }
-            if (!critic_free && checker && p.reward_model.empty() && p.critic_from == "reward") {
-                fail("ppo.critic_from", "with a checker and no ppo.reward_model there is no reward model to copy: use policy");
-            }
-            if (!cfg_.ppo.toy_reward.empty() && cfg_.ppo.toy_reward.rfind("count:", 0) != 0) {
-                fail("ppo.toy_reward", "'" + cfg_.ppo.toy_reward + "' is not count:TEXT");
-            }
-            if (!critic_free && !cfg_.ppo.toy_reward.empty() && cfg_.ppo.critic_from == "reward") {
-                fail("ppo.critic_from", "with ppo.toy_reward there is no reward model to copy: use policy");
-            }
-            if (cfg_.ppo.ptx_coef > 0 && cfg_.ppo.ptx_shards.empty()) {
-                fail("ppo.ptx_shards", "ppo.ptx_coef > 0 needs pre-training token shards");
-            }
-            if (cfg_.ppo.minibatch > cfg_.ppo.rollout_batch * cfg_.ppo.group_size) {
-                fail("ppo.minibatch", "is larger than the sequences of an iteration (ppo.rollout_batch x ppo.group_size)");
-            }
-            // With ε = 0 the clipped term is constant wherever it is taken, so the update has no
-            // gradient: the run would "train" without learning.
-            if (cfg_.ppo.clip == 0) fail("ppo.clip", "0 freezes the policy (the clipped ratio has no gradient); PPO uses 0.1-0.3");
-            if (cfg_.ppo.value_clip == 0) {
-                fail("ppo.value_clip", "0 freezes the critic (the clipped value has no gradient); use e.g. 0.2, or a large value to turn clipping off");
-            }
-        }
-        if (cfg_.runtime.device != "cpu" && cfg_.runtime.device != "auto" &&
-            cfg_.runtime.device.rfind("cuda", 0) != 0) {
-            fail("runtime.device", "'" + cfg_.runtime.device + "' is not one of: cpu, cuda, cuda:N, auto");
-        }
+        for (const auto& problem : config_problems(cfg_)) fail(problem.key, problem.message);
     }
 
     RunConfig& cfg_;
@@ -716,18 +595,21 @@ std::string dump_config(const RunConfig& cfg) {
         }
         out << YAML::Key << name << YAML::Value;
         std::visit(
-            [&](auto* v) {
-                using T = std::remove_pointer_t<decltype(v)>;
-                if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            [&](const auto& r) {
+                using T = std::remove_pointer_t<std::decay_t<decltype(r)>>;
+                if constexpr (std::is_same_v<T, EnumRef>) {
+                    out << r.names.at(r.get());
+                } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+                    const auto* v = r;
                     out << YAML::Flow << YAML::BeginSeq;
                     for (const auto& s : *v) out << YAML::DoubleQuoted << s;
                     out << YAML::EndSeq;
                 } else if constexpr (std::is_same_v<T, std::string>) {
-                    out << YAML::DoubleQuoted << *v;
+                    out << YAML::DoubleQuoted << *r;
                 } else if constexpr (std::is_same_v<T, bool>) {
-                    out << (*v ? "true" : "false");
+                    out << (*r ? "true" : "false");
                 } else {
-                    out << fmt::format("{}", *v);  // shortest text that reads back exactly
+                    out << fmt::format("{}", *r);  // shortest text that reads back exactly
                 }
             },
             f.ref);

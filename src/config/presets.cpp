@@ -9,14 +9,14 @@ namespace {
 
 ModelConfig gpt2_shape(int n_layer, int n_head, int n_embd) {
     ModelConfig m;
-    m.arch = "gpt2";
+    m.arch = ModelArch::Gpt2;
     m.n_layer = n_layer;
     m.n_head = n_head;
     m.n_embd = n_embd;
     m.block_size = 1024;
     m.vocab_size = kGpt2PaddedVocab;
     m.bias = true;
-    m.activation = "gelu_tanh";  // GPT-2's layout, so that a preset model converts to and from Hugging Face's GPT-2
+    m.activation = Activation::GeluTanh;  // GPT-2's layout, so that a preset model converts to and from Hugging Face's GPT-2
     return m;
 }
 
@@ -29,7 +29,7 @@ struct LlamaShape {
 
 ModelConfig llama_shape(const LlamaShape& s) {
     ModelConfig m;
-    m.arch = "llama";
+    m.arch = ModelArch::Llama;
     m.n_layer = s.n_layer;
     m.n_head = s.n_head;
     m.n_kv_head = s.n_kv_head;
@@ -43,7 +43,7 @@ ModelConfig llama_shape(const LlamaShape& s) {
     m.qkv_bias = s.qkv_bias;
     m.qk_norm = s.qk_norm;
     m.bias = false;
-    m.activation = "silu";
+    m.activation = Activation::Silu;
     m.tie_embeddings = true;  // all five tie their head to the embedding
     return m;
 }
@@ -65,7 +65,7 @@ const std::vector<ModelPreset>& model_presets() {
             {"llama-3.2-1b", llama_shape({16, 32, 8, 2048, 64, 8192, 128256, 131072, 5e5, 1e-5, false, false})},
         };
         ModelConfig& llama = p.back().shape;  // Llama-3.2's long-context rotary scaling
-        llama.rope_scaling = "llama3";
+        llama.rope_scaling = RopeScaling::Llama3;
         llama.rope_factor = 32;
         llama.rope_low_freq_factor = 1;
         llama.rope_high_freq_factor = 4;

@@ -51,13 +51,12 @@ struct TableFormat {
 };
 
 const TableFormat kTables[] = {
-    {"sst2", "GLUE SST-2 (classification)", TaskType::classification, '\t', 2, "sentence\tlabel", true},
-    {"rte", "GLUE RTE (entailment)", TaskType::entailment, '\t', 4, "index\tsentence1\tsentence2\tlabel", true},
-    {"stsb", "GLUE STS-B (similarity)", TaskType::similarity, '\t', 10, "index\tgenre\tfilename", false},
-    {"story_cloze", "Story Cloze (multiple_choice)", TaskType::multiple_choice, ',', 8, "InputStoryid,", false},
+    {"sst2", "GLUE SST-2 (classification)", TaskType::Classification, '\t', 2, "sentence\tlabel", true},
+    {"rte", "GLUE RTE (entailment)", TaskType::Entailment, '\t', 4, "index\tsentence1\tsentence2\tlabel", true},
+    {"stsb", "GLUE STS-B (similarity)", TaskType::Similarity, '\t', 10, "index\tgenre\tfilename", false},
+    {"story_cloze", "Story Cloze (multiple_choice)", TaskType::MultipleChoice, ',', 8, "InputStoryid,", false},
 };
 const char* kKnownFormats = "sst2, rte, stsb, story_cloze, jsonl";
-const char* kTypeNames[] = {"classification", "entailment", "similarity", "multiple_choice"};  // TaskType order
 
 const TableFormat* find_table(const std::string& name) {
     for (const auto& t : kTables)
@@ -228,13 +227,13 @@ TaskExample from_json(const nlohmann::json& r, const Classes& classes, const Tas
     TaskExample ex;
     ex.where = where;
     ex.text = text_field(json_string_field(r, text_key, where), "\"" + text_key + "\"", where);
-    if (o.type == TaskType::entailment || o.type == TaskType::similarity) {
+    if (o.type == TaskType::Entailment || o.type == TaskType::Similarity) {
         const std::string key = key_or(o.fields.text_b, kTextB[t]);
         ex.text_b = text_field(json_string_field(r, key, where), "\"" + key + "\"", where);
     }
     if (!r.contains(label_key)) throw Error("missing field \"" + label_key + "\"", where, "set data.fields.label");
     const auto& label = r.at(label_key);
-    if (o.type == TaskType::multiple_choice) {
+    if (o.type == TaskType::MultipleChoice) {
         const std::string key = key_or(o.fields.choices, "choices");
         if (!r.contains(key) || !r.at(key).is_array() || r.at(key).size() < 2) {
             throw Error("field \"" + key + "\" must be a list of at least 2 choices", where, "set data.fields.choices");
@@ -248,7 +247,7 @@ TaskExample from_json(const nlohmann::json& r, const Classes& classes, const Tas
             throw Error("label must be the right choice's index, 0-" + std::to_string(k - 1) + ", got " + shorten(label.dump()), where, "");
         }
         ex.label = label.get<int64_t>();
-    } else if (o.type == TaskType::similarity && o.num_classes == 1) {
+    } else if (o.type == TaskType::Similarity && o.num_classes == 1) {
         if (!label.is_number()) throw Error("label must be a number (the score), got " + shorten(label.dump()), where, "");
         ex.score = check_score(label.get<double>(), o, where);
     } else {
@@ -284,14 +283,6 @@ void read_table(const std::string& file, const TableFormat& f, const TaskReadOpt
 }
 
 }  // namespace
-
-TaskType parse_task_type(const std::string& name, const std::string& where) {
-    for (size_t i = 0; i < 4; ++i)
-        if (name == kTypeNames[i]) return static_cast<TaskType>(i);
-    throw Error("unknown task type '" + name + "'", where, "use classification | entailment | similarity | multiple_choice");
-}
-
-std::string task_type_name(TaskType type) { return kTypeNames[static_cast<size_t>(type)]; }
 
 bool task_type_of_format(const std::string& format, TaskType& type) {
     const TableFormat* f = find_table(format);
@@ -331,8 +322,8 @@ std::vector<TaskExample> read_task_examples(const std::vector<std::string>& file
         }
         const TableFormat& f = *find_table(format);
         if (f.type != opts.type) {
-            throw Error(std::string("this is ") + f.describe + " data but task.type is " + task_type_name(opts.type), file,
-                        "set task.type: " + task_type_name(f.type));
+            throw Error(std::string("this is ") + f.describe + " data but task.type is " + name_of(opts.type), file,
+                        "set task.type: " + name_of(f.type));
         }
         if (format == "stsb" && opts.num_classes != 1) {
             throw Error("STS-B scores are a regression target but task.num_classes is " + std::to_string(opts.num_classes), file,

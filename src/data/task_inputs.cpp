@@ -57,22 +57,22 @@ TaskInput render_task_input(const TaskExample& example, TaskType type, const Tok
     const size_t budget2 = static_cast<size_t>(block_size) - 2, budget3 = static_cast<size_t>(block_size) - 3;
     bool cut = false;
     switch (type) {
-        case TaskType::classification:
+        case TaskType::Classification:
             if (a.size() > budget2) {
                 a.resize(budget2);
                 cut = true;
             }
             in.rows.push_back(row_of(tokens, a, nullptr));
             break;
-        case TaskType::entailment:
-        case TaskType::similarity: {
+        case TaskType::Entailment:
+        case TaskType::Similarity: {
             auto b = tokenizer.encode(example.text_b);
             cut = fit_pair(a, b, budget3);
             in.rows.push_back(row_of(tokens, a, &b));
-            if (type == TaskType::similarity) in.rows.push_back(row_of(tokens, b, &a));  // the other order
+            if (type == TaskType::Similarity) in.rows.push_back(row_of(tokens, b, &a));  // the other order
             break;
         }
-        case TaskType::multiple_choice: {
+        case TaskType::MultipleChoice: {
             std::vector<std::vector<int32_t>> answers;
             size_t longest = 0;
             for (const auto& c : example.choices) {

@@ -55,7 +55,7 @@ torch::Tensor rotary_inv_freq(const ModelConfig& cfg) {
     const int64_t hs = head_width(cfg);
     auto exponents = torch::arange(0, hs, 2, torch::kLong).to(torch::kFloat32) / static_cast<double>(hs);
     auto inv_freq = torch::reciprocal(torch::pow(cfg.rope_theta, exponents));  // (hs/2)
-    if (cfg.rope_scaling != "llama3") return inv_freq;
+    if (cfg.rope_scaling != RopeScaling::Llama3) return inv_freq;
     // Llama 3.1+: long wavelengths (beyond the original context / low_freq_factor) slow down by
     // `factor`, short ones (below context / high_freq_factor) keep their speed, and the band
     // between blends the two linearly in context / wavelength.
@@ -79,7 +79,7 @@ static torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, co
 // ---------------------------------------------------------------------------------------------
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& cfg, int64_t layer)
     : n_head(cfg.n_head), n_kv_head(kv_heads(cfg)), head_dim(head_width(cfg)), layer_index(layer),
-      rotary(cfg.arch == "llama"), dropout(cfg.dropout) {
+      rotary(cfg.arch == ModelArch::Llama), dropout(cfg.dropout) {
     const int64_t C = cfg.n_embd, qkv_width = (n_head + 2 * n_kv_head) * head_dim;
     c_attn = register_module("c_attn", torch::nn::Linear(torch::nn::LinearOptions(C, qkv_width).bias(cfg.bias || cfg.qkv_bias)));
     c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(n_head * head_dim, C).bias(cfg.bias)));
@@ -141,12 +141,12 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Blo
 }
 
 // ---------------------------------------------------------------------------------------------
-MlpImpl::MlpImpl(const ModelConfig& cfg) : swiglu(cfg.arch == "llama") {
+MlpImpl::MlpImpl(const ModelConfig& cfg) : swiglu(cfg.arch == ModelArch::Llama) {
     const int64_t C = cfg.n_embd, I = mlp_width(cfg);
     c_fc = register_module("c_fc", torch::nn::Linear(torch::nn::LinearOptions(C, swiglu ? 2 * I : I).bias(cfg.bias)));
     c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(I, C).bias(cfg.bias)));
     dropout = register_module("dropout", torch::nn::Dropout(cfg.dropout));
-    approximate = cfg.activation == "gelu_tanh" ? "tanh" : "none";
+    approximate = cfg.activation == Activation::GeluTanh ? "tanh" : "none";
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -161,8 +161,8 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 // ---------------------------------------------------------------------------------------------
-BlockImpl::BlockImpl(const ModelConfig& cfg, int64_t layer_index) : pre_ln(cfg.arch != "gpt1") {
-    const bool rms = cfg.arch == "llama";
+BlockImpl::BlockImpl(const ModelConfig& cfg, int64_t layer_index) : pre_ln(cfg.arch != ModelArch::Gpt1) {
+    const bool rms = cfg.arch == ModelArch::Llama;
     ln_1 = register_module("ln_1", Norm(cfg.n_embd, cfg.bias, rms, cfg.norm_eps));
     attn = register_module("attn", CausalSelfAttention(cfg, layer_index));
     ln_2 = register_module("ln_2", Norm(cfg.n_embd, cfg.bias, rms, cfg.norm_eps));
@@ -181,11 +181,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const BlockInputs& in) 
 // ---------------------------------------------------------------------------------------------
 GptTransformerImpl::GptTransformerImpl(const ModelConfig& cfg) {
     wte = register_module("wte", torch::nn::Embedding(cfg.vocab_size, cfg.n_embd));
-    if (cfg.arch != "llama") wpe = register_module("wpe", torch::nn::Embedding(cfg.block_size, cfg.n_embd));
+    if (cfg.arch != ModelArch::Llama) wpe = register_module("wpe", torch::nn::Embedding(cfg.block_size, cfg.n_embd));
     drop = register_module("drop", torch::nn::Dropout(cfg.dropout));
     h = register_module("h", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg.n_layer; ++i) h->push_back(Block(cfg, i));
-    if (cfg.arch != "gpt1") ln_f = register_module("ln_f", Norm(cfg.n_embd, cfg.bias, cfg.arch == "llama", cfg.norm_eps));
+    if (cfg.arch != ModelArch::Gpt1) ln_f = register_module("ln_f", Norm(cfg.n_embd, cfg.bias, cfg.arch == ModelArch::Llama, cfg.norm_eps));
 }
 
 GptImpl::GptImpl(const ModelConfig& cfg) : cfg_(cfg) {
@@ -196,7 +196,7 @@ GptImpl::GptImpl(const ModelConfig& cfg) : cfg_(cfg) {
     if (!cfg.tie_embeddings) {
         lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(cfg.n_embd, cfg.vocab_size).bias(false)));
     }
-    if (cfg.arch == "llama") inv_freq_ = rotary_inv_freq(cfg);
+    if (cfg.arch == ModelArch::Llama) inv_freq_ = rotary_inv_freq(cfg);
     init_weights();
 }
 
@@ -294,7 +294,7 @@ int64_t GptImpl::num_parameters() const {
 int64_t gpt_parameter_count(const ModelConfig& cfg) {
     const int64_t C = cfg.n_embd, L = cfg.n_layer, V = cfg.vocab_size, I = mlp_width(cfg);
     const int64_t q = int64_t{cfg.n_head} * head_width(cfg), kv = int64_t{kv_heads(cfg)} * head_width(cfg);
-    const bool llama = cfg.arch == "llama";
+    const bool llama = cfg.arch == ModelArch::Llama;
     int64_t embeddings = V * C * (cfg.tie_embeddings ? 1 : 2);
     if (!llama) embeddings += int64_t{cfg.block_size} * C;
     // Per block: attention (q, k, v, output), the MLP (SwiGLU has a gate), two norm gains; biases
@@ -303,7 +303,7 @@ int64_t gpt_parameter_count(const ModelConfig& cfg) {
     if (cfg.bias) per_block += (q + 2 * kv) + C + I + C + 2 * C;
     else if (cfg.qkv_bias) per_block += q + 2 * kv;
     if (cfg.qk_norm) per_block += 2 * head_width(cfg);
-    const int64_t final_norm = cfg.arch == "gpt1" ? 0 : (cfg.bias ? 2 * C : C);
+    const int64_t final_norm = cfg.arch == ModelArch::Gpt1 ? 0 : (cfg.bias ? 2 * C : C);
     return embeddings + L * per_block + final_norm;
 }
 

@@ -7,7 +7,7 @@
 namespace rlhf {
 
 int64_t task_head_outputs(TaskType type, int num_classes) {
-    return type == TaskType::multiple_choice ? 1 : num_classes;
+    return type == TaskType::MultipleChoice ? 1 : num_classes;
 }
 
 TaskModelImpl::TaskModelImpl(Gpt trunk, TaskType type_, int num_classes, double dropout)
@@ -33,13 +33,13 @@ TaskModelImpl::Output TaskModelImpl::forward(const torch::Tensor& ids, const tor
     NoAutocastGuard fp32_head;
     h = head_dropout(h.to(torch::kFloat));
     switch (type) {
-        case TaskType::similarity: {
+        case TaskType::Similarity: {
             auto pair = h.view({R / 2, 2, C}).sum(1);  // (B, C): the two orders added
             auto s = task_head(pair);                   // (B, N)
             out.scores = outputs == 1 ? s.squeeze(1) : s;
             break;
         }
-        case TaskType::multiple_choice:
+        case TaskType::MultipleChoice:
             out.scores = task_head(h).view({R / rows_per_example, rows_per_example});  // (B, K)
             break;
         default:

@@ -12,7 +12,7 @@ DpoPairLosses dpo_pair_losses(const torch::Tensor& policy_chosen, const torch::T
     const auto rejected = policy_rejected - ref_rejected;
     const auto h = chosen - rejected;
     DpoPairLosses out;
-    if (cfg.loss == "ipo") {
+    if (cfg.loss == DpoLoss::Ipo) {
         out.losses = (h - 1.0 / (2.0 * cfg.beta)).pow(2);
     } else {
         // −log σ(x) = softplus(−x): finite for any |x|, where log(sigmoid(x)) underflows to −inf.

@@ -9,14 +9,14 @@ namespace rlhf::rl {
 
 torch::Tensor aggregate(const torch::Tensor& per_token, const torch::Tensor& mask, const PolicyLossOptions& o) {
     const auto m = mask.to(per_token.scalar_type());
-    if (o.aggregation == "token_mean") return masked_mean(per_token, mask);
     const double rows = static_cast<double>(std::max<int64_t>(per_token.size(0), 1));
-    if (o.aggregation == "sequence_mean") return ((per_token * m).sum(1) / m.sum(1).clamp_min(1)).sum() / rows;
-    if (o.aggregation == "token_sum") {
-        return (per_token * m).sum() / (rows * static_cast<double>(std::max<int64_t>(o.max_tokens, 1)));
+    switch (o.aggregation) {
+        case LossAggregation::TokenMean: return masked_mean(per_token, mask);
+        case LossAggregation::SequenceMean: return ((per_token * m).sum(1) / m.sum(1).clamp_min(1)).sum() / rows;
+        case LossAggregation::TokenSum:
+            return (per_token * m).sum() / (rows * static_cast<double>(std::max<int64_t>(o.max_tokens, 1)));
     }
-    throw Error("unknown loss aggregation '" + o.aggregation + "'", "ppo.loss_aggregation",
-                "use token_mean, sequence_mean or token_sum");
+    throw Error("unknown loss aggregation", "ppo.loss_aggregation", "");  // unreachable: the enum has no other value
 }
 
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,

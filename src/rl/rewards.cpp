@@ -9,12 +9,14 @@
 
 namespace rlhf::rl {
 
-torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs, const std::string& kind) {
+torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs, KlEstimator kind) {
     auto log_ratio = logprobs - ref_logprobs;  // log π/π_ref
-    if (kind == "k1") return log_ratio;
-    if (kind == "k2") return 0.5 * log_ratio.pow(2);
-    if (kind == "k3") return (torch::exp(-log_ratio) - 1) + log_ratio;  // ρ = π_ref/π: (ρ - 1) - log ρ
-    throw Error("unknown KL estimator '" + kind + "'", "ppo.kl_estimator", "use k1, k2 or k3");
+    switch (kind) {
+        case KlEstimator::K1: return log_ratio;
+        case KlEstimator::K2: return 0.5 * log_ratio.pow(2);
+        case KlEstimator::K3: return (torch::exp(-log_ratio) - 1) + log_ratio;  // ρ = π_ref/π: (ρ - 1) - log ρ
+    }
+    throw Error("unknown KL estimator", "ppo.kl_estimator", "");  // unreachable: the enum has no other value
 }
 
 torch::Tensor per_token_rewards(const torch::Tensor& kl, const torch::Tensor& score, const torch::Tensor& mask,

@@ -64,7 +64,7 @@ TaskData load_task_data(const RunConfig& cfg, const Tokenizer& tokenizer, TaskTy
     const TaskReadOptions read = task_read_options(cfg);
     const auto examples = read_train_val<TaskReadStats>(
         cfg, seed_stream::kTaskSplit, [&](const auto& files, TaskReadStats* stats) { return read_task_examples(files, read, stats); });
-    if (type == TaskType::multiple_choice) {
+    if (type == TaskType::MultipleChoice) {
         auto all = examples.train;
         all.insert(all.end(), examples.val.begin(), examples.val.end());
         check_same_choice_count(all);
@@ -74,7 +74,7 @@ TaskData load_task_data(const RunConfig& cfg, const Tokenizer& tokenizer, TaskTy
     data.train = render_all(examples.train, type, tokenizer, cfg.model.block_size, &truncated);
     data.val = render_all(examples.val, type, tokenizer, cfg.model.block_size, &truncated);
     spdlog::info("data: {} train / {} val examples ({}); {} cut to fit the window of {} tokens", data.train.size(),
-                 data.val.size(), task_type_name(type), truncated, cfg.model.block_size);
+                 data.val.size(), name_of(type), truncated, cfg.model.block_size);
     return data;
 }
 
@@ -100,20 +100,20 @@ std::vector<TaskInput> eval_subset(const std::vector<TaskInput>& val, const RunC
 
 TaskReadOptions task_read_options(const RunConfig& cfg) {
     TaskReadOptions read;
-    read.type = parse_task_type(cfg.task.type, cfg.source + ": task.type");
-    read.format = cfg.data.format;
+    read.type = cfg.task.type;
+    read.format = name_of(cfg.data.format);
     read.num_classes = cfg.task.num_classes;
     read.labels = cfg.task.labels;
     read.score_min = cfg.task.score_min;
     read.score_max = cfg.task.score_max;
     read.fields = {cfg.data.fields.text, cfg.data.fields.text_b, cfg.data.fields.choices, cfg.data.fields.label};
-    read.skip_bad = cfg.data.on_error == "skip";
+    read.skip_bad = cfg.data.on_error == OnError::Skip;
     return read;
 }
 
 int run_classify(RunConfig cfg, const StageOptions& opts) {
     // 1. Runtime and the starting point --------------------------------------------------------
-    const TaskType type = parse_task_type(cfg.task.type, cfg.source + ": task.type");
+    const TaskType type = cfg.task.type;
     const StageStart stage = begin_stage(cfg, opts.resume);
     const Runtime& rt = stage.rt;
     // The chat tokens, then the task's, in that order in both cases: a pre-trained and a fresh
@@ -135,7 +135,7 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
     const std::string fresh_line =
         from_scratch ? fmt::format("starting from scratch: a fresh {}-layer model (the baseline pre-training is measured "
                                    "against)", cfg.model.n_layer)
-                     : describe_start(start) + "; a new " + task_type_name(type) + " head";
+                     : describe_start(start) + "; a new " + name_of(type) + " head";
     TrainState state = resume_or_announce(stage, optimizer, start.info.state, fresh_line);
 
     // 3. Labelled examples -------------------------------------------------------------------------
@@ -208,14 +208,14 @@ LoadedTaskModel load_task_model(const std::filesystem::path& path, const torch::
     const auto dir = resolve_checkpoint(path);
     out.info = read_checkpoint_info(dir);
     const RunConfig& cfg = out.info.config;
-    if (cfg.stage != "classify") {
-        throw Error("this is a " + cfg.stage + " checkpoint, not a task model", dir.string(),
+    if (cfg.stage != Stage::Classify) {
+        throw Error("this is a " + name_of(cfg.stage) + " checkpoint, not a task model", dir.string(),
                     "give a run of stage: classify (rlhf train configs/gpt1/*.yaml)");
     }
     out.tokenizer = load_checkpoint_tokenizer(dir);
     ModelConfig shape = cfg.model;
     shape.dropout = 0.0;
-    out.model = TaskModel(Gpt(shape), parse_task_type(cfg.task.type, dir.string() + "/config.yaml: task.type"),
+    out.model = TaskModel(Gpt(shape), cfg.task.type,
                           cfg.task.num_classes, 0.0);
     load_model_weights(dir, *out.model);
     out.model->to(device);

@@ -71,7 +71,7 @@ DpoData load_dpo_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
 
     DpoRenderOptions render;
     render.max_ids = int64_t{cfg.model.block_size} + 1;
-    render.truncate = cfg.data.too_long == "truncate";
+    render.truncate = cfg.data.too_long == TooLong::Truncate;
     render.min_prompt_fraction = cfg.data.min_prompt_fraction;
     DpoRenderCounts counts;
     DpoData data;

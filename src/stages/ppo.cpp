@@ -87,7 +87,7 @@ void check_invariants(const PpoRun& run, uint64_t iteration, double sampling_gap
     gaps.first_ratio = first_ratio_deviation;
     const std::string broken = rl::invariant_violation(iteration, gaps, /*reduced_precision=*/run.settings.bf16 || run.device.is_cuda());
     if (broken.empty()) return;
-    if (run.cfg.ppo.check_invariants == "error") {
+    if (run.cfg.ppo.check_invariants == CheckInvariants::Error) {
         throw Error(broken, "ppo.check_invariants", "a bug to report with the config; ppo.check_invariants: warn lets the run go on");
     }
     spdlog::warn("{}", broken);
@@ -128,7 +128,7 @@ StepReport iteration_report(const PpoRun& run, const CollectedExperience& collec
                 {"generation_share", collected.generation_seconds / step_seconds},
                 {"epoch", epoch}};
     if (run.ptx) r.fields["ptx_loss"] = u.ptx_loss_sum / nu;
-    if (run.cfg.ppo.kl_penalty == "loss") r.fields["kl_loss"] = u.kl_loss_sum / nu;
+    if (run.cfg.ppo.kl_penalty == KlPenalty::Loss) r.fields["kl_loss"] = u.kl_loss_sum / nu;
     if (run.settings.critic_free) r.fields["uniform_groups"] = collected.uniform_groups;
     std::string checker_text;
     if (!run.models.scorer.checker.empty()) {
@@ -167,7 +167,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     const Gpt reference = cfg.ppo.kl_coef > 0 ? sft.trunk : Gpt{nullptr};
     sft.trunk = Gpt{nullptr};
     PpoModels models{start.trunk, reference, nullptr, make_scorer(cfg, started_from, tokenizer, start, rt.device, &reward_dir)};
-    if (cfg.ppo.advantage == "gae") {  // grpo, rloo: no critic, not even allocated
+    if (cfg.ppo.advantage == Advantage::Gae) {  // grpo, rloo: no critic, not even allocated
         models.critic = make_critic(cfg, sft_cfg, models.scorer, reward_dir);
         if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *models.critic);
     }
@@ -183,12 +183,13 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         state = restore_ppo_state(run, resume_dir, start, kl_ctl);
     } else {
         const std::string rm = reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string();
-        const std::string score = cfg.ppo.reward == "model" ? rm : rm.empty() ? cfg.ppo.reward : cfg.ppo.reward + " + " + rm;
+        const std::string checker = name_of(cfg.ppo.reward);
+        const std::string score = cfg.ppo.reward == RewardSource::Model ? rm : rm.empty() ? checker : checker + " + " + rm;
         spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.models.reference ? "and reference " : "",
                      start.dir.string(), start.info.state.step, start.info.config.out_dir, score,
-                     run.models.critic ? "critic from the " + cfg.ppo.critic_from
+                     run.models.critic ? "critic from the " + name_of(cfg.ppo.critic_from)
                                 : fmt::format("no critic: {} advantages over groups of {}", cfg.ppo.advantage, cfg.ppo.group_size));
-        if (cfg.ppo.reward != "model") lineage["checker"] = cfg.ppo.reward;
+        if (cfg.ppo.reward != RewardSource::Model) lineage["checker"] = checker;
         lineage["reward_model"] = reward_dir.empty() ? nlohmann::json(cfg.ppo.toy_reward)
                                                      : nlohmann::json(std::filesystem::absolute(reward_dir).string());
         if (!reward_dir.empty()) {

@@ -109,12 +109,12 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
 
     // 3. The KL to the reference: in the reward (-β·KL), or left to the loss (ppo.kl_penalty: loss).
     e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, ppo.kl_estimator) * e.mask;
-    const double reward_beta = ppo.kl_penalty == "reward" ? beta : 0.0;
+    const double reward_beta = ppo.kl_penalty == KlPenalty::Reward ? beta : 0.0;
 
     // 4a. grpo, rloo: one reward per sequence, judged against its group; every token gets its advantage.
     if (run.settings.critic_free) {
         const auto sequence_rewards = e.scores - reward_beta * e.kl.sum(1);  // (B,)
-        const auto adv = ppo.advantage == "grpo" ? rl::grpo_advantages(sequence_rewards, ppo.group_size, ppo.scale_by_std)
+        const auto adv = ppo.advantage == Advantage::Grpo ? rl::grpo_advantages(sequence_rewards, ppo.group_size, ppo.scale_by_std)
                                                  : rl::rloo_advantages(sequence_rewards, ppo.group_size);
         e.advantages = adv.unsqueeze(1) * e.mask;
         e.returns = torch::zeros_like(e.mask);
@@ -152,8 +152,8 @@ MicroBatchStats micro_batch_backward(PpoRun& run, const rl::Experience& u, const
                                       nullptr, run.settings.sampling.vocab_limit);
     auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.settings.loss);
     torch::Tensor loss = pl.loss * loss_weight;
-    if (ppo.kl_penalty == "loss" && run.models.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
-        auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, "k3"), u.mask, run.settings.loss);
+    if (ppo.kl_penalty == KlPenalty::Loss && run.models.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
+        auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, KlEstimator::K3), u.mask, run.settings.loss);
         loss = loss + beta * kl_loss * loss_weight;
         s.kl_loss = kl_loss.item<double>() * loss_weight;
     }
@@ -276,7 +276,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
                 // tokens), or of its sequences (sequence_mean, token_sum: sums over sequences).
                 const double weight = micro.mask.sum().item<double>() / mb_tokens;
                 if (weight == 0) continue;
-                const double loss_weight = run.settings.loss.aggregation == "token_mean" ? weight
+                const double loss_weight = run.settings.loss.aggregation == LossAggregation::TokenMean ? weight
                                                                                  : static_cast<double>(n) / static_cast<double>(mb_rows);
                 const bool last_backward = row + n == mine_end && !with_ptx;
                 sums.add(micro_batch_backward(run, micro, mb_advantages.index_select(0, rows), weight, loss_weight, beta,

@@ -46,13 +46,13 @@ std::string pinned_checkpoint(const nlohmann::json& started_from, const char* di
 rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& started_from, const Tokenizer& tokenizer,
                                const StartPoint& start, const torch::Device& device, std::filesystem::path* reward_dir) {
     rl::ResponseScorer scorer;
-    scorer.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
+    scorer.frozen_bf16 = wants_bf16(cfg.ppo.frozen_dtype);
     scorer.eos_id = end_of_turn_id(tokenizer);  // where a reply ends: EOS, or the model's own end of turn
     scorer.missing_eos_penalty = cfg.ppo.missing_eos_penalty;
     scorer.missing_eos_score = cfg.ppo.missing_eos_score;
     scorer.score_clip = cfg.ppo.score_clip;
-    if (cfg.ppo.reward != "model") {
-        scorer.checker = cfg.ppo.reward.substr(std::string("checker:").size());
+    if (cfg.ppo.reward != RewardSource::Model) {
+        scorer.checker = checker_name(cfg.ppo.reward);
         scorer.tokenizer = &tokenizer;
         scorer.checker_weight = cfg.ppo.checker_weight;
         scorer.reward_model_weight = cfg.ppo.reward_model_weight;
@@ -102,7 +102,7 @@ rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& start
 // or the SFT trunk with a head that predicts 0 until it learns (OpenAI's lm-human-preferences).
 RewardModel make_critic(const RunConfig& cfg, RunConfig sft_cfg, const rl::ResponseScorer& scorer,
                         const std::filesystem::path& reward_dir) {
-    if (cfg.ppo.critic_from == "reward") {
+    if (cfg.ppo.critic_from == CriticFrom::Reward) {
         RewardModel critic(scorer.reward->config());
         load_model_weights(reward_dir, *critic);  // its own trunk: a copy, not the frozen reward model
         critic->fold_normalisation();
@@ -127,9 +127,9 @@ StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, Ru
 PpoSettings ppo_settings(const RunConfig& cfg, const Tokenizer& tokenizer) {
     PpoSettings s;
     s.bf16 = wants_bf16(cfg.runtime.dtype);
-    s.frozen_bf16 = cfg.ppo.frozen_dtype == "bfloat16";
-    s.check_invariants = cfg.ppo.check_invariants != "off";
-    s.critic_free = cfg.ppo.advantage != "gae";
+    s.frozen_bf16 = wants_bf16(cfg.ppo.frozen_dtype);
+    s.check_invariants = cfg.ppo.check_invariants != CheckInvariants::Off;
+    s.critic_free = cfg.ppo.advantage != Advantage::Gae;
     s.loss.clip_low = cfg.ppo.clip_low > 0 ? cfg.ppo.clip_low : cfg.ppo.clip;
     s.loss.clip_high = cfg.ppo.clip_high > 0 ? cfg.ppo.clip_high : cfg.ppo.clip;
     s.loss.aggregation = cfg.ppo.loss_aggregation;
@@ -200,14 +200,14 @@ TrainState restore_ppo_state(PpoRun& run, const std::filesystem::path& resume_di
 PromptSet load_prompts(const RunConfig& cfg, const Tokenizer& tokenizer) {
     PromptSetOptions o;
     o.field = cfg.data.fields.prompt.empty() ? "prompt" : cfg.data.fields.prompt;
-    o.skip_bad = cfg.data.on_error == "skip";
+    o.skip_bad = cfg.data.on_error == OnError::Skip;
     o.max_prompt_tokens = cfg.model.block_size - cfg.ppo.max_new_tokens;
     o.room_explained = "block_size " + std::to_string(cfg.model.block_size) + " - ppo.max_new_tokens " +
                        std::to_string(cfg.ppo.max_new_tokens);
     o.val_fraction = cfg.data.val_fraction;
     o.split_seed = stream_seed(cfg.runtime.seed, seed_stream::kPpoSplit);
     o.eval_prompts = cfg.train.eval_prompts;
-    if (cfg.ppo.reward != "model") o.checker = cfg.ppo.reward.substr(std::string("checker:").size());
+    o.checker = checker_name(cfg.ppo.reward);  // "" for a reward model
     if (!cfg.data.fields.answer.empty()) o.answer_field = cfg.data.fields.answer;
     PromptSet p = read_prompt_set(cfg.data.files, o, tokenizer);
     spdlog::info("prompts: {} for training, {} for evaluation; {} longer than {} tokens left out", p.train.size(),

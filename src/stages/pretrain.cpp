@@ -126,7 +126,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         const uint64_t seed = stream_seed(cfg.runtime.seed, seed_stream::kPretrainData);
         std::vector<LmBatch> micro_batches;
         for (const uint64_t index : next_micro_batches(state, cfg)) {
-            const auto windows = cfg.data.sampler == "epoch"
+            const auto windows = cfg.data.sampler == DataSampler::Epoch
                                       ? train_data.epoch_batch(cfg.train.batch_size, cfg.model.block_size, seed, index)
                                       : train_data.batch(cfg.train.batch_size, cfg.model.block_size, seed, index);
             micro_batches.push_back(lm_batch_from_windows(windows, rt.device));

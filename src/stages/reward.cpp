@@ -60,7 +60,7 @@ std::optional<std::vector<int32_t>> render_completion(const std::vector<ChatTurn
     turns.push_back({"assistant", response});
     auto r = render_conversation(turns, tokenizer);
     if (static_cast<int64_t>(r.ids.size()) <= cfg.model.block_size) return std::move(r.ids);
-    if (cfg.data.too_long != "truncate") return std::nullopt;
+    if (cfg.data.too_long != TooLong::Truncate) return std::nullopt;
     auto fitted = fit_to_window(std::move(r), cfg.model.block_size, cfg.data.min_prompt_fraction);
     if (!fitted) return std::nullopt;
     counts.prompt_cut += fitted->prompt_truncated;
@@ -114,7 +114,7 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     FitCounts ref_counts;
     if (!cfg.reward.reference_files.empty()) {
         SftReadOptions sft_read;
-        sft_read.skip_bad = cfg.data.on_error == "skip";
+        sft_read.skip_bad = cfg.data.on_error == OnError::Skip;
         for (const auto& conv : read_sft_examples(cfg.reward.reference_files, sft_read)) {
             std::vector<ChatTurn> prompt(conv.turns.begin(), conv.turns.end() - 1);
             if (auto ids = render_completion(prompt, conv.turns.back().content, tokenizer, cfg, ref_counts)) {
@@ -179,15 +179,15 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
     // Every saved reward model is ready to use: its scores are shifted (and scaled) so that the
     // reference responses score mean 0 (std 1).
     auto normalise = [&]() {
-        if (cfg.reward.normalize == "none") return;
+        if (cfg.reward.normalize == RewardNormalize::None) return;
         auto raw = raw_rewards_of(*model, data.reference, tokenizer.pad_id(), cfg.train.batch_size, stage.bf16);
-        model->set_normalisation(raw.to(rt.device), cfg.reward.normalize == "gain_bias");
+        model->set_normalisation(raw.to(rt.device), cfg.reward.normalize == RewardNormalize::GainBias);
         const double gain = model->score->norm_gain.item<double>(), bias = model->score->norm_bias.item<double>();
         loop.record({{"type", "normalisation"}, {"step", state.step}, {"gain", gain}, {"bias", bias},
                      {"reference_raw_mean", raw.mean().item<double>()},
                      {"reference_raw_std", raw.std(false).item<double>()}, {"reference_count", raw.size(0)}});
         spdlog::info("normalised: reward = {:.4f} * raw + {:.4f} gives the {} reference responses ({}) mean 0{}", gain,
-                     bias, raw.size(0), data.reference_source, cfg.reward.normalize == "gain_bias" ? ", std 1" : "");
+                     bias, raw.size(0), data.reference_source, cfg.reward.normalize == RewardNormalize::GainBias ? ", std 1" : "");
     };
     // One step: this rank's ranked groups -> one forward per completion -> K-wise pair loss -> AdamW.
     auto train_step = [&](double lr) {

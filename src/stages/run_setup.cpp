@@ -70,7 +70,7 @@ Runtime init_stage_runtime(const RunConfig& cfg) {
     const Distributed& dist = init_distributed(env, rt.device, timeout);
     set_log_rank(dist.rank());
     // PPO shares rollouts and minibatch rows instead (train.grad_accum_steps is not its key).
-    if (cfg.stage != "ppo") check_accum_divides(cfg.train.grad_accum_steps, dist, cfg.source);
+    if (cfg.stage != Stage::Ppo) check_accum_divides(cfg.train.grad_accum_steps, dist, cfg.source);
     if (env.launched) {
         spdlog::info("distributed: {} ranks ({} on this node), {} on {}, rendezvous at {}:{}", dist.world_size(),
                      env.local_world_size, rt.device.is_cuda() ? "NCCL" : "Gloo", rt.device.str(), env.master_addr,
@@ -91,11 +91,11 @@ std::filesystem::path open_run_dir(const RunConfig& cfg, bool resume) {
     if (resume && latest.empty()) spdlog::info("--resume: no checkpoint in {} yet, starting from scratch", cfg.out_dir);
     if (resume && !latest.empty()) {
         // Say it is another stage's run before its tensors fail to fit this stage's model.
-        const std::string stage = read_checkpoint_info(latest).config.stage;
+        const Stage stage = read_checkpoint_info(latest).config.stage;
         if (stage != cfg.stage) {
-            throw Error("cannot resume: this run directory holds a stage " + stage + " run, and the config is stage " +
-                            cfg.stage,
-                        cfg.out_dir, "choose another out_dir for the " + cfg.stage + " run (--set out_dir=...)");
+            throw Error("cannot resume: this run directory holds a stage " + name_of(stage) + " run, and the config is stage " +
+                            name_of(cfg.stage),
+                        cfg.out_dir, "choose another out_dir for the " + name_of(cfg.stage) + " run (--set out_dir=...)");
         }
     }
     return resume ? latest : std::filesystem::path();
@@ -234,9 +234,9 @@ std::vector<uint64_t> next_micro_batches(TrainState& state, const RunConfig& cfg
 
 TrainValItems<RankedGroup, ComparisonReadStats> read_comparison_groups(const RunConfig& cfg, uint64_t split_stream) {
     ComparisonReadOptions read;
-    read.format = cfg.data.format;
+    read.format = name_of(cfg.data.format);
     read.prompt_field = cfg.data.fields.prompt;
-    read.skip_bad = cfg.data.on_error == "skip";
+    read.skip_bad = cfg.data.on_error == OnError::Skip;
     auto groups = read_train_val<ComparisonReadStats>(
         cfg, split_stream, [&](const auto& files, ComparisonReadStats* stats) { return read_comparisons(files, read, stats); });
     if (const int64_t tied = groups.train_stats.tied_records + groups.val_stats.tied_records; tied > 0) {

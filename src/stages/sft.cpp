@@ -51,11 +51,11 @@ struct SftData {
 
 SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     SftReadOptions read;
-    read.format = cfg.data.format;
+    read.format = name_of(cfg.data.format);
     read.prompt_field = cfg.data.fields.prompt;
     read.response_field = cfg.data.fields.response;
     read.messages_field = cfg.data.fields.messages;
-    read.skip_bad = cfg.data.on_error == "skip";
+    read.skip_bad = cfg.data.on_error == OnError::Skip;
     const auto convs = read_train_val<SftReadStats>(
         cfg, seed_stream::kSftSplit, [&](const auto& files, SftReadStats* stats) { return read_sft_examples(files, read, stats); });
 
@@ -66,7 +66,7 @@ SftData load_sft_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
             auto r = render_conversation(c.turns, tokenizer);
             std::optional<RenderedExample> fitted;
             if (static_cast<int64_t>(r.ids.size()) <= max_ids) fitted = std::move(r);
-            else if (cfg.data.too_long == "truncate") fitted = fit_to_window(std::move(r), max_ids, cfg.data.min_prompt_fraction);
+            else if (cfg.data.too_long == TooLong::Truncate) fitted = fit_to_window(std::move(r), max_ids, cfg.data.min_prompt_fraction);
             if (!fitted) {
                 ++dropped;
                 continue;

@@ -25,7 +25,7 @@ void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::vecto
         const auto& [key, value] = wanted[i];
         if (key == "model.vocab_size") continue;  // grows with added tokens; checked where they are added
         // Rotary positions have no table: a llama model may be fine-tuned with a shorter (or longer) window.
-        if (key == "model.block_size" && ckpt.arch == "llama") continue;
+        if (key == "model.block_size" && ckpt.arch == ModelArch::Llama) continue;
         const bool given = std::find(given_keys.begin(), given_keys.end(), key) != given_keys.end();
         if ((given || value != defaults[i].second) && value != theirs[i].second) {
             diffs.push_back(fmt::format("{}: {} is {} but init_from's model has {}; {} takes the model from "
@@ -39,7 +39,7 @@ void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::vecto
     const bool block_given = std::find(given_keys.begin(), given_keys.end(), "model.block_size") != given_keys.end();
     cfg = ckpt;
     cfg.dropout = dropout;  // the one model key a fine-tuning run may change
-    if (ckpt.arch == "llama" && block_given) cfg.block_size = block_size;  // and a rotary model's window
+    if (ckpt.arch == ModelArch::Llama && block_given) cfg.block_size = block_size;  // and a rotary model's window
 }
 
 }  // namespace
@@ -93,16 +93,16 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
         throw Error("tokenizer.path is not the tokenizer of init_from (" + start.dir.string() + ")",
                     cfg.source + ": tokenizer.path", "remove tokenizer.path: the tokenizer travels with the checkpoint");
     }
-    if (resume_dir.empty() && model_kind(start.info) == ModelKind::TaskModel && cfg.stage != "classify") {
+    if (resume_dir.empty() && model_kind(start.info) == ModelKind::TaskModel && cfg.stage != Stage::Classify) {
         // Its trunk was tuned to label one task; as a policy or a reward model it would start
         // from that without a word.
         throw Error("init_from is a task model (" + start.dir.string() + ", stage: classify)", cfg.source + ": init_from",
-                    "start " + cfg.stage + " from a pretrain or sft run");
+                    "start " + name_of(cfg.stage) + " from a pretrain or sft run");
     }
-    take_shape_from(start.info.config.model, cfg.model, cfg.given_keys, cfg.stage, cfg.source);
+    take_shape_from(start.info.config.model, cfg.model, cfg.given_keys, name_of(cfg.stage), cfg.source);
     if (resume_dir.empty()) {
         start.lineage = {{"checkpoint", std::filesystem::absolute(start.dir).string()},
-                         {"stage", start.info.config.stage},
+                         {"stage", name_of(start.info.config.stage)},
                          {"step", start.info.state.step},
                          {"from", start.info.stage_state.value("lineage", nlohmann::json())}};
     } else {
@@ -118,12 +118,12 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
     load_weights_file(weights, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
 
     // The model comes from init_from, so only now is its layout known.
-    if (cfg.checkpoint.export_hf && cfg.model.arch == "gpt1") {
+    if (cfg.checkpoint.export_hf && cfg.model.arch == ModelArch::Gpt1) {
         throw Error("init_from's model is post-LN (model.arch: gpt1), which has no Hugging Face GPT-2 equivalent",
                     cfg.source + ": checkpoint.export_hf", "remove the key");
     }
 
-    if (cfg.stage == "classify") {
+    if (cfg.stage == Stage::Classify) {
         add_tokens(start, cfg, kChatRoleTokens);  // the vocabulary layout a fresh task model has too
     } else {
         // The chat format of chat.template; ours adds its role tokens (a no-op when the checkpoint has them).

@@ -153,7 +153,7 @@ torch::Tensor AdamW::update(double lr, double max_grad_norm) {
     // PyTorch adds eps to sqrt(v_hat) = sqrt(v)/sqrt(bias2); TF1's Adam adds it to sqrt(v), which in
     // this form is eps/sqrt(bias2): much larger early on, so the first updates are gentler (the
     // "N implementation details" blog measured 6x lower approx-KL in PPO with it).
-    const double eps = cfg_.eps_style == "tf" ? cfg_.eps / std::sqrt(bias2) : cfg_.eps;
+    const double eps = cfg_.eps_style == EpsStyle::Tf ? cfg_.eps / std::sqrt(bias2) : cfg_.eps;
     auto decay_of = [&](const Param& p) { return p.decay ? 1.0 - lr * cfg_.weight_decay : 1.0; };
 
     // Tensor ops with the clipping scale as a tensor (it may live on a GPU).

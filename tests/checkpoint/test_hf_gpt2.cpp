@@ -56,7 +56,7 @@ TEST_CASE("imported GPT-2 gives transformers' logits, left-padded batch", "[inte
         INFO(r.output);
         REQUIRE(r.exit_code == 0);
         LoadedModel m = load_model_from_checkpoint(ws.dir / ("run_" + sub), torch::kCPU);
-        REQUIRE(m.model->config().activation == "gelu_tanh");
+        REQUIRE(m.model->config().activation == Activation::GeluTanh);
         REQUIRE(m.model->config().bias);
         REQUIRE(m.model->config().vocab_size == 263);  // 262 + <|pad|>
         REQUIRE(m.tokenizer.pad_id() == 262);
@@ -125,7 +125,7 @@ TEST_CASE("imported GPT-2: SFT, export to transformers, exact re-import",
     }
     LoadedModel back = load_model_from_checkpoint(ws.dir / "back", torch::kCPU);
     REQUIRE(back.tokenizer.same_vocabulary(sft.tokenizer));
-    REQUIRE(back.model->config().activation == "gelu_tanh");
+    REQUIRE(back.model->config().activation == Activation::GeluTanh);
 
     // An existing --out is refused, and left alone.
     r = test::run_cli("convert --to-hf " + ws.q("sft") + " --out " + ws.q("export"));
@@ -139,11 +139,11 @@ TEST_CASE("a reward model exports as GPT2ForSequenceClassification",
     HfWorkspace ws;
     const Tokenizer tok = Tokenizer::load(ws.dir / "hf" / "lm");  // 262 + <|pad|>
     RunConfig cfg;
-    cfg.stage = "reward";
+    cfg.stage = Stage::Reward;
     cfg.init_from = cfg.data.files.emplace_back("unused");
     cfg.model = test::tiny_model(tok.vocab_size());
     cfg.model.bias = false;  // exported as zero biases
-    cfg.model.activation = "gelu";  // exact GELU: transformers' "gelu"
+    cfg.model.activation = Activation::Gelu;  // exact GELU: transformers' "gelu"
     torch::manual_seed(3);
     RewardModel rm(cfg.model);
     {
@@ -235,7 +235,7 @@ TEST_CASE("convert --to-hf refuses what GPT-2 cannot hold, in one line", "[integ
     const Tokenizer tok = Tokenizer::load(dir.path());
     RunConfig cfg;
     cfg.model = test::tiny_model(tok.vocab_size());
-    cfg.model.arch = "gpt1";
+    cfg.model.arch = ModelArch::Gpt1;
     cfg.data.text = {"unused"};
     Gpt model(cfg.model);
     save_checkpoint(dir / "gpt1" / "checkpoints", cfg, TrainState{}, *model, OptimizerState{}, tok, 0);

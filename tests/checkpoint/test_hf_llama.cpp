@@ -89,11 +89,11 @@ TEST_CASE("Llama/Qwen2/Qwen3 in and out match transformers' logits", "[integrati
         REQUIRE(r.exit_code == 0);
         LoadedModel loaded = load_model_from_checkpoint(ws.dir / ("run_" + m), torch::kCPU);
         const ModelConfig& c = loaded.model->config();
-        CHECK(c.arch == "llama");
+        CHECK(c.arch == ModelArch::Llama);
         CHECK(c.n_kv_head == 2);
         CHECK(c.head_dim == (m == "qwen3" ? 16 : 8));
         CHECK(c.tie_embeddings == (m == "qwen2" || m == "qwen3"));
-        CHECK(c.rope_scaling == (m.rfind("llama", 0) == 0 ? "llama3" : "none"));
+        CHECK(c.rope_scaling == (m.rfind("llama", 0) == 0 ? RopeScaling::Llama3 : RopeScaling::None));
         CHECK(c.qkv_bias == (m == "qwen2"));
         CHECK(c.qk_norm == (m == "qwen3"));
         CHECK(c.vocab_size == (m == "qwen2" ? 320 : 263));  // spare rows kept; else 262 + <|pad|>

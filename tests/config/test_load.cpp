@@ -130,12 +130,12 @@ TEST_CASE("presets fill the size but explicit keys win", "[config]") {
     REQUIRE(c.model.n_head == 16);
     REQUIRE(c.model.block_size == 1024);
     REQUIRE(c.model.bias);                       // GPT-2's layout, not only its size
-    REQUIRE(c.model.activation == "gelu_tanh");
+    REQUIRE(c.model.activation == Activation::GeluTanh);
     REQUIRE(c.model.vocab_size == 50304);
     c = load_config_text("stage: pretrain\ndata: {text: [c]}\nmodel: {preset: gpt2, bias: false, vocab_size: 0}\n", "x");
     REQUIRE_FALSE(c.model.bias);                 // explicit
     REQUIRE(c.model.vocab_size == 0);
-    REQUIRE(c.model.activation == "gelu_tanh");  // preset
+    REQUIRE(c.model.activation == Activation::GeluTanh);  // preset
     REQUIRE_THROWS_WITH(load_config_text("stage: pretrain\ndata: {text: [c]}\nmodel: {preset: gpt5}\n", "x"),
                         Contains("model.preset"));
 }
@@ -177,6 +177,15 @@ std::vector<std::string> split_declarators(const std::string& s) {
     return out;
 }
 
+// The enums of config/enums.h, whose values are words ("Advantage", "Stage", ...).
+std::set<std::string> config_enum_types() {
+    const std::string text = read_file(std::filesystem::path(RLHF_SOURCE_DIR) / "include" / "rlhf" / "config" / "enums.h");
+    const std::regex enum_decl(R"(enum class (\w+))");
+    std::set<std::string> out;
+    for (std::sregex_iterator it(text.begin(), text.end(), enum_decl), end; it != end; ++it) out.insert((*it)[1]);
+    return out;
+}
+
 // Every YAML key RunConfig has, read from include/rlhf/config/config.h itself (not from the key
 // table in src/config/load.cpp, which it checks): the members of RunConfig, with a member of a
 // struct type as a section ("ppo.clip", "data.fields.prompt"). A member whose comment says "not
@@ -185,8 +194,9 @@ std::vector<std::string> split_declarators(const std::string& s) {
 std::vector<HeaderField> config_header_fields() {
     const auto path = std::filesystem::path(RLHF_SOURCE_DIR) / "include" / "rlhf" / "config" / "config.h";
     const std::string text = read_file(path);
-    const std::set<std::string> leaf_types = {"int", "int64_t", "uint64_t", "double", "bool", "std::string",
-                                              "std::vector<std::string>"};
+    std::set<std::string> leaf_types = {"int", "int64_t", "uint64_t", "double", "bool", "std::string",
+                                        "std::vector<std::string>"};
+    for (const auto& e : config_enum_types()) leaf_types.insert(e);
     std::map<std::string, std::vector<std::pair<std::string, std::string>>> structs;  // name -> (type, member)
     std::vector<std::string> open;  // the structs the current line is in
     const std::regex struct_open(R"(struct (\w+) \{)"), struct_close_member(R"(\} (\w+);)"),
@@ -265,6 +275,7 @@ std::string non_default_value(const HeaderField& field, const std::string& def) 
         return out.str();
     }
     if (field.type == "std::vector<std::string>") return R"(["a b.txt", "c: d", ""])";
+    if (config_enum_types().count(field.type)) return "no_such_word";  // the error lists the words; one is taken below
     return R"("x y: #z \"q\" \u00fc")";  // std::string; a key with choices gets one of them below
 }
 
@@ -333,7 +344,8 @@ TEST_CASE("dump_config round-trips every field of config.h", "[config]") {
             }
             // A string with fixed choices: take the first that is not the default.
             std::smatch m;
-            if (!loaded && f.type == "std::string" && attempt == 0 &&
+            const bool words = f.type == "std::string" || config_enum_types().count(f.type);
+            if (!loaded && words && attempt == 0 &&
                 std::regex_search(last_error, m, choices_in_error)) {
                 std::istringstream list(m[1].str());
                 value.clear();

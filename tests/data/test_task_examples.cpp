@@ -64,14 +64,14 @@ TEST_CASE("task data: the four shipped GPT-1 files read as they are", "[data][ta
     REQUIRE(detect_task_format(stsb) == "stsb");
     REQUIRE(detect_task_format(cloze) == "story_cloze");
 
-    auto s = read_task_examples({sst2}, options(TaskType::classification));
+    auto s = read_task_examples({sst2}, options(TaskType::Classification));
     REQUIRE(s.size() == 67349);
     REQUIRE(label_counts(s) == std::map<int64_t, int64_t>{{0, 29780}, {1, 37569}});
     REQUIRE(s[0].text == "hide new secretions from the parental units");  // GLUE's trailing space is gone
     REQUIRE(s[0].where == sst2 + ":2");
     REQUIRE(std::count_if(s.begin(), s.end(), [](const TaskExample& ex) { return ex.text.back() == ' '; }) == 0);
 
-    auto r = read_task_examples({rte}, options(TaskType::entailment));
+    auto r = read_task_examples({rte}, options(TaskType::Entailment));
     REQUIRE(r.size() == 2490);
     REQUIRE(label_counts(r) == std::map<int64_t, int64_t>{{0, 1249}, {1, 1241}});
     REQUIRE(r[1].label == 0);  // "entailment"
@@ -81,7 +81,7 @@ TEST_CASE("task data: the four shipped GPT-1 files read as they are", "[data][ta
     REQUIRE_THAT(r[50].text, Contains("gun crime.\" said Harper."));
     REQUIRE(r[50].text_b == "Garry Breitkreuz is a member of the Conservative Party.");
 
-    auto t = read_task_examples({stsb}, options(TaskType::similarity, 1));
+    auto t = read_task_examples({stsb}, options(TaskType::Similarity, 1));
     REQUIRE(t.size() == 5749);
     double sum = 0, lo = 5, hi = 0;
     int64_t with_label = 0;
@@ -96,7 +96,7 @@ TEST_CASE("task data: the four shipped GPT-1 files read as they are", "[data][ta
     REQUIRE(t[1].text == "A man is playing a large flute.");
     REQUIRE(t[1].score == 3.8);
 
-    auto c = read_task_examples({cloze}, options(TaskType::multiple_choice));
+    auto c = read_task_examples({cloze}, options(TaskType::MultipleChoice));
     REQUIRE(c.size() == 1871);
     REQUIRE(label_counts(c) == std::map<int64_t, int64_t>{{0, 962}, {1, 909}});
     REQUIRE(c[0].text ==
@@ -112,26 +112,26 @@ TEST_CASE("task data: the four shipped GPT-1 files read as they are", "[data][ta
 // Task data: small files of each format, CSV quoting, detection.
 TEST_CASE("task data: each format's files, CSV quoting, detection", "[data][task_data]") {
     test::TempDir dir;
-    auto s = read_one(dir, "s.tsv", "sentence\tlabel\n  good fun \t1\n\nbad\t0", options(TaskType::classification));
+    auto s = read_one(dir, "s.tsv", "sentence\tlabel\n  good fun \t1\n\nbad\t0", options(TaskType::Classification));
     REQUIRE(s.size() == 2);
     REQUIRE(s[0].text == "good fun");
     REQUIRE(s[0].label == 1);
     REQUIRE(s[1].where == (dir / "s.tsv").string() + ":4");  // blank line 3 skipped; no final newline
 
-    auto sst_named = options(TaskType::classification);
+    auto sst_named = options(TaskType::Classification);
     sst_named.labels = {"negative", "positive"};  // names for SST-2's 0|1, which stay indices
     auto sn = read_one(dir, "sn.tsv", "sentence\tlabel\nok\t1\nmeh\tnegative\n", sst_named);
     REQUIRE(sn[0].label == 1);
     REQUIRE(sn[1].label == 0);
 
-    auto named = options(TaskType::entailment);
+    auto named = options(TaskType::Entailment);
     named.labels = {"not_entailment", "entailment"};  // task.labels reorders the classes
     auto r = read_one(dir, "r.tsv", "index\tsentence1\tsentence2\tlabel\n0\tHe said \"hi\".\tHe spoke.\tentailment\n", named);
     REQUIRE(r[0].text == "He said \"hi\".");
     REQUIRE(r[0].label == 1);
 
     auto c = read_one(dir, "c.csv", kStoryHeader + "id,\"One, two.\",Three.,\"Say \"\"hi\"\".\",Four.,\"A, b\",\"\"\"C\"\"\",2\n",
-                      options(TaskType::multiple_choice));
+                      options(TaskType::MultipleChoice));
     REQUIRE(c[0].text == "One, two. Three. Say \"hi\". Four.");
     REQUIRE(c[0].choices == std::vector<std::string>{"A, b", "\"C\""});
     REQUIRE(c[0].label == 1);
@@ -147,8 +147,8 @@ TEST_CASE("task data: each format's files, CSV quoting, detection", "[data][task
 
 TEST_CASE("task data: each bad row is one error naming file:line", "[data][task_data]") {
     test::TempDir dir;
-    const auto cls = options(TaskType::classification), ent = options(TaskType::entailment);
-    const auto sim = options(TaskType::similarity, 1), mc = options(TaskType::multiple_choice);
+    const auto cls = options(TaskType::Classification), ent = options(TaskType::Entailment);
+    const auto sim = options(TaskType::Similarity, 1), mc = options(TaskType::MultipleChoice);
     const std::string sst2 = "sentence\tlabel\ngood\t1\n", rte = "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n";
 
     CHECK_THAT(error_of(dir, "bad.tsv", sst2 + "meh\t2\n", cls), Contains("bad.tsv:3") && Contains("label '2' is not one of the classes: 0, 1"));
@@ -181,9 +181,9 @@ TEST_CASE("task data: each bad row is one error naming file:line", "[data][task_
     CHECK(wrong.where() == (dir / "type.tsv").string());
     CHECK_THAT(wrong.message(), Contains("is GLUE RTE (entailment) data but task.type is classification"));
     CHECK_THAT(wrong.hint(), Contains("task.type: entailment"));
-    CHECK_THAT(error_of(dir, "sc.csv", kStoryHeader + "id,a,b,c,d,e,f,1\n", options(TaskType::similarity, 1)),
+    CHECK_THAT(error_of(dir, "sc.csv", kStoryHeader + "id,a,b,c,d,e,f,1\n", options(TaskType::Similarity, 1)),
                Contains("Story Cloze (multiple_choice) data but task.type is similarity"));
-    CHECK_THAT(error_of(dir, "cls.tsv", kStsbHeader + stsb_row("3"), options(TaskType::similarity, 2)),
+    CHECK_THAT(error_of(dir, "cls.tsv", kStsbHeader + stsb_row("3"), options(TaskType::Similarity, 2)),
                Contains("regression target") && Contains("task.num_classes: 1"));
     auto unknown = cls;
     unknown.format = "csv";
@@ -199,7 +199,7 @@ TEST_CASE("task data: each bad row is one error naming file:line", "[data][task_
 // Task data: skip_bad counts bad rows and keeps the rest; a bad file still stops.
 TEST_CASE("task data: skip counts bad rows, a bad file still stops", "[data][task_data]") {
     test::TempDir dir;
-    auto opts = options(TaskType::classification);
+    auto opts = options(TaskType::Classification);
     opts.skip_bad = true;
     TaskReadStats stats;
     auto kept = read_one(dir, "mixed.tsv", "sentence\tlabel\na\t0\nb\t7\nc\t1\n\t1\nd\t0\n", opts, &stats);
@@ -217,14 +217,14 @@ TEST_CASE("task data: skip counts bad rows, a bad file still stops", "[data][tas
 TEST_CASE("task data: JSONL per task type, default and renamed keys", "[data][task_data]") {
     test::TempDir dir;
     auto c = read_one(dir, "c.jsonl", "{\"text\": \" fine \", \"label\": 1}\n{\"text\": \"bad\", \"label\": \"0\"}\n",
-                      options(TaskType::classification));
+                      options(TaskType::Classification));
     REQUIRE(c[0].text == "fine");
     REQUIRE(label_counts(c) == std::map<int64_t, int64_t>{{0, 1}, {1, 1}});
     REQUIRE(c[1].where == (dir / "c.jsonl").string() + ":2");
 
     auto e = read_one(dir, "e.jsonl", "{\"premise\": \"p\", \"hypothesis\": \"h\", \"label\": \"not_entailment\"}\n",
                       [] {
-                          auto o = options(TaskType::entailment);
+                          auto o = options(TaskType::Entailment);
                           o.labels = {"entailment", "not_entailment"};
                           return o;
                       }());
@@ -232,55 +232,55 @@ TEST_CASE("task data: JSONL per task type, default and renamed keys", "[data][ta
     REQUIRE(e[0].text_b == "h");
     REQUIRE(e[0].label == 1);
 
-    auto s = read_one(dir, "s.jsonl", "{\"text_a\": \"a\", \"text_b\": \"b\", \"label\": 3.25}\n", options(TaskType::similarity, 1));
+    auto s = read_one(dir, "s.jsonl", "{\"text_a\": \"a\", \"text_b\": \"b\", \"label\": 3.25}\n", options(TaskType::Similarity, 1));
     REQUIRE(s[0].score == 3.25);
     REQUIRE(s[0].label == -1);
 
     auto m = read_one(dir, "m.json", "[{\"context\": \"c\", \"choices\": [\"x\", \"y\", \"z\"], \"label\": 2}]",
-                      options(TaskType::multiple_choice));
+                      options(TaskType::MultipleChoice));
     REQUIRE(m[0].choices == std::vector<std::string>{"x", "y", "z"});
     REQUIRE(m[0].label == 2);
 
-    auto renamed = options(TaskType::entailment);
+    auto renamed = options(TaskType::Entailment);
     renamed.fields = {"sentence1", "sentence2", "", "gold"};
     auto rn = read_one(dir, "rn.jsonl", "{\"sentence1\": \"p\", \"sentence2\": \"h\", \"gold\": 0}\n", renamed);
     REQUIRE(rn[0].text_b == "h");
     REQUIRE(rn[0].label == 0);
-    auto mc = options(TaskType::multiple_choice);
+    auto mc = options(TaskType::MultipleChoice);
     mc.fields = {"story", "", "endings", "answer"};
     REQUIRE(read_one(dir, "rm.jsonl", "{\"story\": \"s\", \"endings\": [\"a\", \"b\"], \"answer\": 1}\n", mc)[0].choices[1] == "b");
-    auto cls = options(TaskType::classification);
+    auto cls = options(TaskType::Classification);
     cls.fields = {"sentence", "", "", "y"};
     REQUIRE(read_one(dir, "rc.jsonl", "{\"sentence\": \"s\", \"y\": 1}\n", cls)[0].label == 1);
-    auto sim = options(TaskType::similarity, 1);
+    auto sim = options(TaskType::Similarity, 1);
     sim.fields = {"s1", "s2", "", "score"};
     REQUIRE(read_one(dir, "rs.jsonl", "{\"s1\": \"a\", \"s2\": \"b\", \"score\": 0.5}\n", sim)[0].score == 0.5);
 
-    CHECK_THAT(error_of(dir, "key.jsonl", "{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\"}\n", options(TaskType::classification)),
+    CHECK_THAT(error_of(dir, "key.jsonl", "{\"text\": \"a\", \"label\": 0}\n{\"text\": \"b\"}\n", options(TaskType::Classification)),
                Contains("key.jsonl:2") && Contains("missing field \"label\""));
-    CHECK_THAT(error_of(dir, "tb.jsonl", "{\"premise\": \"p\", \"label\": 0}\n", options(TaskType::entailment)),
+    CHECK_THAT(error_of(dir, "tb.jsonl", "{\"premise\": \"p\", \"label\": 0}\n", options(TaskType::Entailment)),
                Contains("tb.jsonl:1") && Contains("\"hypothesis\""));
-    mc = options(TaskType::multiple_choice);
+    mc = options(TaskType::MultipleChoice);
     CHECK_THAT(error_of(dir, "one.jsonl", "{\"context\": \"c\", \"choices\": [\"x\"], \"label\": 0}\n", mc),
                Contains("one.jsonl:1") && Contains("at least 2 choices"));
     CHECK_THAT(error_of(dir, "k.jsonl", "{\"context\": \"c\", \"choices\": [\"x\", \"y\"], \"label\": 2}\n", mc),
                Contains("k.jsonl:1") && Contains("0-1, got 2"));
-    CHECK_THAT(error_of(dir, "neg.jsonl", "{\"text\": \"a\", \"label\": -1}\n", options(TaskType::classification)),
+    CHECK_THAT(error_of(dir, "neg.jsonl", "{\"text\": \"a\", \"label\": -1}\n", options(TaskType::Classification)),
                Contains("neg.jsonl:1") && Contains("label '-1' is not one of the classes"));
-    auto names = options(TaskType::classification);
+    auto names = options(TaskType::Classification);
     names.labels = {"neg", "pos"};
     CHECK_THAT(error_of(dir, "nm.jsonl", "{\"text\": \"a\", \"label\": \"positive\"}\n", names),
                Contains("nm.jsonl:1") && Contains("not one of the classes: neg, pos"));
-    CHECK_THAT(error_of(dir, "sc.jsonl", "{\"text_a\": \"a\", \"text_b\": \"b\", \"label\": \"3\"}\n", options(TaskType::similarity, 1)),
+    CHECK_THAT(error_of(dir, "sc.jsonl", "{\"text_a\": \"a\", \"text_b\": \"b\", \"label\": \"3\"}\n", options(TaskType::Similarity, 1)),
                Contains("sc.jsonl:1") && Contains("must be a number"));
 }
 
 TEST_CASE("task types parse by name and formats map to them", "[data][task_data]") {
-    REQUIRE(parse_task_type("multiple_choice", "task.type") == TaskType::multiple_choice);
-    REQUIRE(task_type_name(TaskType::similarity) == "similarity");
-    REQUIRE_THROWS_WITH(parse_task_type("regression", "task.type"), Contains("regression") && Contains("classification | entailment"));
-    TaskType t = TaskType::classification;
+    REQUIRE(enum_from_name<TaskType>("multiple_choice") == TaskType::MultipleChoice);
+    REQUIRE(name_of(TaskType::Similarity) == "similarity");
+    REQUIRE_FALSE(enum_from_name<TaskType>("regression"));
+    TaskType t = TaskType::Classification;
     REQUIRE(task_type_of_format("rte", t));
-    REQUIRE(t == TaskType::entailment);
+    REQUIRE(t == TaskType::Entailment);
     REQUIRE(!task_type_of_format("jsonl", t));
 }

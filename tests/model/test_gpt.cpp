@@ -40,13 +40,13 @@ TEST_CASE("preset parameter counts match the formula and GPT-2's sizes", "[model
     const std::map<std::string, int64_t> released = {
         {"gpt2", 124439808}, {"gpt2-medium", 354823168}, {"gpt2-large", 774030080}, {"gpt2-xl", 1557611200}};
     for (const auto& p : model_presets()) {
-        if (p.shape.arch != "gpt2") continue;  // the llama family: below
+        if (p.shape.arch != ModelArch::Gpt2) continue;  // the llama family: below
         ModelConfig cfg;
         cfg.preset = p.name;
         apply_model_preset(cfg, {});
         REQUIRE(cfg.vocab_size == 50304);  // GPT-2's layout: padded vocabulary, biases, tanh GELU
         REQUIRE(cfg.bias);
-        REQUIRE(cfg.activation == "gelu_tanh");
+        REQUIRE(cfg.activation == Activation::GeluTanh);
         cfg.vocab_size = 50257;  // the released models' count
         INFO(p.name);
         REQUIRE(gpt_parameter_count(cfg) == released.at(p.name));
@@ -55,7 +55,7 @@ TEST_CASE("preset parameter counts match the formula and GPT-2's sizes", "[model
 
 TEST_CASE("the built model has exactly the formula's parameters", "[model]") {
     for (bool bias : {false, true}) {
-        for (const std::string arch : {"gpt2", "gpt1"}) {
+        for (const ModelArch arch : {ModelArch::Gpt2, ModelArch::Gpt1}) {
             ModelConfig cfg = test::tiny_model(97);
             cfg.bias = bias;
             cfg.arch = arch;
@@ -92,7 +92,7 @@ TEST_CASE("llama presets have the released parameter counts", "[model]") {
         cfg.preset = name;
         REQUIRE(apply_model_preset(cfg, {}));
         INFO(name);
-        CHECK(cfg.arch == "llama");
+        CHECK(cfg.arch == ModelArch::Llama);
         CHECK(gpt_parameter_count(cfg) == count);
     }
     ModelConfig smol;
@@ -110,11 +110,11 @@ TEST_CASE("rotary frequencies: default and llama3 scaling", "[model]") {
     ModelConfig cfg = test::tiny_llama(50);
     cfg.head_dim = 8;
     cfg.rope_theta = 500000;
-    cfg.rope_scaling = "none";
+    cfg.rope_scaling = RopeScaling::None;
     auto plain = rotary_inv_freq(cfg);
     REQUIRE(plain.size(0) == 4);
     for (int i = 0; i < 4; ++i) CHECK(plain[i].item<double>() == Approx(std::pow(500000.0, -2.0 * i / 8)).epsilon(1e-6));
-    cfg.rope_scaling = "llama3";  // factor 8, low 1, high 4, original context 16: wavelengths 16 and 4 bound the band
+    cfg.rope_scaling = RopeScaling::Llama3;  // factor 8, low 1, high 4, original context 16: wavelengths 16 and 4 bound the band
     auto scaled = rotary_inv_freq(cfg);
     for (int i = 0; i < 4; ++i) {
         const double f = std::pow(500000.0, -2.0 * i / 8), wavelen = 2 * M_PI / f;
@@ -219,7 +219,7 @@ TEST_CASE("GPT forward matches an independent PyTorch reference", "[integration]
     for (const std::string arch : {"gpt2", "gpt1"}) {
         torch::manual_seed(3);
         ModelConfig cfg = test::tiny_model(61);
-        cfg.arch = arch;
+        cfg.arch = enum_from_name<ModelArch>(arch).value();
         cfg.bias = arch == "gpt2";
         Gpt model(cfg);
         model->eval();

@@ -11,6 +11,7 @@
 #include "rlhf/rl/rewards.h"
 
 using namespace rlhf::rl;
+using rlhf::KlEstimator;
 using Catch::Matchers::WithinAbs;
 
 namespace {
@@ -91,10 +92,10 @@ TEST_CASE("clipped value loss above, below and inside the clip range", "[rl][ppo
 
 TEST_CASE("KL estimators, per-token rewards and the adaptive controller", "[rl][rewards]") {
     auto lp = row({-1.0, -2.0}), ref = row({-1.5, -2.0});
-    REQUIRE_THAT(kl_estimate(lp, ref, "k1")[0][0].item<double>(), WithinAbs(0.5, 1e-12));
-    REQUIRE_THAT(kl_estimate(lp, ref, "k2")[0][0].item<double>(), WithinAbs(0.125, 1e-12));
-    REQUIRE_THAT(kl_estimate(lp, ref, "k3")[0][0].item<double>(), WithinAbs(std::exp(-0.5) - 1 + 0.5, 1e-12));
-    for (const char* k : {"k1", "k2", "k3"}) REQUIRE(kl_estimate(lp, lp, k).abs().max().item<double>() == 0.0);
+    REQUIRE_THAT(kl_estimate(lp, ref, KlEstimator::K1)[0][0].item<double>(), WithinAbs(0.5, 1e-12));
+    REQUIRE_THAT(kl_estimate(lp, ref, KlEstimator::K2)[0][0].item<double>(), WithinAbs(0.125, 1e-12));
+    REQUIRE_THAT(kl_estimate(lp, ref, KlEstimator::K3)[0][0].item<double>(), WithinAbs(std::exp(-0.5) - 1 + 0.5, 1e-12));
+    for (const auto k : {KlEstimator::K1, KlEstimator::K2, KlEstimator::K3}) REQUIRE(kl_estimate(lp, lp, k).abs().max().item<double>() == 0.0);
 
     // β = 0.1, kl = (0.5, 0.2, 0.3 masked), score 2 at the last real token (index 1).
     auto r = per_token_rewards(row({0.5, 0.2, 0.3}), torch::tensor({2.0}, torch::kFloat64), row({1, 1, 0}), 0.1);

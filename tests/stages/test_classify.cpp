@@ -66,20 +66,20 @@ TEST_CASE("classify: each task type's input transformation", "[classify]") {
     e.choices = {"yes", "no", "maybe"};
     e.label = 1;
 
-    auto one = render_task_input(e, TaskType::classification, t.tok, s, 32);
+    auto one = render_task_input(e, TaskType::Classification, t.tok, s, 32);
     REQUIRE(one.rows.size() == 1);
     CHECK(one.rows[0] == cat({{s.start}, t.enc("a cat"), {s.extract}}));  // text_b and choices unused
 
-    auto pair = render_task_input(e, TaskType::entailment, t.tok, s, 32);
+    auto pair = render_task_input(e, TaskType::Entailment, t.tok, s, 32);
     REQUIRE(pair.rows.size() == 1);
     CHECK(pair.rows[0] == cat({{s.start}, t.enc("a cat"), {s.delim}, t.enc("dog"), {s.extract}}));
 
-    auto sim = render_task_input(e, TaskType::similarity, t.tok, s, 32);
+    auto sim = render_task_input(e, TaskType::Similarity, t.tok, s, 32);
     REQUIRE(sim.rows.size() == 2);  // both orders
     CHECK(sim.rows[0] == cat({{s.start}, t.enc("a cat"), {s.delim}, t.enc("dog"), {s.extract}}));
     CHECK(sim.rows[1] == cat({{s.start}, t.enc("dog"), {s.delim}, t.enc("a cat"), {s.extract}}));
 
-    auto mc = render_task_input(e, TaskType::multiple_choice, t.tok, s, 32);
+    auto mc = render_task_input(e, TaskType::MultipleChoice, t.tok, s, 32);
     REQUIRE(mc.rows.size() == 3);  // one row per answer, the context in each
     for (size_t k = 0; k < 3; ++k) {
         CHECK(mc.rows[k] == cat({{s.start}, t.enc("a cat"), {s.delim}, t.enc(e.choices[k]), {s.extract}}));
@@ -91,11 +91,11 @@ TEST_CASE("classify: each task type's input transformation", "[classify]") {
         longer.text = std::string(40, 'a');
         longer.text_b = "bcd";
         int64_t truncated = 0;
-        auto r = render_task_input(longer, TaskType::entailment, t.tok, s, 16, &truncated);
+        auto r = render_task_input(longer, TaskType::Entailment, t.tok, s, 16, &truncated);
         CHECK(truncated == 1);
         REQUIRE(r.rows[0].size() == 16);
         CHECK(r.rows[0] == cat({{s.start}, t.enc(std::string(10, 'a')), {s.delim}, t.enc("bcd"), {s.extract}}));
-        auto sym = render_task_input(longer, TaskType::similarity, t.tok, s, 16);
+        auto sym = render_task_input(longer, TaskType::Similarity, t.tok, s, 16);
         CHECK(sym.rows[1] == cat({{s.start}, t.enc("bcd"), {s.delim}, t.enc(std::string(10, 'a')), {s.extract}}));
     }
 }
@@ -108,8 +108,8 @@ TEST_CASE("classify: extract positions, LM targets, scores, right pad", "[classi
     short_one.label = 0;
     long_one.text = "a much longer text";
     long_one.label = 1;
-    const auto a = render_task_input(short_one, TaskType::classification, t.tok, t.ids, 32);
-    const auto b = render_task_input(long_one, TaskType::classification, t.tok, t.ids, 32);
+    const auto a = render_task_input(short_one, TaskType::Classification, t.tok, t.ids, 32);
+    const auto b = render_task_input(long_one, TaskType::Classification, t.tok, t.ids, 32);
     const auto batch = collate_task_inputs({&a, &b}, false, t.tok.pad_id());
     const int64_t La = static_cast<int64_t>(a.rows[0].size()), Lb = static_cast<int64_t>(b.rows[0].size());
     REQUIRE(batch.ids.sizes() == torch::IntArrayRef({2, Lb}));
@@ -125,7 +125,7 @@ TEST_CASE("classify: extract positions, LM targets, scores, right pad", "[classi
     CHECK(batch.labels.equal(torch::tensor({0, 1}, torch::kLong)));
 
     // The short example scores the same alone as beside a longer one (padding changes nothing).
-    auto model = tiny_task_model(t.tok, TaskType::classification, 2);
+    auto model = tiny_task_model(t.tok, TaskType::Classification, 2);
     torch::NoGradGuard no_grad;
     const auto alone = collate_task_inputs({&a}, false, t.tok.pad_id());
     auto s_alone = model->forward(alone.ids, alone.extract_pos, 1).scores;
@@ -137,14 +137,14 @@ TEST_CASE("classify: extract positions, LM targets, scores, right pad", "[classi
 TEST_CASE("classify: similarity is symmetric in its pair", "[classify]") {
     TaskTokenizer t;
     for (int classes : {1, 3}) {
-        auto model = tiny_task_model(t.tok, TaskType::similarity, classes);
+        auto model = tiny_task_model(t.tok, TaskType::Similarity, classes);
         TaskExample ab, ba;
         ab.text = ba.text_b = "a man plays a flute";
         ab.text_b = ba.text = "someone is cooking";
         ab.score = ba.score = 2.5;
         ab.label = ba.label = classes == 1 ? -1 : 1;
-        const auto in_ab = render_task_input(ab, TaskType::similarity, t.tok, t.ids, 32);
-        const auto in_ba = render_task_input(ba, TaskType::similarity, t.tok, t.ids, 32);
+        const auto in_ab = render_task_input(ab, TaskType::Similarity, t.tok, t.ids, 32);
+        const auto in_ba = render_task_input(ba, TaskType::Similarity, t.tok, t.ids, 32);
         CHECK(in_ab.rows[0] == in_ba.rows[1]);
         const auto p = predict_task(*model, {in_ab, in_ba}, 2, t.tok.pad_id(), false, -100, 100);
         torch::NoGradGuard no_grad;
@@ -165,11 +165,11 @@ TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][cl
         const char* name;
         int classes;
     };
-    const Case cases[] = {{TaskType::classification, "classification", 3},
-                          {TaskType::entailment, "entailment", 2},
-                          {TaskType::similarity, "similarity", 1},
-                          {TaskType::similarity, "similarity", 2},
-                          {TaskType::multiple_choice, "multiple_choice", 1}};
+    const Case cases[] = {{TaskType::Classification, "classification", 3},
+                          {TaskType::Entailment, "entailment", 2},
+                          {TaskType::Similarity, "similarity", 1},
+                          {TaskType::Similarity, "similarity", 2},
+                          {TaskType::MultipleChoice, "multiple_choice", 1}};
     const char* texts[] = {"the film was fine", "no", "a long and winding road", "cats"};
     // Each case's sums, and its input for the reference: then one Python start checks them all.
     const double lm_coef = 0.5;
@@ -185,7 +185,7 @@ TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][cl
             e.text = texts[i];
             e.text_b = texts[(i + 1) % 4];
             e.choices = {texts[(i + 2) % 4], texts[(i + 3) % 4], "maybe so"};
-            e.label = c.type == TaskType::multiple_choice ? i % 3 : i % std::max(2, c.classes);
+            e.label = c.type == TaskType::MultipleChoice ? i % 3 : i % std::max(2, c.classes);
             e.score = 0.7 * i;
             inputs.push_back(render_task_input(e, c.type, t.tok, t.ids, 32));
         }
@@ -222,7 +222,7 @@ TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][cl
             for (const auto& row : ref["scores"]) for (double v : row) flat.push_back(v);
             CHECK(test::max_abs_diff(s.scores.to(torch::kDouble).reshape({-1}), torch::tensor(flat, torch::kDouble)) < 1e-4);
             CHECK(s.scores.size(0) == 4);
-            CHECK(s.scores.size(1) == (c.type == TaskType::multiple_choice ? 3 : c.classes));
+            CHECK(s.scores.size(1) == (c.type == TaskType::MultipleChoice ? 3 : c.classes));
         }
         CHECK(s.task.item<double>() == Approx(ref["task_loss_sum"].get<double>()).epsilon(1e-4));
         CHECK(s.lm.item<double>() == Approx(ref["lm_loss_sum"].get<double>()).epsilon(1e-4));
@@ -237,14 +237,14 @@ TEST_CASE("classify: heads, losses and LM term match PyTorch", "[integration][cl
 // Classify: the LM term adds lm_coef times the LM loss's gradient.
 TEST_CASE("classify: the LM term adds lm_coef x the LM loss's gradient", "[classify]") {
     TaskTokenizer t;
-    auto model = tiny_task_model(t.tok, TaskType::entailment, 2);
+    auto model = tiny_task_model(t.tok, TaskType::Entailment, 2);
     std::vector<TaskInput> inputs;
     for (const char* text : {"one premise here", "another", "a third premise, longer than the others"}) {
         TaskExample e;
         e.text = text;
         e.text_b = "a hypothesis";
         e.label = 1;
-        inputs.push_back(render_task_input(e, TaskType::entailment, t.tok, t.ids, 32));
+        inputs.push_back(render_task_input(e, TaskType::Entailment, t.tok, t.ids, 32));
     }
     std::vector<const TaskInput*> ptrs = {&inputs[0], &inputs[1], &inputs[2]};
     const auto b = collate_task_inputs(ptrs, false, t.tok.pad_id());
@@ -346,7 +346,7 @@ struct ClassifyFixture {
     }
     RunConfig config(const std::string& out) const {
         RunConfig cfg;
-        cfg.stage = "classify";
+        cfg.stage = Stage::Classify;
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
@@ -426,7 +426,7 @@ TEST_CASE("classify: learns, resumes exactly, rlhf eval scores it",
     CHECK(gen.exit_code == 1);
     CHECK_THAT(gen.output, Contains("this is a task model (stage: classify)"));
     RunConfig sft;
-    sft.stage = "sft";
+    sft.stage = Stage::Sft;
     sft.source = "<test>";
     sft.init_from = (f.dir / "run").string();
     CHECK_THROWS_WITH(load_start_point(sft, {}), Contains("init_from is a task model"));
@@ -448,7 +448,7 @@ TEST_CASE("classify: from scratch, regression and multiple choice run",
     sim.init_from = "";
     sim.tokenizer.path = (f.dir / "base" / "tokenizer").string();
     sim.model = test::tiny_model(0);
-    sim.task.type = "similarity";
+    sim.task.type = TaskType::Similarity;
     sim.task.num_classes = 1;
     sim.data.files = {(f.dir / "stsb.tsv").string()};
     sim.data.val_files = {};
@@ -470,7 +470,7 @@ TEST_CASE("classify: from scratch, regression and multiple choice run",
     CHECK_FALSE(line.contains("accuracy"));
 
     RunConfig mc = f.config("cloze");
-    mc.task.type = "multiple_choice";
+    mc.task.type = TaskType::MultipleChoice;
     mc.data.files = {(f.dir / "cloze.csv").string()};
     mc.data.val_files = {};
     mc.data.val_fraction = 0.25;
@@ -517,12 +517,12 @@ TEST_CASE("classify: bad input is one clear line", "[integration][classify][ligh
 // Classify: under bf16 autocast the head still computes in fp32.
 TEST_CASE("classify: under bf16 autocast the head computes in fp32", "[classify]") {
     TaskTokenizer t;
-    auto model = tiny_task_model(t.tok, TaskType::similarity, 1);
+    auto model = tiny_task_model(t.tok, TaskType::Similarity, 1);
     TaskExample e;
     e.text = "a man plays";
     e.text_b = "a flute";
     e.score = 3.0;
-    const auto in = render_task_input(e, TaskType::similarity, t.tok, t.ids, 32);
+    const auto in = render_task_input(e, TaskType::Similarity, t.tok, t.ids, 32);
     const auto b = collate_task_inputs({&in}, true, t.tok.pad_id());
     torch::NoGradGuard no_grad;
     AutocastGuard autocast(true, torch::kCPU);

@@ -99,7 +99,7 @@ struct Workspace {
     }
     RunConfig finetune(const std::string& stage, const std::string& out) const {
         RunConfig cfg;
-        cfg.stage = stage;
+        cfg.stage = enum_from_name<Stage>(stage).value();
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = base();
@@ -211,7 +211,7 @@ TEST_CASE("2 ranks run PPO as 1 process does, PPO-ptx and eval included",
     one.train.grad_accum_steps = 1;
     one.checkpoint.every = 0;
     one.ppo.toy_reward = "count:o";
-    one.ppo.critic_from = "policy";
+    one.ppo.critic_from = CriticFrom::Policy;
     one.ppo.rollout_batch = 6;  // 7 training prompts: batches of 6 and 1 (shared 3 + 3, then 0 + 1)
     one.ppo.rollout_chunk = 8;
     one.ppo.minibatch = 3;  // rows shared 1 + 2 (and 0 + 1 in the one-row batch)

@@ -38,7 +38,7 @@ struct DpoBase {
     }
     RunConfig dpo_config(const std::string& out) const {
         RunConfig cfg;
-        cfg.stage = "dpo";
+        cfg.stage = Stage::Dpo;
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
@@ -100,7 +100,7 @@ TEST_CASE("DPO and IPO losses and gradients match PyTorch", "[integration][dpo][
         std::vector<torch::Tensor> x = {torch::tensor(pc, opts), torch::tensor(pr, opts), torch::tensor(rc, opts),
                                         torch::tensor(rr, opts)};
         DpoConfig cfg;
-        cfg.loss = c.loss;
+        cfg.loss = enum_from_name<DpoLoss>(c.loss).value();
         cfg.beta = c.beta;
         cfg.label_smoothing = c.eps;
         const auto p = rl::dpo_pair_losses(x[0], x[1], x[2], x[3], cfg);
@@ -140,7 +140,7 @@ TEST_CASE("DPO loss by hand: ln 2 at h = 0, ties count half", "[unit][dpo]") {
     REQUIRE(m.rejected_reward == Approx(-0.9));
     REQUIRE(m.accuracy == 1.0);
     // IPO at h = 1/(2β) = 5: loss 0.
-    cfg.loss = "ipo";
+    cfg.loss = DpoLoss::Ipo;
     m = rl::dpo_metrics(rl::dpo_metric_sums(rl::dpo_pair_losses(lp({-2}), lp({-8}), lp({-3}), lp({-4}), cfg)));
     REQUIRE(m.loss == Approx(0.0).margin(1e-12));
 }
@@ -224,7 +224,7 @@ TEST_CASE("DPO starts at ln 2 from its reference and learns rankings", "[integra
 
     // The checkpoint is a policy: generate takes it, and it records where its reference came from.
     auto info = read_checkpoint_info(resolve_checkpoint(cfg.out_dir));
-    REQUIRE(info.config.stage == "dpo");
+    REQUIRE(info.config.stage == Stage::Dpo);
     REQUIRE_THAT(info.stage_state["lineage"]["reference"].get<std::string>(), Contains("base"));
     auto gen = test::run_cli("generate --checkpoint " + test::shell_quote(cfg.out_dir) +
                              " --prompt 'Greet Anna' --max-new-tokens 8 --temperature 0 --threads 1");
@@ -293,7 +293,7 @@ TEST_CASE("DPO input errors are one clear line", "[integration][dpo]") {
     test::write_text(base.dir / "long.jsonl", too_long);
     RunConfig cfg = base.dpo_config("long");
     cfg.data.files = {(base.dir / "long.jsonl").string()};
-    cfg.data.too_long = "skip";
+    cfg.data.too_long = TooLong::Skip;
     REQUIRE_THROWS_WITH(run_dpo(cfg, {}), Contains("no usable comparison pair") && Contains("long.jsonl") &&
                                               Contains("context window of 32 tokens") && Contains("data.too_long: truncate"));
 
@@ -305,7 +305,7 @@ TEST_CASE("DPO input errors are one clear line", "[integration][dpo]") {
     cfg = base.dpo_config("tied");
     cfg.data.files = {(base.dir / "tied.jsonl").string()};
     REQUIRE_THROWS_WITH(run_dpo(cfg, {}), Contains("tied.jsonl:1") && Contains("all ranks are tied"));
-    cfg.data.on_error = "skip";
+    cfg.data.on_error = OnError::Skip;
     REQUIRE_THROWS_WITH(run_dpo(cfg, {}), Contains("tied.jsonl") && Contains("no usable comparisons"));
 
     cfg = base.dpo_config("dropout");
@@ -313,7 +313,7 @@ TEST_CASE("DPO input errors are one clear line", "[integration][dpo]") {
     REQUIRE_THROWS_WITH(load_config_text(dump_config(cfg), "<test>"), Contains("model.dropout"));
 
     cfg = base.dpo_config("ipo");
-    cfg.dpo.loss = "ipo";
+    cfg.dpo.loss = DpoLoss::Ipo;
     cfg.dpo.label_smoothing = 0.1;
     REQUIRE_THROWS_WITH(load_config_text(dump_config(cfg), "<test>"), Contains("dpo.label_smoothing"));
 

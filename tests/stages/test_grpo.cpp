@@ -71,8 +71,8 @@ struct GuessTiny {
         RunConfig cfg = config("ppo", out, "sft");
         cfg.data.files = {(dir / "prompts.jsonl").string()};
         cfg.data.val_fraction = 0.2;  // 4 of the 20 evaluate, 16 train: two batches of 8 per epoch
-        cfg.ppo.reward = "checker:ages";
-        cfg.ppo.advantage = "grpo";
+        cfg.ppo.reward = RewardSource::CheckerAges;
+        cfg.ppo.advantage = Advantage::Grpo;
         cfg.ppo.group_size = 4;
         cfg.ppo.rollout_batch = 8;
         cfg.ppo.minibatch = 8;
@@ -105,7 +105,7 @@ TEST_CASE("grpo and rloo raise a checker's reward, no critic", "[integration][gr
     for (const char* advantage : {"grpo", "rloo"}) {
         INFO(advantage);
         RunConfig cfg = guess.grpo_config(advantage);
-        cfg.ppo.advantage = advantage;
+        cfg.ppo.advantage = enum_from_name<Advantage>(advantage).value();
         REQUIRE(run_ppo(cfg, {}) == 0);
         auto steps = test::metric_records(cfg.out_dir, "train");
         REQUIRE(steps.size() == 25);
@@ -133,8 +133,8 @@ TEST_CASE("grpo resumed equals an uninterrupted run", "[integration][grpo]") {
     GuessTiny guess;
     RunConfig full = guess.grpo_config("full");
     full.ppo.kl_coef = 0.05;
-    full.ppo.kl_penalty = "loss";
-    full.ppo.loss_aggregation = "token_sum";
+    full.ppo.kl_penalty = KlPenalty::Loss;
+    full.ppo.loss_aggregation = LossAggregation::TokenSum;
     full.ppo.scale_by_std = false;
     full.ppo.clip_high = 0.28;
     full.ppo.format_reward = 0.1;

@@ -82,7 +82,7 @@ void check_dpo_ppo_grpo(const test::TempDir& dir) {
     ppo.ppo.rollout_batch = 8;
     ppo.ppo.minibatch = 8;
     ppo.ppo.max_new_tokens = 16;
-    ppo.ppo.check_invariants = "error";
+    ppo.ppo.check_invariants = CheckInvariants::Error;
     ppo.train.max_steps = 2;
     REQUIRE(run_ppo(ppo, {}) == 0);
     steps = test::metric_records(ppo.out_dir, "train");
@@ -92,9 +92,9 @@ void check_dpo_ppo_grpo(const test::TempDir& dir) {
 
     RunConfig grpo = ppo;
     grpo.out_dir = (dir / "grpo").string();
-    grpo.ppo.advantage = "grpo";
+    grpo.ppo.advantage = Advantage::Grpo;
     grpo.ppo.group_size = 4;
-    grpo.ppo.kl_penalty = "loss";
+    grpo.ppo.kl_penalty = KlPenalty::Loss;
     REQUIRE(run_ppo(grpo, {}) == 0);
     steps = test::metric_records(grpo.out_dir, "train");
     REQUIRE(steps.size() == 2);
@@ -131,7 +131,7 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     CHECK(mean_loss(steps, 25, 30) < 0.5 * mean_loss(steps, 0, 5));
     const auto step_dir = resolve_checkpoint(sft.out_dir);
     const ModelConfig m = read_checkpoint_info(step_dir).config.model;
-    CHECK(m.arch == "llama");
+    CHECK(m.arch == ModelArch::Llama);
     CHECK(m.block_size == 48);
     const Tokenizer tok = load_checkpoint_tokenizer(step_dir);
     CHECK(tok.chat_template().style == ChatStyle::chatml);

@@ -69,7 +69,7 @@ struct SftTiny {
         cfg.data.files = {(dir / "prompts.jsonl").string()};
         cfg.data.val_fraction = 0.2;
         cfg.ppo.toy_reward = "count:o";
-        cfg.ppo.critic_from = "policy";
+        cfg.ppo.critic_from = CriticFrom::Policy;
         cfg.ppo.rollout_batch = 16;
         cfg.ppo.minibatch = 8;
         cfg.ppo.epochs = 2;

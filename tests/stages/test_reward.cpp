@@ -32,7 +32,7 @@ struct RewardBase {
     }
     RunConfig reward_config(const std::string& out) const {
         RunConfig cfg;
-        cfg.stage = "reward";
+        cfg.stage = Stage::Reward;
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
@@ -133,7 +133,7 @@ TEST_CASE("reward input errors are one clear line", "[integration][reward]") {
     REQUIRE_THROWS_WITH(run_reward(cfg, {}), Contains("short.jsonl:5") && Contains("at least 2 responses"));
 
     cfg = base.reward_config("bad2");
-    cfg.data.on_error = "skip";
+    cfg.data.on_error = OnError::Skip;
     cfg.data.files = {(base.dir / "short.jsonl").string()};
     cfg.train.max_steps = 2;
     REQUIRE(run_reward(cfg, {}) == 0);  // the bad group is counted and left out

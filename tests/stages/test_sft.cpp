@@ -28,7 +28,7 @@ struct SftBase {
     }
     RunConfig sft_config(const std::string& out) const {
         RunConfig cfg;
-        cfg.stage = "sft";
+        cfg.stage = Stage::Sft;
         cfg.source = "<test>";
         cfg.out_dir = (dir / out).string();
         cfg.init_from = (dir / "base").string();
@@ -107,7 +107,7 @@ TEST_CASE("sft input errors are one clear line", "[integration][sft]") {
     cfg.data.files = {(base.dir / "broken.jsonl").string()};
     REQUIRE_THROWS_WITH(run_sft(cfg, {}), Contains("broken.jsonl:4") && Contains("invalid JSON"));
     cfg.out_dir = (base.dir / "bad3").string();
-    cfg.data.on_error = "skip";
+    cfg.data.on_error = OnError::Skip;
     cfg.train.max_steps = 2;
     REQUIRE(run_sft(cfg, {}) == 0);  // the bad line is counted and left out
 
@@ -138,7 +138,7 @@ TEST_CASE("chat markers' rows in a padded embedding start as the mean", "[integr
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     RunConfig cfg;
-    cfg.stage = "sft";
+    cfg.stage = Stage::Sft;
     cfg.init_from = (dir / "pre").string();
     StartPoint start = load_start_point(cfg, {});
     REQUIRE(cfg.model.vocab_size == 320);  // rows to spare: not grown

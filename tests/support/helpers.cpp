@@ -108,9 +108,9 @@ ModelConfig tiny_model(int vocab_size) {
 
 ModelConfig tiny_llama(int vocab_size) {
     ModelConfig m = tiny_model(vocab_size);
-    m.arch = "llama";
+    m.arch = ModelArch::Llama;
     m.bias = false;
-    m.activation = "silu";
+    m.activation = Activation::Silu;
     m.n_head = 4;
     m.n_kv_head = 2;
     m.head_dim = 16;
@@ -118,7 +118,7 @@ ModelConfig tiny_llama(int vocab_size) {
     m.qkv_bias = true;
     m.qk_norm = true;
     m.tie_embeddings = false;
-    m.rope_scaling = "llama3";
+    m.rope_scaling = RopeScaling::Llama3;
     m.rope_original_context = 16;
     m.norm_eps = 1e-6;
     return m;
@@ -127,7 +127,7 @@ ModelConfig tiny_llama(int vocab_size) {
 ModelConfig tiny_model_of(const std::string& arch, int vocab_size) {
     if (arch == "llama") return tiny_llama(vocab_size);
     ModelConfig m = tiny_model(vocab_size);
-    m.arch = arch;
+    m.arch = enum_from_name<ModelArch>(arch).value();
     return m;
 }
 
@@ -141,7 +141,7 @@ Tokenizer chat_char_tokenizer(const fs::path& dir) {
 
 RunConfig fine_tune_config(const std::string& stage, const fs::path& dir, const std::string& out, const std::string& init_from) {
     RunConfig cfg;
-    cfg.stage = stage;
+    cfg.stage = enum_from_name<Stage>(stage).value();
     cfg.source = "<test>";
     cfg.out_dir = (dir / out).string();
     cfg.init_from = (dir / init_from).string();
@@ -155,7 +155,7 @@ RunConfig fine_tune_config(const std::string& stage, const fs::path& dir, const 
 
 RunConfig tiny_pretrain_config(const fs::path& corpus, const fs::path& out_dir) {
     RunConfig cfg;
-    cfg.stage = "pretrain";
+    cfg.stage = Stage::Pretrain;
     cfg.out_dir = out_dir.string();
     cfg.runtime.threads = 2;
     cfg.runtime.deterministic = true;  // results compared bit for bit, also under load

@@ -86,7 +86,7 @@ TEST_CASE("AdamW epsilon placement, PyTorch vs TensorFlow, by hand", "[train]") 
         o.weight_decay = 0.0;
         o.beta2 = 0.999;
         o.eps = 1e-3;
-        o.eps_style = style;
+        o.eps_style = enum_from_name<EpsStyle>(style).value();
         AdamW opt(*lin, o);
         torch::NoGradGuard ng;
         const double w0 = lin->weight.item<double>();
@@ -146,7 +146,7 @@ TEST_CASE("AdamW kernels agree: CPU loop, fused kernel, tensor ops", "[train]") 
         OptimConfig o;
         o.weight_decay = 0.1;
         o.eps = 1e-3;  // large, so the two eps placements differ visibly
-        o.eps_style = eps_style;
+        o.eps_style = enum_from_name<EpsStyle>(eps_style).value();
         auto [want, want_norms] = AdamWRun(o, AdamW::Kernel::cpu_loop).run(5, 1.0);  // clipping active
         for (auto kernel : kernels) {
             INFO("eps_style " << eps_style << ", kernel " << static_cast<int>(kernel));

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "rlhf/config/enums.h"
+
 namespace rlhf {
 
 struct RuntimeConfig {
@@ -23,14 +25,14 @@ struct RuntimeConfig {
 
 struct ModelConfig {
     std::string preset     = "custom";  // custom | gpt2 … gpt2-xl | smollm2-135m … llama-3.2-1b (presets.h)
-    std::string arch       = "gpt2";    // gpt2 (pre-LN) | gpt1 (post-LN) | llama (RoPE, RMSNorm, SwiGLU)
+    ModelArch   arch       = ModelArch::Gpt2;  // gpt2 (pre-LN) | gpt1 (post-LN) | llama (RoPE, RMSNorm, SwiGLU)
     int         n_layer    = 4;
     int         n_head     = 4;
     int         n_embd     = 128;
     int         block_size = 64;        // context window in tokens
     int         vocab_size = 0;         // 0 = the tokenizer's size; else >= it (padding for speed)
     bool        bias       = false;     // biases in Linear and LayerNorm layers (gpt2, gpt1)
-    std::string activation = "gelu";    // gelu (exact, erf) | gelu_tanh (GPT-2's "gelu_new"); llama: silu (SwiGLU)
+    Activation  activation = Activation::Gelu;  // gelu (exact, erf) | gelu_tanh (GPT-2's "gelu_new"); llama: silu (SwiGLU)
     double      dropout    = 0.0;       // on embeddings, attention weights and residual branches
 
     // The Llama/Qwen family (arch: llama); other archs keep the defaults.
@@ -39,7 +41,7 @@ struct ModelConfig {
     int         intermediate_size = 0;  // MLP hidden width; 0 = 4 * n_embd
     double      norm_eps   = 1e-5;      // RMSNorm epsilon (LayerNorm: always 1e-5)
     double      rope_theta = 10000;     // rotary base
-    std::string rope_scaling = "none";  // none | llama3 (Llama-3.1/3.2's long-context frequency scaling)
+    RopeScaling rope_scaling = RopeScaling::None;  // none | llama3 (Llama-3.1/3.2's long-context frequency scaling)
     double      rope_factor = 8;              // llama3 scaling: factor
     double      rope_low_freq_factor = 1;     // llama3 scaling: low_freq_factor
     double      rope_high_freq_factor = 4;    // llama3 scaling: high_freq_factor
@@ -63,22 +65,22 @@ struct DataConfig {
     std::vector<std::string> text;         // raw text files, tokenized into <out_dir>/data on first run
     std::string              shards = "";  // or: a directory made by `rlhf data prepare`
     double                   val_fraction = 0.1;  // tail of the token stream held out (text only)
-    std::string              sampler = "epoch";   // epoch (every token once per epoch) | random (nanoGPT)
+    DataSampler              sampler = DataSampler::Epoch; // epoch (every token once per epoch) | random (nanoGPT)
 
     // Example files (sft, reward): JSONL, gzipped JSONL or JSON arrays, read as
     // data/sft_examples.h (sft) and data/comparisons.h (reward) describe.
     std::vector<std::string> files;
     std::vector<std::string> val_files;            // held-out examples; empty = val_fraction of files
-    std::string              format = "auto";      // sft: auto | prompt_response | gsm8k | alpaca | messages
+    DataFormat               format = DataFormat::Auto; // sft: auto | prompt_response | gsm8k | alpaca | messages
                                                    // reward: auto | ranked | pairwise | hh | pandalm
     struct Fields {                                // source key names; "" = the format's own
         std::string prompt, response, messages;
         std::string answer;                        // ppo with a checker reward: the gold answer's key ("" = "answer")
         std::string text, text_b, choices, label;  // classify, JSONL: the task's keys (data/task_examples.h)
     } fields;
-    std::string              on_error = "error";   // error: stop at a bad record | skip: count and leave it out
+    OnError                  on_error = OnError::Error; // error: stop at a bad record | skip: count and leave it out
     bool                     packing = false;      // several examples per window, no attention across them
-    std::string              too_long = "truncate";  // truncate (prompt from the left, reply from the right) | skip
+    TooLong                  too_long = TooLong::Truncate;  // truncate (prompt from the left, reply from the right) | skip
     double                   min_prompt_fraction = 0.5;  // a truncated prompt keeps at least this share of the window
 };
 
@@ -91,7 +93,7 @@ struct OptimConfig {
     double  beta1           = 0.9;
     double  beta2           = 0.95;
     double  eps             = 1e-8;
-    std::string eps_style   = "torch"; // torch: eps added to sqrt(v_hat); tf: to sqrt(v) (TF1 Adam, OpenAI's RLHF code)
+    EpsStyle eps_style      = EpsStyle::Torch; // torch: eps added to sqrt(v_hat); tf: to sqrt(v) (TF1 Adam, OpenAI's RLHF code)
     double  grad_clip       = 1.0;    // max global gradient norm; 0 disables clipping
 };
 
@@ -108,7 +110,7 @@ struct TrainConfig {
 
 struct RewardConfig {
     double                   margin = 0.0;          // loss -log σ(r_better - r_worse - margin); 0 = InstructGPT
-    std::string              normalize = "bias";    // bias: reference mean 0 | gain_bias: mean 0, std 1 | none
+    RewardNormalize          normalize = RewardNormalize::Bias; // bias: reference mean 0 | gain_bias: mean 0, std 1 | none
     std::vector<std::string> reference_files;       // demonstrations (sft formats) to normalise on; empty = the
                                                     // best response of each training group
     int                      reference_count = 512; // at most this many reference responses are scored
@@ -121,7 +123,7 @@ struct PpoConfig {
     std::string reward_model = "";        // reward checkpoint (stage: reward), normalisation applied
     std::string toy_reward = "";          // instead of a reward model: "count:TEXT" scores how often TEXT's
                                           // token appears in the response (a known optimum, for tests)
-    std::string critic_from = "reward";   // reward: a copy of the reward model (InstructGPT) | policy: the SFT trunk
+    CriticFrom  critic_from = CriticFrom::Reward; // reward: a copy of the reward model (InstructGPT) | policy: the SFT trunk
     int         rollout_batch = 16;       // prompts per iteration (episodes)
     int         rollout_chunk = 64;       // sequences generated, scored and run through the policy, reference
                                           // and critic together: bounds a rollout's KV cache and logits
@@ -134,7 +136,7 @@ struct PpoConfig {
     double      kl_coef = 0.02;           // β of the per-token KL penalty (InstructGPT 0.02)
     double      kl_target = 0.0;          // > 0: adapt β toward this KL per sequence (Ziegler: 6)
     double      kl_horizon = 10000;       // episodes over which β adapts
-    std::string kl_estimator = "k1";      // k1 | k2 | k3
+    KlEstimator kl_estimator = KlEstimator::K1; // k1 | k2 | k3
     double      clip = 0.2;               // policy ratio clip ε
     double      value_clip = 0.2;         // value clip ε_v
     double      vf_coef = 0.1;            // value-loss weight
@@ -152,18 +154,18 @@ struct PpoConfig {
     double      ema_decay = 0.0;          // EMA of policy weights (InstructGPT 0.992); 0 = off
     double      critic_lr = 0.0;          // 0 = optim.lr
     std::string frozen_dtype = "float32"; // reference and reward models: float32 | bfloat16 (half the memory)
-    std::string check_invariants = "error";  // rl/invariants.h, every iteration: error | warn | off
+    CheckInvariants check_invariants = CheckInvariants::Error;  // rl/invariants.h, every iteration: error | warn | off
 
     // Critic-free policy gradients (docs/grpo.md): G samples per prompt, each scored against its group.
-    std::string advantage = "gae";        // gae (critic) | grpo (group-normalised) | rloo (leave-one-out); no critic for the last two
+    Advantage   advantage = Advantage::Gae; // gae (critic) | grpo (group-normalised) | rloo (leave-one-out); no critic for the last two
     int         group_size = 1;           // samples per prompt (G); grpo and rloo need >= 2
     bool        scale_by_std = true;      // grpo: divide by the group's std; false = Dr.GRPO
-    std::string loss_aggregation = "token_mean";  // token_mean | sequence_mean | token_sum (÷ max_new_tokens: Dr.GRPO)
+    LossAggregation loss_aggregation = LossAggregation::TokenMean;  // token_mean | sequence_mean | token_sum (÷ max_new_tokens: Dr.GRPO)
     double      clip_low = 0.0;           // ratio clip below 1 (1 - clip_low); 0 = ppo.clip
     double      clip_high = 0.0;          // ratio clip above 1 (1 + clip_high; DAPO's clip-higher 0.28); 0 = ppo.clip
-    std::string kl_penalty = "reward";    // reward: -β·KL in the per-token reward | loss: β·k3 added to the policy loss (GRPO)
+    KlPenalty   kl_penalty = KlPenalty::Reward; // reward: -β·KL in the per-token reward | loss: β·k3 added to the policy loss (GRPO)
     // Rewards: the reward model (or toy reward), a verifiable checker, or both weighted.
-    std::string reward = "model";         // model | checker:ages | checker:gsm8k
+    RewardSource reward = RewardSource::Model; // model | checker:ages | checker:gsm8k
     double      checker_weight = 1.0;     // weight of the checker's 0/1 when a reward model scores too
     double      reward_model_weight = 1.0; // weight of the reward model's score when a checker scores too
     double      format_reward = 0.0;      // added when the response has the checker's answer format
@@ -173,7 +175,7 @@ struct PpoConfig {
 // comparisons the reward stage reads, against a frozen reference (init_from's weights).
 struct DpoConfig {
     double      beta = 0.1;               // strength of the implicit KL to the reference
-    std::string loss = "sigmoid";         // sigmoid (DPO) | ipo (Azar et al. 2023)
+    DpoLoss     loss = DpoLoss::Sigmoid; // sigmoid (DPO) | ipo (Azar et al. 2023)
     double      label_smoothing = 0.0;    // ε: the share of pairs assumed mislabeled (conservative DPO)
     std::string reference = "";           // the frozen reference checkpoint; "" = init_from
 };
@@ -181,7 +183,7 @@ struct DpoConfig {
 // GPT-1's task fine-tuning (stage: classify; Radford et al. 2018, docs/gpt1-tasks.md): the
 // trunk from init_from (or fresh), a linear head on the extract token, L = task loss + λ·LM loss.
 struct TaskConfig {
-    std::string type = "classification";  // classification | entailment | similarity | multiple_choice
+    TaskType    type = TaskType::Classification; // classification | entailment | similarity | multiple_choice
     int         num_classes = 2;          // classes; similarity: 1 = regression on the score (MSE)
     std::vector<std::string> labels;      // class names in index order; empty = the format's own (RTE) or indices
     double      score_min = 0.0;          // similarity regression: the score range (STS-B 0-5); a score outside
@@ -197,7 +199,7 @@ struct CheckpointConfig {
 };
 
 struct RunConfig {
-    std::string      stage   = "pretrain";  // pretrain | sft | reward | ppo | dpo | classify
+    Stage            stage   = Stage::Pretrain;  // pretrain | sft | reward | ppo | dpo | classify
     std::string      out_dir = "runs/default";  // run directory: logs, metrics, checkpoints
     std::string      init_from = "";            // sft, reward, ppo, dpo, classify: the checkpoint (or run directory) to start from
     RuntimeConfig    runtime;

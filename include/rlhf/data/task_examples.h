@@ -34,14 +34,9 @@
 #include <string>
 #include <vector>
 
+#include "rlhf/config/enums.h"  // TaskType
+
 namespace rlhf {
-
-enum class TaskType { classification, entailment, similarity, multiple_choice };
-
-// "classification" | "entailment" | "similarity" | "multiple_choice"; anything else is an
-// rlhf::Error naming `where` and the choices.
-TaskType parse_task_type(const std::string& name, const std::string& where);
-std::string task_type_name(TaskType type);
 
 struct TaskExample {
     std::string text;                  // the text / premise / sentence 1 / the story's context
@@ -53,7 +48,7 @@ struct TaskExample {
 };
 
 struct TaskReadOptions {
-    TaskType type = TaskType::classification;
+    TaskType type = TaskType::Classification;
     std::string format = "auto";       // auto | sst2 | rte | stsb | story_cloze | jsonl
     int num_classes = 2;               // classes (similarity: 1 = regression on the score)
     std::vector<std::string> labels;   // class names in index order (e.g. [entailment, not_entailment]); empty = indices

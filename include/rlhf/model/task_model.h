@@ -37,7 +37,7 @@ struct TaskModelImpl : torch::nn::Module {
     // ids (R, T) right-padded; extract_pos (R,); rows_per_example as TaskBatch has it.
     Output forward(const torch::Tensor& ids, const torch::Tensor& extract_pos, int64_t rows_per_example);
 
-    bool regression() const { return type == TaskType::similarity && outputs == 1; }
+    bool regression() const { return type == TaskType::Similarity && outputs == 1; }
     int64_t num_parameters() const;
 
     Gpt gpt;                              // the trunk's forward; owns `transformer`

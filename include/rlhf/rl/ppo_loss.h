@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <string>
 
+#include "rlhf/config/enums.h"
+
 namespace rlhf::rl {
 
 struct PolicyLoss {
@@ -30,7 +32,7 @@ struct PolicyLoss {
 
 struct PolicyLossOptions {
     double clip_low = 0.2, clip_high = 0.2;  // ρ is clipped to [1 - clip_low, 1 + clip_high]
-    std::string aggregation = "token_mean";  // token_mean | sequence_mean | token_sum
+    LossAggregation aggregation = LossAggregation::TokenMean;
     int64_t max_tokens = 0;                  // token_sum's length (ppo.max_new_tokens)
 };
 

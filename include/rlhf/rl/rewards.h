@@ -17,10 +17,12 @@
 
 #include <string>
 
+#include "rlhf/config/enums.h"
+
 namespace rlhf::rl {
 
-// Per-token KL estimate (B, T) from log-probs of the sampled tokens; kind = k1 | k2 | k3.
-torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs, const std::string& kind);
+// Per-token KL estimate (B, T) from log-probs of the sampled tokens, as above.
+torch::Tensor kl_estimate(const torch::Tensor& logprobs, const torch::Tensor& ref_logprobs, KlEstimator kind);
 
 // r (B, T): -beta * kl on masked tokens, plus score (B,) at each row's last masked token.
 torch::Tensor per_token_rewards(const torch::Tensor& kl, const torch::Tensor& score, const torch::Tensor& mask,
