@@ -97,19 +97,30 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Blo
     auto qkv = linear(x, c_attn);                                      // (B, T, (nh + 2 nkv) hs)
 #if TORCH_VERSION_MAJOR < 2
     // Plain causal training forward on CPU: the fused kernel reads qkv and writes (B, T, C).
-    if (!rotary && !in.allowed.defined() && !in.cache && p == 0.0 && x.device().is_cpu() &&
-        qkv.scalar_type() != torch::kFloat64 && fused_causal_attention_available()) {
-        return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj));
-    }
+    const bool fused = !in.allowed.defined() && !in.cache && p == 0.0 && x.device().is_cpu() &&
+                       qkv.scalar_type() != torch::kFloat64 && fused_causal_attention_available();
+    if (fused && !rotary) return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj));
 #endif
     auto parts = qkv.split_with_sizes({n_head * hs, n_kv_head * hs, n_kv_head * hs}, /*dim=*/2);
     auto q = parts[0].view({B, T, n_head, hs});                        // (B, T, nh, hs)
     auto k = parts[1].view({B, T, n_kv_head, hs});                     // (B, T, nkv, hs)
-    auto v = parts[2].view({B, T, n_kv_head, hs}).transpose(1, 2);     // (B, nkv, T, hs)
     if (q_norm) {  // Qwen3: each head's q and k normalised before the rotation
         q = q_norm(q);
         k = k_norm(k);
     }
+#if TORCH_VERSION_MAJOR < 2
+    if (fused) {  // rotary: rotate q and k where they lie, give each query head its k/v, re-pack for the kernel
+        const auto cos = in.cos.to(q.scalar_type()).transpose(1, 2), sin = in.sin.to(q.scalar_type()).transpose(1, 2);  // (B|1, T, 1, hs)
+        const auto each_head = [&](const torch::Tensor& kv) {  // (B, T, nkv, hs) -> (B, T, nh * hs)
+            const int64_t group = n_head / n_kv_head;
+            return kv.unsqueeze(3).expand({B, T, n_kv_head, group, hs}).reshape({B, T, n_head * hs});
+        };
+        auto packed = torch::cat({rotate(q, cos, sin).reshape({B, T, n_head * hs}), each_head(rotate(k, cos, sin)),
+                                  each_head(parts[2].view({B, T, n_kv_head, hs}))}, 2);  // (B, T, 3 nh hs)
+        return resid_dropout(linear(fused_causal_attention(packed, n_head), c_proj));
+    }
+#endif
+    auto v = parts[2].view({B, T, n_kv_head, hs}).transpose(1, 2);     // (B, nkv, T, hs)
     q = q.transpose(1, 2);                                             // (B, nh, T, hs)
     k = k.transpose(1, 2);                                             // (B, nkv, T, hs)
     if (rotary) {
