@@ -5,8 +5,9 @@
 
 One PNG per run, named after its directory (pretrain.png, sft.png, reward.png, dpo.png, grpo.png,
 ppo.png in the demo), with the panels its stage has: losses for every stage, EOS rate for SFT,
-pairwise accuracy for the reward model and DPO, score / KL / value loss for PPO (and GRPO, a PPO
-stage without a critic). Runs with Debian's python3-matplotlib (scripts/setup.sh);
+pairwise accuracy for the reward model and DPO, score / KL / value loss and where each
+iteration's time went for PPO (GRPO and RLOO, PPO stages without a critic, are titled by their
+algorithm and have no value-loss panel). Runs with Debian's python3-matplotlib (scripts/setup.sh);
 no display needed.
 """
 import argparse
@@ -40,11 +41,16 @@ def read_metrics(run_dir):
 
 
 def read_stage(run_dir):
+    """The stage, and for ppo its algorithm: "ppo" (a critic, GAE), "grpo" or "rloo" (ppo.advantage)."""
     with open(os.path.join(run_dir, "config.yaml")) as f:
-        match = re.search(r"^stage:\s*\"?(\w+)", f.read(), re.M)
+        text = f.read()
+    match = re.search(r"^stage:\s*\"?(\w+)", text, re.M)
     if not match:
         sys.exit(f"{run_dir}/config.yaml: no 'stage:' line")
-    return match.group(1)
+    stage = match.group(1)
+    advantage = re.search(r"^ppo:\n(?:[ \t].*\n)*?[ \t]+advantage:\s*\"?(\w+)", text, re.M)
+    algorithm = advantage.group(1) if stage == "ppo" and advantage and advantage.group(1) != "gae" else stage
+    return stage, algorithm
 
 
 def series(records, key):
@@ -72,18 +78,36 @@ PANELS = {
                                                  ("train", "checker_accuracy", "rollouts right (checker)")]),
         ("KL to the SFT reference (nats/sequence)", [("train", "kl", "kl")]),
         ("value loss", [("train", "value_loss", "critic")]),
+        ("seconds per iteration", "phases"),
     ],
 }
 
+# The phases of a PPO iteration (metrics time_*), stacked in the order they run.
+PHASES = ["generation", "reward", "policy", "reference", "critic", "advantages", "update", "ptx"]
+
+
+def plot_phases(ax, records):
+    steps = [r["step"] for r in records if "time_generation" in r]
+    if not steps:
+        return
+    layers = [(p, [r.get("time_" + p, 0.0) for r in records if "time_generation" in r]) for p in PHASES]
+    layers = [(p, v) for p, v in layers if any(x > 0 for x in v)]
+    ax.stackplot(steps, *[v for _, v in layers], labels=[p for p, _ in layers], alpha=0.8)
+
 
 def plot_run(run_dir, out_dir):
-    stage = read_stage(run_dir)
+    stage, algorithm = read_stage(run_dir)
     metrics = read_metrics(run_dir)
     panels = PANELS.get(stage)
     if panels is None:
         sys.exit(f"{run_dir}: stage '{stage}' has no plot layout (known: {', '.join(PANELS)})")
+    if algorithm != stage:  # grpo, rloo: no critic, so no value loss
+        panels = [p for p in panels if p[0] != "value loss"]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (title, lines) in zip(axes[0], panels):
+        if lines == "phases":
+            plot_phases(ax, metrics.get("train", []))
+            lines = []
         for kind, key, label in lines:
             steps, values = series(metrics.get(kind, []), key)
             if steps:
@@ -93,7 +117,7 @@ def plot_run(run_dir, out_dir):
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend()
-    fig.suptitle(f"{stage}: {run_dir}")
+    fig.suptitle(f"{algorithm}: {run_dir}")
     fig.tight_layout()
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, os.path.basename(os.path.normpath(run_dir)) + ".png")

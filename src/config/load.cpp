@@ -239,6 +239,11 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.format_reward", &c.ppo.format_reward, "ppo, checker: added when the response ends and has the answer's "
          "form (a number; gsm8k: '#### N')", -kInf, kInf},
 
+        {"ppo.rollout_correction", enum_ref(&c.ppo.rollout_correction), "ppo: the sampler/trainer log-prob gap (bf16 "
+         "or GPU rollouts): none | tis (each token's policy loss times w = pi_trainer / pi_sampler, truncated at the cap; "
+         "truncated importance sampling) | mask (the tokens whose w is outside [1/cap, cap] left out)"},
+        {"ppo.rollout_correction_cap", &c.ppo.rollout_correction_cap, "ppo: the cap of ppo.rollout_correction (>= 1 when it is on)", 0, 1e6},
+
         {"dpo.beta", &c.dpo.beta, "dpo: strength of the implicit KL to the reference (DPO's beta)", 1e-6, 1e6},
         {"dpo.loss", enum_ref(&c.dpo.loss), "dpo: sigmoid (DPO) | ipo (IPO's squared loss)"},
         {"dpo.label_smoothing", &c.dpo.label_smoothing, "dpo, sigmoid: share of pairs assumed flipped (conservative "

@@ -176,6 +176,10 @@ void check_ppo(const RunConfig& c, Problems& out) {
         }
         if (toy) out.push_back({"ppo.critic_from", "with ppo.toy_reward there is no reward model to copy: use policy"});
     }
+    if (p.rollout_correction != RolloutCorrection::None && p.rollout_correction_cap < 1) {
+        out.push_back({"ppo.rollout_correction_cap", fmt::format("{} is below 1; the weights are kept within [1/cap, cap]",
+                                                                 p.rollout_correction_cap)});
+    }
     if (p.ptx_coef > 0 && p.ptx_shards.empty()) out.push_back({"ppo.ptx_shards", "ppo.ptx_coef > 0 needs pre-training token shards"});
     if (p.minibatch > p.rollout_batch * p.group_size) {
         out.push_back({"ppo.minibatch", "is larger than the sequences of an iteration (ppo.rollout_batch x ppo.group_size)"});

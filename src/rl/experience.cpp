@@ -22,7 +22,7 @@ Experience pad_to(const Experience& e, int64_t P, int64_t N, int64_t pad_id) {
     out.prompt_len = P;
     out.tokens = pad_columns(e.tokens, left, right, static_cast<double>(pad_id));
     out.attention_mask = pad_columns(e.attention_mask, left, right, 0);
-    for (auto* t : {&out.mask, &out.old_logprobs, &out.ref_logprobs, &out.old_values, &out.entropy}) {
+    for (auto* t : {&out.mask, &out.old_logprobs, &out.ref_logprobs, &out.old_values, &out.entropy, &out.rollout_logprobs}) {
         *t = pad_columns(*t, 0, right, 0);
     }
     return out;
@@ -33,7 +33,7 @@ Experience pad_to(const Experience& e, int64_t P, int64_t N, int64_t pad_id) {
 Experience take_rows(const Experience& e, const torch::Tensor& rows) {
     Experience out = e;
     for (auto* t : {&out.tokens, &out.attention_mask, &out.mask, &out.old_logprobs, &out.ref_logprobs, &out.old_values,
-                    &out.entropy, &out.advantages, &out.returns, &out.kl, &out.scores, &out.has_eos}) {
+                    &out.entropy, &out.rollout_logprobs, &out.token_weights, &out.advantages, &out.returns, &out.kl, &out.scores, &out.has_eos}) {
         if (t->defined()) *t = t->index_select(0, rows);
     }
     return out;
@@ -53,6 +53,7 @@ Experience assemble_experience(const std::vector<RolloutChunk>& chunks, int64_t 
         e.ref_logprobs = empty(torch::kFloat32, 2);
         e.old_values = empty(torch::kFloat32, 2);
         e.entropy = empty(torch::kFloat32, 2);
+        e.rollout_logprobs = empty(torch::kFloat32, 2);
         e.scores = empty(torch::kFloat32, 1);
         e.has_eos = empty(torch::kBool, 1);
         return e;
@@ -73,6 +74,7 @@ Experience assemble_experience(const std::vector<RolloutChunk>& chunks, int64_t 
         e.ref_logprobs = c.ref_logprobs;
         e.old_values = c.old_values;
         e.entropy = c.entropy;
+        e.rollout_logprobs = c.g.logprobs * e.mask;
         parts.push_back(pad_to(e, P, N, pad_id));
     }
     auto cat = [&](torch::Tensor Experience::*field) {
@@ -89,6 +91,7 @@ Experience assemble_experience(const std::vector<RolloutChunk>& chunks, int64_t 
     e.ref_logprobs = cat(&Experience::ref_logprobs);
     e.old_values = cat(&Experience::old_values);
     e.entropy = cat(&Experience::entropy);
+    e.rollout_logprobs = cat(&Experience::rollout_logprobs);
     std::vector<torch::Tensor> scores, has_eos;
     for (const auto& c : chunks) {
         scores.push_back(c.scores);
@@ -126,6 +129,7 @@ Experience gather_experience(const Experience& mine, int64_t global_rows, int64_
     e.ref_logprobs = gathered(padded.ref_logprobs);
     e.old_values = gathered(padded.old_values);
     e.entropy = gathered(padded.entropy);
+    e.rollout_logprobs = gathered(padded.rollout_logprobs);
     e.scores = gathered(padded.scores);
     e.has_eos = gathered(padded.has_eos);
     return e;

@@ -27,13 +27,16 @@ PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tenso
 }
 
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
-                               const torch::Tensor& advantages, const torch::Tensor& mask, const PolicyLossOptions& o) {
+                               const torch::Tensor& advantages, const torch::Tensor& mask, const PolicyLossOptions& o,
+                               const torch::Tensor& token_weights) {
     auto log_ratio = logprobs - old_logprobs;
     auto ratio = torch::exp(log_ratio);
     auto unclipped = -advantages * ratio;
     auto clipped = -advantages * torch::clamp(ratio, 1.0 - o.clip_low, 1.0 + o.clip_high);
     PolicyLoss out;
-    out.loss = aggregate(torch::max(unclipped, clipped), mask, o);
+    auto per_token = torch::max(unclipped, clipped);
+    if (token_weights.defined()) per_token = per_token * token_weights;
+    out.loss = aggregate(per_token, mask, o);
     torch::NoGradGuard no_grad;
     const auto m = mask.to(torch::kBool);
     out.clip_fraction = masked_mean(clipped.gt(unclipped).to(torch::kFloat64), mask).item<double>();

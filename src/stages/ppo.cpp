@@ -121,25 +121,40 @@ StepReport iteration_report(const PpoRun& run, const CollectedExperience& collec
                 {"first_minibatch_ratio_deviation", u.first_ratio_deviation},
                 {"first_minibatch_approx_kl", u.first_approx_kl},
                 {"sampling_logprob_gap", checked ? collected.sampling_logprob_gap : NAN},
+                {"sampling_logprob_gap_max", collected.sampling_logprob_gap_max},
+                {"sampling_kl", collected.sampling_kl},
                 {"explained_variance", explained_var},
                 {"rollouts", e.tokens.size(0)},  // ppo.rollout_batch, or fewer at an epoch's end
                 {"response_length", e.mask.sum(1).mean().item<double>()},
                 {"eos_rate", e.has_eos.to(torch::kFloat32).mean().item<double>()},
-                {"generation_share", collected.generation_seconds / step_seconds},
+                {"generation_share", collected.seconds.generation / step_seconds},
                 {"epoch", epoch}};
+    // Where the iteration's time went (this rank's), and what decoding produced.
+    const PhaseSeconds& t = collected.seconds;
+    const double generated_per_s = collected.generated_tokens / std::max(t.generation, 1e-9);
+    const double padding_share = 1.0 - static_cast<double>(collected.generated_tokens) / std::max<int64_t>(collected.decode_slots, 1);
+    r.fields.update({{"time_iteration", step_seconds}, {"time_generation", t.generation}, {"time_reward", t.reward},
+                     {"time_policy", t.policy}, {"time_reference", t.reference}, {"time_critic", t.critic},
+                     {"time_advantages", t.advantages}, {"time_update", u.update_seconds}, {"time_ptx", u.ptx_seconds},
+                     {"generated_tokens_per_s", generated_per_s}, {"decode_padding_share", padding_share}});
     if (run.ptx) r.fields["ptx_loss"] = u.ptx_loss_sum / nu;
     if (run.cfg.ppo.kl_penalty == KlPenalty::Loss) r.fields["kl_loss"] = u.kl_loss_sum / nu;
     if (run.settings.critic_free) r.fields["uniform_groups"] = collected.uniform_groups;
+    if (run.cfg.ppo.rollout_correction != RolloutCorrection::None) {
+        r.fields["rollout_corrected_share"] = collected.rollout_corrected_share;
+        r.fields["rollout_weight_mean"] = collected.rollout_weight_mean;
+    }
     std::string checker_text;
     if (!run.models.scorer.checker.empty()) {
         r.fields["checker_accuracy"] = collected.checker_accuracy;
         checker_text = fmt::format(" | right {:.1f}%", 100 * collected.checker_accuracy);
     }
     r.progress = fmt::format(" | score {:.3f}{} | kl {:.3f}", score_mean, checker_text, kl_per_seq);
-    r.log = fmt::format(" | score {:.3f} ± {:.3f}{} | kl {:.3f} | beta {:.4f} | clip {:.3f} | len {:.1f} | EOS {:.0f}% | gen {:.0f}%",
+    r.log = fmt::format(" | score {:.3f} ± {:.3f}{} | kl {:.3f} | beta {:.4f} | clip {:.3f} | len {:.1f} | EOS {:.0f}% | "
+                        "gen {:.0f}% ({:.0f} tok/s, {:.0f}% padding) | update {:.0f}%",
                         score_mean, r.fields["score_std"].get<double>(), checker_text, kl_per_seq, beta, u.clip_fraction_sum / nu,
                         r.fields["response_length"].get<double>(), 100 * r.fields["eos_rate"].get<double>(),
-                        100 * collected.generation_seconds / step_seconds);
+                        100 * t.generation / step_seconds, generated_per_s, 100 * padding_share, 100 * u.update_seconds / step_seconds);
     return r;
 }
 

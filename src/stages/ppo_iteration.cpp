@@ -1,10 +1,12 @@
 #include "rlhf/stages/ppo_iteration.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
+#include <type_traits>
 
 #include "rlhf/core/seed_streams.h"
 #include "rlhf/rl/advantages.h"
@@ -12,6 +14,7 @@
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/ppo_loss.h"
 #include "rlhf/rl/rewards.h"
+#include "rlhf/rl/rollout_correction.h"
 #include "rlhf/rl/values.h"
 #include "rlhf/core/splitmix64.h"
 #include "rlhf/tokenizer/tokenizer.h"
@@ -21,41 +24,66 @@ namespace rlhf {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+// Seconds since t0, once a GPU has run what was queued: a phase's time is its own kernels'.
+double seconds_since(Clock::time_point t0, const torch::Device& device) {
+    if (device.is_cuda()) torch::cuda::synchronize();
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// work(), its seconds added to `seconds`.
+template <class Work> auto timed(double& seconds, const torch::Device& device, Work&& work) {
+    const auto t0 = Clock::now();
+    if constexpr (std::is_void_v<decltype(work())>) {
+        work();
+        seconds += seconds_since(t0, device);
+    } else {
+        auto result = work();
+        seconds += seconds_since(t0, device);
+        return result;
+    }
+}
+
 // One chunk of the rollout: generated, scored, and run through policy, reference and critic
 // without gradients. The log-probs and values come from a training-style forward rather than from
 // generate() (the same numbers in fp32, tests/model/test_generate.cpp), so that they are exactly
 // what the update computes.
 rl::RolloutChunk roll_out(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
-                          const std::vector<uint64_t>& seeds, const std::vector<double>& answers, double* gen_seconds) {
+                          const std::vector<uint64_t>& seeds, const std::vector<double>& answers, PhaseSeconds& seconds) {
     const auto& ppo = run.cfg.ppo;
-    const auto t0 = std::chrono::steady_clock::now();
+    const torch::Device& device = run.device;
     rl::RolloutChunk c;
-    c.g = generate(*run.models.policy, prompts, run.settings.sampling, run.settings.pad_id, seeds);
-    *gen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto scored = run.models.scorer(c.g, answers);
+    c.g = timed(seconds.generation, device,
+                [&] { return generate(*run.models.policy, prompts, run.settings.sampling, run.settings.pad_id, seeds); });
+    auto scored = timed(seconds.reward, device, [&] { return run.models.scorer(c.g, answers); });
     c.scores = scored.scores;
     c.has_eos = scored.has_eos;
     c.correct = scored.correct;
     torch::NoGradGuard no_grad;
     const auto mask = c.g.response_mask.to(torch::kFloat32);
     const int64_t vocab = run.settings.sampling.vocab_limit;
-    c.old_logprobs = sequence_logprobs(*run.models.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
-                                       run.settings.bf16, &c.entropy, vocab) * mask;
+    c.old_logprobs = timed(seconds.policy, device, [&] {
+        return sequence_logprobs(*run.models.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ppo.temperature,
+                                 run.settings.bf16, &c.entropy, vocab) * mask;
+    });
     const double ref_temperature = ppo.reference_temperature > 0 ? ppo.reference_temperature : ppo.temperature;
-    if (run.models.reference) {
-        c.ref_logprobs = sequence_logprobs(*run.models.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
-                                           run.settings.bf16 || run.settings.frozen_bf16, nullptr, vocab) * mask;
-    } else {
-        c.ref_logprobs = c.old_logprobs.clone();  // kl_coef 0: no reference, a KL of 0
-    }
-    if (run.models.critic) {
-        c.old_values = rl::response_values(*run.models.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.settings.bf16)
-                           .to(torch::kFloat32) * mask;
-    } else {
-        c.old_values = torch::zeros_like(mask);  // grpo, rloo: no critic
-    }
+    c.ref_logprobs = timed(seconds.reference, device, [&] {
+        if (!run.models.reference) return c.old_logprobs.clone();  // kl_coef 0: no reference, a KL of 0
+        return sequence_logprobs(*run.models.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
+                                 run.settings.bf16 || run.settings.frozen_bf16, nullptr, vocab) * mask;
+    });
+    c.old_values = timed(seconds.critic, device, [&] {
+        if (!run.models.critic) return torch::zeros_like(mask);  // grpo, rloo: no critic
+        return rl::response_values(*run.models.critic, c.g.tokens, c.g.attention_mask, c.g.prompt_len, run.settings.bf16)
+                   .to(torch::kFloat32) * mask;
+    });
     return c;
 }
+
+// Steps 2-4 of collect_experience, on the rollouts of every rank.
+void advantages_of(PpoRun& run, const std::vector<rl::RolloutChunk>& chunks, const RolloutShare& share, double beta,
+                   CollectedExperience& out);
 }  // namespace
 
 CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, double beta) {
@@ -64,7 +92,10 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     // 1. Rollouts, ppo.rollout_chunk sequences at a time, so that no KV cache or (b, T, V) logits
     // tensor ever spans the whole batch.
     std::vector<rl::RolloutChunk> chunks;
-    auto gap_sums = torch::zeros({2}, torch::kFloat64);  // sum |sampling - training log-prob|, tokens
+    // The sampler (generate()) against the trainer (the training forward), over response tokens:
+    // sum |Δ|, tokens, sum k3 with ρ = π_trainer / π_sampler, and the largest |Δ|.
+    auto gap_sums = torch::zeros({3}, torch::kFloat64);
+    auto gap_max = torch::zeros({1}, torch::kFloat64);
     auto checker_sums = torch::zeros({2}, torch::kFloat64);  // right answers, responses checked
     const size_t n = share.prompts.size(), chunk = static_cast<size_t>(ppo.rollout_chunk);
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
@@ -75,16 +106,19 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
                                           share.row_seeds.begin() + static_cast<long>(c1));
         const std::vector<double> answers = share.answers.empty() ? std::vector<double>{}
             : std::vector<double>(share.answers.begin() + static_cast<long>(c0), share.answers.begin() + static_cast<long>(c1));
-        rl::RolloutChunk c = roll_out(run, prompts, seeds, answers, &out.generation_seconds);
+        rl::RolloutChunk c = roll_out(run, prompts, seeds, answers, out.seconds);
         if (c.correct.defined()) {
             checker_sums[0] += c.correct.sum().item<double>();
             checker_sums[1] += c.scores.numel();
         }
-        if (run.settings.check_invariants) {
-            const auto mask = c.g.response_mask.to(torch::kFloat32);
-            gap_sums[0] += ((c.g.logprobs - c.old_logprobs).abs() * mask).sum().item<double>();
-            gap_sums[1] += mask.sum().item<double>();
-        }
+        const auto mask = c.g.response_mask.to(torch::kFloat64);
+        const auto delta = (c.old_logprobs - c.g.logprobs).to(torch::kFloat64) * mask;  // log π_trainer - log π_sampler
+        gap_sums[0] += delta.abs().sum().cpu();
+        gap_sums[1] += mask.sum().cpu();
+        gap_sums[2] += ((delta.exp() - 1 - delta) * mask).sum().cpu();
+        gap_max = torch::maximum(gap_max, delta.abs().max().cpu().view({1}));
+        out.generated_tokens += c.g.response_mask.sum().item<int64_t>();
+        out.decode_slots += c.g.response_mask.numel();
         chunks.push_back(std::move(c));
     }
     // A rank whose rollout met non-finite logits stops every rank, so that none waits for it.
@@ -96,16 +130,35 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
         run.dist.all_reduce_sum(checker_sums);
         out.checker_accuracy = (checker_sums[0] / checker_sums[1].clamp_min(1)).item<double>();
     }
-    if (run.settings.check_invariants) {
-        run.dist.all_reduce_sum(gap_sums);
-        out.sampling_logprob_gap = gap_sums[1].item<double>() > 0 ? (gap_sums[0] / gap_sums[1]).item<double>() : 0.0;
-    }
+    run.dist.all_reduce_sum(gap_sums);
+    run.dist.all_reduce_max(gap_max);
+    const double gap_tokens = std::max(gap_sums[1].item<double>(), 1.0);
+    out.sampling_logprob_gap = gap_sums[0].item<double>() / gap_tokens;
+    out.sampling_kl = gap_sums[2].item<double>() / gap_tokens;
+    out.sampling_logprob_gap_max = gap_max.item<double>();
+    timed(out.seconds.advantages, run.device, [&] { advantages_of(run, chunks, share, beta, out); });
+    return out;
+}
 
+namespace {
+
+void advantages_of(PpoRun& run, const std::vector<rl::RolloutChunk>& chunks, const RolloutShare& share, double beta,
+                   CollectedExperience& out) {
+    const auto& ppo = run.cfg.ppo;
     // 2. Every rank then holds the whole batch: what follows (rewards, advantages, whitening, β,
     // the minibatches) is computed as one process computes it.
     rl::Experience& e = out.experience;
     e = rl::gather_experience(rl::assemble_experience(chunks, run.settings.pad_id, run.device), share.total_rows,
                               share.first_row, run.settings.pad_id, run.dist);
+
+    // The sampler/trainer correction's weights: fixed for the iteration, as both log-probs are.
+    if (ppo.rollout_correction != RolloutCorrection::None) {
+        const auto w = rl::rollout_correction_weights(e.old_logprobs, e.rollout_logprobs, e.mask, ppo.rollout_correction,
+                                                      ppo.rollout_correction_cap);
+        e.token_weights = w.weights;
+        out.rollout_corrected_share = w.corrected_share;
+        out.rollout_weight_mean = w.weight_mean;
+    }
 
     // 3. The KL to the reference: in the reward (-β·KL), or left to the loss (ppo.kl_penalty: loss).
     e.kl = rl::kl_estimate(e.old_logprobs, e.ref_logprobs, ppo.kl_estimator) * e.mask;
@@ -119,7 +172,7 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
         e.advantages = adv.unsqueeze(1) * e.mask;
         e.returns = torch::zeros_like(e.mask);
         out.uniform_groups = rl::uniform_group_share(e.scores, ppo.group_size);
-        return out;
+        return;
     }
 
     // 4b. gae: per-token rewards (-β·KL on every token, the score at the last) -> GAE advantages and returns.
@@ -128,10 +181,7 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     auto adv = rl::gae(rewards, e.old_values, e.mask, ppo.gamma, ppo.lambda);
     e.advantages = adv.advantages;
     e.returns = adv.returns;
-    return out;
 }
-
-namespace {
 
 // One micro-batch's part of the update's metrics, already weighted by its share of its minibatch.
 struct MicroBatchStats {
@@ -150,7 +200,7 @@ MicroBatchStats micro_batch_backward(PpoRun& run, const rl::Experience& u, const
     MicroBatchStats s;
     auto logprobs = sequence_logprobs(*run.models.policy, u.tokens, u.attention_mask, u.prompt_len, ppo.temperature, run.settings.bf16,
                                       nullptr, run.settings.sampling.vocab_limit);
-    auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.settings.loss);
+    auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.settings.loss, u.token_weights);
     torch::Tensor loss = pl.loss * loss_weight;
     if (ppo.kl_penalty == KlPenalty::Loss && run.models.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
         auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, KlEstimator::K3), u.mask, run.settings.loss);
@@ -258,6 +308,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
     const bool with_ptx = run.ptx && ptx_end > ptx_begin;
     UpdateSums sums;
     PpoUpdateStats stats;
+    const auto t0 = Clock::now();
     for (int epoch = 0; epoch < ppo.epochs; ++epoch) {
         auto perm = torch::randperm(rollouts, perm_gen, torch::kLong).to(run.device);
         for (int64_t mb_start = 0; mb_start < rollouts; mb_start += ppo.minibatch) {
@@ -283,7 +334,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
                                               last_backward),
                          /*first_minibatch=*/epoch == 0 && mb_start == 0);
             }
-            if (with_ptx) sums.ptx_loss += ptx_backward(run, ptx_begin, ptx_end);
+            if (with_ptx) sums.ptx_loss += timed(stats.ptx_seconds, run.device, [&] { return ptx_backward(run, ptx_begin, ptx_end); });
             run.optim.grad_sync->finish();
             stats.grad_norm_sum += run.optim.policy->step(lr, cfg.optim.grad_clip);
             if (run.optim.critic) run.optim.critic->step(lr * run.optim.critic_lr_scale, cfg.optim.grad_clip);
@@ -291,6 +342,7 @@ PpoUpdateStats ppo_update(PpoRun& run, const rl::Experience& e, uint64_t iterati
             ++stats.updates;
         }
     }
+    stats.update_seconds = seconds_since(t0, run.device) - stats.ptx_seconds;
     sums.all_reduce(run.dist);
     stats.policy_loss_sum = sums.policy_loss;
     stats.value_loss_sum = sums.value_loss;

@@ -10,6 +10,7 @@
 #include "rlhf/data/answer_checkers.h"
 #include "rlhf/rl/group_advantages.h"
 #include "rlhf/rl/ppo_loss.h"
+#include "rlhf/rl/rollout_correction.h"
 
 using namespace rlhf;
 using Catch::Matchers::WithinAbs;
@@ -106,4 +107,33 @@ TEST_CASE("answer checkers: ages, gsm8k read the last number, and gold", "[rl][c
     REQUIRE(*gold_answer("gsm8k", json(5)) == 5);
     REQUIRE_FALSE(gold_answer("gsm8k", json("She sold 5 clips")));  // a solution without "####"
     REQUIRE_THROWS_WITH(gold_answer("nope", json(1)), Catch::Contains("unknown checker 'nope'"));
+}
+
+// The sampler/trainer correction's weights by hand: w = π_old / π_sampler = 3, 0.6, 1, 0.2 on four
+// response tokens and a padding column, cap 2.
+TEST_CASE("rollout correction weights: tis truncates, mask drops", "[rl][group]") {
+    const auto rollout = torch::log(torch::tensor({0.1, 0.4, 0.5, 0.5, 1.0}, torch::kFloat32)).view({1, 5});
+    const auto old = torch::log(torch::tensor({0.3, 0.24, 0.5, 0.1, 1.0}, torch::kFloat32)).view({1, 5});
+    const auto mask = torch::tensor({1, 1, 1, 1, 0}, torch::kFloat32).view({1, 5});
+    auto at = [](const torch::Tensor& w) {
+        std::vector<double> v;
+        for (int64_t i = 0; i < w.size(1); ++i) v.push_back(w[0][i].item<double>());
+        return v;
+    };
+    REQUIRE_FALSE(rl::rollout_correction_weights(old, rollout, mask, RolloutCorrection::None, 2.0).weights.defined());
+    const auto tis = rl::rollout_correction_weights(old, rollout, mask, RolloutCorrection::Tis, 2.0);
+    const std::vector<double> tis_want = {2.0, 0.6, 1.0, 0.2, 0.0};
+    for (size_t i = 0; i < tis_want.size(); ++i) REQUIRE_THAT(at(tis.weights)[i], WithinAbs(tis_want[i], 1e-6));
+    REQUIRE_THAT(tis.corrected_share, WithinAbs(0.25, 1e-12));  // only the 3 was cut
+    REQUIRE_THAT(tis.weight_mean, WithinAbs(3.8 / 4, 1e-6));
+    const auto masked = rl::rollout_correction_weights(old, rollout, mask, RolloutCorrection::Mask, 2.0);
+    const std::vector<double> mask_want = {0.0, 1.0, 1.0, 0.0, 0.0};  // 3 > 2 and 0.2 < 1/2 are left out
+    for (size_t i = 0; i < mask_want.size(); ++i) REQUIRE(at(masked.weights)[i] == mask_want[i]);
+    REQUIRE_THAT(masked.corrected_share, WithinAbs(0.5, 1e-12));
+    // In the policy loss at ratio 1 and advantage 1, each token's -1 is weighed: token mean -(Σw)/4.
+    rl::PolicyLossOptions o;
+    const auto adv = torch::ones({1, 5});
+    REQUIRE_THAT(rl::clipped_policy_loss(old, old, adv, mask, o, tis.weights).loss.item<double>(), WithinAbs(-3.8 / 4, 1e-6));
+    REQUIRE_THAT(rl::clipped_policy_loss(old, old, adv, mask, o, masked.weights).loss.item<double>(), WithinAbs(-0.5, 1e-6));
+    REQUIRE_THAT(rl::clipped_policy_loss(old, old, adv, mask, o).loss.item<double>(), WithinAbs(-1.0, 1e-6));
 }

@@ -169,6 +169,10 @@ struct PpoConfig {
     double      checker_weight = 1.0;     // weight of the checker's 0/1 when a reward model scores too
     double      reward_model_weight = 1.0; // weight of the reward model's score when a checker scores too
     double      format_reward = 0.0;      // added when the response has the checker's answer format
+    // The sampler/trainer log-prob gap (bf16 or GPU rollouts): each token's policy loss weighed by
+    // w = π_trainer / π_sampler, truncated at the cap (tis) or 0 outside [1/cap, cap] (mask).
+    RolloutCorrection rollout_correction = RolloutCorrection::None;  // none | tis | mask
+    double      rollout_correction_cap = 2.0;  // tis: w <= this; mask: 1/this <= w <= this
 };
 
 // DPO (stage: dpo; Rafailov et al. 2023): the policy from init_from trained directly on the

@@ -41,6 +41,7 @@ enum class Advantage { Gae, Grpo, Rloo };
 enum class LossAggregation { TokenMean, SequenceMean, TokenSum };
 enum class KlPenalty { Reward, Loss };
 enum class RewardSource { Model, CheckerAges, CheckerGsm8k };  // a reward model (or the toy reward), or a checker
+enum class RolloutCorrection { None, Tis, Mask };             // the sampler/trainer gap: not corrected, truncated IS, masked
 enum class DpoLoss { Sigmoid, Ipo };
 enum class TaskType { Classification, Entailment, Similarity, MultipleChoice };
 
@@ -98,6 +99,9 @@ template <> struct EnumNames<KlPenalty> {
 };
 template <> struct EnumNames<RewardSource> {
     static constexpr std::array<std::string_view, 3> names = {"model", "checker:ages", "checker:gsm8k"};
+};
+template <> struct EnumNames<RolloutCorrection> {
+    static constexpr std::array<std::string_view, 3> names = {"none", "tis", "mask"};
 };
 template <> struct EnumNames<DpoLoss> {
     static constexpr std::array<std::string_view, 2> names = {"sigmoid", "ipo"};

@@ -21,6 +21,8 @@ struct Experience {
     int64_t prompt_len = 0;                // P
     torch::Tensor mask;                    // float 1 on response tokens up to and including the stop
     torch::Tensor old_logprobs, ref_logprobs, old_values, entropy;
+    torch::Tensor rollout_logprobs;        // generate()'s own (the sampler's), beside the trainer's old_logprobs
+    torch::Tensor token_weights;           // the policy loss's per-token weights (ppo.rollout_correction); undefined = none
     torch::Tensor advantages, returns, kl;  // filled in after the rollout
     torch::Tensor scores;                  // (B,) after the missing-EOS penalty and the clip
     torch::Tensor has_eos;                 // (B,) bool

@@ -39,8 +39,11 @@ struct PolicyLossOptions {
 // agg(x) of a per-token (B, T) quantity, as above.
 torch::Tensor aggregate(const torch::Tensor& per_token, const torch::Tensor& mask, const PolicyLossOptions& o);
 
+// token_weights (B, N), when defined: each token's ℓ_t times its weight before agg (the
+// sampler/trainer correction, rl/rollout_correction.h).
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
-                               const torch::Tensor& advantages, const torch::Tensor& mask, const PolicyLossOptions& o);
+                               const torch::Tensor& advantages, const torch::Tensor& mask, const PolicyLossOptions& o,
+                               const torch::Tensor& token_weights = {});
 // Symmetric clip ε, token mean.
 PolicyLoss clipped_policy_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs,
                                const torch::Tensor& advantages, const torch::Tensor& mask, double clip);

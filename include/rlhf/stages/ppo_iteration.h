@@ -85,10 +85,30 @@ struct RolloutShare {
     int64_t first_row = 0, total_rows = 0;
 };
 
+// Seconds this rank spent in each phase of an iteration (metrics.jsonl's time_*, docs/ppo.md). On a
+// GPU each phase waits for its kernels before its clock stops, so that the time is its own.
+struct PhaseSeconds {
+    double generation = 0;  // generate(): prefill and decoding
+    double reward = 0;      // the scorer: reward model, checker or toy reward
+    double policy = 0;      // the policy's training-style forward for the old log-probs
+    double reference = 0;   // the reference's log-probs
+    double critic = 0;      // the critic's values
+    double advantages = 0;  // the batch gathered over ranks, KL, rewards, advantages
+    double update = 0;      // ppo_update's forwards, backwards and optimizer steps
+    double ptx = 0;         // PPO-ptx's pre-training loss and backward
+};
+
 struct CollectedExperience {
     rl::Experience experience;         // the whole batch, on every rank
-    double generation_seconds = 0;     // this rank's time in generate()
+    PhaseSeconds seconds;              // generation … advantages (update and ptx: ppo_update's)
+    int64_t generated_tokens = 0;      // this rank's response tokens up to each row's stop
+    int64_t decode_slots = 0;          // this rank's rows x decoding steps: what the tokens cost
     double sampling_logprob_gap = 0;   // mean |generate()'s - training forward's log-prob| (checked runs)
+    double sampling_logprob_gap_max = 0;  // its largest token, over ranks
+    double rollout_corrected_share = NAN;  // ppo.rollout_correction: share of tokens whose weight it changed
+    double rollout_weight_mean = NAN;      // and the weights' mean
+    double sampling_kl = 0;            // k3 estimate of KL(sampler || trainer) per response token: 0 when
+                                       // the two compute the same function, > 0 once they drift (bf16, GPU)
     double checker_accuracy = NAN;     // share of responses the checker found right (a checker reward)
     double format_rate = NAN;          // share in the checker's answer form
     double uniform_groups = NAN;       // grpo, rloo: share of groups whose scores are all equal (advantage 0)
@@ -106,6 +126,7 @@ struct PpoUpdateStats {
     double first_ratio_deviation = NAN;  // max |ratio - 1| on the first minibatch (NaN: no tokens there)
     double first_approx_kl = NAN;
     int64_t updates = 0;                 // optimizer steps
+    double update_seconds = 0, ptx_seconds = 0;  // this rank's time in the PPO and the PPO-ptx backwards and steps
 };
 
 // ppo.epochs passes over the experience in minibatches, at learning rate `lr`; `beta` weighs the
