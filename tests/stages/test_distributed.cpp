@@ -377,11 +377,15 @@ TEST_CASE("bad distributed input is one clear line and a non-zero exit", "[integ
     CHECK(r.exit_code == 1);
     CHECK_THAT(r.output, Contains("rank 1 did not join"));
     // Rank 0 fails while preparing the data: rank 1, waiting for it, says why instead of timing out.
-    RunConfig missing = cfg;
+    // Both must first meet at the rendezvous: on a loaded machine two starts can be seconds apart,
+    // so this pair waits longer for each other (the failure itself takes no timeout to report).
+    RunConfig joined = cfg;
+    joined.runtime.dist_timeout = 60;
+    RunConfig missing = joined;
     missing.data.text = {(ws.dir / "no-such-corpus.txt").string()};
     const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(next_port()) + " WORLD_SIZE=2 ";
     r = test::run_shell("{ " + env + "RANK=0 " + bin + " train " + ws.file(missing, "missing") + " & " + env + "RANK=1 " +
-                        bin + " train " + ws.file(cfg, "bad") + "; echo \"rank 1 exit $?\"; wait; }");
+                        bin + " train " + ws.file(joined, "joined") + "; echo \"rank 1 exit $?\"; wait; }");
     INFO(r.output);
     CHECK_THAT(r.output, Contains("[rank 1] distributed run: rank 0 failed while preparing the tokenizer and token shards"));
     CHECK_THAT(r.output, Contains("no-such-corpus.txt"));
