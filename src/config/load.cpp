@@ -243,6 +243,9 @@ std::vector<Field> fields_of(RunConfig& c) {
          "or GPU rollouts): none | tis (each token's policy loss times w = pi_trainer / pi_sampler, truncated at the cap; "
          "truncated importance sampling) | mask (the tokens whose w is outside [1/cap, cap] left out)"},
         {"ppo.rollout_correction_cap", &c.ppo.rollout_correction_cap, "ppo: the cap of ppo.rollout_correction (>= 1 when it is on)", 0, 1e6},
+        {"ppo.rollout_engine", enum_ref(&c.ppo.rollout_engine), "ppo: continuous (a group's prompt prefilled once, "
+         "stopped rows leave the batch, waiting prompts take their slots; at most ppo.rollout_chunk rows decode at once) | "
+         "static (generate() on each chunk: the reference it is tested against)"},
 
         {"dpo.beta", &c.dpo.beta, "dpo: strength of the implicit KL to the reference (DPO's beta)", 1e-6, 1e6},
         {"dpo.loss", enum_ref(&c.dpo.loss), "dpo: sigmoid (DPO) | ipo (IPO's squared loss)"},

@@ -10,60 +10,12 @@
 #include "rlhf/core/precision.h"
 #include "rlhf/core/runtime.h"
 #include "rlhf/model/sampling_streams.h"
+#include "rlhf/model/token_sampler.h"
 
 namespace rlhf {
 
 using torch::indexing::None;
 using torch::indexing::Slice;
-
-namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// Logits (..., V) with the ids at or beyond `vocab_limit` (embedding rows the tokenizer does not
-// use: a vocabulary padded to a multiple of 64) at -inf, so that they are never sampled and the
-// log-probs are those of the distribution actually sampled from. 0 = every id.
-torch::Tensor mask_beyond_vocab(torch::Tensor logits, int64_t vocab_limit) {
-    if (vocab_limit <= 0 || vocab_limit >= logits.size(-1)) return logits;
-    return logits.index_fill(-1, torch::arange(vocab_limit, logits.size(-1), logits.options().dtype(torch::kLong)), kNegInf);
-}
-
-// Samples one token per row from logits (B, V) fp32 with this step's uniforms u (B,) (unused when
-// greedy). Returns (token (B), logprob (B)); `bad` (B,) becomes true for a row whose logits left
-// nothing to sample from (NaN, all -inf).
-std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& logits, const SamplingOptions& opts,
-                                               const torch::Tensor& u, torch::Tensor& bad) {
-    const bool greedy = opts.temperature == 0.0;
-    auto scaled = mask_beyond_vocab(greedy ? logits : logits / opts.temperature, opts.vocab_limit);
-    // log p under the temperature-scaled distribution over the tokenizer's vocabulary: what a
-    // training forward computes, so PPO's first ratio is exactly 1. top-k / top-p only choose the token.
-    auto logp = torch::log_softmax(scaled, -1);  // (B, V)
-    auto filtered = scaled.clone();
-    torch::Tensor token;
-    if (greedy) {
-        token = filtered.argmax(-1);
-    } else {
-        if (opts.top_k > 0 && opts.top_k < filtered.size(-1)) {
-            auto kth = std::get<0>(filtered.topk(opts.top_k, -1)).index({Slice(), Slice(-1, None)});  // (B, 1)
-            filtered.masked_fill_(filtered < kth, kNegInf);
-        }
-        if (opts.top_p < 1.0) {
-            auto [sorted, order] = filtered.sort(-1, /*descending=*/true);
-            auto cum = torch::softmax(sorted, -1).cumsum(-1);
-            // Drop a token when the tokens before it already reach top_p (the first always stays).
-            auto drop = (cum - torch::softmax(sorted, -1)) >= opts.top_p;
-            sorted.masked_fill_(drop, kNegInf);
-            filtered = torch::full_like(filtered, kNegInf).scatter(-1, order, sorted);
-        }
-        auto probs = torch::softmax(filtered, -1);
-        token = inverse_cdf_sample(probs, u);
-        // Checked once after the loop, not here: a check per token would be a host sync per token.
-        bad = bad.logical_or(probs.sum(-1).isfinite().logical_not());
-    }
-    return {token, logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)};
-}
-
-}  // namespace
 
 Error nonfinite_logits_error() {
     return Error("the model produced non-finite logits, so there is nothing to sample from", "generate",
@@ -128,13 +80,12 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
     return generate(model, prompts, opts, pad_id, row_seeds);
 }
 
-Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts_in, const SamplingOptions& opts,
-                    int64_t pad_id, const std::vector<uint64_t>& row_seeds) {
-    const int64_t block = model.config().block_size;
+std::vector<std::vector<int32_t>> fit_prompts(const std::vector<std::vector<int32_t>>& prompts_in, size_t seeds,
+                                              const SamplingOptions& opts, int64_t block) {
     validate_sampling(opts, block);
     if (prompts_in.empty()) throw Error("no prompts to generate from", "generate", "");
-    if (row_seeds.size() != prompts_in.size()) {
-        throw Error(std::to_string(row_seeds.size()) + " seeds for " + std::to_string(prompts_in.size()) + " prompts",
+    if (seeds != prompts_in.size()) {
+        throw Error(std::to_string(seeds) + " seeds for " + std::to_string(prompts_in.size()) + " prompts",
                     "generate", "one seed per prompt");
     }
     const int64_t room = block - opts.max_new_tokens;  // prompt tokens that fit beside the response
@@ -152,7 +103,12 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
             p.erase(p.begin(), p.end() - room);  // keep the most recent tokens
         }
     }
+    return prompts;
+}
 
+Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts_in, const SamplingOptions& opts,
+                    int64_t pad_id, const std::vector<uint64_t>& row_seeds) {
+    const std::vector<std::vector<int32_t>> prompts = fit_prompts(prompts_in, row_seeds.size(), opts, model.config().block_size);
     torch::NoGradGuard no_grad;
     EvalModeGuard eval_mode(model);
     const torch::Device device = model.transformer->wte->weight.device();
@@ -190,7 +146,7 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
             logits = model.logits(model.forward(seq, ctx).index({Slice(), -1}));
         }
         auto u = greedy ? torch::Tensor() : stream_uniforms(seeds, static_cast<uint64_t>(t));
-        auto [token, logprob] = sample(logits.to(torch::kFloat32), opts, u, bad);
+        auto [token, logprob] = sample_tokens(logits.to(torch::kFloat32), opts, u, bad);
         token = token.masked_fill(finished, pad_id);
         logprobs.index_put_({Slice(), t}, logprob.masked_fill(finished, 0.0f));
         response_mask.index_put_({Slice(), t}, finished.logical_not());
@@ -215,6 +171,7 @@ Generation generate(GptImpl& model, const std::vector<std::vector<int32_t>>& pro
     out.response = out.tokens.index({Slice(), Slice(P, None)});
     out.response_mask = response_mask.index({Slice(), Slice(0, produced)});
     out.logprobs = logprobs.index({Slice(), Slice(0, produced)});
+    out.decode_slots = B * produced;  // every row takes every step, stopped or not
     return out;
 }
 

@@ -258,7 +258,10 @@ static torch::Tensor attention_mask(int64_t T, int64_t offset, const AttentionCo
 torch::Tensor GptImpl::forward(const torch::Tensor& idx, const AttentionContext& ctx) {
     const int64_t T = idx.size(1);
     const int64_t offset = ctx.cache ? ctx.cache->length : 0;
-    if (offset + T > cfg_.block_size) {
+    // With explicit positions the cache's columns need not be positions: the rollout engine keeps
+    // rows of different ages right-aligned in one cache (model/rollout_engine.h), each row's own
+    // positions staying below block_size by construction.
+    if (T > cfg_.block_size || (!ctx.position_ids.defined() && offset + T > cfg_.block_size)) {
         throw Error("sequence of " + std::to_string(offset + T) + " tokens exceeds the context window (" +
                         std::to_string(cfg_.block_size) + ")",
                     "model.block_size", "shorten the input or use a model with a larger block_size");

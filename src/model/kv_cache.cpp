@@ -32,4 +32,12 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t layer, const tor
     return {kl.index({Slice(), Slice(), Slice(0, length + t)}), vl.index({Slice(), Slice(), Slice(0, length + t)})};
 }
 
+void KvCache::select_rows(const torch::Tensor& index) {
+    for (auto* layers : {&k, &v}) {
+        for (auto& buffer : *layers) {
+            if (buffer.defined()) buffer = buffer.index_select(0, index);
+        }
+    }
+}
+
 }  // namespace rlhf

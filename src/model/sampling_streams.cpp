@@ -16,17 +16,25 @@ torch::Tensor shift_right_logical(const torch::Tensor& x, int k) {
     return torch::bitwise_and(torch::bitwise_right_shift(x, k), as_signed((uint64_t{1} << (64 - k)) - 1));
 }
 
-}  // namespace
-
-torch::Tensor stream_uniforms(const torch::Tensor& seeds, uint64_t t) {
-    // int64 multiplication and addition wrap on every backend, which is uint64 arithmetic on the
-    // same bits; tests/model/test_sampling_streams.cpp checks this against splitmix64() above.
-    auto z = seeds + as_signed((t + 1) * kGolden);
+// The stream's output for z = seed + (t + 1) · golden, the uint64 sum held in int64 bits.
+torch::Tensor finish_uniforms(torch::Tensor z) {
     z = torch::bitwise_xor(z, shift_right_logical(z, 30)) * as_signed(kMul1);
     z = torch::bitwise_xor(z, shift_right_logical(z, 27)) * as_signed(kMul2);
     z = torch::bitwise_xor(z, shift_right_logical(z, 31));
     // The top 53 bits, + 1: a double in (0, 1], exactly.
     return (shift_right_logical(z, 11) + 1).to(torch::kFloat64) * 0x1.0p-53;
+}
+
+}  // namespace
+
+torch::Tensor stream_uniforms(const torch::Tensor& seeds, uint64_t t) {
+    // int64 multiplication and addition wrap on every backend, which is uint64 arithmetic on the
+    // same bits; tests/model/test_sampling_streams.cpp checks this against splitmix64() above.
+    return finish_uniforms(seeds + as_signed((t + 1) * kGolden));
+}
+
+torch::Tensor stream_uniforms(const torch::Tensor& seeds, const torch::Tensor& steps) {
+    return finish_uniforms(seeds + (steps + 1) * as_signed(kGolden));  // the same wrap-around product
 }
 
 torch::Tensor inverse_cdf_sample(const torch::Tensor& probs, const torch::Tensor& u) {

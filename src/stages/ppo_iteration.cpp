@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "rlhf/core/seed_streams.h"
+#include "rlhf/model/rollout_engine.h"
 #include "rlhf/rl/advantages.h"
 #include "rlhf/rl/group_advantages.h"
 #include "rlhf/rl/masked.h"
@@ -45,17 +46,15 @@ template <class Work> auto timed(double& seconds, const torch::Device& device, W
     }
 }
 
-// One chunk of the rollout: generated, scored, and run through policy, reference and critic
+// One chunk of the rollout, generated: scored, and run through policy, reference and critic
 // without gradients. The log-probs and values come from a training-style forward rather than from
-// generate() (the same numbers in fp32, tests/model/test_generate.cpp), so that they are exactly
+// the sampler (the same numbers in fp32, tests/model/test_generate.cpp), so that they are exactly
 // what the update computes.
-rl::RolloutChunk roll_out(PpoRun& run, const std::vector<std::vector<int32_t>>& prompts,
-                          const std::vector<uint64_t>& seeds, const std::vector<double>& answers, PhaseSeconds& seconds) {
+rl::RolloutChunk roll_out(PpoRun& run, Generation generation, const std::vector<double>& answers, PhaseSeconds& seconds) {
     const auto& ppo = run.cfg.ppo;
     const torch::Device& device = run.device;
     rl::RolloutChunk c;
-    c.g = timed(seconds.generation, device,
-                [&] { return generate(*run.models.policy, prompts, run.settings.sampling, run.settings.pad_id, seeds); });
+    c.g = std::move(generation);
     auto scored = timed(seconds.reward, device, [&] { return run.models.scorer(c.g, answers); });
     c.scores = scored.scores;
     c.has_eos = scored.has_eos;
@@ -89,8 +88,10 @@ void advantages_of(PpoRun& run, const std::vector<rl::RolloutChunk>& chunks, con
 CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, double beta) {
     const auto& ppo = run.cfg.ppo;
     CollectedExperience out;
-    // 1. Rollouts, ppo.rollout_chunk sequences at a time, so that no KV cache or (b, T, V) logits
-    // tensor ever spans the whole batch.
+    // 1. Rollouts: at most ppo.rollout_chunk rows decode at once (the rollout engine refills the
+    // slots of rows that stopped; ppo.rollout_engine: static generates chunk by chunk), and they
+    // are scored and run through the models ppo.rollout_chunk at a time, so that no KV cache or
+    // (b, T, V) logits tensor ever spans the whole batch.
     std::vector<rl::RolloutChunk> chunks;
     // The sampler (generate()) against the trainer (the training forward), over response tokens:
     // sum |Δ|, tokens, sum k3 with ρ = π_trainer / π_sampler, and the largest |Δ|.
@@ -98,15 +99,33 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
     auto gap_max = torch::zeros({1}, torch::kFloat64);
     auto checker_sums = torch::zeros({2}, torch::kFloat64);  // right answers, responses checked
     const size_t n = share.prompts.size(), chunk = static_cast<size_t>(ppo.rollout_chunk);
+    const bool engine = ppo.rollout_engine == RolloutEngine::Continuous;
+    Generation whole;  // the continuous engine's: every row of the share, ppo.rollout_chunk decoding at once
+    if (engine && n > 0) {  // a rank's share may be empty at an epoch's small last batch
+        whole = timed(out.seconds.generation, run.device, [&] {
+            return generate_rollouts(*run.models.policy, share.prompts, run.settings.sampling, run.settings.pad_id,
+                                     share.row_seeds, {ppo.rollout_chunk});
+        });
+        out.decode_slots = whole.decode_slots;
+    }
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         const size_t c1 = std::min(n, c0 + chunk);
-        const std::vector<std::vector<int32_t>> prompts(share.prompts.begin() + static_cast<long>(c0),
-                                                        share.prompts.begin() + static_cast<long>(c1));
-        const std::vector<uint64_t> seeds(share.row_seeds.begin() + static_cast<long>(c0),
-                                          share.row_seeds.begin() + static_cast<long>(c1));
         const std::vector<double> answers = share.answers.empty() ? std::vector<double>{}
             : std::vector<double>(share.answers.begin() + static_cast<long>(c0), share.answers.begin() + static_cast<long>(c1));
-        rl::RolloutChunk c = roll_out(run, prompts, seeds, answers, out.seconds);
+        Generation g;
+        if (engine) {
+            g = generation_rows(whole, static_cast<int64_t>(c0), static_cast<int64_t>(c1));
+        } else {
+            const std::vector<std::vector<int32_t>> prompts(share.prompts.begin() + static_cast<long>(c0),
+                                                            share.prompts.begin() + static_cast<long>(c1));
+            const std::vector<uint64_t> seeds(share.row_seeds.begin() + static_cast<long>(c0),
+                                              share.row_seeds.begin() + static_cast<long>(c1));
+            g = timed(out.seconds.generation, run.device, [&] {
+                return generate(*run.models.policy, prompts, run.settings.sampling, run.settings.pad_id, seeds);
+            });
+            out.decode_slots += g.decode_slots;
+        }
+        rl::RolloutChunk c = roll_out(run, std::move(g), answers, out.seconds);
         if (c.correct.defined()) {
             checker_sums[0] += c.correct.sum().item<double>();
             checker_sums[1] += c.scores.numel();
@@ -118,7 +137,6 @@ CollectedExperience collect_experience(PpoRun& run, const RolloutShare& share, d
         gap_sums[2] += ((delta.exp() - 1 - delta) * mask).sum().cpu();
         gap_max = torch::maximum(gap_max, delta.abs().max().cpu().view({1}));
         out.generated_tokens += c.g.response_mask.sum().item<int64_t>();
-        out.decode_slots += c.g.response_mask.numel();
         chunks.push_back(std::move(c));
     }
     // A rank whose rollout met non-finite logits stops every rank, so that none waits for it.

@@ -260,7 +260,8 @@ TEST_CASE("ppo resumed from a checkpoint equals an uninterrupted run", "[integra
 // ppo's rollout chunks change the memory it needs, not what it samples or learns.
 TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]") {
     // Every rollout row samples from its own random stream, so chunks of 16 and of 5 (5 + 5 + 5 + 1)
-    // give the same iterations.
+    // give the same iterations, and so does the static engine (generate() chunk by chunk) that the
+    // rollout engine replaced.
     SftTiny sft;
     RunConfig whole = sft.ppo_config("whole");
     whole.train.max_steps = 4;
@@ -270,16 +271,30 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
     RunConfig chunked = whole;
     chunked.out_dir = (sft.dir / "chunked").string();
     chunked.ppo.rollout_chunk = 5;
+    RunConfig static_engine = chunked;
+    static_engine.out_dir = (sft.dir / "static").string();
+    static_engine.ppo.rollout_engine = RolloutEngine::Static;
     REQUIRE(run_ppo(whole, {}) == 0);
     REQUIRE(run_ppo(chunked, {}) == 0);
-    auto a = test::metric_records(whole.out_dir, "train"), b = test::metric_records(chunked.out_dir, "train");
-    REQUIRE(a.size() == 4);
-    REQUIRE(b.size() == 4);
-    for (size_t i = 0; i < a.size(); ++i) {
-        for (const char* key : {"loss", "score_mean", "kl", "value_loss", "response_length"}) {
-            INFO("step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
-            REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5);
+    REQUIRE(run_ppo(static_engine, {}) == 0);
+    auto a = test::metric_records(whole.out_dir, "train");
+    for (const auto& other : {chunked, static_engine}) {
+        auto b = test::metric_records(other.out_dir, "train");
+        REQUIRE(a.size() == 4);
+        REQUIRE(b.size() == 4);
+        for (size_t i = 0; i < a.size(); ++i) {
+            for (const char* key : {"loss", "score_mean", "kl", "value_loss", "response_length"}) {
+                INFO(other.out_dir << ", step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
+                REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5);
+            }
         }
+    }
+    // The static engine decodes stopped rows as padding; the rollout engine drops them.
+    const auto engine = test::metric_records(chunked.out_dir, "train"), fixed = test::metric_records(static_engine.out_dir, "train");
+    for (size_t i = 0; i < engine.size(); ++i) {
+        INFO("step " << i + 1);
+        REQUIRE(engine[i]["decode_padding_share"].get<double>() == 0.0);
+        REQUIRE(fixed[i]["decode_padding_share"].get<double>() > 0.0);
     }
 }
 

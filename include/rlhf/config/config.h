@@ -172,6 +172,7 @@ struct PpoConfig {
     // The sampler/trainer log-prob gap (bf16 or GPU rollouts): each token's policy loss weighed by
     // w = π_trainer / π_sampler, truncated at the cap (tis) or 0 outside [1/cap, cap] (mask).
     RolloutCorrection rollout_correction = RolloutCorrection::None;  // none | tis | mask
+    RolloutEngine rollout_engine = RolloutEngine::Continuous;  // continuous | static (the reference)
     double      rollout_correction_cap = 2.0;  // tis: w <= this; mask: 1/this <= w <= this
 };
 

@@ -42,6 +42,7 @@ enum class LossAggregation { TokenMean, SequenceMean, TokenSum };
 enum class KlPenalty { Reward, Loss };
 enum class RewardSource { Model, CheckerAges, CheckerGsm8k };  // a reward model (or the toy reward), or a checker
 enum class RolloutCorrection { None, Tis, Mask };             // the sampler/trainer gap: not corrected, truncated IS, masked
+enum class RolloutEngine { Continuous, Static };              // model/rollout_engine.h, or generate() chunk by chunk
 enum class DpoLoss { Sigmoid, Ipo };
 enum class TaskType { Classification, Entailment, Similarity, MultipleChoice };
 
@@ -102,6 +103,9 @@ template <> struct EnumNames<RewardSource> {
 };
 template <> struct EnumNames<RolloutCorrection> {
     static constexpr std::array<std::string_view, 3> names = {"none", "tis", "mask"};
+};
+template <> struct EnumNames<RolloutEngine> {
+    static constexpr std::array<std::string_view, 2> names = {"continuous", "static"};
 };
 template <> struct EnumNames<DpoLoss> {
     static constexpr std::array<std::string_view, 2> names = {"sigmoid", "ipo"};

@@ -50,11 +50,18 @@ struct Generation {
     torch::Tensor logprobs;       // (B, N) float32: log p(token | prefix) at temperature T; 0 where masked
     int64_t prompt_len = 0;       // P, the padded prompt length
     bool nonfinite = false;       // some row had nothing to sample from (with throw_on_nonfinite off)
+    int64_t decode_slots = 0;     // rows x decoding steps computed: B x N for the static engine, fewer
+                                  // when stopped rows leave the batch (model/rollout_engine.h)
 };
 
 // Each row's response ids up to and including its stop token (where response_mask is true), read
 // back to the host in one copy.
 std::vector<std::vector<int32_t>> response_ids(const Generation& g);
+
+// The prompts as generate() runs them: checked (non-empty, one seed each, `opts` valid) and, with
+// opts.truncate_left, cut to the tokens that fit beside max_new_tokens in a `block`-token window.
+std::vector<std::vector<int32_t>> fit_prompts(const std::vector<std::vector<int32_t>>& prompts, size_t seeds,
+                                              const SamplingOptions& opts, int64_t block);
 
 // prompts: token ids (each non-empty). Row b samples from its own random stream, seeded with
 // row_seeds[b] (model/sampling_streams.h): its tokens do not depend on the other rows.

@@ -23,6 +23,9 @@ inline uint64_t derive_seed(uint64_t seed, uint64_t index) { return splitmix64(s
 
 // (B,) int64 seeds (uint64 bit patterns) -> (B,) float64 uniforms in (0, 1] for step t, on the seeds' device.
 torch::Tensor stream_uniforms(const torch::Tensor& seeds, uint64_t t);
+// The same with each row at its own step: steps (B,) int64 (the rollout engine's rows start at
+// different times).
+torch::Tensor stream_uniforms(const torch::Tensor& seeds, const torch::Tensor& steps);
 
 // probs (B, V) >= 0 (need not sum to 1), u (B,) in (0, 1] -> (B,) int64: the first id whose
 // cumulative probability reaches u · total. An id with probability 0 is never drawn (a row with

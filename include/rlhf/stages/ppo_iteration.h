@@ -88,7 +88,7 @@ struct RolloutShare {
 // Seconds this rank spent in each phase of an iteration (metrics.jsonl's time_*, docs/ppo.md). On a
 // GPU each phase waits for its kernels before its clock stops, so that the time is its own.
 struct PhaseSeconds {
-    double generation = 0;  // generate(): prefill and decoding
+    double generation = 0;  // the rollout engine (or generate()): prefill and decoding
     double reward = 0;      // the scorer: reward model, checker or toy reward
     double policy = 0;      // the policy's training-style forward for the old log-probs
     double reference = 0;   // the reference's log-probs
@@ -102,7 +102,7 @@ struct CollectedExperience {
     rl::Experience experience;         // the whole batch, on every rank
     PhaseSeconds seconds;              // generation … advantages (update and ptx: ppo_update's)
     int64_t generated_tokens = 0;      // this rank's response tokens up to each row's stop
-    int64_t decode_slots = 0;          // this rank's rows x decoding steps: what the tokens cost
+    int64_t decode_slots = 0;          // this rank's row-steps decoded (Generation::decode_slots): what the tokens cost
     double sampling_logprob_gap = 0;   // mean |generate()'s - training forward's log-prob| (checked runs)
     double sampling_logprob_gap_max = 0;  // its largest token, over ranks
     double rollout_corrected_share = NAN;  // ppo.rollout_correction: share of tokens whose weight it changed
