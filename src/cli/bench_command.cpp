@@ -102,6 +102,8 @@ void add_bench_command(CLI::App& app, Action& action) {
         };
     });
 
+    add_bench_rollout_command(*cmd, action);
+
     // Tokenizer encoding speed: the file encoded whole, in this one thread, best of --rounds.
     struct TokArgs {
         std::string tokenizer, input;

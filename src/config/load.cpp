@@ -246,6 +246,14 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.rollout_engine", enum_ref(&c.ppo.rollout_engine), "ppo: continuous (a group's prompt prefilled once, "
          "stopped rows leave the batch, waiting prompts take their slots; at most ppo.rollout_chunk rows decode at once) | "
          "static (generate() on each chunk: the reference it is tested against)"},
+        {"ppo.alarm_window", &c.ppo.alarm_window, "ppo: iterations the silent-failure alarms look back over "
+         "(a warning and an alarm_* metric; 0 = off)", 0, 1e6},
+        {"ppo.alarm_truncated_share", &c.ppo.alarm_truncated_share, "ppo: alarm when more than this share of the "
+         "window's responses reached max_new_tokens without a stop token", 0, 1},
+        {"ppo.alarm_reward_std", &c.ppo.alarm_reward_std, "ppo: alarm when the scores' standard deviation is at most "
+         "this in every iteration of the window (every answer scored alike)", 0, 1e6},
+        {"ppo.alarm_uniform_groups", &c.ppo.alarm_uniform_groups, "ppo, grpo/rloo: alarm when more than this share of "
+         "the window's groups gave all their answers one score (advantage 0)", 0, 1},
 
         {"dpo.beta", &c.dpo.beta, "dpo: strength of the implicit KL to the reference (DPO's beta)", 1e-6, 1e6},
         {"dpo.loss", enum_ref(&c.dpo.loss), "dpo: sigmoid (DPO) | ipo (IPO's squared loss)"},

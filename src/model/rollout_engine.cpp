@@ -1,8 +1,10 @@
 #include "rlhf/model/rollout_engine.h"
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "rlhf/core/eval_mode.h"
@@ -64,6 +66,7 @@ void keep_slots(ActiveRows& a, const std::vector<int64_t>& keep, torch::Tensor& 
 // once) and the cache is rebuilt with the running rows first, every row right-aligned to end at
 // the last column L, which is as small as the longest row allows (columns no row uses are cut).
 void admit(const Job& job, ActiveRows& a, int64_t first, int64_t count) {
+    const auto t0 = std::chrono::steady_clock::now();
     // 1. The distinct prompts among the new rows, prefilled together.
     std::vector<std::vector<int32_t>> distinct;
     std::vector<int64_t> source;  // new row i's prompt is distinct[source[i]]
@@ -139,6 +142,10 @@ void admit(const Job& job, ActiveRows& a, int64_t first, int64_t count) {
         a.rows.push_back(r);
         a.steps_host.push_back(0);
     }
+    if (job.engine.time_prefill) {
+        if (job.device.is_cuda()) torch::cuda::synchronize();
+        job.counts.prefill_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
 }
 
 }  // namespace
@@ -192,14 +199,20 @@ Generation generate_rollouts(GptImpl& model, const std::vector<std::vector<int32
         for (auto& s : a.steps_host) ++s;
         counts.decode_slots += A;
 
-        // 2. Every check_every tokens (a host sync), the rows that stopped leave.
+        // 2. Every check_every tokens (a host sync), the rows that stopped leave: once they are an
+        // eighth of the batch (compacting copies the whole cache, a dozen row-steps' worth of
+        // work per row on a CPU), when waiting rows can use their slots, or when all stopped.
         const bool all_at_limit = *std::min_element(a.steps_host.begin(), a.steps_host.end()) >= N;
         if (step % check_every == 0 || all_at_limit) {
             const auto done = a.finished.to(torch::kCPU);
             const bool* is_done = done.data_ptr<bool>();
             std::vector<int64_t> keep;
             for (int64_t s = 0; s < A; ++s) if (!is_done[s]) keep.push_back(s);
-            if (static_cast<int64_t>(keep.size()) < A) keep_slots(a, keep, token);
+            const int64_t stopped = A - static_cast<int64_t>(keep.size());
+            const bool refill = next_row < B && max_active - static_cast<int64_t>(keep.size()) >= admit_at;
+            if (stopped > 0 && (stopped >= engine.compact_share * static_cast<double>(A) || refill || keep.empty())) {
+                keep_slots(a, keep, token);
+            }
         }
         // 3. The sampled tokens through the model: the next logits of every running row.
         if (a.size() > 0) {

@@ -40,6 +40,7 @@
 #include "rlhf/rl/invariants.h"
 #include "rlhf/rl/masked.h"
 #include "rlhf/rl/rewards.h"
+#include "rlhf/rl/silent_failures.h"
 #include "rlhf/stages/ppo_iteration.h"
 #include "rlhf/stages/ppo_setup.h"
 #include "rlhf/stages/run_setup.h"
@@ -158,6 +159,31 @@ StepReport iteration_report(const PpoRun& run, const CollectedExperience& collec
     return r;
 }
 
+rl::AlarmThresholds alarm_thresholds(const RunConfig& cfg) {
+    rl::AlarmThresholds t;
+    t.window = cfg.ppo.alarm_window;
+    t.truncated_share = cfg.ppo.alarm_truncated_share;
+    t.reward_std = cfg.ppo.alarm_reward_std;
+    t.uniform_groups = cfg.ppo.alarm_uniform_groups;
+    t.max_new_tokens = cfg.ppo.max_new_tokens;
+    return t;
+}
+
+// The silent-failure alarms (rl/silent_failures.h) after an iteration: alarm_* metrics (1 = on),
+// and a warning when one starts.
+void sound_alarms(rl::SilentFailureAlarms& alarms, const CollectedExperience& collected, StepReport& report, int64_t step) {
+    const rl::Experience& e = collected.experience;
+    rl::IterationSignals s;
+    s.truncated_share = 1.0 - e.has_eos.to(torch::kFloat64).mean().item<double>();
+    s.score_std = report.fields["score_std"].get<double>();
+    s.uniform_groups = collected.uniform_groups;
+    const rl::AlarmState a = alarms.observe(s);
+    report.fields["alarm_truncated"] = a.truncated ? 1 : 0;
+    report.fields["alarm_reward_flat"] = a.reward_flat ? 1 : 0;
+    if (!std::isnan(collected.uniform_groups)) report.fields["alarm_uniform_groups"] = a.uniform_groups ? 1 : 0;
+    for (const auto& warning : a.warnings) spdlog::warn("iteration {}: {}", step, warning);
+}
+
 }  // namespace
 
 int run_ppo(RunConfig cfg, const StageOptions& opts) {
@@ -234,6 +260,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
 
     // 4. The loop: one PPO iteration per step -------------------------------------------------------
     StepLoop loop("ppo", cfg, state, metrics);
+    rl::SilentFailureAlarms alarms(alarm_thresholds(cfg));
     // Greedy answers to the fixed eval prompts: mean score, EOS rate (and the checker's accuracy).
     auto evaluate = [&]() {
         if (prompts.eval.empty()) return;
@@ -266,7 +293,9 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         kl_ctl.update(kl_per_seq, e.tokens.size(0));
         state.tokens_seen += e.mask.sum().item<int64_t>();
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        return iteration_report(run, collected, update, beta, kl_per_seq, seconds, sampler.epoch_of(iteration));
+        StepReport report = iteration_report(run, collected, update, beta, kl_per_seq, seconds, sampler.epoch_of(iteration));
+        sound_alarms(alarms, collected, report, state.step + 1);
+        return report;
     };
     // The checkpoint: the policy and its optimizer, the critic and its optimizer, the EMA, β, and
     // the lineage that pins the frozen models.

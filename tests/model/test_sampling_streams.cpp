@@ -33,6 +33,14 @@ TEST_CASE("tensor streams equal splitmix64 bit for bit, as uniforms", "[model][s
             REQUIRE(expected <= 1.0);
         }
     }
+    // Each row at its own step (the rollout engine): the same numbers.
+    const std::vector<int64_t> steps = {0, 5, 1000, 0xFFFFFFFFLL, 3, 77};
+    const auto per_row = stream_uniforms(seed_tensor, torch::tensor(steps, torch::kLong));
+    for (size_t b = 0; b < seeds.size(); ++b) {
+        INFO("seed " << seeds[b] << ", step " << steps[b]);
+        const double expected = static_cast<double>((splitmix64(seeds[b], static_cast<uint64_t>(steps[b])) >> 11) + 1) * 0x1.0p-53;
+        REQUIRE(per_row[static_cast<int64_t>(b)].item<double>() == expected);
+    }
 }
 
 // Inverse-CDF sampling follows the distribution and never draws a zero-probability id.

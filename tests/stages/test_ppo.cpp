@@ -293,8 +293,8 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
     const auto engine = test::metric_records(chunked.out_dir, "train"), fixed = test::metric_records(static_engine.out_dir, "train");
     for (size_t i = 0; i < engine.size(); ++i) {
         INFO("step " << i + 1);
-        REQUIRE(engine[i]["decode_padding_share"].get<double>() == 0.0);
         REQUIRE(fixed[i]["decode_padding_share"].get<double>() > 0.0);
+        REQUIRE(engine[i]["decode_padding_share"].get<double>() < fixed[i]["decode_padding_share"].get<double>());
     }
 }
 

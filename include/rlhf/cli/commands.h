@@ -34,6 +34,7 @@ void add_generate_command(CLI::App& app, Action& action);
 void add_chat_command(CLI::App& app, Action& action);
 void add_config_command(CLI::App& app, Action& action);
 void add_bench_command(CLI::App& app, Action& action);
+void add_bench_rollout_command(CLI::App& bench, Action& action);  // `bench rollout`, under `bench`
 void add_score_command(CLI::App& app, Action& action);
 void add_eval_command(CLI::App& app, Action& action);
 void add_convert_command(CLI::App& app, Action& action);

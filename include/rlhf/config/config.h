@@ -172,8 +172,15 @@ struct PpoConfig {
     // The sampler/trainer log-prob gap (bf16 or GPU rollouts): each token's policy loss weighed by
     // w = π_trainer / π_sampler, truncated at the cap (tis) or 0 outside [1/cap, cap] (mask).
     RolloutCorrection rollout_correction = RolloutCorrection::None;  // none | tis | mask
-    RolloutEngine rollout_engine = RolloutEngine::Continuous;  // continuous | static (the reference)
     double      rollout_correction_cap = 2.0;  // tis: w <= this; mask: 1/this <= w <= this
+    // How rollouts are decoded (model/rollout_engine.h).
+    RolloutEngine rollout_engine = RolloutEngine::Continuous;  // continuous | static (the reference)
+    // Silent-failure alarms (rl/silent_failures.h): a warning and a metric when, over the last
+    // alarm_window iterations, a run is learning nothing although nothing failed.
+    int         alarm_window = 10;            // iterations; 0 = no alarms
+    double      alarm_truncated_share = 0.5;  // responses cut at max_new_tokens, mean share above this
+    double      alarm_reward_std = 1e-6;      // the scores' spread at or below this in every iteration
+    double      alarm_uniform_groups = 0.9;   // grpo, rloo: groups with one score for all, mean share above this
 };
 
 // DPO (stage: dpo; Rafailov et al. 2023): the policy from init_from trained directly on the

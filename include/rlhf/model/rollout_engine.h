@@ -33,7 +33,9 @@ namespace rlhf {
 struct RolloutEngineOptions {
     int64_t max_active = 0;       // rows decoded at once (bounds the KV cache); 0 = every prompt
     int64_t check_every = 0;      // tokens between checks for stopped rows; 0 = 1 on CPU, 8 on a GPU
+    double compact_share = 0.125; // stopped rows leave once they are this share of the batch (0 = at once)
     bool share_prefixes = true;   // prefill identical prompts once
+    bool time_prefill = false;    // RolloutCounts::prefill_seconds (on a GPU each admission then syncs)
 };
 
 // What the engine computed (for benchmarks and the padding metric).
@@ -42,6 +44,7 @@ struct RolloutCounts {
     int64_t prefill_tokens = 0;   // their padded tokens
     int64_t decode_steps = 0;     // single-token forwards
     int64_t decode_slots = 0;     // rows x steps over those forwards
+    double prefill_seconds = 0;   // admissions: prefill and cache rebuild (with time_prefill)
 };
 
 // prompts, opts, pad_id and row_seeds as generate()'s; `counts` (optional) receives the work done.
