@@ -148,6 +148,18 @@ void admit(const Job& job, ActiveRows& a, int64_t first, int64_t count) {
     }
 }
 
+// How many of the rows first… to admit into `free_slots`: as many as fit, less a group cut at the
+// end (a run of identical prompts, whose rest would be prefilled again by the next admission),
+// unless that group is all there would be.
+int64_t admission_size(const std::vector<std::vector<int32_t>>& prompts, int64_t first, int64_t free_slots, bool share) {
+    const auto B = static_cast<int64_t>(prompts.size());
+    const int64_t end = std::min(B, first + free_slots);
+    if (!share || end == B) return end - first;
+    int64_t start = end;  // where the run of prompts[end] begins
+    while (start > first && prompts[static_cast<size_t>(start - 1)] == prompts[static_cast<size_t>(end)]) --start;
+    return start > first ? start - first : end - first;
+}
+
 }  // namespace
 
 Generation generate_rollouts(GptImpl& model, const std::vector<std::vector<int32_t>>& prompts_in, const SamplingOptions& opts,
@@ -179,7 +191,7 @@ Generation generate_rollouts(GptImpl& model, const std::vector<std::vector<int32
     auto bad = torch::zeros({}, long_opts.dtype(torch::kBool));  // some row had nothing to sample from
 
     ActiveRows a{{}, {}, {}, {}, {}, {}, {}, {}, {}, model.make_cache(0, 0)};
-    int64_t next_row = std::min(B, max_active);
+    int64_t next_row = admission_size(prompts, 0, max_active, engine.share_prefixes);
     admit(job, a, 0, next_row);
     for (int64_t step = 1; a.size() > 0; ++step) {
         // 1. One token for every slot, each from its row's stream at the row's own step.
@@ -224,7 +236,7 @@ Generation generate_rollouts(GptImpl& model, const std::vector<std::vector<int32
         // 4. Waiting prompts take the freed slots.
         const int64_t free_slots = max_active - a.size();
         if (next_row < B && (free_slots >= admit_at || a.size() == 0)) {
-            const int64_t count = std::min(free_slots, B - next_row);
+            const int64_t count = admission_size(prompts, next_row, free_slots, engine.share_prefixes);
             admit(job, a, next_row, count);
             next_row += count;
         }
