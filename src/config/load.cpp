@@ -167,6 +167,9 @@ std::vector<Field> fields_of(RunConfig& c) {
          "greedy and sampled; ppo: greedy score and EOS rate)",
          0, 1 << 20},
         {"train.log_samples", &c.train.log_samples, "sft, ppo: answers printed in the log per eval", 0, 1 << 20},
+        {"train.activation_checkpointing", &c.train.activation_checkpointing, "none | blocks (each block keeps only its "
+         "input and runs again in the backward: less activation memory, one more forward) | every_N (segments of N "
+         "blocks)"},
 
         {"reward.margin", &c.reward.margin, "reward: loss -log sigmoid(r_better - r_worse - margin); 0 = InstructGPT", -kInf, kInf},
         {"reward.normalize", enum_ref(&c.reward.normalize), "reward: after training, shift (bias) or shift and scale (gain_bias) "

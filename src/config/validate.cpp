@@ -3,6 +3,8 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cctype>
+#include <string>
 
 #include "rlhf/config/presets.h"
 
@@ -58,7 +60,26 @@ void check_model(const ModelConfig& m, Problems& out) {
 }
 
 // Every stage: the run directory, the schedule, the device, and what the model may be exported as.
+}  // namespace
+
+int64_t activation_checkpoint_blocks(const TrainConfig& train) {
+    const std::string& v = train.activation_checkpointing;
+    if (v == "none") return 0;
+    if (v == "blocks") return 1;
+    const std::string prefix = "every_";
+    if (v.rfind(prefix, 0) != 0 || v.size() == prefix.size() || v.size() > prefix.size() + 6) return -1;
+    for (size_t i = prefix.size(); i < v.size(); ++i) if (!std::isdigit(static_cast<unsigned char>(v[i]))) return -1;
+    const int64_t n = std::stoll(v.substr(prefix.size()));
+    return n >= 1 ? n : -1;
+}
+
+namespace {
+
 void check_common(const RunConfig& c, Problems& out) {
+    if (activation_checkpoint_blocks(c.train) < 0) {
+        out.push_back({"train.activation_checkpointing",
+                       "'" + c.train.activation_checkpointing + "' is not one of: none, blocks, every_N (N >= 1)"});
+    }
     if (c.optim.min_lr > c.optim.lr) {
         out.push_back({"optim.min_lr", fmt::format("{} exceeds optim.lr = {}", c.optim.min_lr, c.optim.lr)});
     }

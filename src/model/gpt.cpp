@@ -9,6 +9,7 @@
 #include "rlhf/config/presets.h"
 #include "rlhf/core/error.h"
 #include "rlhf/core/precision.h"
+#include "rlhf/model/activation_checkpoint.h"
 #include "rlhf/model/causal_attention.h"
 
 namespace rlhf {
@@ -283,7 +284,19 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx, const AttentionContext&
         in.sin = both.sin();
     }
     x = transformer->drop(x);
-    for (const auto& block : *transformer->h) x = block->as<Block>()->forward(x, in);
+    const auto blocks = transformer->h;  // (ModuleList holder: the segments below share it)
+    const auto L = static_cast<int64_t>(blocks->size());
+    const bool checkpoint = checkpoint_blocks_ > 0 && is_training() && torch::GradMode::is_enabled() && !ctx.cache;
+    const int64_t segment = checkpoint ? checkpoint_blocks_ : 1;
+    for (int64_t first = 0; first < L; first += segment) {
+        const int64_t end = std::min(L, first + segment);
+        const auto run = [blocks, in, first, end](const torch::Tensor& h) {
+            torch::Tensor y = h;
+            for (int64_t i = first; i < end; ++i) y = (*blocks)[static_cast<size_t>(i)]->as<Block>()->forward(y, in);
+            return y;
+        };
+        x = checkpoint ? checkpointed(run, x, /*replay_rng=*/cfg_.dropout > 0) : run(x);
+    }
     if (ctx.cache) ctx.cache->advance(T);
     if (transformer->ln_f) x = transformer->ln_f(x);
     return x;

@@ -90,6 +90,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
         check_same_model_shape(resume_info.config.model, cfg.model, cfg.source);
     }
     Gpt model(cfg.model);
+    model->set_activation_checkpointing(activation_checkpoint_blocks(cfg.train));
     if (stage.resuming()) load_model_weights(stage.resume_dir, *model);
     model->to(rt.device);
     model->train();

@@ -76,6 +76,7 @@ StartPoint fresh_start_point(RunConfig& cfg, const std::vector<std::string>& tok
                     cfg.source + ": model.vocab_size", "use 0 (the tokenizer's size)");
     }
     start.trunk = Gpt(cfg.model);  // its weights drawn from runtime.seed's generator (init_stage_runtime)
+    start.trunk->set_activation_checkpointing(activation_checkpoint_blocks(cfg.train));
     start.lineage = nlohmann::json{{"checkpoint", nullptr}, {"stage", "scratch"}};
     return start;
 }
@@ -130,6 +131,8 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
         start.tokenizer = with_chat_setting(start.tokenizer, cfg.chat.template_, cfg.source + ": chat.template");
         add_tokens(start, cfg, chat_tokens_to_add(start.tokenizer));
     }
+    // (A frozen model loaded here, a reference, runs without gradients, where it does nothing.)
+    start.trunk->set_activation_checkpointing(activation_checkpoint_blocks(cfg.train));
     return start;
 }
 

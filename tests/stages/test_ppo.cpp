@@ -298,6 +298,29 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
     }
 }
 
+TEST_CASE("ppo with activation checkpointing trains as without", "[integration][ppo]") {
+    // The policy and the critic recompute their blocks in the backward; the iterations must not change.
+    SftTiny sft;
+    RunConfig plain = sft.ppo_config("plain");
+    plain.train.max_steps = 2;
+    plain.train.eval_every = 0;
+    plain.checkpoint.every = 0;
+    RunConfig checkpointed = plain;
+    checkpointed.out_dir = (sft.dir / "checkpointed").string();
+    checkpointed.train.activation_checkpointing = "every_2";
+    REQUIRE(run_ppo(plain, {}) == 0);
+    REQUIRE(run_ppo(checkpointed, {}) == 0);
+    auto a = test::metric_records(plain.out_dir, "train"), b = test::metric_records(checkpointed.out_dir, "train");
+    REQUIRE(a.size() == 2);
+    REQUIRE(b.size() == 2);
+    for (size_t i = 0; i < a.size(); ++i) {
+        for (const char* key : {"loss", "value_loss", "kl", "score_mean", "grad_norm"}) {
+            INFO("step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
+            REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-6);
+        }
+    }
+}
+
 // ppo resumes against the SFT checkpoint it started from, not a newer one, and refuses a changed one.
 TEST_CASE("ppo resumes against its own SFT checkpoint",
           "[integration][ppo]") {

@@ -106,7 +106,13 @@ struct TrainConfig {
     int64_t log_every        = 10;    // steps between console log lines (metrics.jsonl gets every step)
     int     eval_prompts     = 16;    // sft, ppo: held-out prompts answered at each eval -> EOS rate, score
     int     log_samples      = 2;     // sft, ppo: of those, how many are printed in the log
+    std::string activation_checkpointing = "none";  // none | blocks | every_N (segments of N blocks keep
+                                                    // only their input; recomputed in the backward)
 };
+
+// train.activation_checkpointing as blocks per segment: none 0, blocks 1, every_N N; -1 = not a
+// valid value (config/validate.cpp reports it).
+int64_t activation_checkpoint_blocks(const TrainConfig& train);
 
 struct RewardConfig {
     double                   margin = 0.0;          // loss -log σ(r_better - r_worse - margin); 0 = InstructGPT

@@ -121,6 +121,11 @@ struct GptImpl : torch::nn::Module {
 
     int64_t num_parameters() const;  // the tied weight counted once
 
+    // Activation checkpointing (model/activation_checkpoint.h) in training forwards with gradients:
+    // segments of `blocks` blocks keep only their input; 0 = off.
+    void set_activation_checkpointing(int64_t blocks) { checkpoint_blocks_ = blocks; }
+    int64_t activation_checkpointing() const { return checkpoint_blocks_; }
+
     const ModelConfig& config() const { return cfg_; }
     GptTransformer transformer{nullptr};
     torch::nn::Linear lm_head{nullptr};  // (C) -> (V); only when model.tie_embeddings is false
@@ -128,6 +133,7 @@ struct GptImpl : torch::nn::Module {
 private:
     ModelConfig cfg_;
     torch::Tensor inv_freq_;  // (hs/2) rotary frequencies (llama), kept off the parameter list
+    int64_t checkpoint_blocks_ = 0;
 };
 TORCH_MODULE(Gpt);
 
