@@ -108,7 +108,7 @@ TEST_CASE("a stopped row checked late decodes masked padding", "[model][rollout]
     REQUIRE(counts.decode_slots > g.response_mask.sum().item<int64_t>());  // the extra steps were computed
 }
 
-TEST_CASE("a generation's rows have the layout generate() gives them alone", "[model][rollout]") {
+TEST_CASE("generation_rows gives the layout generate() gives them", "[model][rollout]") {
     // PPO generates a rank's rows together and scores them in chunks: each chunk must be what a
     // static generate() of that chunk returns, padding columns and all.
     Gpt model = tiny_rollout_model("gpt2");
