@@ -258,6 +258,24 @@ TEST_CASE("ppo resumed from a checkpoint equals an uninterrupted run", "[integra
 }
 
 // ppo's rollout chunks change the memory it needs, not what it samples or learns.
+namespace {
+
+// Two finished runs logged the same `steps` iterations: each of `keys` within `tolerance`.
+void require_same_iterations(const RunConfig& a_cfg, const RunConfig& b_cfg, size_t steps, std::initializer_list<const char*> keys,
+                             double tolerance) {
+    const auto a = test::metric_records(a_cfg.out_dir, "train"), b = test::metric_records(b_cfg.out_dir, "train");
+    REQUIRE(a.size() == steps);
+    REQUIRE(b.size() == steps);
+    for (size_t i = 0; i < steps; ++i) {
+        for (const char* key : keys) {
+            INFO(b_cfg.out_dir << ", step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
+            REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= tolerance);
+        }
+    }
+}
+
+}  // namespace
+
 TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]") {
     // Every rollout row samples from its own random stream, so chunks of 16 and of 5 (5 + 5 + 5 + 1)
     // give the same iterations, and so does the static engine (generate() chunk by chunk) that the
@@ -277,17 +295,8 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
     REQUIRE(run_ppo(whole, {}) == 0);
     REQUIRE(run_ppo(chunked, {}) == 0);
     REQUIRE(run_ppo(static_engine, {}) == 0);
-    auto a = test::metric_records(whole.out_dir, "train");
     for (const auto& other : {chunked, static_engine}) {
-        auto b = test::metric_records(other.out_dir, "train");
-        REQUIRE(a.size() == 4);
-        REQUIRE(b.size() == 4);
-        for (size_t i = 0; i < a.size(); ++i) {
-            for (const char* key : {"loss", "score_mean", "kl", "value_loss", "response_length"}) {
-                INFO(other.out_dir << ", step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
-                REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-5);
-            }
-        }
+        require_same_iterations(whole, other, 4, {"loss", "score_mean", "kl", "value_loss", "response_length"}, 1e-5);
     }
     // The static engine decodes stopped rows as padding; the rollout engine drops them.
     const auto engine = test::metric_records(chunked.out_dir, "train"), fixed = test::metric_records(static_engine.out_dir, "train");
@@ -310,15 +319,7 @@ TEST_CASE("ppo with activation checkpointing trains as without", "[integration][
     checkpointed.train.activation_checkpointing = "every_2";
     REQUIRE(run_ppo(plain, {}) == 0);
     REQUIRE(run_ppo(checkpointed, {}) == 0);
-    auto a = test::metric_records(plain.out_dir, "train"), b = test::metric_records(checkpointed.out_dir, "train");
-    REQUIRE(a.size() == 2);
-    REQUIRE(b.size() == 2);
-    for (size_t i = 0; i < a.size(); ++i) {
-        for (const char* key : {"loss", "value_loss", "kl", "score_mean", "grad_norm"}) {
-            INFO("step " << i + 1 << ", " << key << ": " << a[i][key] << " vs " << b[i][key]);
-            REQUIRE(std::abs(a[i][key].get<double>() - b[i][key].get<double>()) <= 1e-6);
-        }
-    }
+    require_same_iterations(plain, checkpointed, 2, {"loss", "value_loss", "kl", "score_mean", "grad_norm"}, 1e-6);
 }
 
 // ppo resumes against the SFT checkpoint it started from, not a newer one, and refuses a changed one.
