@@ -322,6 +322,28 @@ TEST_CASE("ppo with activation checkpointing trains as without", "[integration][
     require_same_iterations(plain, checkpointed, 2, {"loss", "value_loss", "kl", "score_mean", "grad_norm"}, 1e-6);
 }
 
+TEST_CASE("ppo warns when every answer is cut and scores alike", "[integration][ppo]") {
+    // One new token never reaches the end of "Hello NAME.", and the toy reward counts no 'o' in
+    // it: a run that learns nothing without an error. The alarms say so once the window is full.
+    SftTiny sft;
+    RunConfig cfg = sft.ppo_config("cut");
+    cfg.train.max_steps = 2;
+    cfg.train.eval_every = 0;
+    cfg.checkpoint.every = 0;
+    cfg.ppo.max_new_tokens = 1;
+    cfg.ppo.missing_eos_penalty = false;
+    cfg.ppo.alarm_window = 2;
+    REQUIRE(run_ppo(cfg, {}) == 0);
+    const auto records = test::metric_records(cfg.out_dir, "train");
+    REQUIRE(records.size() == 2);
+    REQUIRE(records[0]["alarm_truncated"] == 0);  // the window was not full yet
+    REQUIRE(records[1]["alarm_truncated"] == 1);
+    REQUIRE(records[1]["alarm_reward_flat"] == 1);
+    const std::string log = read_file(std::filesystem::path(cfg.out_dir) / "train.log");
+    REQUIRE_THAT(log, Contains("iteration 2: 100% of the responses of the last 2 iterations reached ppo.max_new_tokens (1)"));
+    REQUIRE_THAT(log, Contains("every answer of the last 2 iterations got the same score"));
+}
+
 // ppo resumes against the SFT checkpoint it started from, not a newer one, and refuses a changed one.
 TEST_CASE("ppo resumes against its own SFT checkpoint",
           "[integration][ppo]") {
