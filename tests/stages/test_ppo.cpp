@@ -86,6 +86,14 @@ struct SftTiny {
         cfg.checkpoint.every = 10;
         return cfg;
     }
+    // The same for `steps` iterations, with no evaluation and no checkpoint before the end.
+    RunConfig short_ppo_config(const std::string& out, int64_t steps) const {
+        RunConfig cfg = ppo_config(out);
+        cfg.train.max_steps = steps;
+        cfg.train.eval_every = 0;
+        cfg.checkpoint.every = 0;
+        return cfg;
+    }
 };
 
 double mean_of(const std::vector<nlohmann::json>& recs, size_t from, size_t to, const char* key) {
@@ -281,10 +289,7 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
     // give the same iterations, and so does the static engine (generate() chunk by chunk) that the
     // rollout engine replaced.
     SftTiny sft;
-    RunConfig whole = sft.ppo_config("whole");
-    whole.train.max_steps = 4;
-    whole.train.eval_every = 0;
-    whole.checkpoint.every = 0;
+    RunConfig whole = sft.short_ppo_config("whole", 4);
     whole.ppo.rollout_chunk = 16;
     RunConfig chunked = whole;
     chunked.out_dir = (sft.dir / "chunked").string();
@@ -310,10 +315,7 @@ TEST_CASE("ppo's rollout chunks change memory, not results", "[integration][ppo]
 TEST_CASE("ppo with activation checkpointing trains as without", "[integration][ppo]") {
     // The policy and the critic recompute their blocks in the backward; the iterations must not change.
     SftTiny sft;
-    RunConfig plain = sft.ppo_config("plain");
-    plain.train.max_steps = 2;
-    plain.train.eval_every = 0;
-    plain.checkpoint.every = 0;
+    RunConfig plain = sft.short_ppo_config("plain", 2);
     RunConfig checkpointed = plain;
     checkpointed.out_dir = (sft.dir / "checkpointed").string();
     checkpointed.train.activation_checkpointing = "every_2";
@@ -326,10 +328,7 @@ TEST_CASE("ppo warns when every answer is cut and scores alike", "[integration][
     // One new token never reaches the end of "Hello NAME.", and the toy reward counts no 'o' in
     // it: a run that learns nothing without an error. The alarms say so once the window is full.
     SftTiny sft;
-    RunConfig cfg = sft.ppo_config("cut");
-    cfg.train.max_steps = 2;
-    cfg.train.eval_every = 0;
-    cfg.checkpoint.every = 0;
+    RunConfig cfg = sft.short_ppo_config("cut", 2);
     cfg.ppo.max_new_tokens = 1;
     cfg.ppo.missing_eos_penalty = false;
     cfg.ppo.alarm_window = 2;
