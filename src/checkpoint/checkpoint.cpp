@@ -96,7 +96,67 @@ NamedTensors rng_states() {
     return out;
 }
 
+// A LoRA run's model.safetensors: the adapters, whatever else trains (a reward head), the
+// buffers, and the embedding (and untied head) when the run grew the vocabulary past its base's.
+NamedTensors lora_checkpoint_tensors(torch::nn::Module& model, const ModelConfig& cfg, const LoraBase& base) {
+    if (!base.defined()) throw Error("a LoRA run's checkpoint needs its base weights file", "model.lora", "a bug to report");
+    const bool grown = cfg.vocab_size != base.vocab_size;
+    NamedTensors out;
+    for (const auto& item : model.named_parameters()) {
+        const std::string& name = item.key();
+        const bool embedding = name == "transformer.wte.weight" || name == "lm_head.weight";
+        if (is_lora_tensor(name) || item.value().requires_grad() || (grown && embedding)) out.emplace_back(name, item.value());
+    }
+    for (const auto& item : model.named_buffers()) out.emplace_back(item.key(), item.value());
+    return out;
+}
+
+// The model config stored beside a weights file (its step directory's config.yaml).
+ModelConfig model_config_beside(const std::filesystem::path& weights_file) {
+    const auto path = weights_file.parent_path() / "config.yaml";
+    return load_config_text(read_file(path), path.string()).model;
+}
+
+bool has_adapters(const std::map<std::string, torch::Tensor>& tensors) {
+    return std::any_of(tensors.begin(), tensors.end(), [](const auto& t) { return is_lora_tensor(t.first); });
+}
+
 }  // namespace
+
+LoraBase read_lora_base(const std::filesystem::path& weights_file) {
+    const auto file = load_safetensors(weights_file);
+    LoraBase base;
+    const auto it = file.metadata.find("lora_base");
+    if (it == file.metadata.end()) return base;
+    base.weights = it->second;
+    try {
+        base.fnv1a64 = file.metadata.at("lora_base_fnv1a64");
+        base.vocab_size = std::stoll(file.metadata.at("lora_base_vocab_size"));
+    } catch (const std::exception&) {
+        throw Error("LoRA checkpoint without its base's hash or vocabulary", weights_file.string(), kDamagedHint);
+    }
+    return base;
+}
+
+std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters) {
+    auto file = load_safetensors(weights_file);
+    std::map<std::string, torch::Tensor> tensors = std::move(file.tensors);
+    if (const LoraBase base = read_lora_base(weights_file); base.defined()) {
+        if (!std::filesystem::exists(base.weights)) {
+            throw Error("the base weights of this LoRA checkpoint are gone: " + base.weights.string(), weights_file.string(),
+                        "restore that checkpoint (the adapters alone are not the model)");
+        }
+        if (hex64(file_fnv1a64(base.weights)) != base.fnv1a64) {
+            throw Error("the base weights of this LoRA checkpoint changed since it was written: " + base.weights.string(),
+                        weights_file.string(), "restore the base checkpoint the run started from");
+        }
+        auto whole = read_model_tensors(base.weights, /*merge_adapters=*/true);
+        for (auto& [name, t] : tensors) whole[name] = t;  // adapters, a trained head, a grown embedding
+        tensors = std::move(whole);
+    }
+    if (merge_adapters && has_adapters(tensors)) merge_lora_tensors(tensors, model_config_beside(weights_file));
+    return tensors;
+}
 
 std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir, const RunConfig& cfg,
                                       const TrainState& state, torch::nn::Module& model, const OptimizerState& optimizer,
@@ -122,10 +182,19 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     const auto tmp = checkpoints_dir / (".tmp-" + step_dir_name(state.step) + "-" + std::to_string(::getpid()));
     ensure_dir(tmp);
 
-    NamedTensors weights;
-    for (const auto& item : model.named_parameters()) weights.emplace_back(item.key(), item.value());
-    for (const auto& item : model.named_buffers()) weights.emplace_back(item.key(), item.value());
-    save_safetensors(tmp / "model.safetensors", weights, {{"format", "pt"}, {"rlhf_format_version", "1"}});
+    NamedTensors all_weights, weights;
+    for (const auto& item : model.named_parameters()) all_weights.emplace_back(item.key(), item.value());
+    for (const auto& item : model.named_buffers()) all_weights.emplace_back(item.key(), item.value());
+    std::map<std::string, std::string> metadata = {{"format", "pt"}, {"rlhf_format_version", "1"}};
+    if (cfg.model.lora.rank > 0) {
+        weights = lora_checkpoint_tensors(model, cfg.model, extras.lora_base);
+        metadata["lora_base"] = extras.lora_base.weights.string();
+        metadata["lora_base_fnv1a64"] = extras.lora_base.fnv1a64;
+        metadata["lora_base_vocab_size"] = std::to_string(extras.lora_base.vocab_size);
+    } else {
+        weights = all_weights;
+    }
+    save_safetensors(tmp / "model.safetensors", weights, metadata);
     save_safetensors(tmp / "optimizer.safetensors", optimizer.tensors, {{"step", std::to_string(optimizer.step)}});
     save_safetensors(tmp / "rng.safetensors", rng_states());
     for (const auto& [file, tensors] : extras.tensor_files) save_safetensors(tmp / file, tensors);
@@ -133,10 +202,11 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_d
     tokenizer.save(tmp);  // tokenizer.model (+ added_tokens.json): ids mean nothing without it
     if (cfg.checkpoint.export_hf) {
         // The model as readers take it (model_weights_file's "auto"): a PPO run's EMA when it keeps one.
-        std::map<std::string, torch::Tensor> by_name(weights.begin(), weights.end());
+        std::map<std::string, torch::Tensor> by_name(all_weights.begin(), all_weights.end());
         for (const auto& [file, tensors] : extras.tensor_files) {
             if (file == kEmaFile) by_name = std::map<std::string, torch::Tensor>(tensors.begin(), tensors.end());
         }
+        merge_lora_tensors(by_name, cfg.model);  // Hugging Face's classes have no adapters: merged
         export_hf_model(cfg.model, by_name, tokenizer, tmp / "hf");  // inside the step: pruned with it
     }
     atomic_write(tmp / "state.json", state_to_json(state, extras.stage_state));
@@ -224,15 +294,20 @@ void load_model_weights(const std::filesystem::path& step_dir, torch::nn::Module
     load_weights_file(step_dir / "model.safetensors", model, allow_unused);
 }
 
-void load_weights_file(const std::filesystem::path& path, torch::nn::Module& model, bool allow_unused) {
-    auto file = load_safetensors(path);
+void load_weights_file(const std::filesystem::path& path, torch::nn::Module& model, bool allow_unused, AdapterLoad adapters) {
+    bool model_has_adapters = false;
+    for (const auto& item : model.named_parameters()) model_has_adapters |= is_lora_tensor(item.key());
+    auto tensors = read_model_tensors(path, /*merge_adapters=*/adapters == AdapterLoad::Merge || !model_has_adapters);
+    const bool file_has_adapters = has_adapters(tensors);
     torch::NoGradGuard no_grad;
     std::set<std::string> used;
     auto load = [&](const std::string& name, torch::Tensor& p) {
-        auto it = file.tensors.find(name);
-        if (it == file.tensors.end()) {
+        auto it = tensors.find(name);
+        if (it == tensors.end() && is_lora_tensor(name) && !file_has_adapters) return;  // a fresh adapter: B = 0
+        if (it == tensors.end()) {
             throw Error("tensor '" + name + "' is missing", path.string(),
-                        "the checkpoint is from a different model architecture");
+                        is_lora_tensor(name) ? "model.lora's targets differ from the checkpoint's: use the checkpoint's"
+                                             : "the checkpoint is from a different model architecture");
         }
         if (it->second.sizes() != p.sizes()) {
             throw Error("tensor '" + name + "' has shape " + c10::str(it->second.sizes()) +
@@ -244,9 +319,13 @@ void load_weights_file(const std::filesystem::path& path, torch::nn::Module& mod
     };
     for (auto& item : model.named_parameters()) load(item.key(), item.value());
     for (auto& item : model.named_buffers()) load(item.key(), item.value());
-    if (allow_unused) return;
-    for (const auto& [name, _] : file.tensors) {
-        if (!used.count(name)) {
+    for (const auto& [name, _] : tensors) {
+        if (used.count(name)) continue;
+        if (is_lora_tensor(name)) {  // even with allow_unused: a dropped adapter would change the model silently
+            throw Error("adapter tensor '" + name + "' has no place in the model", path.string(),
+                        "model.lora's targets differ from the checkpoint's: use the checkpoint's");
+        }
+        if (!allow_unused) {
             throw Error("unexpected tensor '" + name + "'", path.string(),
                         "the checkpoint is from a different model architecture");
         }

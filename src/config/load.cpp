@@ -107,6 +107,11 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"model.qk_norm", &c.model.qk_norm, "llama: RMSNorm on each head's queries and keys (Qwen3)"},
         {"model.tie_embeddings", &c.model.tie_embeddings, "llama: the LM head is the token embedding; false = an lm_head "
          "of its own"},
+        {"model.lora.rank", &c.model.lora.rank, "LoRA: rank r of the adapters; 0 = off (every weight trains)", 0, 4096},
+        {"model.lora.alpha", &c.model.lora.alpha, "LoRA: the adapters' update is scaled by alpha / rank", 1e-6, 1e6},
+        {"model.lora.dropout", &c.model.lora.dropout, "LoRA: dropout on each adapter's input while training", 0, 0.99},
+        {"model.lora.targets", &c.model.lora.targets, "LoRA: the projections with adapters: q, k, v, o (attention), gate, up, "
+         "down (llama's MLP), fc, proj (gpt2's MLP)"},
 
         {"tokenizer.path", &c.tokenizer.path, "tokenizer directory; empty = train one into <out_dir>/tokenizer"},
         {"tokenizer.model_type", &c.tokenizer.model_type, "when training: bpe | unigram | char", -kInf, kInf,

@@ -59,6 +59,27 @@ void check_model(const ModelConfig& m, Problems& out) {
     }
 }
 
+// model.lora: known targets, each once. Whether the arch has them is known only once init_from's
+// model is (model/lora.cpp says so then).
+void check_lora(const RunConfig& c, Problems& out) {
+    const LoraConfig& l = c.model.lora;
+    if (l.rank == 0) return;
+    if (c.stage != Stage::Sft && c.stage != Stage::Reward && c.stage != Stage::Dpo && c.stage != Stage::Ppo) {
+        out.push_back({"model.lora.rank", "LoRA fine-tunes a trained model: stages sft, reward, dpo and ppo (this is " +
+                                              name_of(c.stage) + "); remove the key"});
+    }
+    if (l.targets.empty()) out.push_back({"model.lora.targets", "is empty; name at least one of q, k, v, o"});
+    const std::vector<std::string> known = {"q", "k", "v", "o", "gate", "up", "down", "fc", "proj"};
+    std::vector<std::string> seen;
+    for (const auto& t : l.targets) {
+        if (std::find(known.begin(), known.end(), t) == known.end()) {
+            out.push_back({"model.lora.targets", "'" + t + "' is not one of: q, k, v, o, gate, up, down, fc, proj"});
+        }
+        if (std::find(seen.begin(), seen.end(), t) != seen.end()) out.push_back({"model.lora.targets", "'" + t + "' is named twice"});
+        seen.push_back(t);
+    }
+}
+
 // Every stage: the run directory, the schedule, the device, and what the model may be exported as.
 }  // namespace
 
@@ -220,6 +241,7 @@ std::vector<ConfigProblem> config_problems(const RunConfig& cfg) {
     Problems out;
     check_model(cfg.model, out);
     check_common(cfg, out);
+    check_lora(cfg, out);
     switch (cfg.stage) {
         case Stage::Pretrain: check_pretrain(cfg, out); break;
         case Stage::Sft: check_sft(cfg, out); break;

@@ -35,6 +35,12 @@ static torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& lay
     return linear(x, layer->weight, layer->bias);
 }
 
+// The projection plus its LoRA adapters' updates, when there are any and they are on.
+static torch::Tensor linear(const torch::Tensor& x, const torch::nn::Linear& layer, const LoraSlots& adapters, bool on) {
+    auto y = linear(x, layer);
+    return on && !adapters.empty() ? add_adapters(y, x, adapters) : y;
+}
+
 // ---------------------------------------------------------------------------------------------
 NormImpl::NormImpl(int64_t width, bool with_bias, bool rms_, double eps_) : rms(rms_), eps(eps_) {
     weight = register_parameter("weight", torch::ones({width}));
@@ -90,17 +96,19 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const ModelConfig& cfg, int64_t
     }
     attn_dropout = register_module("attn_dropout", torch::nn::Dropout(cfg.dropout));
     resid_dropout = register_module("resid_dropout", torch::nn::Dropout(cfg.dropout));
+    qkv_lora = make_lora_slots(*this, cfg, "attn", "c_attn");
+    o_lora = make_lora_slots(*this, cfg, "attn", "c_proj");
 }
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const BlockInputs& in) {
     const int64_t B = x.size(0), T = x.size(1), hs = head_dim;
     const double p = is_training() ? dropout : 0.0;
-    auto qkv = linear(x, c_attn);                                      // (B, T, (nh + 2 nkv) hs)
+    auto qkv = linear(x, c_attn, qkv_lora, in.adapters);               // (B, T, (nh + 2 nkv) hs)
 #if TORCH_VERSION_MAJOR < 2
     // Plain causal training forward on CPU: the fused kernel reads qkv and writes (B, T, C).
     const bool fused = !in.allowed.defined() && !in.cache && p == 0.0 && x.device().is_cpu() &&
                        qkv.scalar_type() != torch::kFloat64 && fused_causal_attention_available();
-    if (fused && !rotary) return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj));
+    if (fused && !rotary) return resid_dropout(linear(fused_causal_attention(qkv, n_head), c_proj, o_lora, in.adapters));
 #endif
     auto parts = qkv.split_with_sizes({n_head * hs, n_kv_head * hs, n_kv_head * hs}, /*dim=*/2);
     auto q = parts[0].view({B, T, n_head, hs});                        // (B, T, nh, hs)
@@ -118,7 +126,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Blo
         };
         auto packed = torch::cat({rotate(q, cos, sin).reshape({B, T, n_head * hs}), each_head(rotate(k, cos, sin)),
                                   each_head(parts[2].view({B, T, n_kv_head, hs}))}, 2);  // (B, T, 3 nh hs)
-        return resid_dropout(linear(fused_causal_attention(packed, n_head), c_proj));
+        return resid_dropout(linear(fused_causal_attention(packed, n_head), c_proj, o_lora, in.adapters));
     }
 #endif
     auto v = parts[2].view({B, T, n_kv_head, hs}).transpose(1, 2);     // (B, nkv, T, hs)
@@ -149,7 +157,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const Blo
     y = torch::matmul(att, v);
 #endif
     y = y.transpose(1, 2).contiguous().view({B, T, n_head * hs});      // re-assemble heads
-    return resid_dropout(linear(y, c_proj));
+    return resid_dropout(linear(y, c_proj, o_lora, in.adapters));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,17 +167,19 @@ MlpImpl::MlpImpl(const ModelConfig& cfg) : swiglu(cfg.arch == ModelArch::Llama) 
     c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(I, C).bias(cfg.bias)));
     dropout = register_module("dropout", torch::nn::Dropout(cfg.dropout));
     approximate = cfg.activation == Activation::GeluTanh ? "tanh" : "none";
+    fc_lora = make_lora_slots(*this, cfg, "mlp", "c_fc");
+    proj_lora = make_lora_slots(*this, cfg, "mlp", "c_proj");
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, bool adapters) {
     if (swiglu) {
-        auto gate_up = linear(x, c_fc).chunk(2, -1);  // 2 x (B, T, I)
-        return dropout(linear(torch::silu(gate_up[0]) * gate_up[1], c_proj));
+        auto gate_up = linear(x, c_fc, fc_lora, adapters).chunk(2, -1);  // 2 x (B, T, I)
+        return dropout(linear(torch::silu(gate_up[0]) * gate_up[1], c_proj, proj_lora, adapters));
     }
     // Exact (erf) GELU by default, as nanoGPT: LibTorch 1.13's CPU tanh-GELU is 4-7x slower
     // (docs/benchmarks.md). GPT-2 used the tanh approximation (|difference| < 1e-3), and weights
     // trained with it want it back (model.activation: gelu_tanh, set by `rlhf convert --from-hf`).
-    return dropout(linear(torch::gelu(linear(x, c_fc), approximate), c_proj));
+    return dropout(linear(torch::gelu(linear(x, c_fc, fc_lora, adapters), approximate), c_proj, proj_lora, adapters));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,10 +194,10 @@ BlockImpl::BlockImpl(const ModelConfig& cfg, int64_t layer_index) : pre_ln(cfg.a
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const BlockInputs& in) {
     if (pre_ln) {  // GPT-2, Llama: x + f(norm(x))
         auto h = x + attn(ln_1(x), in);
-        return h + mlp(ln_2(h));
+        return h + mlp(ln_2(h), in.adapters);
     }
     auto h = ln_1(x + attn(x, in));  // GPT-1: LN(x + f(x))
-    return ln_2(h + mlp(h));
+    return ln_2(h + mlp(h, in.adapters));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,6 +228,7 @@ void GptImpl::init_weights() {
     for (auto& item : named_parameters()) {
         const std::string& name = item.key();
         auto& p = item.value();
+        if (is_lora_tensor(name)) continue;  // drawn after the base: a model draws the same base with or without them
         const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
         if (name.find("ln_") != std::string::npos || name.find("_norm.") != std::string::npos) {
             if (is_bias) p.zero_();
@@ -230,6 +241,7 @@ void GptImpl::init_weights() {
             p.normal_(0.0, 0.02);
         }
     }
+    reset_adapters(*this);
 }
 
 // Which keys each query may attend to: (B or 1, 1, T, S) bool, or undefined for a plain causal
@@ -273,6 +285,7 @@ torch::Tensor GptImpl::forward(const torch::Tensor& idx, const AttentionContext&
     BlockInputs in;
     in.allowed = attention_mask(T, offset, ctx, idx.device());
     in.cache = ctx.cache;
+    in.adapters = adapters_enabled_;
     torch::Tensor x = transformer->wte(idx);                                    // (B, T, C)
     if (transformer->wpe) {
         x = x + transformer->wpe(pos);

@@ -144,7 +144,7 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
     const auto eval_val = eval_subset(data.val, cfg);
     StageOutputs out(cfg, *model, optimizer, stage, state);
     spdlog::info("{}; {} examples per step, {} steps per epoch; loss = task + {} x LM",
-                 describe_model(model->num_parameters(), cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
+                 describe_model(*model, cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
                  steps_per_epoch(sampler, cfg), cfg.task.lm_coef);
 
     // 4. The loop --------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
         loop.end_step(train_step(loop.lr()));
         if (loop.eval_due()) evaluate();
         if (loop.save_due()) {
-            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, {{}, {{"lineage", start.lineage}}});
+            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, lineage_extras(start));
         }
     }
     if (loop.finish() != 0) return loop.finish();

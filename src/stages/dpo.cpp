@@ -196,7 +196,7 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
     });
     StageOutputs out(cfg, *policy, optimizer, stage, state);
     spdlog::info("{}; {} groups per step, {} steps per epoch; dpo.loss {}, beta {}{}",
-                 describe_model(policy->num_parameters(), cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
+                 describe_model(*policy, cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
                  steps_per_epoch(sampler, cfg), cfg.dpo.loss, cfg.dpo.beta,
                  cfg.dpo.label_smoothing > 0 ? fmt::format(", label smoothing {}", cfg.dpo.label_smoothing) : "");
 
@@ -242,6 +242,7 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
         CheckpointExtras extras;
         extras.tensor_files.push_back({kReferenceFile, {{"logprobs", reference}}});
         extras.stage_state = {{"lineage", lineage}, {"data_fnv1a64", data.fingerprint}, {"completions", data.completions}};
+        extras.lora_base = start.lora_base;
         save_stage_checkpoint(cfg, state, *policy, optimizer, tokenizer, extras);
     };
 

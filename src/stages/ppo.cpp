@@ -201,13 +201,17 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         resume_dir.empty() ? nlohmann::json() : read_checkpoint_info(resume_dir).stage_state.value("lineage", nlohmann::json());
     RunConfig sft_cfg = cfg;
     StartPoint sft = load_sft(cfg, started_from, &sft_cfg);
+    // kl_coef 0: no KL, so no reference model is kept at all (the memory and a forward per rollout).
+    // model.lora: the policy's base is the SFT model, so the reference is the policy with its
+    // adapters off (and the SFT copy is let go before the policy loads).
+    const bool lora = cfg.model.lora.rank > 0;
+    const Gpt reference = cfg.ppo.kl_coef > 0 && !lora ? sft.trunk : Gpt{nullptr};
+    sft.trunk = Gpt{nullptr};
     StartPoint start = load_start_point(cfg, resume_dir);  // the policy: the SFT weights again, or our own checkpoint
     const Tokenizer tokenizer = start.tokenizer;
     std::filesystem::path reward_dir;
-    // kl_coef 0: no KL, so no reference model is kept at all (the memory and a forward per rollout).
-    const Gpt reference = cfg.ppo.kl_coef > 0 ? sft.trunk : Gpt{nullptr};
-    sft.trunk = Gpt{nullptr};
     PpoModels models{start.trunk, reference, nullptr, make_scorer(cfg, started_from, tokenizer, start, rt.device, &reward_dir)};
+    models.reference_is_base = lora && cfg.ppo.kl_coef > 0;
     if (cfg.ppo.advantage == Advantage::Gae) {  // grpo, rloo: no critic, not even allocated
         models.critic = make_critic(cfg, sft_cfg, models.scorer, reward_dir);
         if (!resume_dir.empty()) load_weights_file(resume_dir / "critic.safetensors", *models.critic);
@@ -226,7 +230,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const std::string rm = reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string();
         const std::string checker = name_of(cfg.ppo.reward);
         const std::string score = cfg.ppo.reward == RewardSource::Model ? rm : rm.empty() ? checker : checker + " + " + rm;
-        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.models.reference ? "and reference " : "",
+        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.models.reference ? "and reference " : run.models.reference_is_base ? "(reference: its base, adapters off) " : "",
                      start.dir.string(), start.info.state.step, start.info.config.out_dir, score,
                      run.models.critic ? "critic from the " + name_of(cfg.ppo.critic_from)
                                 : fmt::format("no critic: {} advantages over groups of {}", cfg.ppo.advantage, cfg.ppo.group_size));
@@ -251,9 +255,8 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
     if (dist.is_main()) atomic_write(std::filesystem::path(cfg.out_dir) / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(std::filesystem::path(cfg.out_dir) / "metrics.jsonl", stage.resuming() ? state.step : -1);
-    spdlog::info("policy: {} parameters, context {}, {} on {} with {} threads; {} prompts x {} samples per iteration, "
-                 "minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
-                 run.models.policy->num_parameters(), cfg.model.block_size, cfg.runtime.dtype, rt.device.str(), rt.threads,
+    spdlog::info("policy {}; {} prompts x {} samples per iteration, minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
+                 describe_model(*run.models.policy, cfg, rt),
                  cfg.ppo.rollout_batch, cfg.ppo.group_size, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
                  kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
                  dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());
@@ -309,6 +312,7 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         extras.stage_state = {{"lineage", lineage}, {"kl_beta", kl_ctl.beta()},
                               {"critic_optimizer_step", run.models.critic ? run.optim.critic->steps_taken() : 0},
                               {"train_prompts", prompts.train.size()}};
+        extras.lora_base = start.lora_base;
         save_stage_checkpoint(cfg, state, *run.models.policy, *run.optim.policy, tokenizer, extras);
     };
 

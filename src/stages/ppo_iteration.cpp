@@ -68,7 +68,12 @@ rl::RolloutChunk roll_out(PpoRun& run, Generation generation, const std::vector<
     });
     const double ref_temperature = ppo.reference_temperature > 0 ? ppo.reference_temperature : ppo.temperature;
     c.ref_logprobs = timed(seconds.reference, device, [&] {
-        if (!run.models.reference) return c.old_logprobs.clone();  // kl_coef 0: no reference, a KL of 0
+        if (!run.models.has_reference()) return c.old_logprobs.clone();  // kl_coef 0: no reference, a KL of 0
+        if (run.models.reference_is_base) {  // model.lora: the policy with its adapters off is the SFT model
+            AdaptersOff base(*run.models.policy);
+            return sequence_logprobs(*run.models.policy, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
+                                     run.settings.bf16, nullptr, vocab) * mask;
+        }
         return sequence_logprobs(*run.models.reference, c.g.tokens, c.g.attention_mask, c.g.prompt_len, ref_temperature,
                                  run.settings.bf16 || run.settings.frozen_bf16, nullptr, vocab) * mask;
     });
@@ -220,7 +225,7 @@ MicroBatchStats micro_batch_backward(PpoRun& run, const rl::Experience& u, const
                                       nullptr, run.settings.sampling.vocab_limit);
     auto pl = rl::clipped_policy_loss(logprobs, u.old_logprobs, advantages, u.mask, run.settings.loss, u.token_weights);
     torch::Tensor loss = pl.loss * loss_weight;
-    if (ppo.kl_penalty == KlPenalty::Loss && run.models.reference) {  // β·k3(π, π_ref), with its gradient (GRPO)
+    if (ppo.kl_penalty == KlPenalty::Loss && run.models.has_reference()) {  // β·k3(π, π_ref), with its gradient (GRPO)
         auto kl_loss = rl::aggregate(rl::kl_estimate(logprobs, u.ref_logprobs, KlEstimator::K3), u.mask, run.settings.loss);
         loss = loss + beta * kl_loss * loss_weight;
         s.kl_loss = kl_loss.item<double>() * loss_weight;

@@ -159,7 +159,7 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
         return to_device(collate_groups(groups, tokenizer.pad_id()), rt.device);
     });
     StageOutputs out(cfg, *model, optimizer, stage, state);
-    spdlog::info("{}; {} groups per step, {} steps per epoch", describe_model(model->num_parameters(), cfg, rt),
+    spdlog::info("{}; {} groups per step, {} steps per epoch", describe_model(*model, cfg, rt),
                  int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps, steps_per_epoch(sampler, cfg));
 
     // 4. The loop --------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
         if (loop.eval_due()) evaluate();
         if (loop.save_due()) {
             normalise();
-            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, {{}, {{"lineage", start.lineage}}});
+            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, lineage_extras(start));
         }
     }
     if (loop.finish() != 0) return loop.finish();

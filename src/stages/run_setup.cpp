@@ -192,9 +192,25 @@ std::string describe_start(const StartPoint& start) {
                        start.info.config.out_dir, start.info.config.stage);
 }
 
-std::string describe_model(int64_t parameters, const RunConfig& cfg, const Runtime& rt) {
-    return fmt::format("model: {} parameters, context {}, vocab {}, {} on {} with {} threads", parameters,
+std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt) {
+    int64_t parameters = 0, trained = 0;
+    for (const auto& p : model.parameters()) {
+        parameters += p.numel();
+        if (p.requires_grad()) trained += p.numel();
+    }
+    const LoraConfig& lora = cfg.model.lora;
+    const std::string adapters = lora.rank == 0 ? std::string()
+        : fmt::format(" (LoRA rank {} on {}: {} of them train, {:.2f}%)", lora.rank, fmt::join(lora.targets, ", "), trained,
+                      100.0 * static_cast<double>(trained) / static_cast<double>(std::max<int64_t>(parameters, 1)));
+    return fmt::format("model: {} parameters{}, context {}, vocab {}, {} on {} with {} threads", parameters, adapters,
                        cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(), rt.threads);
+}
+
+CheckpointExtras lineage_extras(const StartPoint& start) {
+    CheckpointExtras extras;
+    extras.stage_state = {{"lineage", start.lineage}};
+    extras.lora_base = start.lora_base;
+    return extras;
 }
 
 int64_t steps_per_epoch(const EpochSampler& sampler, const RunConfig& cfg) {

@@ -171,7 +171,7 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
         return to_device(pad_batch(rows, tokenizer.pad_id(), kIgnoreIndex), rt.device);
     });
     StageOutputs out(cfg, *model, optimizer, stage, state);
-    spdlog::info("{}; {} reply tokens per epoch, {}", describe_model(model->num_parameters(), cfg, rt),
+    spdlog::info("{}; {} reply tokens per epoch, {}", describe_model(*model, cfg, rt),
                  batcher.loss_tokens(), cfg.data.packing ? "packed (several examples per row)" : "padded (one example per row)");
 
     // 4. The loop --------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
         loop.end_step(train_step(loop.lr()));
         if (loop.eval_due()) evaluate();
         if (loop.save_due()) {
-            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, {{}, {{"lineage", start.lineage}}});
+            save_stage_checkpoint(cfg, state, *model, optimizer, tokenizer, lineage_extras(start));
         }
     }
     if (loop.finish() != 0) return loop.finish();

@@ -35,10 +35,12 @@ void take_shape_from(const ModelConfig& ckpt, ModelConfig& cfg, const std::vecto
     }
     if (!diffs.empty()) throw Error(fmt::format("{}", fmt::join(diffs, "\n")));
     const double dropout = cfg.dropout;
+    const LoraConfig lora = cfg.lora;
     const int block_size = cfg.block_size;
     const bool block_given = std::find(given_keys.begin(), given_keys.end(), "model.block_size") != given_keys.end();
     cfg = ckpt;
-    cfg.dropout = dropout;  // the one model key a fine-tuning run may change
+    cfg.dropout = dropout;  // the model keys a fine-tuning run may change
+    cfg.lora = lora;
     if (ckpt.arch == ModelArch::Llama && block_given) cfg.block_size = block_size;  // and a rotary model's window
 }
 
@@ -116,7 +118,18 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
     if (weights.filename() == kEmaFile) spdlog::info("init_from: the EMA weights of {}", start.dir.string());
     // What the weights were, so that a resume can tell the checkpoint has not changed since.
     if (resume_dir.empty()) start.lineage["weights_fnv1a64"] = hex64(file_fnv1a64(weights));
-    load_weights_file(weights, *start.trunk, /*allow_unused=*/true);  // a reward model's score.* is not the trunk's
+    // A reward model's score.* is not the trunk's. Adapters: a resume goes on with its own; a
+    // fresh run starts from the model init_from describes, whole.
+    load_weights_file(weights, *start.trunk, /*allow_unused=*/true, resume_dir.empty() ? AdapterLoad::Merge : AdapterLoad::Keep);
+    if (cfg.model.lora.rank > 0) {
+        start.lora_base = resume_dir.empty() ? LoraBase{std::filesystem::absolute(weights), start.lineage["weights_fnv1a64"].get<std::string>(),
+                                                        start.info.config.model.vocab_size}
+                                             : read_lora_base(weights);
+        if (!start.lora_base.defined()) {
+            throw Error("the run's checkpoint has no LoRA adapters, but model.lora.rank is " + std::to_string(cfg.model.lora.rank),
+                        cfg.source + ": model.lora.rank", "resume with the model.lora settings the run started with");
+        }
+    }
 
     // The model comes from init_from, so only now is its layout known.
     if (cfg.checkpoint.export_hf && cfg.model.arch == ModelArch::Gpt1) {
@@ -133,6 +146,7 @@ StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_
     }
     // (A frozen model loaded here, a reference, runs without gradients, where it does nothing.)
     start.trunk->set_activation_checkpointing(activation_checkpoint_blocks(cfg.train));
+    if (start.trunk->has_adapters()) freeze_all_but_adapters(*start.trunk);  // after add_tokens: its copy trains in full
     return start;
 }
 

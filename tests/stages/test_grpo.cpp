@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/config/load.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/demo_corpus.h"
@@ -182,4 +183,90 @@ TEST_CASE("grpo and checker input errors are one clear line", "[integration][grp
     test::write_text(guess.dir / "bad_answer.jsonl", "{\"prompt\": \"Guess Anna's age\", \"answer\": \"three\"}\n");
     cfg.data.files = {(guess.dir / "bad_answer.jsonl").string()};
     REQUIRE_THROWS_WITH(run_ppo(cfg, {}), Contains("bad_answer.jsonl:1") && Contains("a whole number"));
+}
+
+// LoRA (model.lora) through sft and grpo: only the adapters train and keep optimizer state; a
+// checkpoint holds the adapters (and the grown embedding) and names its base, which must not
+// change; resume is exact; and GRPO's reference is the policy with its adapters off, so its KL
+// starts at exactly 0 (the adapters start at B = 0) with no second copy of the model.
+TEST_CASE("LoRA sft and grpo: adapters train, the base is the reference", "[integration][grpo][lora]") {
+    GuessTiny guess;
+    auto lora = [](RunConfig& cfg) {
+        cfg.model.lora.rank = 4;
+        cfg.model.lora.alpha = 8;
+        cfg.model.lora.targets = {"q", "v", "o", "fc"};
+    };
+    RunConfig sft = guess.config("sft", "lora-sft", "base");
+    sft.data.files = {(guess.dir / "sft.jsonl").string()};
+    sft.data.val_fraction = 0;
+    sft.optim.lr = 1e-2;
+    sft.train.max_steps = 4;
+    sft.train.batch_size = 8;
+    sft.train.eval_every = 0;
+    sft.train.eval_prompts = 0;
+    sft.checkpoint.every = 2;
+    lora(sft);
+    REQUIRE(run_sft(sft, {}) == 0);
+    RunConfig part = sft;
+    part.out_dir = (guess.dir / "lora-sft-part").string();
+    part.train.max_steps = 2;
+    REQUIRE(run_sft(part, {}) == 0);
+    part.train.max_steps = 4;
+    StageOptions resume;
+    resume.resume = true;
+    REQUIRE(run_sft(part, resume) == 0);
+    const auto a = test::metric_records(sft.out_dir, "train"), b = test::metric_records(part.out_dir, "train");
+    REQUIRE(a.size() == 4);
+    REQUIRE(b.size() == 4);
+    for (size_t i = 0; i < a.size(); ++i) {
+        INFO("step " << i + 1);
+        REQUIRE(a[i]["loss"].get<double>() == b[i]["loss"].get<double>());
+        REQUIRE(a[i]["grad_norm"].get<double>() == b[i]["grad_norm"].get<double>());
+    }
+
+    // The checkpoint: adapters, the embedding the chat tokens grew, its base named and hashed.
+    const auto step_dir = resolve_checkpoint(sft.out_dir);
+    const auto saved = load_safetensors(step_dir / "model.safetensors");
+    const auto base_weights = resolve_checkpoint(guess.dir / "base") / "model.safetensors";
+    REQUIRE(saved.metadata.at("lora_base") == std::filesystem::absolute(base_weights).string());
+    for (const auto& [name, _] : saved.tensors) {
+        INFO(name);
+        REQUIRE((is_lora_tensor(name) || name == "transformer.wte.weight"));
+    }
+    REQUIRE(saved.tensors.size() == 1 + 2 * 2 * 4);  // wte + 2 layers x (A, B) x 4 targets
+    for (const auto& [name, _] : load_safetensors(step_dir / "optimizer.safetensors").tensors) REQUIRE(is_lora_tensor(name));
+    // Read as a whole model: the base's weights untouched, the adapters trained.
+    LoadedModel loaded = load_model_from_checkpoint(sft.out_dir, torch::kCPU);
+    const auto base = load_safetensors(base_weights).tensors;
+    auto params = loaded.model->named_parameters();
+    REQUIRE(torch::equal(params["transformer.h.1.mlp.c_fc.weight"], base.at("transformer.h.1.mlp.c_fc.weight")));
+    REQUIRE(params["transformer.h.1.mlp.lora_fc.lora_B"].abs().max().item<double>() > 0);
+
+    // GRPO from the LoRA SFT run, with a KL to its reference (the adapters-off base).
+    RunConfig grpo = guess.grpo_config("lora-grpo");
+    grpo.init_from = sft.out_dir;
+    grpo.ppo.kl_coef = 0.05;
+    grpo.ppo.kl_penalty = KlPenalty::Loss;
+    grpo.train.max_steps = 3;
+    grpo.train.eval_every = 0;
+    grpo.checkpoint.every = 3;
+    lora(grpo);
+    REQUIRE(run_ppo(grpo, {}) == 0);
+    const auto steps = test::metric_records(grpo.out_dir, "train");
+    REQUIRE(steps.size() == 3);
+    REQUIRE(steps[0]["kl"].get<double>() == 0.0);  // the same function, to the bit
+    REQUIRE(steps[2]["kl"].get<double>() > 0);  // the adapters moved the policy off its base
+    const auto grpo_saved = load_safetensors(resolve_checkpoint(grpo.out_dir) / "model.safetensors");
+    REQUIRE(grpo_saved.metadata.at("lora_base") == (step_dir / "model.safetensors").string());
+    REQUIRE_NOTHROW(load_model_from_checkpoint(grpo.out_dir, torch::kCPU));
+
+    // A base that changed under its adapters is refused, naming it.
+    {
+        auto tensors = load_safetensors(step_dir / "model.safetensors");
+        tensors.tensors.at("transformer.wte.weight").add_(1e-3);
+        NamedTensors changed(tensors.tensors.begin(), tensors.tensors.end());
+        save_safetensors(step_dir / "model.safetensors", changed, tensors.metadata);
+    }
+    REQUIRE_THROWS_WITH(load_model_from_checkpoint(grpo.out_dir, torch::kCPU),
+                        Contains("changed since it was written") && Contains(step_dir.string()));
 }

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -46,11 +47,26 @@ struct OptimizerState {
     int64_t step = 0;                                            // updates taken
 };
 
+// A LoRA run's base (model.lora): the weights file its frozen weights came from, that file's hash
+// when the run started, and its vocabulary. The run's checkpoints hold the adapters and what else
+// trained (a reward head), plus the embedding when the run grew the vocabulary; their
+// model.safetensors names the base in its metadata (lora_base, lora_base_fnv1a64,
+// lora_base_vocab_size), and a reader loads the base first, refusing one whose hash changed.
+struct LoraBase {
+    std::filesystem::path weights;  // absolute; itself a LoRA checkpoint's file or a full one
+    std::string fnv1a64;            // hex64(file_fnv1a64(weights)) when the run started
+    int64_t vocab_size = 0;
+    bool defined() const { return !weights.empty(); }
+};
+// The base a LoRA checkpoint's weights file names; undefined for a file that holds a whole model.
+LoraBase read_lora_base(const std::filesystem::path& weights_file);
+
 // What a stage saves beyond one model and its optimizer (PPO: the critic, its optimizer, EMA
 // weights, β), written inside the same atomic step directory.
 struct CheckpointExtras {
     std::vector<std::pair<std::string, std::vector<std::pair<std::string, torch::Tensor>>>> tensor_files;  // file -> tensors
     nlohmann::json stage_state = nlohmann::json::object();  // state.json "stage_state": lineage, β, …
+    LoraBase lora_base;  // model.lora: where the frozen weights are (required then)
 };
 
 // Saves step-NNNNNN under `checkpoints_dir`, repoints `latest`, and deletes all but the newest
@@ -84,12 +100,26 @@ ModelKind model_kind(const CheckpointInfo& info);
 
 Tokenizer load_checkpoint_tokenizer(const std::filesystem::path& step_dir);
 
+// What a loader does with a LoRA checkpoint's adapters (model/lora.h):
+//   keep   into the model's own adapters (resume, generate); merged into the weights when the
+//          model has none
+//   merge  into the weights, always: a new run starting from the checkpoint (its own adapters, if
+//          any, start fresh, so that its base is the model the checkpoint describes)
+enum class AdapterLoad { Keep, Merge };
+
 // Copies the stored weights (parameters and buffers) into `model`; a missing or differently
 // shaped tensor is an rlhf::Error naming the tensor and both shapes, and so is a stored tensor
-// the model lacks unless `allow_unused` (a GPT trunk taken from a reward model, say).
+// the model lacks unless `allow_unused` (a GPT trunk taken from a reward model, say). A LoRA
+// checkpoint's base is loaded first (read_model_tensors); the model's adapters keep their
+// initial values when the file has none (a LoRA run starting from a whole model).
 void load_model_weights(const std::filesystem::path& step_dir, torch::nn::Module& model, bool allow_unused = false);
 // The same from any safetensors file of a checkpoint (PPO's critic.safetensors, ema.safetensors).
-void load_weights_file(const std::filesystem::path& file, torch::nn::Module& model, bool allow_unused = false);
+void load_weights_file(const std::filesystem::path& file, torch::nn::Module& model, bool allow_unused = false,
+                       AdapterLoad adapters = AdapterLoad::Keep);
+// Every tensor of the model a weights file describes, by name: a LoRA checkpoint's base (checked
+// against its hash, its own adapters merged) under the file's tensors; the file's adapters merged
+// too with `merge_adapters`, else kept as they are.
+std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters);
 OptimizerState load_optimizer_state(const std::filesystem::path& step_dir);
 void restore_rng_states(const std::filesystem::path& step_dir);
 

@@ -23,6 +23,15 @@ struct RuntimeConfig {
     bool        deterministic = false;  // one seed, one result: fixed threads, deterministic kernels
 };
 
+// LoRA (Hu et al. 2021; model/lora.h): the base weights frozen, a low-rank update trained beside
+// each targeted projection. Not a shape key: a LoRA run starts from any checkpoint of its shape.
+struct LoraConfig {
+    int         rank    = 0;            // r of each adapter; 0 = no LoRA (full fine-tuning)
+    double      alpha   = 16;           // the update is scaled by alpha / rank
+    double      dropout = 0.0;          // on each adapter's input, while training
+    std::vector<std::string> targets = {"q", "v"};  // q k v o (both archs); gate up down (llama); fc proj (gpt2's MLP)
+};
+
 struct ModelConfig {
     std::string preset     = "custom";  // custom | gpt2 … gpt2-xl | smollm2-135m … llama-3.2-1b (presets.h)
     ModelArch   arch       = ModelArch::Gpt2;  // gpt2 (pre-LN) | gpt1 (post-LN) | llama (RoPE, RMSNorm, SwiGLU)
@@ -49,6 +58,8 @@ struct ModelConfig {
     bool        qkv_bias   = false;     // biases on the q, k, v projections (Qwen2)
     bool        qk_norm    = false;     // RMSNorm on each head's q and k (Qwen3)
     bool        tie_embeddings = true;  // the LM head is the token embedding; false = its own lm_head
+
+    LoraConfig  lora;                   // adapters trained instead of the weights (rank 0 = off)
 };
 
 struct TokenizerConfig {

@@ -24,6 +24,7 @@
 
 #include "rlhf/config/config.h"
 #include "rlhf/model/kv_cache.h"
+#include "rlhf/model/lora.h"
 
 namespace rlhf {
 
@@ -53,6 +54,7 @@ struct BlockInputs {
     torch::Tensor allowed;   // (B or 1, 1, T, S) bool, or undefined for plain causal attention
     KvCache* cache = nullptr;
     torch::Tensor cos, sin;  // (B or 1, 1, T, hs) rotary tables for the new positions
+    bool adapters = true;    // model.lora's adapters add their updates (off: the base model)
 };
 
 struct CausalSelfAttentionImpl : torch::nn::Module {
@@ -62,6 +64,7 @@ struct CausalSelfAttentionImpl : torch::nn::Module {
     torch::nn::Linear c_attn{nullptr};  // (C) -> ((nh + 2 nkv) hs): q, k, v for all heads
     torch::nn::Linear c_proj{nullptr};  // (nh hs) -> (C), a residual projection
     Norm q_norm{nullptr}, k_norm{nullptr};  // (hs) per head, Qwen3 only
+    LoraSlots qkv_lora, o_lora;             // model.lora's adapters on c_attn (q, k, v) and c_proj (o)
     torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
     int64_t n_head, n_kv_head, head_dim, layer_index;
     bool rotary;
@@ -71,10 +74,11 @@ TORCH_MODULE(CausalSelfAttention);
 
 struct MlpImpl : torch::nn::Module {
     explicit MlpImpl(const ModelConfig& cfg);
-    torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+    torch::Tensor forward(const torch::Tensor& x, bool adapters = true);  // (B, T, C) -> (B, T, C)
     torch::nn::Linear c_fc{nullptr};    // (C) -> (I), or (2I) for SwiGLU's [gate | up]
     torch::nn::Linear c_proj{nullptr};  // (I) -> (C), a residual projection
     torch::nn::Dropout dropout{nullptr};
+    LoraSlots fc_lora, proj_lora;       // model.lora's adapters: fc or gate/up on c_fc, proj or down on c_proj
     std::string approximate;  // "none" (erf GELU) or "tanh" (model.activation: gelu_tanh)
     bool swiglu;              // llama: silu(gate) * up
 };
@@ -126,6 +130,12 @@ struct GptImpl : torch::nn::Module {
     void set_activation_checkpointing(int64_t blocks) { checkpoint_blocks_ = blocks; }
     int64_t activation_checkpointing() const { return checkpoint_blocks_; }
 
+    // model.lora (model/lora.h): whether this model has adapters, and whether forwards use them.
+    // Off, the model is its base: a LoRA run's reference policy without a second copy.
+    bool has_adapters() const { return cfg_.lora.rank > 0; }
+    void set_adapters_enabled(bool on) { adapters_enabled_ = on; }
+    bool adapters_enabled() const { return adapters_enabled_; }
+
     const ModelConfig& config() const { return cfg_; }
     GptTransformer transformer{nullptr};
     torch::nn::Linear lm_head{nullptr};  // (C) -> (V); only when model.tie_embeddings is false
@@ -134,8 +144,22 @@ private:
     ModelConfig cfg_;
     torch::Tensor inv_freq_;  // (hs/2) rotary frequencies (llama), kept off the parameter list
     int64_t checkpoint_blocks_ = 0;
+    bool adapters_enabled_ = true;
 };
 TORCH_MODULE(Gpt);
+
+// Forwards through `model` inside this scope see its base weights only (no adapters).
+class AdaptersOff {
+public:
+    explicit AdaptersOff(GptImpl& model) : model_(model), was_(model.adapters_enabled()) { model.set_adapters_enabled(false); }
+    ~AdaptersOff() { model_.set_adapters_enabled(was_); }
+    AdaptersOff(const AdaptersOff&) = delete;
+    AdaptersOff& operator=(const AdaptersOff&) = delete;
+
+private:
+    GptImpl& model_;
+    bool was_;
+};
 
 // A copy of `model` whose vocabulary is `new_vocab` (>= its own) rows: existing weights are
 // copied; each new embedding (and untied head) row is the mean of rows [0, mean_rows) (the real

@@ -37,12 +37,15 @@
 namespace rlhf {
 
 // The run's models. The reference is frozen, the SFT weights in their own tensors, and null with
-// ppo.kl_coef 0 (no KL: nothing to compare with); the critic trains beside the policy and is
-// null for grpo and rloo; the scorer (reward model, checker or toy reward) is frozen.
+// ppo.kl_coef 0 (no KL: nothing to compare with) or with model.lora, where the policy with its
+// adapters off is the reference (one copy of the base weights); the critic trains beside the
+// policy and is null for grpo and rloo; the scorer (reward model, checker or toy reward) is frozen.
 struct PpoModels {
     Gpt policy, reference;
     RewardModel critic;
     rl::ResponseScorer scorer;
+    bool reference_is_base = false;  // model.lora with a KL: the reference is the policy's base
+    bool has_reference() const { return reference || reference_is_base; }
 };
 
 // The config's choices, read once (stages/ppo_setup.h: ppo_settings).

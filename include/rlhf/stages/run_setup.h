@@ -67,8 +67,8 @@ TrainState resume_or_announce(const StageStart& stage, AdamW& optimizer, const T
 std::string describe_start(const StartPoint& start);
 
 // "model: N parameters, context C, vocab V, DTYPE on DEVICE with T threads" — the start of the
-// line every stage logs before its loop.
-std::string describe_model(int64_t parameters, const RunConfig& cfg, const Runtime& rt);
+// line every stage logs before its loop; with model.lora, how many of the parameters train.
+std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt);
 
 // Optimizer steps per pass over a sampler's items.
 int64_t steps_per_epoch(const EpochSampler& sampler, const RunConfig& cfg);
@@ -83,6 +83,9 @@ struct StageOutputs {
     GradientSync grad_sync;
     MetricsWriter metrics;
 };
+
+// What sft, reward and classify save beside the model: the lineage (and a LoRA run's base).
+CheckpointExtras lineage_extras(const StartPoint& start);
 
 // Saves the model, the optimizer's state and `extras` as checkpoints/step_N (keeping
 // checkpoint.keep_last) and logs where.

@@ -21,11 +21,16 @@ struct StartPoint {
     // The checkpoints this run descends from, newest first, for state.json's stage_state:
     // {"checkpoint": dir, "stage": …, "step": …, "from": <that checkpoint's own lineage>}.
     nlohmann::json lineage;
+    // model.lora: the trunk's base weights (init_from's, or a resumed run's own base); only the
+    // adapters train (the rest has requires_grad off), and save_stage_checkpoint stores them with it.
+    LoraBase lora_base;
 };
 
 // Errors (one clear line each) when init_from is missing, tokenizer.path names another tokenizer,
 // or a model shape key in the config contradicts the checkpoint. Sets cfg.model to the
-// checkpoint's shape (keeping cfg.model.dropout) with the grown vocabulary.
+// checkpoint's shape (keeping cfg.model.dropout and cfg.model.lora) with the grown vocabulary.
+// A fresh run takes init_from's model as it is (a LoRA checkpoint's adapters merged), with
+// fresh adapters of its own when model.lora asks for them.
 StartPoint load_start_point(RunConfig& cfg, const std::filesystem::path& resume_dir);
 
 // Adds `tokens` to start.tokenizer (those it has are kept once) and grows the trunk's embedding to
