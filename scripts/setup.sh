@@ -80,4 +80,9 @@ if [ "$torch" = pip ]; then
         echo "setup: installing transformers==$TRANSFORMERS_VERSION from PyPI into $venv (test reference)"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "transformers==$TRANSFORMERS_VERSION"
     fi
+    # PEFT: the reference our LoRA adapters are exported to and read from (tests/reference/peft_reference.py).
+    if ! "$venv/bin/python" -c "import peft" 2>/dev/null; then
+        echo "setup: installing peft==$PEFT_VERSION from PyPI into $venv (test reference)"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "peft==$PEFT_VERSION"
+    fi
 fi

@@ -6,6 +6,7 @@
 # The PyPI torch the pip flavour pins: the version the GPU machine's PyTorch ships (2.11, CUDA 13.0).
 TORCH_PIP_VERSION=2.11.0
 TRANSFORMERS_VERSION=5.24.0  # the Hugging Face reference of the GPT-2 import tests (LibTorch 2.x venv only)
+PEFT_VERSION=0.22.0          # the reference of the LoRA adapters' PEFT export and import (same venv)
 
 torch_pip_venv() {
     echo "${RLHF_TORCH_PIP_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rlhf/torch-$TORCH_PIP_VERSION}"

@@ -109,8 +109,8 @@ void export_checkpoint_to_hf(const std::filesystem::path& checkpoint, const std:
     const CheckpointInfo info = read_checkpoint_info(step_dir);
     const Tokenizer tokenizer = load_checkpoint_tokenizer(step_dir);
     const auto weights_file = model_weights_file(step_dir, weights);
-    const SafetensorsFile st = load_safetensors(weights_file);
-    export_hf_model(info.config.model, st.tensors, tokenizer, dir);
+    // A LoRA checkpoint's base read in, and its adapters merged: transformers' classes have none.
+    export_hf_model(info.config.model, read_model_tensors(weights_file, /*merge_adapters=*/true), tokenizer, dir);
     if (weights_file.filename() == kEmaFile) spdlog::info("exported the EMA weights ({})", weights_file.string());
     if (tokenizer.kind() != Tokenizer::Kind::gpt2_bpe) {
         spdlog::warn("{}: a SentencePiece tokenizer is written as tokenizer.model, which sentencepiece reads; "
