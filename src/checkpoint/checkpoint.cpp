@@ -138,7 +138,8 @@ LoraBase read_lora_base(const std::filesystem::path& weights_file) {
     return base;
 }
 
-std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters) {
+std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters,
+                                                        std::set<std::string>* from_base) {
     auto file = load_safetensors(weights_file);
     std::map<std::string, torch::Tensor> tensors = std::move(file.tensors);
     if (const LoraBase base = read_lora_base(weights_file); base.defined()) {
@@ -151,6 +152,9 @@ std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::p
                         weights_file.string(), "restore the base checkpoint the run started from");
         }
         auto whole = read_model_tensors(base.weights, /*merge_adapters=*/true);
+        if (from_base) {
+            for (const auto& [name, _] : whole) if (!tensors.count(name)) from_base->insert(name);
+        }
         for (auto& [name, t] : tensors) whole[name] = t;  // adapters, a trained head, a grown embedding
         tensors = std::move(whole);
     }
@@ -297,7 +301,8 @@ void load_model_weights(const std::filesystem::path& step_dir, torch::nn::Module
 void load_weights_file(const std::filesystem::path& path, torch::nn::Module& model, bool allow_unused, AdapterLoad adapters) {
     bool model_has_adapters = false;
     for (const auto& item : model.named_parameters()) model_has_adapters |= is_lora_tensor(item.key());
-    auto tensors = read_model_tensors(path, /*merge_adapters=*/adapters == AdapterLoad::Merge || !model_has_adapters);
+    std::set<std::string> from_base;
+    auto tensors = read_model_tensors(path, /*merge_adapters=*/adapters == AdapterLoad::Merge || !model_has_adapters, &from_base);
     const bool file_has_adapters = has_adapters(tensors);
     torch::NoGradGuard no_grad;
     std::set<std::string> used;
@@ -320,7 +325,7 @@ void load_weights_file(const std::filesystem::path& path, torch::nn::Module& mod
     for (auto& item : model.named_parameters()) load(item.key(), item.value());
     for (auto& item : model.named_buffers()) load(item.key(), item.value());
     for (const auto& [name, _] : tensors) {
-        if (used.count(name)) continue;
+        if (used.count(name) || from_base.count(name)) continue;  // (a base's LM head under a reward model)
         if (is_lora_tensor(name)) {  // even with allow_unused: a dropped adapter would change the model silently
             throw Error("adapter tensor '" + name + "' has no place in the model", path.string(),
                         "model.lora's targets differ from the checkpoint's: use the checkpoint's");

@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "rlhf/checkpoint/checkpoint.h"
+#include "rlhf/checkpoint/safetensors.h"
 #include "rlhf/core/fs.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/stages/dpo.h"
@@ -101,6 +102,54 @@ void check_dpo_ppo_grpo(const test::TempDir& dir) {
     CHECK(steps.front()["kl"].get<double>() == 0.0);
 }
 
+// The same stages with LoRA adapters (docs/lora.md) over the SFT policy: a reward model whose
+// checkpoint holds its head and adapters only, DPO at ln 2 from its start, and PPO whose reference
+// is the policy with its adapters off (KL exactly 0 at first) and whose critic, from the policy,
+// trains adapters of its own plus its head.
+void check_lora_stages(const test::TempDir& dir) {
+    auto lora = [](RunConfig& cfg) {
+        cfg.model.lora.rank = 4;
+        cfg.model.lora.alpha = 8;
+        cfg.model.lora.targets = {"q", "k", "v", "o", "gate", "up", "down"};
+    };
+    RunConfig rm = stage_config("reward", dir, "lora_rm", "sft");
+    rm.data.files = {(dir / "ranked.jsonl").string()};
+    rm.train.max_steps = 2;
+    lora(rm);
+    REQUIRE(run_reward(rm, {}) == 0);
+    for (const auto& [name, _] : load_safetensors(resolve_checkpoint(rm.out_dir) / "model.safetensors").tensors) {
+        INFO(name);
+        CHECK((is_lora_tensor(name) || name.rfind("score.", 0) == 0));
+    }
+    REQUIRE_NOTHROW(load_reward_model_from_checkpoint(rm.out_dir, torch::kCPU));
+
+    RunConfig dpo = stage_config("dpo", dir, "lora_dpo", "sft");
+    dpo.data.files = {(dir / "ranked.jsonl").string()};
+    dpo.train.max_steps = 2;
+    lora(dpo);
+    REQUIRE(run_dpo(dpo, {}) == 0);
+    auto steps = test::metric_records(dpo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["loss"].get<double>() == Approx(std::log(2.0)).margin(1e-4));
+
+    RunConfig ppo = stage_config("ppo", dir, "lora_ppo", "sft");
+    ppo.data.files = {(dir / "prompts.jsonl").string()};
+    ppo.data.val_fraction = 0;
+    ppo.ppo.reward_model = (dir / "rm").string();
+    ppo.ppo.critic_from = CriticFrom::Policy;
+    ppo.ppo.rollout_batch = 8;
+    ppo.ppo.minibatch = 8;
+    ppo.ppo.max_new_tokens = 16;
+    ppo.ppo.check_invariants = CheckInvariants::Error;
+    ppo.train.max_steps = 2;
+    lora(ppo);
+    REQUIRE(run_ppo(ppo, {}) == 0);
+    steps = test::metric_records(ppo.out_dir, "train");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps.front()["kl"].get<double>() == 0.0);
+    CHECK(steps.back()["value_loss"].get<double>() > 0);
+}
+
 }  // namespace
 
 TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
@@ -158,6 +207,7 @@ TEST_CASE("a llama model goes through every stage", "[integration][llama]") {
     CHECK(nlohmann::json::parse(read_file(dir / "rm_hf" / "config.json"))["architectures"][0] == "Qwen3ForSequenceClassification");
 
     check_dpo_ppo_grpo(dir);
+    check_lora_stages(dir);
 }
 
 // The path a user takes with a hub chat model (Qwen2.5-0.5B-Instruct's directory, at toy size):

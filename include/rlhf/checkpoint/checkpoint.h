@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -118,8 +119,10 @@ void load_weights_file(const std::filesystem::path& file, torch::nn::Module& mod
                        AdapterLoad adapters = AdapterLoad::Keep);
 // Every tensor of the model a weights file describes, by name: a LoRA checkpoint's base (checked
 // against its hash, its own adapters merged) under the file's tensors; the file's adapters merged
-// too with `merge_adapters`, else kept as they are.
-std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters);
+// too with `merge_adapters`, else kept as they are. `from_base`, when given, receives the names
+// only the base supplied (a reward model over a language model's base leaves its LM head unused).
+std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters,
+                                                        std::set<std::string>* from_base = nullptr);
 OptimizerState load_optimizer_state(const std::filesystem::path& step_dir);
 void restore_rng_states(const std::filesystem::path& step_dir);
 
