@@ -28,7 +28,7 @@ void LoraAdapterImpl::reset() {
 
 torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) const {
     auto in = dropout > 0 && is_training() ? F::dropout(x, F::DropoutFuncOptions().p(dropout).training(true)) : x;
-    return F::linear(F::linear(in, lora_A), lora_B) * scale;  // (..., in) -> (..., r) -> (..., rows)
+    return F::linear(F::linear(in, lora_A) * scale, lora_B);  // (..., in) -> (..., r) -> (..., rows)
 }
 
 LoraPlace lora_place(const ModelConfig& cfg, const std::string& target) {
