@@ -202,8 +202,11 @@ std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg,
     const std::string adapters = lora.rank == 0 ? std::string()
         : fmt::format(" (LoRA rank {} on {}: {} of them train, {:.2f}%)", lora.rank, fmt::join(lora.targets, ", "), trained,
                       100.0 * static_cast<double>(trained) / static_cast<double>(std::max<int64_t>(parameters, 1)));
-    return fmt::format("model: {} parameters{}, context {}, vocab {}, {} on {} with {} threads", parameters, adapters,
-                       cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(), rt.threads);
+    // What training adds to the weights: an fp32 gradient and AdamW's two fp32 moments per trained number.
+    const double train_mib = 12.0 * static_cast<double>(trained) / (1 << 20);
+    return fmt::format("model: {} parameters{} ({:.0f} MiB of weights; {:.0f} MiB of gradients and AdamW moments), context {}, "
+                       "vocab {}, {} on {} with {} threads", parameters, adapters, 4.0 * static_cast<double>(parameters) / (1 << 20),
+                       train_mib, cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(), rt.threads);
 }
 
 CheckpointExtras lineage_extras(const StartPoint& start) {

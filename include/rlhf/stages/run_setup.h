@@ -66,8 +66,9 @@ TrainState resume_or_announce(const StageStart& stage, AdamW& optimizer, const T
 // "starting from DIR (step N of run R, stage S)": a fine-tuning stage's fresh start.
 std::string describe_start(const StartPoint& start);
 
-// "model: N parameters, context C, vocab V, DTYPE on DEVICE with T threads" — the start of the
-// line every stage logs before its loop; with model.lora, how many of the parameters train.
+// "model: N parameters (W MiB of weights; G MiB of gradients and AdamW moments), context C, vocab V,
+// DTYPE on DEVICE with T threads" — the start of the line every stage logs before its loop; with
+// model.lora, how many of the parameters train.
 std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt);
 
 // Optimizer steps per pass over a sampler's items.
