@@ -70,17 +70,17 @@ TEST_CASE("LoRA adapters out to PEFT and back, and merged", "[integration][hf][l
     run("convert --to-hf " + q("base") + " --out " + q("base_hf"));
     run("convert --to-peft " + q("lora") + " --out " + q("adapter"));
     run("convert --to-hf " + q("lora") + " --out " + q("merged_hf"));
-    test::run_transformers_reference("peft_reference.py", "make " + q("base_hf") + " " + q("peft_made"));
-    run("convert --from-peft " + q("adapter") + " --base " + q("base") + " --out " + q("back"));
-    run("convert --from-peft " + q("peft_made") + " --base " + q("base") + " --out " + q("peft_in"));
-
     const test::HfBatch batch = test::left_padded_batch(kToyVocabIds);
     const auto pair = [&](const std::string& base, const std::string& adapter) {
         return (dir / base).string() + ":" + (adapter == "-" ? "-" : (dir / adapter).string());
     };
+    // One Python start: PEFT makes its own adapter, then the logits of every pair.
     const auto reference = test::reference_json(
-        "peft_reference.py", "logits " + batch.arg() + " " + test::shell_quote(pair("base_hf", "adapter")) + " " +
-                                 test::shell_quote(pair("merged_hf", "-")) + " " + test::shell_quote(pair("base_hf", "peft_made")));
+        "peft_reference.py", "make " + q("base_hf") + " " + q("peft_made") + " " + batch.arg() + " " +
+                                 test::shell_quote(pair("base_hf", "adapter")) + " " + test::shell_quote(pair("merged_hf", "-")) +
+                                 " " + test::shell_quote(pair("base_hf", "peft_made")));
+    run("convert --from-peft " + q("adapter") + " --base " + q("base") + " --out " + q("back"));
+    run("convert --from-peft " + q("peft_made") + " --base " + q("base") + " --out " + q("peft_in"));
     const auto logits_of = [&](const std::string& run_dir) {
         LoadedModel loaded = load_model_from_checkpoint(dir / run_dir, torch::kCPU);
         return test::batch_logits(*loaded.model, batch);

@@ -4,9 +4,10 @@
       for each pair, logits (B, T, V) of transformers' model in BASE (fp32) with PEFT's adapter in
       ADAPTER put on it (PeftModel.from_pretrained; "-" = none), for the JSON batch {"ids": [[...]],
       "mask": [[...]]} (left padding): {"logits": {"BASE:ADAPTER": [...]}} as JSON on the last line
-  peft_reference.py make BASE ADAPTER
+  peft_reference.py make BASE ADAPTER [IDS BASE:ADAPTER...]
       a random LoRA adapter made by PEFT itself for the model in BASE (q_proj and v_proj, or GPT-2's
-      c_proj modules; r 4, alpha 8; B random so that it changes the model), saved to ADAPTER
+      c_proj modules; r 4, alpha 8; B random so that it changes the model), saved to ADAPTER; then,
+      given a batch and pairs, their logits as `logits` prints them (one Python start for both)
 """
 import json
 import sys
@@ -48,5 +49,9 @@ def make(base, adapter):
 
 
 if __name__ == "__main__":
-    {"logits": lambda: logits(sys.argv[2], sys.argv[3:]),
-     "make": lambda: make(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
+    if sys.argv[1] == "logits":
+        logits(sys.argv[2], sys.argv[3:])
+    else:
+        make(sys.argv[2], sys.argv[3])
+        if len(sys.argv) > 4:
+            logits(sys.argv[4], sys.argv[5:])
