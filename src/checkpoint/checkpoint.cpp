@@ -123,26 +123,33 @@ bool has_adapters(const std::map<std::string, torch::Tensor>& tensors) {
 
 }  // namespace
 
-LoraBase read_lora_base(const std::filesystem::path& weights_file) {
-    const auto file = load_safetensors(weights_file);
+namespace {
+
+LoraBase lora_base_in(const std::map<std::string, std::string>& metadata, const std::filesystem::path& weights_file) {
     LoraBase base;
-    const auto it = file.metadata.find("lora_base");
-    if (it == file.metadata.end()) return base;
+    const auto it = metadata.find("lora_base");
+    if (it == metadata.end()) return base;
     base.weights = it->second;
     try {
-        base.fnv1a64 = file.metadata.at("lora_base_fnv1a64");
-        base.vocab_size = std::stoll(file.metadata.at("lora_base_vocab_size"));
+        base.fnv1a64 = metadata.at("lora_base_fnv1a64");
+        base.vocab_size = std::stoll(metadata.at("lora_base_vocab_size"));
     } catch (const std::exception&) {
         throw Error("LoRA checkpoint without its base's hash or vocabulary", weights_file.string(), kDamagedHint);
     }
     return base;
 }
 
+}  // namespace
+
+LoraBase read_lora_base(const std::filesystem::path& weights_file) {
+    return lora_base_in(load_safetensors(weights_file).metadata, weights_file);
+}
+
 std::map<std::string, torch::Tensor> read_model_tensors(const std::filesystem::path& weights_file, bool merge_adapters,
                                                         std::set<std::string>* from_base) {
-    auto file = load_safetensors(weights_file);
+    auto file = load_safetensors(weights_file);  // read once: a whole model's file is large
     std::map<std::string, torch::Tensor> tensors = std::move(file.tensors);
-    if (const LoraBase base = read_lora_base(weights_file); base.defined()) {
+    if (const LoraBase base = lora_base_in(file.metadata, weights_file); base.defined()) {
         if (!std::filesystem::exists(base.weights)) {
             throw Error("the base weights of this LoRA checkpoint are gone: " + base.weights.string(), weights_file.string(),
                         "restore that checkpoint (the adapters alone are not the model)");
