@@ -230,7 +230,10 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const std::string rm = reward_dir.empty() ? cfg.ppo.toy_reward : "reward model " + reward_dir.string();
         const std::string checker = name_of(cfg.ppo.reward);
         const std::string score = cfg.ppo.reward == RewardSource::Model ? rm : rm.empty() ? checker : checker + " + " + rm;
-        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", run.models.reference ? "and reference " : run.models.reference_is_base ? "(reference: its base, adapters off) " : "",
+        const char* reference_text = run.models.reference           ? "and reference "
+                                     : run.models.reference_is_base ? "(reference: its base, adapters off) "
+                                                                    : "";
+        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", reference_text,
                      start.dir.string(), start.info.state.step, start.info.config.out_dir, score,
                      run.models.critic ? "critic from the " + name_of(cfg.ppo.critic_from)
                                 : fmt::format("no critic: {} advantages over groups of {}", cfg.ppo.advantage, cfg.ppo.group_size));
