@@ -221,8 +221,8 @@ std::vector<Field> fields_of(RunConfig& c) {
         {"ppo.ptx_batch", &c.ppo.ptx_batch, "ppo: pre-training windows per optimizer step", 1, 1 << 20},
         {"ppo.ema_decay", &c.ppo.ema_decay, "ppo: EMA of policy weights (InstructGPT 0.992); 0 = off", 0, 0.999999},
         {"ppo.critic_lr", &c.ppo.critic_lr, "ppo: critic learning rate; 0 = optim.lr", 0, 10},
-        {"ppo.frozen_dtype", &c.ppo.frozen_dtype, "ppo: weights of the reference and reward models", -kInf, kInf,
-         {"float32", "bfloat16"}},
+        {"ppo.frozen_dtype", &c.ppo.frozen_dtype, "ppo: weights of the reference and reward models; auto = bfloat16 when "
+         "runtime.dtype is (half their memory), else float32", -kInf, kInf, {"auto", "float32", "bfloat16"}},
         {"ppo.check_invariants", enum_ref(&c.ppo.check_invariants), "ppo: every iteration, sampling log-probs = the training "
          "forward's and the first minibatch's ratio = 1; a gap stops the run (error), is logged (warn), or is not checked "
          "(off; also when model.dropout > 0)"},

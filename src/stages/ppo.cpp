@@ -233,8 +233,10 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
         const char* reference_text = run.models.reference           ? "and reference "
                                      : run.models.reference_is_base ? "(reference: its base, adapters off) "
                                                                     : "";
-        spdlog::info("policy {}from {} (step {} of run {}); score: {}; {}", reference_text,
+        const bool frozen_in_bf16 = settings.frozen_bf16 && (run.models.reference || !reward_dir.empty());
+        spdlog::info("policy {}from {} (step {} of run {}); score: {}{}; {}", reference_text,
                      start.dir.string(), start.info.state.step, start.info.config.out_dir, score,
+                     frozen_in_bf16 ? " (frozen weights in bf16)" : "",
                      run.models.critic ? "critic from the " + name_of(cfg.ppo.critic_from)
                                 : fmt::format("no critic: {} advantages over groups of {}", cfg.ppo.advantage, cfg.ppo.group_size));
         if (cfg.ppo.reward != RewardSource::Model) lineage["checker"] = checker;

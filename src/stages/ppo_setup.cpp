@@ -41,12 +41,19 @@ std::string pinned_checkpoint(const nlohmann::json& started_from, const char* di
 
 }  // namespace
 
+bool frozen_models_bf16(const RunConfig& cfg) {
+    // Frozen weights only feed forwards that already run under bf16 autocast when training in bf16:
+    // storing them in bf16 halves their memory and rounds nothing the matmuls did not round anyway.
+    if (cfg.ppo.frozen_dtype == "auto") return wants_bf16(cfg.runtime.dtype);
+    return wants_bf16(cfg.ppo.frozen_dtype);
+}
+
 // The frozen reward model of ppo.reward_model (pinned on resume), or the toy reward; and the
 // checker of ppo.reward: checker:NAME. `tokenizer` must outlive the scorer (it decodes for the checker).
 rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& started_from, const Tokenizer& tokenizer,
                                const StartPoint& start, const torch::Device& device, std::filesystem::path* reward_dir) {
     rl::ResponseScorer scorer;
-    scorer.frozen_bf16 = wants_bf16(cfg.ppo.frozen_dtype);
+    scorer.frozen_bf16 = frozen_models_bf16(cfg);
     scorer.eos_id = end_of_turn_id(tokenizer);  // where a reply ends: EOS, or the model's own end of turn
     scorer.missing_eos_penalty = cfg.ppo.missing_eos_penalty;
     scorer.missing_eos_score = cfg.ppo.missing_eos_score;
@@ -127,7 +134,7 @@ StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, Ru
 PpoSettings ppo_settings(const RunConfig& cfg, const Tokenizer& tokenizer) {
     PpoSettings s;
     s.bf16 = wants_bf16(cfg.runtime.dtype);
-    s.frozen_bf16 = wants_bf16(cfg.ppo.frozen_dtype);
+    s.frozen_bf16 = frozen_models_bf16(cfg);
     s.check_invariants = cfg.ppo.check_invariants != CheckInvariants::Off;
     s.critic_free = cfg.ppo.advantage != Advantage::Gae;
     s.loss.clip_low = cfg.ppo.clip_low > 0 ? cfg.ppo.clip_low : cfg.ppo.clip;

@@ -8,6 +8,7 @@
 #include "rlhf/core/fs.h"
 #include "rlhf/data/demo_corpus.h"
 #include "rlhf/stages/ppo.h"
+#include "rlhf/stages/ppo_setup.h"
 #include "rlhf/stages/pretrain.h"
 #include "rlhf/stages/reward.h"
 #include "rlhf/stages/sft.h"
@@ -402,6 +403,20 @@ TEST_CASE("ppo trains on held-out prompts beyond eval_prompts", "[integration][p
     REQUIRE_THROWS_WITH(run_ppo(cfg, resume), Contains("trained on 9 prompts") && Contains("gives 8"));
 }
 
+TEST_CASE("ppo.frozen_dtype auto follows runtime.dtype", "[ppo]") {
+    RunConfig cfg;
+    REQUIRE(cfg.ppo.frozen_dtype == "auto");
+    const auto frozen_bf16 = [&](const std::string& runtime, const std::string& frozen) {
+        cfg.runtime.dtype = runtime;
+        cfg.ppo.frozen_dtype = frozen;
+        return frozen_models_bf16(cfg);
+    };
+    CHECK_FALSE(frozen_bf16("float32", "auto"));
+    CHECK(frozen_bf16("bfloat16", "auto"));
+    CHECK_FALSE(frozen_bf16("bfloat16", "float32"));  // an explicit choice wins
+    CHECK(frozen_bf16("float32", "bfloat16"));
+}
+
 TEST_CASE("ppo with PPO-ptx and bf16 frozen models", "[integration][ppo]") {
     SftTiny sft;
     RunConfig cfg = sft.ppo_config("ptx");
@@ -409,8 +424,8 @@ TEST_CASE("ppo with PPO-ptx and bf16 frozen models", "[integration][ppo]") {
     cfg.train.eval_every = 0;
     cfg.ppo.ptx_coef = 2.0;
     cfg.ppo.ptx_shards = (sft.dir / "base" / "data").string();  // the pre-training run's shards
-    cfg.ppo.frozen_dtype = "bfloat16";
-    cfg.runtime.dtype = "bfloat16";  // the run-time invariants hold within bf16's tolerances
+    cfg.runtime.dtype = "bfloat16";  // the run-time invariants hold within bf16's tolerances; the
+                                     // reference in bf16 too (ppo.frozen_dtype: auto)
     cfg.ppo.rollout_correction = RolloutCorrection::Tis;  // bf16's small sampler/trainer gap, weighed
     REQUIRE(run_ppo(cfg, {}) == 0);
     auto steps = test::metric_records(cfg.out_dir, "train");

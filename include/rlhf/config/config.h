@@ -170,7 +170,7 @@ struct PpoConfig {
     int         ptx_batch = 4;            // pre-training windows per optimizer step
     double      ema_decay = 0.0;          // EMA of policy weights (InstructGPT 0.992); 0 = off
     double      critic_lr = 0.0;          // 0 = optim.lr
-    std::string frozen_dtype = "float32"; // reference and reward models: float32 | bfloat16 (half the memory)
+    std::string frozen_dtype = "auto";    // reference and reward models: auto (runtime.dtype) | float32 | bfloat16
     CheckInvariants check_invariants = CheckInvariants::Error;  // rl/invariants.h, every iteration: error | warn | off
 
     // Critic-free policy gradients (docs/grpo.md): G samples per prompt, each scored against its group.

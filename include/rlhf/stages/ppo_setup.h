@@ -21,6 +21,10 @@ namespace rlhf {
 
 // `started_from` below: the lineage a resumed run recorded at its start (empty on a fresh run).
 
+// Whether the reference and the reward model's trunk are stored in bf16: ppo.frozen_dtype, whose
+// `auto` follows runtime.dtype.
+bool frozen_models_bf16(const RunConfig& cfg);
+
 // The frozen reward model of ppo.reward_model (pinned on resume), or the toy reward; and the
 // checker of ppo.reward: checker:NAME. `tokenizer` must outlive the scorer (it decodes for the checker).
 rl::ResponseScorer make_scorer(const RunConfig& cfg, const nlohmann::json& started_from, const Tokenizer& tokenizer,
@@ -39,7 +43,7 @@ StartPoint load_sft(const RunConfig& cfg, const nlohmann::json& started_from, Ru
 PpoSettings ppo_settings(const RunConfig& cfg, const Tokenizer& tokenizer);
 
 // The models on the device, every rank from rank 0's weights; the reference frozen, in bf16
-// with ppo.frozen_dtype.
+// when frozen_models_bf16.
 void place_ppo_models(PpoModels& models, const PpoSettings& settings, const torch::Device& device, const Distributed& dist);
 
 // An AdamW for the policy and one for the critic, one gradient sync over both, and the EMA.
