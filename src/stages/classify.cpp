@@ -96,6 +96,17 @@ std::vector<TaskInput> eval_subset(const std::vector<TaskInput>& val, const RunC
     return {val.begin(), val.begin() + static_cast<std::ptrdiff_t>(n)};
 }
 
+// One micro-batch as the model sees it: batch_size examples of 1, 2 (similarity) or K (multiple
+// choice) rows each, padded to the longest row.
+ActivationShape task_micro_batch(const std::vector<TaskInput>& train, const RunConfig& cfg) {
+    size_t rows = 1, longest = 1;
+    for (const auto& example : train) {
+        rows = std::max(rows, example.rows.size());
+        for (const auto& r : example.rows) longest = std::max(longest, r.size());
+    }
+    return {int64_t{cfg.train.batch_size} * static_cast<int64_t>(rows), static_cast<int64_t>(longest), true, cfg.task.lm_coef > 0};
+}
+
 }  // namespace
 
 TaskReadOptions task_read_options(const RunConfig& cfg) {
@@ -144,7 +155,8 @@ int run_classify(RunConfig cfg, const StageOptions& opts) {
     const auto eval_val = eval_subset(data.val, cfg);
     StageOutputs out(cfg, *model, optimizer, stage, state);
     spdlog::info("{}; {} examples per step, {} steps per epoch; loss = task + {} x LM",
-                 describe_model(*model, cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
+                 describe_model(*model, cfg, rt, task_micro_batch(data.train, cfg)),
+                 int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
                  steps_per_epoch(sampler, cfg), cfg.task.lm_coef);
 
     // 4. The loop --------------------------------------------------------------------------------

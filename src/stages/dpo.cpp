@@ -147,6 +147,13 @@ torch::Tensor reference_logprobs_of(GptImpl& model, const DpoData& data, const R
            reference_logprobs(model, data.val, data.completions, cfg.train.batch_size, pad_id, bf16);
 }
 
+// One micro-batch as the policy sees it: batch_size groups of K completions, padded to the
+// longest (whose last id is only a target).
+ActivationShape dpo_micro_batch(const std::vector<DpoGroup>& train, const RunConfig& cfg) {
+    const GroupExtent e = group_extent(train);
+    return {cfg.train.batch_size * e.rows, std::max<int64_t>(1, e.longest - 1), true, true};
+}
+
 }  // namespace
 
 int run_dpo(RunConfig cfg, const StageOptions& opts) {
@@ -196,7 +203,7 @@ int run_dpo(RunConfig cfg, const StageOptions& opts) {
     });
     StageOutputs out(cfg, *policy, optimizer, stage, state);
     spdlog::info("{}; {} groups per step, {} steps per epoch; dpo.loss {}, beta {}{}",
-                 describe_model(*policy, cfg, rt), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
+                 describe_model(*policy, cfg, rt, dpo_micro_batch(data.train, cfg)), int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps,
                  steps_per_epoch(sampler, cfg), cfg.dpo.loss, cfg.dpo.beta,
                  cfg.dpo.label_smoothing > 0 ? fmt::format(", label smoothing {}", cfg.dpo.label_smoothing) : "");
 

@@ -260,8 +260,18 @@ int run_ppo(RunConfig cfg, const StageOptions& opts) {
     EpochSampler sampler(static_cast<int64_t>(prompts.train.size()), cfg.ppo.rollout_batch);
     if (dist.is_main()) atomic_write(std::filesystem::path(cfg.out_dir) / "config.yaml", dump_config(cfg));
     MetricsWriter metrics(std::filesystem::path(cfg.out_dir) / "metrics.jsonl", stage.resuming() ? state.step : -1);
-    spdlog::info("policy {}; {} prompts x {} samples per iteration, minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
-                 describe_model(*run.models.policy, cfg, rt),
+    // An update's micro-batch: train.batch_size sequences of a prompt and its reply; the critic
+    // (a scalar head) runs beside the policy on the same rows.
+    size_t longest_prompt = 1;
+    for (const auto& p : prompts.train) longest_prompt = std::max(longest_prompt, p.size());
+    const ActivationShape micro_batch{cfg.train.batch_size,
+                                      std::min<int64_t>(cfg.model.block_size, static_cast<int64_t>(longest_prompt) + cfg.ppo.max_new_tokens),
+                                      true, true};
+    const std::string critic_activations = run.models.critic
+        ? "; the critic " + describe_activations(run.models.critic->config(), cfg, {micro_batch.rows, micro_batch.tokens, true, false})
+        : std::string();
+    spdlog::info("policy {}{}; {} prompts x {} samples per iteration, minibatch {}, {} epoch(s), beta {} ({}), {} KL{}",
+                 describe_model(*run.models.policy, cfg, rt, micro_batch), critic_activations,
                  cfg.ppo.rollout_batch, cfg.ppo.group_size, cfg.ppo.minibatch, cfg.ppo.epochs, cfg.ppo.kl_coef,
                  kl_ctl.adaptive() ? fmt::format("adaptive, target {}", cfg.ppo.kl_target) : "fixed", cfg.ppo.kl_estimator,
                  dist.world_size() > 1 ? fmt::format("; {} ranks share the rollouts", dist.world_size()) : std::string());

@@ -99,7 +99,7 @@ int run_pretrain(RunConfig cfg, const StageOptions& opts) {
     StageOutputs out(cfg, *model, optimizer, stage, state);
     const int64_t tokens_per_step =
         int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps * cfg.model.block_size;
-    spdlog::info("{}; {} layers, {} heads, {} embd", describe_model(*model, cfg, rt), cfg.model.n_layer,
+    spdlog::info("{}; {} layers, {} heads, {} embd", describe_model(*model, cfg, rt, {cfg.train.batch_size, cfg.model.block_size, false, true}), cfg.model.n_layer,
                  cfg.model.n_head, cfg.model.n_embd);
     spdlog::info("data: {} train tokens{}, {} tokens per step", train_data.total_tokens(),
                  val_data ? fmt::format(", {} val tokens", val_data->total_tokens()) : std::string(), tokens_per_step);

@@ -135,6 +135,15 @@ RewardData load_reward_data(const RunConfig& cfg, const Tokenizer& tokenizer) {
     return data;
 }
 
+// One forward of the reward model: runs of whole groups of at most reward.micro_batch_tokens
+// padded tokens (a group longer than that alone), or all of a micro-batch's groups.
+ActivationShape reward_micro_batch(const std::vector<RenderedGroup>& train, const RunConfig& cfg) {
+    const GroupExtent e = group_extent(train);
+    const int64_t all = cfg.train.batch_size * e.rows, budget = cfg.reward.micro_batch_tokens / e.longest;
+    const int64_t rows = cfg.reward.micro_batch_tokens > 0 ? std::min(all, std::max(e.rows, budget)) : all;
+    return {rows, e.longest, true, /*lm_head=*/false};
+}
+
 }  // namespace
 
 int run_reward(RunConfig cfg, const StageOptions& opts) {
@@ -159,7 +168,7 @@ int run_reward(RunConfig cfg, const StageOptions& opts) {
         return to_device(collate_groups(groups, tokenizer.pad_id()), rt.device);
     });
     StageOutputs out(cfg, *model, optimizer, stage, state);
-    spdlog::info("{}; {} groups per step, {} steps per epoch", describe_model(*model, cfg, rt),
+    spdlog::info("{}; {} groups per step, {} steps per epoch", describe_model(*model, cfg, rt, reward_micro_batch(data.train, cfg)),
                  int64_t{cfg.train.batch_size} * cfg.train.grad_accum_steps, steps_per_epoch(sampler, cfg));
 
     // 4. The loop --------------------------------------------------------------------------------

@@ -192,7 +192,15 @@ std::string describe_start(const StartPoint& start) {
                        start.info.config.out_dir, start.info.config.stage);
 }
 
-std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt) {
+std::string describe_activations(const ModelConfig& model, const RunConfig& cfg, const ActivationShape& micro_batch) {
+    const ActivationEstimate e = estimate_activations(model, micro_batch, wants_bf16(cfg.runtime.dtype),
+                                                      activation_checkpoint_blocks(cfg.train));
+    return fmt::format("~{:.0f} MiB of activations per micro-batch of {} x {}{} tokens", static_cast<double>(e.peak()) / (1 << 20),
+                       micro_batch.rows, micro_batch.padded ? "up to " : "", micro_batch.tokens);
+}
+
+std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt,
+                           const ActivationShape& micro_batch) {
     int64_t parameters = 0, trained = 0;
     for (const auto& p : model.parameters()) {
         parameters += p.numel();
@@ -204,9 +212,10 @@ std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg,
                       100.0 * static_cast<double>(trained) / static_cast<double>(std::max<int64_t>(parameters, 1)));
     // What training adds to the weights: an fp32 gradient and AdamW's two fp32 moments per trained number.
     const double train_mib = 12.0 * static_cast<double>(trained) / (1 << 20);
-    return fmt::format("model: {} parameters{} ({:.0f} MiB of weights; {:.0f} MiB of gradients and AdamW moments), context {}, "
-                       "vocab {}, {} on {} with {} threads", parameters, adapters, 4.0 * static_cast<double>(parameters) / (1 << 20),
-                       train_mib, cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(), rt.threads);
+    return fmt::format("model: {} parameters{} ({:.0f} MiB of weights; {:.0f} MiB of gradients and AdamW moments; {}), "
+                       "context {}, vocab {}, {} on {} with {} threads", parameters, adapters,
+                       4.0 * static_cast<double>(parameters) / (1 << 20), train_mib, describe_activations(cfg.model, cfg, micro_batch),
+                       cfg.model.block_size, cfg.model.vocab_size, cfg.runtime.dtype, rt.device.str(), rt.threads);
 }
 
 CheckpointExtras lineage_extras(const StartPoint& start) {

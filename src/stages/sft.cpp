@@ -171,7 +171,7 @@ int run_sft(RunConfig cfg, const StageOptions& opts) {
         return to_device(pad_batch(rows, tokenizer.pad_id(), kIgnoreIndex), rt.device);
     });
     StageOutputs out(cfg, *model, optimizer, stage, state);
-    spdlog::info("{}; {} reply tokens per epoch, {}", describe_model(*model, cfg, rt),
+    spdlog::info("{}; {} reply tokens per epoch, {}", describe_model(*model, cfg, rt, {cfg.train.batch_size, cfg.model.block_size, true, true}),
                  batcher.loss_tokens(), cfg.data.packing ? "packed (several examples per row)" : "padded (one example per row)");
 
     // 4. The loop --------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ struct TrainedRun {
         auto r = test::run_cli("train " + cfg() + " --set out_dir=run data.text=corpus.txt train.max_steps=5", dir.path());
         INFO(r.output);
         REQUIRE(r.exit_code == 0);
+        // The start-up line adds up what training holds (docs/memory.md).
+        REQUIRE_THAT(r.output, Contains("MiB of gradients and AdamW moments; ~") && Contains("MiB of activations per micro-batch of"));
     }
     static std::string cfg() { return test::shell_quote(std::string(RLHF_SOURCE_DIR) + "/configs/tiny/pretrain.yaml"); }
 };

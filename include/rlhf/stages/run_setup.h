@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "rlhf/core/runtime.h"
 #include "rlhf/data/comparisons.h"
 #include "rlhf/data/epoch_sampler.h"
+#include "rlhf/model/activation_memory.h"
 #include "rlhf/stages/start_point.h"
 #include "rlhf/tokenizer/tokenizer.h"
 #include "rlhf/train/data_parallel.h"
@@ -66,10 +68,31 @@ TrainState resume_or_announce(const StageStart& stage, AdamW& optimizer, const T
 // "starting from DIR (step N of run R, stage S)": a fine-tuning stage's fresh start.
 std::string describe_start(const StartPoint& start);
 
-// "model: N parameters (W MiB of weights; G MiB of gradients and AdamW moments), context C, vocab V,
-// DTYPE on DEVICE with T threads" — the start of the line every stage logs before its loop; with
-// model.lora, how many of the parameters train.
-std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt);
+// "model: N parameters (W MiB of weights; G MiB of gradients and AdamW moments; ~A MiB of
+// activations per micro-batch of R x T tokens), context C, vocab V, DTYPE on DEVICE with T threads"
+// — the start of the line every stage logs before its loop; with model.lora, how many of the
+// parameters train. `micro_batch`: what one forward + backward of the stage holds (model/activation_memory).
+std::string describe_model(const torch::nn::Module& model, const RunConfig& cfg, const Runtime& rt,
+                           const ActivationShape& micro_batch);
+
+// "~A MiB of activations per micro-batch of R x [up to ]T tokens" for `model` (with checkpointing:
+// the peak, one segment rebuilt).
+std::string describe_activations(const ModelConfig& model, const RunConfig& cfg, const ActivationShape& micro_batch);
+
+// The most completions in a group and the longest completion (in ids) over `groups` (DPO's and
+// the reward stage's groups of K completions): the size of what a micro-batch pads to.
+struct GroupExtent {
+    int64_t rows = 1, longest = 1;
+};
+template <class Group>
+GroupExtent group_extent(const std::vector<Group>& groups) {
+    GroupExtent e;
+    for (const auto& g : groups) {
+        e.rows = std::max(e.rows, static_cast<int64_t>(g.completions.size()));
+        for (const auto& c : g.completions) e.longest = std::max(e.longest, static_cast<int64_t>(c.size()));
+    }
+    return e;
+}
 
 // Optimizer steps per pass over a sampler's items.
 int64_t steps_per_epoch(const EpochSampler& sampler, const RunConfig& cfg);
