@@ -59,14 +59,17 @@ torch::Tensor forward_loss(GptImpl& model, const torch::Tensor& tokens, bool pad
     return lm_loss_sum(model.logits(model.forward(tokens, ctx)).flatten(0, 1), tokens.roll(-1, 1).reshape({-1}));
 }
 
-// Resident bytes the second forward adds and keeps (the first makes BLAS's buffers, rotary tables).
+// Resident bytes the second forward adds and keeps (the first, without a graph, makes BLAS's
+// buffers and the rotary tables).
 int64_t held_by_forward(GptImpl& model, const torch::Tensor& tokens, bool padded, bool bf16) {
-    forward_loss(model, tokens, padded, bf16).backward();
+    {
+        torch::NoGradGuard no_grad;
+        forward_loss(model, tokens, padded, bf16);
+    }
     const int64_t before = resident_bytes();
     auto loss = forward_loss(model, tokens, padded, bf16);
-    const int64_t held = resident_bytes() - before;
-    loss.backward();  // the graph was whole
-    return held;
+    REQUIRE(loss.requires_grad());  // the graph, and what it keeps, is alive
+    return resident_bytes() - before;
 }
 
 }  // namespace
@@ -92,7 +95,7 @@ TEST_CASE("activation estimate matches a forward's held memory", "[model][memory
     if (c.lora_rank > 0) freeze_all_but_adapters(*model);
     model->set_activation_checkpointing(c.checkpoint_blocks);
     model->train();
-    const int64_t rows = 4, tokens = 256;
+    const int64_t rows = 4, tokens = 128;
     const auto batch = torch::randint(0, cfg.vocab_size, {rows, tokens});
 
     const int64_t measured = held_by_forward(*model, batch, c.padded, c.bf16);
@@ -102,6 +105,6 @@ TEST_CASE("activation estimate matches a forward's held memory", "[model][memory
     INFO(c.arch << (c.padded ? " padded" : " causal") << (c.bf16 ? " bf16" : " fp32") << ", checkpoint "
                 << c.checkpoint_blocks << ", LoRA rank " << c.lora_rank << ": estimated " << estimated / 1024
                 << " KiB, measured " << measured / 1024 << " KiB");
-    CHECK(measured > 8 << 20);  // the measurement sees the activations at all
+    CHECK(measured > 2 << 20);  // the measurement sees the activations at all (checkpointed: ~4 MiB)
     CHECK(std::abs(double(estimated) - double(measured)) <= 0.10 * double(measured));
 }
