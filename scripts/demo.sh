@@ -19,6 +19,11 @@
 #   scripts/demo.sh --arch llama            # the same pipeline with a Llama-family model of the same
 #                                           # size (RMSNorm, rotary positions, SwiGLU; in runs/demo-llama
 #                                           # unless --runs says otherwise; docs/demo.md compares them)
+#   scripts/demo.sh --lora 16               # every stage after pre-training with LoRA adapters of rank 16
+#                                           # (alpha 32) on every projection instead of full fine-tuning,
+#                                           # learning rates x3, in runs/demo-lora unless --runs says
+#                                           # otherwise; it reuses runs/demo/pretrain when that has a
+#                                           # checkpoint (docs/demo.md compares them)
 #   scripts/demo.sh --dtype float32         # every stage in fp32 (the configs train in bf16 where it
 #                                           # pays: on a CPU without AVX512-BF16 it is ~20x slower)
 #
@@ -39,7 +44,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/torch_flavour.sh
 
-fresh=0 size=full setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY= ARCH=gpt2 DTYPE=
+fresh=0 size=full setup=1 RUNS= DATA=data/synth/ages DEVICE=cpu torch= SEED= ONLY= ARCH=gpt2 DTYPE= LORA=
 STAGES="pretrain sft reward dpo grpo ppo"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -55,6 +60,8 @@ while [ $# -gt 0 ]; do
         --torch) torch=${2:?--torch needs debian, pip or a LibTorch directory}; shift ;;
         --arch) ARCH=${2:?--arch needs gpt2 or llama}; shift
                 [[ "$ARCH" =~ ^(gpt2|llama)$ ]] || { echo "demo.sh: --arch is gpt2 or llama, not '$ARCH'" >&2; exit 2; } ;;
+        --lora) LORA=${2:?--lora needs a rank}; shift
+                [[ "$LORA" =~ ^[1-9][0-9]*$ ]] || { echo "demo.sh: --lora needs a rank (a whole number >= 1), not '$LORA'" >&2; exit 2; } ;;
         --dtype) DTYPE=${2:?--dtype needs float32 or bfloat16}; shift
                  [[ "$DTYPE" =~ ^(float32|bfloat16)$ ]] || { echo "demo.sh: --dtype is float32 or bfloat16, not '$DTYPE'" >&2; exit 2; } ;;
         --only) ONLY=${2:?--only needs a stage: $STAGES}; shift
@@ -100,6 +107,7 @@ case "$size" in
     tiny) RUNS=${RUNS:-runs/demo-tiny} EVAL_SAMPLES=1 EVAL_QUESTIONS=24 RANKED_GROUPS=150 ;;
 esac
 [ "$ARCH" = llama ] && RUNS=${RUNS:-runs/demo-llama${SEED:+-seed$SEED}}
+[ -n "$LORA" ] && RUNS=${RUNS:-runs/demo-lora${SEED:+-seed$SEED}}
 [ -n "$SEED" ] && RUNS=${RUNS:-runs/demo-seed$SEED}
 RUNS=${RUNS:-runs/demo}
 if [ "$fresh" = 1 ]; then
@@ -116,6 +124,13 @@ if [ -n "$ONLY" ]; then  # the stages it starts from must be there; its own run 
     rm -rf "${RUNS:?}/$ONLY"
 fi
 mkdir -p "$RUNS"
+# --lora: the adapters go over the same pre-trained model; reuse the full demo's when it is there.
+BASE_RUNS=$(dirname "$RUNS")/demo${SEED:+-seed$SEED}
+if [ -n "$LORA" ] && [ ! -e "$RUNS/pretrain" ] && [ "$size" = full ] && [ "$ARCH" = gpt2 ] &&
+   [ -f "$BASE_RUNS/pretrain/checkpoints/latest/state.json" ]; then
+    echo "demo: --lora, reusing $BASE_RUNS/pretrain as the base"
+    ln -s "$(cd "$BASE_RUNS/pretrain" && pwd)" "$RUNS/pretrain"
+fi
 start=$(date +%s)
 step() { printf '\n== %s  [%s elapsed]\n' "$*" "$(date -u -d @$(( $(date +%s) - start )) +%M:%S)"; }
 
@@ -172,6 +187,14 @@ train() {
     if [ -n "$ONLY" ] && [ "$ONLY" != "$stage" ]; then
         echo "(--only $ONLY: reusing $RUNS/$stage)"
         return
+    fi
+    if [ -n "$LORA" ] && [ "$stage" != pretrain ]; then
+        # Adapters move less per step than full weights: three times each config's learning rates.
+        local lr min_lr
+        lr=$(awk '$1 == "lr:" { print $2 * 3 }' "configs/demo/$stage.yaml")
+        min_lr=$(awk '$1 == "min_lr:" { print $2 * 3 }' "configs/demo/$stage.yaml")
+        sets+=("model.lora.rank=$LORA" "model.lora.alpha=$((2 * LORA))" "model.lora.targets=[q,k,v,o,fc,proj]"
+               "optim.lr=$lr" "optim.min_lr=$min_lr")
     fi
     case "$size" in
         small) for s in ${SMALL[$stage]}; do sets+=("$s"); done ;;
