@@ -22,7 +22,10 @@ void print_error_lines(const std::string& text) {
     const auto& dist = rlhf::distributed();
     const std::string who = dist.world_size() > 1 ? "[rank " + std::to_string(dist.rank()) + "] " : "";
     std::istringstream lines(text);
-    for (std::string line; std::getline(lines, line);) std::cerr << "error: " << who << line << "\n";
+    std::string out;
+    for (std::string line; std::getline(lines, line);) out += "error: " + who + line + "\n";
+    // One write: the ranks share the terminal (or pipe), and a message cut by another's stays unreadable.
+    std::cerr << out << std::flush;
     rlhf::distributed().announce_failure(text.substr(0, text.find('\n')));
 }
 
